@@ -1,0 +1,29 @@
+"""Typed errors. Each carries the subject and step so a failed manifest row can say where."""
+
+from __future__ import annotations
+
+
+class SpinepsDaskError(Exception):
+    """Base class: something about the input, a model or the store that a user can fix."""
+
+    def __init__(self, message: str, *, subject: str | None = None, step: str | None = None):
+        super().__init__(message)
+        self.subject = subject
+        self.step = step
+
+    def __str__(self) -> str:
+        where = ", ".join(x for x in (self.subject, self.step) if x)
+        msg = super().__str__()
+        return f"[{where}] {msg}" if where else msg
+
+
+class InputError(SpinepsDaskError):
+    """A scan (or reference mask) that cannot be segmented as given."""
+
+
+class ModelError(SpinepsDaskError):
+    """A model folder or checkpoint that is missing, broken or unsafe."""
+
+
+class StoreError(SpinepsDaskError):
+    """The cohort store cannot be read or written."""

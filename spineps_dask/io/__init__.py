@@ -1,0 +1,1 @@
+"""All file access: NIfTI, BIDS names, the Zarr cohort store, the manifest."""

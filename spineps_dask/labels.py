@@ -1,0 +1,91 @@
+"""The SPINEPS label scheme: semantic structures and anatomical instance ids.
+
+One place for every label number, so the phantom generator, the models, the merge and the
+metrics cannot disagree. Numbers follow ``shared/docs/spineps-reference.md`` (the reference
+`spineps`/`tptbox` scheme).
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class Semantic(IntEnum):
+    """Semantic mask labels (14 structures; 50 is only produced by some models)."""
+
+    ARCUS = 41
+    SPINOSUS = 42
+    COSTALIS_LEFT = 43
+    COSTALIS_RIGHT = 44
+    ARTICULARIS_SUP_LEFT = 45
+    ARTICULARIS_SUP_RIGHT = 46
+    ARTICULARIS_INF_LEFT = 47
+    ARTICULARIS_INF_RIGHT = 48
+    CORPUS = 49
+    CORPUS_BORDER = 50
+    SACRUM = 26
+    CORD = 60
+    CANAL = 61
+    ENDPLATE = 62
+    DISC = 100
+
+
+SEMANTIC_NAMES: dict[int, str] = {
+    41: "Arcus_Vertebrae",
+    42: "Spinosus_Process",
+    43: "Costal_Process_Left",
+    44: "Costal_Process_Right",
+    45: "Superior_Articular_Left",
+    46: "Superior_Articular_Right",
+    47: "Inferior_Articular_Left",
+    48: "Inferior_Articular_Right",
+    49: "Vertebra_Corpus",
+    50: "Vertebra_Corpus_border",
+    26: "Sacrum",
+    60: "Spinal_Cord",
+    61: "Spinal_Canal",
+    62: "Endplate",
+    100: "Vertebra_Disc",
+}
+
+#: Labels that make up a vertebra (posterior elements + body); endplates are separate instances.
+VERTEBRA_SEMANTIC: tuple[int, ...] = (41, 42, 43, 44, 45, 46, 47, 48, 49, 50)
+#: Everything the instance mask may cover.
+SPINE_SEMANTIC: tuple[int, ...] = (*VERTEBRA_SEMANTIC, 26, 62, 100)
+
+IVD_OFFSET = 100
+ENDPLATE_OFFSET = 200
+
+# Anatomical vertebra ids in cranio-caudal order, T13 (28) and L6 (25) being rare variants.
+_CERVICAL = [(f"C{i}", i) for i in range(1, 8)]
+_THORACIC = [(f"T{i}", 7 + i) for i in range(1, 13)]
+_LUMBAR = [(f"L{i}", 19 + i) for i in range(1, 7)]
+VERTEBRA_IDS: dict[str, int] = dict([*_CERVICAL, *_THORACIC, ("T13", 28), *_LUMBAR, ("S1", 26)])
+VERTEBRA_NAMES: dict[int, str] = {v: k for k, v in VERTEBRA_IDS.items()}
+
+
+def vertebra_sequence(*, has_t13: bool = False, has_l6: bool = False) -> list[int]:
+    """Vertebra ids from C1 down to S1 for one spine, with optional T13 / L6 variants."""
+    seq = [i for _, i in _CERVICAL] + [i for _, i in _THORACIC]
+    if has_t13:
+        seq.append(VERTEBRA_IDS["T13"])
+    seq += [VERTEBRA_IDS[f"L{i}"] for i in range(1, 6)]
+    if has_l6:
+        seq.append(VERTEBRA_IDS["L6"])
+    seq.append(VERTEBRA_IDS["S1"])
+    return seq
+
+
+def instance_name(label: int) -> str:
+    """Human name of an instance label: ``'L3'``, ``'IVD L3'``, ``'Endplate L3'``."""
+    if label >= ENDPLATE_OFFSET:
+        return f"Endplate {VERTEBRA_NAMES.get(label - ENDPLATE_OFFSET, label - ENDPLATE_OFFSET)}"
+    if label >= IVD_OFFSET:
+        return f"IVD {VERTEBRA_NAMES.get(label - IVD_OFFSET, label - IVD_OFFSET)}"
+    return VERTEBRA_NAMES.get(label, str(label))
+
+
+def region(label: int) -> str:
+    """'cervical', 'thoracic', 'lumbar' or 'sacral' for a vertebra id."""
+    name = VERTEBRA_NAMES[label % 100]
+    return {"C": "cervical", "T": "thoracic", "L": "lumbar", "S": "sacral"}[name[0]]
