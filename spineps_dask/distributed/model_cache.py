@@ -75,7 +75,7 @@ def set_threads(threads: int) -> None:
     The nanny sets OMP_NUM_THREADS=1, and nnU-Net raises torch to 8 threads while converting
     logits; on a small machine two workers would then oversubscribe (distributed-notes).
     """
-    os.environ["nnUNet_def_n_proc"] = str(threads)
+    os.environ["nnUNet_def_n_proc"] = str(threads)  # noqa: SIM112 (nnU-Net reads this name)
     import torch
 
     torch.set_num_threads(threads)
