@@ -1,0 +1,27 @@
+"""The SPINEPS method as plain NumPy steps: no dask, no file I/O, no torch.
+
+Each module is one step (cutouts, merge, cleaning, post-processing, labelling, input check,
+preprocessing); models are called by the caller between the steps.
+"""
+
+from spineps_dask.pipeline.cutouts import (
+    CUTOUT_SIZE,
+    DEFAULT_MAPPING,
+    CentreSettings,
+    Cutout,
+    cutout_targets,
+    find_centres,
+    make_cutouts,
+    map_labels,
+)
+
+__all__ = [
+    "CUTOUT_SIZE",
+    "DEFAULT_MAPPING",
+    "CentreSettings",
+    "Cutout",
+    "cutout_targets",
+    "find_centres",
+    "make_cutouts",
+    "map_labels",
+]
