@@ -14,14 +14,18 @@ from spineps_dask.pipeline.cutouts import (
     make_cutouts,
     map_labels,
 )
+from spineps_dask.pipeline.merge import CutoutPrediction, MergeSettings, merge_predictions
 
 __all__ = [
     "CUTOUT_SIZE",
     "DEFAULT_MAPPING",
     "CentreSettings",
     "Cutout",
+    "CutoutPrediction",
+    "MergeSettings",
     "cutout_targets",
     "find_centres",
     "make_cutouts",
     "map_labels",
+    "merge_predictions",
 ]
