@@ -14,14 +14,28 @@ from spineps_dask.pipeline.cutouts import (
     make_cutouts,
     map_labels,
 )
+from spineps_dask.pipeline.merge import CutoutPrediction, MergeSettings, merge_predictions
+from spineps_dask.pipeline.semantic_cleaning import (
+    CleaningSettings,
+    FillHoles,
+    RemoveSmallComponents,
+    clean_semantic,
+)
 
 __all__ = [
     "CUTOUT_SIZE",
     "DEFAULT_MAPPING",
     "CentreSettings",
+    "CleaningSettings",
     "Cutout",
+    "CutoutPrediction",
+    "FillHoles",
+    "MergeSettings",
+    "RemoveSmallComponents",
+    "clean_semantic",
     "cutout_targets",
     "find_centres",
     "make_cutouts",
     "map_labels",
+    "merge_predictions",
 ]
