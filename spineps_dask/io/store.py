@@ -41,10 +41,6 @@ if TYPE_CHECKING:
     import xarray as xr
 
 logger = logging.getLogger(__name__)
-# The manifest lives inside the store folder; zarr warns about any non-zarr object it lists.
-warnings.filterwarnings(
-    "ignore", message=r"Object at \.?manifest\.parquet", category=zarr.errors.ZarrUserWarning
-)
 
 CHUNK = 64  # 64^3 voxels: ~0.5 MB of int16, a few chunks per sagittal slab (issue 3 item 4)
 LEVEL = "0"  # NGFF level-0 array inside each volume group; coarser levels may follow
@@ -151,7 +147,10 @@ class CohortStore:
 
     def subjects(self) -> list[str]:
         """Sorted subject keys that have a group (whether or not any volume is complete)."""
-        keys = [k for k, _ in self._root.groups()]
+        with warnings.catch_warnings():
+            # The manifest lives in the store folder; zarr warns about every non-zarr object.
+            warnings.filterwarnings("ignore", r"Object at \.?manifest", zarr.errors.ZarrUserWarning)
+            keys = [k for k, _ in self._root.groups()]
         return sorted(k for k in keys if re.fullmatch(r"sub-[A-Za-z0-9]+(_ses-[A-Za-z0-9]+)?", k))
 
     def volumes(self, subject: str) -> list[str]:
