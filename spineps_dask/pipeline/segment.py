@@ -25,9 +25,9 @@ from spineps_dask.pipeline.cutouts import (
     find_centres,
     map_labels,
 )
-from spineps_dask.pipeline.labeling import Labeling, centroids, label_vertebrae, relabel
+from spineps_dask.pipeline.labeling import Labeling, centroids
 from spineps_dask.pipeline.merge import CutoutPrediction, MergeSettings, merge_predictions
-from spineps_dask.pipeline.postprocess import PostprocessSettings, postprocess
+from spineps_dask.pipeline.postprocess import postprocess_instances
 from spineps_dask.pipeline.preprocess import PreprocessRecord, preprocess, undo_crop_pad
 from spineps_dask.pipeline.semantic_cleaning import clean_semantic
 
@@ -161,14 +161,9 @@ def assemble(
     ).astype(np.uint16)
     sem_pir = semantic.reorient(PIR)
     merged_vol = resample(Volume(merged, instance_in.affine), shape=sem_pir.shape, order=0)
-    sem_arr = np.asarray(sem_pir.data)
-    inst = np.asarray(merged_vol.data, dtype=np.uint16)
-    if postprocess_on:
-        inst = postprocess(inst, sem_arr, settings=PostprocessSettings())
-    else:
-        inst = np.where(sem_arr > 0, inst, 0).astype(np.uint16)
-    labeling = label_vertebrae(inst, sem_arr)
-    inst = relabel(inst, labeling.mapping)
+    inst, labeling = postprocess_instances(
+        np.asarray(merged_vol.data, dtype=np.uint16), np.asarray(sem_pir.data), clean=postprocess_on
+    )
     inst_vol = sem_pir.with_data(inst).reorient(semantic.orientation)
     sem_out = undo_crop_pad(semantic, record)
     inst_out = undo_crop_pad(inst_vol, record)
