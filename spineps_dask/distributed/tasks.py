@@ -25,7 +25,7 @@ from spineps_dask.errors import SpinepsDaskError
 from spineps_dask.io.store import CohortStore
 from spineps_dask.models.config import load_model_folder
 from spineps_dask.pipeline.merge import CutoutPrediction
-from spineps_dask.pipeline.preprocess import PreprocessRecord
+from spineps_dask.pipeline.preprocess import CropRecord
 from spineps_dask.pipeline.segment import (
     InstanceSpace,
     assemble,
@@ -77,7 +77,7 @@ class StageResult:
     subject: str
     timings: dict[str, float]
     workers: dict[str, str]
-    record: PreprocessRecord | None = None
+    record: CropRecord | None = None
     centres: np.ndarray | None = None
     predictions: tuple[CutoutPrediction, ...] = ()
 

@@ -28,7 +28,13 @@ from spineps_dask.pipeline.cutouts import (
 from spineps_dask.pipeline.labeling import Labeling, centroids
 from spineps_dask.pipeline.merge import CutoutPrediction, MergeSettings, merge_predictions
 from spineps_dask.pipeline.postprocess import postprocess_instances
-from spineps_dask.pipeline.preprocess import PreprocessRecord, preprocess, undo_crop_pad
+from spineps_dask.pipeline.preprocess import (
+    CropRecord,
+    PreprocessSettings,
+    crop_pad,
+    preprocess,
+    undo_crop_pad,
+)
 from spineps_dask.pipeline.semantic_cleaning import clean_semantic
 
 logger = logging.getLogger(__name__)
@@ -89,10 +95,10 @@ class Segmentation:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def prepare(image: Volume, *, n4: bool, subject: str = "") -> tuple[Volume, PreprocessRecord]:
+def prepare(image: Volume, *, n4: bool, subject: str = "") -> tuple[Volume, CropRecord]:
     """Check the scan, then normalise / crop / (N4) / pad it for the semantic model."""
     check_scan(image, subject=subject)
-    return preprocess(image, n4=n4)
+    return preprocess(image, settings=PreprocessSettings(n4=n4))
 
 
 def semantic_phase(prepared: Volume, model: Any) -> Volume:
@@ -146,7 +152,7 @@ def assemble(
     semantic: Volume,
     instance_in: Volume,
     predictions: Sequence[CutoutPrediction],
-    record: PreprocessRecord,
+    record: CropRecord,
     space: InstanceSpace,
     *,
     postprocess_on: bool = True,
@@ -202,7 +208,7 @@ def segment(
     if semantic is None:
         sem = stage("semantic", lambda: semantic_phase(prepared, semantic_model))
     else:
-        sem = stage("semantic", lambda: given_semantic(semantic, record))
+        sem = stage("semantic", lambda: crop_pad(semantic, record))
     inst_in = stage("instance_input", lambda: instance_input(sem, space))
     centres = stage("cutouts", lambda: plan_cutouts(inst_in, space))
     cutouts = cutouts_at(np.asarray(inst_in.data), centres, range(len(centres)), space,
