@@ -31,9 +31,7 @@ def load_volume(path: str | os.PathLike, *, dtype: type | None = None) -> Volume
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
     if data.ndim != 3:
-        raise InputError(
-            f"{path.name} has shape {data.shape} ({data.ndim}D); a 3D scan is needed"
-        )
+        raise InputError(f"{path.name} has shape {data.shape} ({data.ndim}D); a 3D scan is needed")
     if dtype is not None:
         data = data.astype(dtype, copy=False)
     return Volume(data, np.asarray(img.affine, dtype=float))
