@@ -1,0 +1,122 @@
+"""Run settings as frozen dataclasses, loaded once and passed in explicitly.
+
+The only module that reads environment variables (``SPINEPS_SEGMENTOR_MODELS``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+#: Folders of the demo models shipped inside the package (trained on phantoms).
+DEMO_MODELS = Path(str(resources.files("spineps_dask") / "demo_models"))
+
+
+def models_dir() -> Path | None:
+    """The directory named by ``SPINEPS_SEGMENTOR_MODELS`` (as the reference uses it), if set."""
+    value = os.environ.get("SPINEPS_SEGMENTOR_MODELS")
+    return Path(value) if value else None
+
+
+def resolve_model(name_or_path: str | Path | None, *, default: str) -> Path:
+    """A model folder from a path, a name under ``SPINEPS_SEGMENTOR_MODELS``, or the demo model.
+
+    ``name_or_path`` containing a path separator (or existing) is a folder; a bare name is looked
+    up in ``SPINEPS_SEGMENTOR_MODELS`` and then among the shipped demo models.
+    """
+    if name_or_path is None:
+        return DEMO_MODELS / default
+    path = Path(name_or_path)
+    if "/" in str(name_or_path) or path.exists():
+        return path
+    for base in (models_dir(), DEMO_MODELS):
+        if base is not None and (base / str(name_or_path)).is_dir():
+            return base / str(name_or_path)
+    return path  # validation reports it missing, with the places searched
+
+
+def folder_version(folder: str | Path) -> str:
+    """``name@hash`` of a model folder: its config and the names and sizes of its weights.
+
+    Cheap (no checkpoint is read), stable across copies of the same folder.
+    """
+    folder = Path(folder)
+    h = hashlib.sha256()
+    if folder.is_dir():
+        for f in sorted(folder.rglob("*")):
+            if f.name == "inference_config.json":
+                h.update(f.read_bytes())
+            elif f.suffix in (".pth", ".ckpt", ".pt"):
+                h.update(f"{f.relative_to(folder)}:{f.stat().st_size}".encode())
+    return f"{folder.name}@{h.hexdigest()[:8]}"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that decides a run's result (and so goes into its manifest rows).
+
+    ``n4``: SimpleITK N4 bias-field correction before the semantic model (the paper trains with
+    it). ``postprocess``: the post-processing of the paper's table 2. ``cutouts_per_task``:
+    instance-model cutouts batched into one Dask task.
+    """
+
+    semantic_model: Path = field(default_factory=lambda: DEMO_MODELS / "semantic")
+    instance_model: Path = field(default_factory=lambda: DEMO_MODELS / "instance")
+    device: str = "auto"
+    n4: bool = True
+    step_size: float | None = None
+    postprocess: bool = True
+    cutouts_per_task: int = 4
+    snapshot: bool = True
+
+    #: Fields that cannot change a result; left out of the fingerprint.
+    _RESULT_NEUTRAL = ("device", "cutouts_per_task", "snapshot")
+
+    def fingerprint(self) -> str:
+        """Short hash of every setting and model version that decides the masks.
+
+        Resume skips a subject only when its finished row carries the same fingerprint, so a
+        run with other models or settings recomputes instead of silently mixing results.
+        """
+        d = {k: v for k, v in self.to_dict().items() if k not in self._RESULT_NEUTRAL}
+        d.pop("semantic_model"), d.pop("instance_model")
+        d["models"] = self.model_versions()
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+    def model_versions(self) -> str:
+        """``semantic=<name>@<hash>,instance=<name>@<hash>`` from the folders' files."""
+        return ",".join(
+            f"{kind}={folder_version(path)}"
+            for kind, path in (("semantic", self.semantic_model), ("instance", self.instance_model))
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        return {k: str(v) if isinstance(v, Path) else v for k, v in d.items()}
+
+    @classmethod
+    def from_file(cls, path: str | Path, **overrides: Any) -> RunConfig:
+        """Settings from a YAML file; unknown keys are an error, not silently ignored."""
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+        raw.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.from_dict(raw)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> RunConfig:
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(raw) - names)
+        if unknown:
+            raise ValueError(f"unknown run settings {unknown}; known: {sorted(names)}")
+        cfg = cls()
+        values = dict(raw)
+        for key in ("semantic_model", "instance_model"):
+            if key in values:
+                values[key] = resolve_model(values[key], default=key.split("_")[0])
+        return replace(cfg, **values)

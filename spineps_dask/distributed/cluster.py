@@ -1,0 +1,149 @@
+"""Start or join a Dask cluster from a short name or a YAML file in ``cluster/``.
+
+``local`` (default) builds a ``LocalCluster`` of worker processes; ``cuda`` a
+``dask_cuda.LocalCUDACluster`` (one worker per GPU); ``slurm``/``pbs`` a dask-jobqueue
+cluster; ``gateway`` a dask-gateway cluster; ``kubernetes`` a dask-kubernetes ``KubeCluster``;
+anything with ``://`` is a scheduler address. Site values (queues, memory, images) live in the
+YAML files, never in code (style guide: cellpose hard-codes ``/scratch/{user}``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+logger = logging.getLogger(__name__)
+
+#: Resource every model task asks for; each worker offers as many as it may run at once.
+MODEL_RESOURCE = "MODEL"
+GPU_RESOURCE = "GPU"
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    """What cluster to start: ``kind`` plus keyword arguments for its constructor."""
+
+    kind: str = "local"
+    n_workers: int | None = None
+    threads_per_worker: int | None = None
+    dashboard_address: str = "127.0.0.1:0"
+    options: dict[str, Any] = field(default_factory=dict)
+    scale: int | None = None
+
+
+def load_cluster_spec(name_or_path: str, *, config_dir: Path | None = None) -> ClusterSpec:
+    """Resolve ``local``/``cuda``/``slurm``/... or a YAML path into a ClusterSpec.
+
+    A bare name looks for ``<config_dir>/<name>.yaml`` first (``config_dir`` defaults to
+    ``$SPINEPS_DASK_CLUSTER_DIR`` or ``./cluster``); without one, defaults for that kind apply.
+    """
+    path = Path(name_or_path)
+    if not path.suffix:
+        base = config_dir or Path(os.environ.get("SPINEPS_DASK_CLUSTER_DIR", "cluster"))
+        path = base / f"{name_or_path}.yaml"
+        if not path.is_file():
+            return ClusterSpec(kind=name_or_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"cluster config {path} not found")
+    raw = yaml.safe_load(path.read_text()) or {}
+    known = {"kind", "n_workers", "threads_per_worker", "dashboard_address", "scale"}
+    options = {k: v for k, v in raw.items() if k not in known}
+    return ClusterSpec(
+        kind=raw.get("kind", path.stem),
+        n_workers=raw.get("n_workers"),
+        threads_per_worker=raw.get("threads_per_worker"),
+        dashboard_address=str(raw.get("dashboard_address", "127.0.0.1:0")),
+        options=options,
+        scale=raw.get("scale"),
+    )
+
+
+def default_local_layout(cores: int | None = None) -> tuple[int, int]:
+    """(workers, threads per worker) for a CPU machine: one thread per core, 1-2 per worker.
+
+    Torch forward passes and N4 both use threads, so a worker gets 2 threads on bigger machines
+    and one model slot; on 2 cores two single-thread workers let one subject's preprocessing run
+    beside another's model work.
+    """
+    cores = cores or os.cpu_count() or 1
+    if cores <= 4:
+        return cores, 1
+    return cores // 2, 2
+
+
+def make_cluster(spec: ClusterSpec) -> Any:
+    """Build the cluster object (not the client). Imports the backend lazily."""
+    kind = spec.kind
+    if kind == "local":
+        from distributed import LocalCluster
+
+        workers, threads = default_local_layout()
+        threads = spec.threads_per_worker or threads
+        return LocalCluster(
+            n_workers=spec.n_workers or workers,
+            threads_per_worker=threads,
+            processes=True,
+            dashboard_address=spec.dashboard_address,
+            host="127.0.0.1",
+            resources={MODEL_RESOURCE: 1},
+            **spec.options,
+        )
+    if kind == "cuda":
+        from dask_cuda import LocalCUDACluster
+
+        return LocalCUDACluster(
+            dashboard_address=spec.dashboard_address,
+            ip="127.0.0.1",
+            resources={GPU_RESOURCE: 1, MODEL_RESOURCE: 1},
+            threads_per_worker=spec.threads_per_worker or 2,
+            **spec.options,
+        )
+    if kind in ("slurm", "pbs", "lsf", "sge"):
+        import dask_jobqueue
+
+        cls = getattr(dask_jobqueue, f"{kind.upper()}Cluster")
+        options = dict(spec.options)
+        options.setdefault("worker_extra_args", ["--resources", f"{MODEL_RESOURCE}=1"])
+        cluster = cls(**options)
+        if spec.scale:
+            cluster.scale(jobs=spec.scale)
+        return cluster
+    if kind == "gateway":
+        from dask_gateway import Gateway
+
+        gateway = Gateway(**spec.options.get("gateway", {}))
+        cluster = gateway.new_cluster(**spec.options.get("cluster", {}))
+        if spec.scale:
+            cluster.scale(spec.scale)
+        return cluster
+    if kind == "kubernetes":
+        from dask_kubernetes.operator import KubeCluster
+
+        cluster = KubeCluster(**spec.options)
+        if spec.scale:
+            cluster.scale(spec.scale)
+        return cluster
+    raise ValueError(
+        f"unknown cluster kind {kind!r}: use local, cuda, slurm, pbs, lsf, sge, gateway, "
+        "kubernetes, a YAML file, or a scheduler address such as tcp://host:8786"
+    )
+
+
+def connect(name_or_path: str = "local", **overrides: Any) -> tuple[Any, Any]:
+    """Return ``(client, cluster)``; ``cluster`` is None when joining an existing scheduler."""
+    from distributed import Client
+
+    if "://" in name_or_path:
+        return Client(name_or_path), None
+    spec = load_cluster_spec(name_or_path)
+    if overrides:
+        spec = ClusterSpec(**{**spec.__dict__, **{k: v for k, v in overrides.items() if v}})
+    cluster = make_cluster(spec)
+    client = Client(cluster)
+    logger.info("dashboard: %s", client.dashboard_link)
+    return client, cluster

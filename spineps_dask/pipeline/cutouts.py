@@ -1,0 +1,244 @@
+"""Vertebral-body centres and the fixed-size cutouts the instance model sees.
+
+SPINEPS (paper section 2.3, reference doc "Instance phase") finds one centre per vertebral body
+in the semantic mask and crops a fixed-size window of the semantic labels around each; the
+instance model then names, per cutout, the vertebra above, at and below the centre.
+
+Orientation: every array here is in the instance space the caller prepared, P-I-R (axis 0 points
+posterior, axis 1 inferior, axis 2 right). "Bottom" therefore means the largest axis-1 index.
+Nothing is reoriented here; pass ``inferior_axis`` if a caller's space differs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from spineps_dask.labels import VERTEBRA_IDS, Semantic
+
+logger = logging.getLogger(__name__)
+
+_FULL = ndimage.generate_binary_structure(3, 3)
+
+#: Semantic label -> instance-model input id (reference doc: 41..48 -> 1..8, 49/50/51 -> 9,
+#: 26 -> 0, everything else 0). 51 is not in our scheme but some reference models emit it.
+DEFAULT_MAPPING: Mapping[int, int] = {
+    **{int(lbl): i + 1 for i, lbl in enumerate(range(41, 49))},
+    int(Semantic.CORPUS): 9,
+    int(Semantic.CORPUS_BORDER): 9,
+    51: 9,
+    int(Semantic.SACRUM): 0,
+}
+
+#: Reference ``cutout_size`` (P, I, R) for the T2w instance model.
+CUTOUT_SIZE: tuple[int, int, int] = (248, 304, 64)
+
+
+@dataclass(frozen=True)
+class CentreSettings:
+    """How vertebral-body centres are found.
+
+    ``erosion`` and ``corpus_size_cleaning`` are the reference constants. ``max_split_erosion``
+    bounds the extra erosions tried to cut a merged body; ``min_seed_size`` is the smallest
+    part (voxels, after that erosion) still counted as a body of its own.
+    """
+
+    erosion: int = 2
+    corpus_size_cleaning: int = 100
+    max_split_erosion: int = 6
+    min_seed_size: int = 20
+    inferior_axis: int = 1
+
+
+@dataclass(frozen=True, eq=False)
+class Cutout:
+    """One cutout: a small, self-describing task payload.
+
+    ``array`` has the cutout shape (P, I, R), dtype uint8, holding instance-model input ids.
+    ``origin`` is the volume index of ``array[0, 0, 0]`` (may be negative at borders), so
+    ``volume[origin + i] == array[i]`` wherever the volume exists. ``index`` is the rank of the
+    centre counted bottom -> top (0 = lowest body).
+    """
+
+    subject: str
+    index: int
+    centre: tuple[int, int, int]
+    origin: tuple[int, int, int]
+    array: np.ndarray
+
+
+def find_centres(semantic: np.ndarray, *, settings: CentreSettings | None = None) -> np.ndarray:
+    """Centres of mass of the vertebral bodies, ordered bottom -> top.
+
+    Parameters
+    ----------
+    semantic : ndarray, shape (P, I, R), int
+        Semantic mask (label 49 = corpus).
+    settings : CentreSettings, optional
+
+    Returns
+    -------
+    ndarray, shape (N, 3), float64
+        One row per body, the lowest (largest inferior index) first.
+
+    Examples
+    --------
+    Two bodies fused by a thick bridge still give two centres (see ``split_component``).
+    """
+    s = settings or CentreSettings()
+    corpus = semantic == Semantic.CORPUS
+    if s.erosion > 0:
+        corpus = ndimage.binary_erosion(corpus, iterations=s.erosion)
+    comps, _ = ndimage.label(corpus, structure=_FULL)
+    centres: list[np.ndarray] = []
+    for i, box in enumerate(ndimage.find_objects(comps), start=1):
+        if box is None:
+            continue
+        mask = comps[box] == i
+        if int(mask.sum()) < s.corpus_size_cleaning:
+            continue
+        offset = np.array([sl.start for sl in box], dtype=float)
+        for part in split_component(mask, settings=s):
+            centres.append(np.array(ndimage.center_of_mass(part)) + offset)
+    if not centres:
+        logger.info("no vertebral body of >= %d voxels found", s.corpus_size_cleaning)
+        return np.zeros((0, 3))
+    out = np.stack(centres)
+    # Bottom first: largest inferior coordinate first; ties broken by the other axes.
+    order = np.lexsort((out[:, 2], out[:, 0], -out[:, s.inferior_axis]))
+    return out[order]
+
+
+def split_component(
+    mask: np.ndarray, *, settings: CentreSettings | None = None
+) -> list[np.ndarray]:
+    """Split one body component that holds several fused bodies.
+
+    Erode further, one voxel at a time, until the component falls apart into >= 2 parts of at
+    least ``min_seed_size`` voxels; each part is a seed and every voxel of the original mask goes
+    to its nearest seed (a distance-based watershed). A thin or thick bridge between two stacked
+    bodies disappears long before either body does, while a single compact body only shrinks.
+    Parts must lie one above the other (their centres differ most along the inferior axis), so
+    a body with a notch is not cut sideways.
+
+    Examples
+    --------
+    >>> m = np.zeros((9, 24, 9), bool); m[1:8, 1:10, 1:8] = m[1:8, 14:23, 1:8] = True
+    >>> m[3:6, 10:14, 3:6] = True  # a 3-voxel-thick bridge
+    >>> len(split_component(m))
+    2
+    """
+    s = settings or CentreSettings()
+    eroded = mask
+    for _ in range(s.max_split_erosion):
+        eroded = ndimage.binary_erosion(eroded, structure=_FULL)
+        labels, n = ndimage.label(eroded, structure=_FULL)
+        if n == 0:
+            break
+        sizes = np.bincount(labels.ravel())[1:]
+        keep = np.flatnonzero(sizes >= s.min_seed_size) + 1
+        if len(keep) < 2:
+            continue
+        seeds_c = np.array(ndimage.center_of_mass(eroded, labels, keep))
+        spread = seeds_c.max(axis=0) - seeds_c.min(axis=0)
+        if spread[s.inferior_axis] < spread.max():
+            continue
+        seeds = np.where(np.isin(labels, keep), labels, 0)
+        _, idx = ndimage.distance_transform_edt(seeds == 0, return_indices=True)
+        owner = seeds[tuple(idx)]
+        return [mask & (owner == k) for k in keep]
+    return [mask]
+
+
+def map_labels(semantic: np.ndarray, mapping: Mapping[int, int] | None = None) -> np.ndarray:
+    """Semantic labels -> instance-model input ids (uint8); unmapped labels become 0."""
+    mapping = DEFAULT_MAPPING if mapping is None else mapping
+    lut = np.zeros(max(int(semantic.max(initial=0)), *mapping.keys()) + 1, dtype=np.uint8)
+    for src, dst in mapping.items():
+        lut[src] = dst
+    return lut[semantic.astype(np.intp, copy=False)]
+
+
+def crop_padded(
+    volume: np.ndarray, origin: Sequence[int], size: Sequence[int], *, fill: int = 0
+) -> np.ndarray:
+    """``volume[origin : origin + size]`` with ``fill`` wherever the window leaves the volume."""
+    out = np.full(tuple(size), fill, dtype=volume.dtype)
+    src, dst = [], []
+    for o, n, dim in zip(origin, size, volume.shape, strict=True):
+        lo, hi = max(o, 0), min(o + n, dim)
+        if hi <= lo:
+            return out
+        src.append(slice(lo, hi))
+        dst.append(slice(lo - o, hi - o))
+    out[tuple(dst)] = volume[tuple(src)]
+    return out
+
+
+def make_cutouts(
+    semantic: np.ndarray,
+    centres: np.ndarray | Sequence[Sequence[float]],
+    *,
+    size: Sequence[int] = CUTOUT_SIZE,
+    mapping: Mapping[int, int] | None = None,
+    subject: str = "",
+) -> list[Cutout]:
+    """One `Cutout` of ``size`` voxels around each centre, labels mapped to model input ids.
+
+    The centre voxel lands at ``size // 2`` of the cutout. The one-hot encoding is left to the
+    model wrapper, so a cutout stays 1 byte per voxel on the wire.
+
+    Parameters
+    ----------
+    semantic : ndarray, shape (P, I, R), int
+    centres : (N, 3) array-like, ordered bottom -> top (as ``find_centres`` returns them)
+    size : three ints, the model's ``cutout_size``
+    mapping : semantic label -> input id; default `DEFAULT_MAPPING`
+    subject : carried along so a cutout task knows its subject
+    """
+    mapped = map_labels(semantic, mapping)
+    half = np.asarray(size) // 2
+    out = []
+    for i, c in enumerate(np.asarray(centres, dtype=float).reshape(-1, 3)):
+        centre = tuple(int(v) for v in np.round(c))
+        origin = tuple(int(v) for v in np.asarray(centre) - half)
+        arr = crop_padded(mapped, origin, size)
+        out.append(Cutout(subject, i, centre, origin, arr))  # type: ignore[arg-type]
+    return out
+
+
+# Vertebrae the instance model is trained to separate, in cranio-caudal order (C1..L6 with
+# T13); the sacrum is mapped to background in its input, so it is never a target.
+_TARGET_ORDER = [v for k, v in VERTEBRA_IDS.items() if k != "S1"]
+_TARGET_ORDER.sort(key=lambda v: v if v != VERTEBRA_IDS["T13"] else 19.5)
+
+
+def cutout_targets(instance_cutout: np.ndarray, centre_label: int) -> np.ndarray:
+    """Training target for one cutout: 1 vertebra above, 2 centre, 3 below, 0 everything else.
+
+    "Above" / "below" are the nearest vertebrae present in the cutout before / after
+    ``centre_label`` in the anatomical order (C1..T12, T13, L1..L6), so a missing vertebra in
+    the ground truth does not shift the targets. IVDs, endplates and the sacrum are 0.
+
+    Examples
+    --------
+    >>> gt = np.array([[[8, 9, 10, 11, 109]]])
+    >>> cutout_targets(gt, 10).tolist()
+    [[[0, 1, 2, 3, 0]]]
+    """
+    present = set(np.unique(instance_cutout).tolist())
+    order = [v for v in _TARGET_ORDER if v in present or v == centre_label]
+    if centre_label not in _TARGET_ORDER:
+        raise ValueError(f"centre label {centre_label} is not a vertebra id (C1..L6, T13)")
+    k = order.index(centre_label)
+    target = np.zeros(instance_cutout.shape, dtype=np.uint8)
+    target[instance_cutout == centre_label] = 2
+    if k > 0:
+        target[instance_cutout == order[k - 1]] = 1
+    if k + 1 < len(order):
+        target[instance_cutout == order[k + 1]] = 3
+    return target
