@@ -5,6 +5,8 @@ The only module that reads environment variables (``SPINEPS_SEGMENTOR_MODELS``).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from importlib import resources
@@ -40,6 +42,22 @@ def resolve_model(name_or_path: str | Path | None, *, default: str) -> Path:
     return path  # validation reports it missing, with the places searched
 
 
+def folder_version(folder: str | Path) -> str:
+    """``name@hash`` of a model folder: its config and the names and sizes of its weights.
+
+    Cheap (no checkpoint is read), stable across copies of the same folder.
+    """
+    folder = Path(folder)
+    h = hashlib.sha256()
+    if folder.is_dir():
+        for f in sorted(folder.rglob("*")):
+            if f.name == "inference_config.json":
+                h.update(f.read_bytes())
+            elif f.suffix in (".pth", ".ckpt", ".pt"):
+                h.update(f"{f.relative_to(folder)}:{f.stat().st_size}".encode())
+    return f"{folder.name}@{h.hexdigest()[:8]}"
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Everything that decides a run's result (and so goes into its manifest rows).
@@ -57,6 +75,27 @@ class RunConfig:
     postprocess: bool = True
     cutouts_per_task: int = 4
     snapshot: bool = True
+
+    #: Fields that cannot change a result; left out of the fingerprint.
+    _RESULT_NEUTRAL = ("device", "cutouts_per_task", "snapshot")
+
+    def fingerprint(self) -> str:
+        """Short hash of every setting and model version that decides the masks.
+
+        Resume skips a subject only when its finished row carries the same fingerprint, so a
+        run with other models or settings recomputes instead of silently mixing results.
+        """
+        d = {k: v for k, v in self.to_dict().items() if k not in self._RESULT_NEUTRAL}
+        d.pop("semantic_model"), d.pop("instance_model")
+        d["models"] = self.model_versions()
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+    def model_versions(self) -> str:
+        """``semantic=<name>@<hash>,instance=<name>@<hash>`` from the folders' files."""
+        return ",".join(
+            f"{kind}={folder_version(path)}"
+            for kind, path in (("semantic", self.semantic_model), ("instance", self.instance_model))
+        )
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -14,14 +14,52 @@ from spineps_dask.pipeline.cutouts import (
     make_cutouts,
     map_labels,
 )
+from spineps_dask.pipeline.labeling import (
+    Labeling,
+    LabelingSettings,
+    centroids,
+    label_vertebrae,
+    relabel,
+)
+from spineps_dask.pipeline.merge import CutoutPrediction, MergeSettings, merge_predictions
+from spineps_dask.pipeline.postprocess import (
+    add_sacrum,
+    assign_leftovers,
+    attach_discs_endplates,
+    postprocess_instances,
+    remove_outside_spine,
+)
+from spineps_dask.pipeline.semantic_cleaning import (
+    CleaningSettings,
+    FillHoles,
+    RemoveSmallComponents,
+    clean_semantic,
+)
 
 __all__ = [
     "CUTOUT_SIZE",
     "DEFAULT_MAPPING",
     "CentreSettings",
+    "CleaningSettings",
     "Cutout",
+    "CutoutPrediction",
+    "FillHoles",
+    "Labeling",
+    "LabelingSettings",
+    "MergeSettings",
+    "RemoveSmallComponents",
+    "add_sacrum",
+    "assign_leftovers",
+    "attach_discs_endplates",
+    "centroids",
+    "clean_semantic",
     "cutout_targets",
     "find_centres",
+    "label_vertebrae",
     "make_cutouts",
     "map_labels",
+    "merge_predictions",
+    "postprocess_instances",
+    "relabel",
+    "remove_outside_spine",
 ]

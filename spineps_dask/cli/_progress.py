@@ -1,0 +1,63 @@
+"""Rich progress bars for long commands: one bar per phase, failures counted beside them."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+console = Console(stderr=True)
+
+
+def make_progress() -> Progress:
+    """The project's progress display (to stderr, so tables on stdout stay clean)."""
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[note]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+@contextmanager
+def progress_bar(description: str, total: int) -> Iterator[Progress]:
+    """A single bar; call ``advance()`` on the yielded object's task 0."""
+    with make_progress() as progress:
+        progress.add_task(description, total=total, note="")
+        yield progress
+
+
+class Counter:
+    """Thread-safe counter shown as a bar (callbacks arrive on Dask's threads)."""
+
+    def __init__(self, progress: Progress, description: str, total: int | None = 0):
+        self._progress = progress
+        self._lock = threading.Lock()
+        self.task = progress.add_task(description, total=total, note="")
+
+    def add_total(self, n: int) -> None:
+        with self._lock:
+            task = self._progress.tasks[self.task]
+            self._progress.update(self.task, total=(task.total or 0) + n)
+
+    def advance(self, n: int = 1, *, note: str | None = None) -> None:
+        with self._lock:
+            self._progress.advance(self.task, n)
+            if note is not None:
+                self._progress.update(self.task, note=note)

@@ -1,0 +1,103 @@
+"""``spineps-dask segment``: one scan, in this process, same outputs as ``spineps sample``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from spineps_dask.cli._progress import console
+
+_MODEL_HELP = "Model folder, or a name under $SPINEPS_SEGMENTOR_MODELS (default: shipped demo)."
+
+
+def segment(
+    scan: Path = typer.Argument(..., exists=True, dir_okay=False, help="Sagittal T2w NIfTI."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Output folder (default: <scan folder>/derivatives_seg)."
+    ),
+    semantic: Path | None = typer.Option(
+        None,
+        "--semantic",
+        exists=True,
+        dir_okay=False,
+        help="Start from this semantic mask (e.g. a corrected one): instance phase only.",
+    ),
+    semantic_model: str | None = typer.Option(None, "--semantic-model", help=_MODEL_HELP),
+    instance_model: str | None = typer.Option(None, "--instance-model", help=_MODEL_HELP),
+    n4: bool = typer.Option(True, "--n4/--no-n4", help="N4 bias-field correction."),
+    postprocess: bool = typer.Option(
+        True, "--postprocess/--no-postprocess", help="The paper's post-processing."
+    ),
+    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
+    threads: int | None = typer.Option(None, help="Torch threads (default: torch's choice)."),
+    snapshot: bool = typer.Option(True, "--snapshot/--no-snapshot", help="Write the PNG."),
+) -> None:
+    """Segment one scan: semantic mask, instance mask, centroids and snapshot.
+
+    Outputs get BIDS derivative names after the scan, e.g. sub-01_mod-T2w_seg-vert_msk.nii.gz.
+    """
+    from spineps_dask.config import RunConfig
+    from spineps_dask.distributed.model_cache import instance_model as load_instance
+    from spineps_dask.distributed.model_cache import semantic_model as load_semantic
+    from spineps_dask.errors import SpinepsDaskError
+    from spineps_dask.io.bids import parse_scan_name
+    from spineps_dask.io.nifti import load_volume
+    from spineps_dask.io.outputs import write_subject_outputs
+    from spineps_dask.pipeline.segment import segment as run_segment
+    from spineps_dask.viz.snapshot import render_snapshot
+
+    overrides = {"semantic_model": semantic_model, "instance_model": instance_model}
+    cfg = RunConfig.from_dict({k: v for k, v in overrides.items() if v is not None})
+    out = out or scan.parent / "derivatives_seg"
+    try:
+        name = parse_scan_name(scan)
+        with console.status("loading models") as status:
+            sem_model = (
+                None
+                if semantic
+                else load_semantic(cfg.semantic_model, device=device, threads=threads)
+            )
+            inst_model = load_instance(cfg.instance_model, device=device)
+            image = load_volume(scan)
+            given = load_volume(semantic) if semantic else None
+            result = run_segment(
+                image,
+                sem_model,
+                inst_model,
+                n4=n4,
+                postprocess_on=postprocess,
+                subject=name.subject_key,
+                semantic=given,
+                on_stage=lambda s: status.update(f"{name.subject_key}: {s}"),
+            )
+            png = (
+                render_snapshot(image, result.semantic, result.instance, title=name.subject_key)
+                if snapshot
+                else None
+            )
+            paths = write_subject_outputs(
+                out,
+                name,
+                semantic=result.semantic,
+                instance=result.instance,
+                centroids=result.centroids,
+                snapshot_png=png,
+            )
+    except SpinepsDaskError as exc:
+        console.print(f"[red]cannot segment {scan.name}:[/red] {exc}")
+        raise typer.Exit(code=2) from exc
+    verts = sorted(k for k in result.centroids if k < 100)
+    from spineps_dask.labels import instance_name
+
+    console.print(
+        f"{name.subject_key}: {len(verts)} vertebrae "
+        f"({', '.join(instance_name(v) for v in verts)}), anchor {result.anchor}, "
+        f"{result.n_cutouts} cutouts, {sum(result.timings.values()):.1f} s"
+    )
+    for kind, path in paths.items():
+        console.print(f"  {kind:9s} {path}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("segment")(segment)

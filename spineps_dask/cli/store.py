@@ -1,0 +1,96 @@
+"""``spineps-dask ingest`` / ``export``: a BIDS cohort into the cohort store and back out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add the store commands to the ``spineps-dask`` app."""
+    app.command("ingest")(ingest_command)
+    app.command("export")(export_command)
+
+
+def ingest_command(
+    bids_dir: Annotated[
+        Path, typer.Argument(help="BIDS cohort folder: sub-*/anat or sub-*/ses-*/anat scans.")
+    ],
+    store: Annotated[str, typer.Argument(help="Cohort store: a folder or an fsspec URL (s3://).")],
+    workers: Annotated[
+        int | None, typer.Option("--workers", "-j", help="Scans read in parallel.")
+    ] = None,
+    suffix: Annotated[str, typer.Option(help="BIDS suffix of the scans to ingest.")] = "T2w",
+) -> None:
+    """Validate every scan of BIDS_DIR and write it to STORE.
+
+    Bad scans are listed and recorded as failed; the others are still ingested.
+    Exit code 1 when any scan failed, 2 when nothing could be done.
+    """
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from spineps_dask.errors import SpinepsDaskError
+    from spineps_dask.io._urls import redact_url
+    from spineps_dask.io.cohort import discover_scans, ingest
+
+    console = Console()
+    try:
+        total = len(discover_scans(bids_dir, suffix=suffix))
+        with Progress(console=console, transient=True) as bar:
+            task = bar.add_task(f"ingesting into {redact_url(store)}", total=total)
+            summary = ingest(
+                bids_dir,
+                store,
+                workers=workers,
+                suffix=suffix,
+                progress=lambda row: bar.advance(task),
+            )
+    except SpinepsDaskError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(_summary_table(summary))
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+def _summary_table(summary):
+    from rich.table import Table
+
+    table = Table(title=f"ingest ({summary.seconds:.1f} s)")
+    table.add_column("status")
+    table.add_column("subjects", justify="right")
+    table.add_column("details")
+    table.add_row("ingested", str(len(summary.ingested)), ", ".join(summary.ingested[:10]))
+    table.add_row("skipped", str(len(summary.skipped)), "unchanged since the last ingest")
+    table.add_row("failed", str(len(summary.failed)), "")
+    for subject, reason in summary.failed.items():
+        table.add_row("", subject, f"[red]{reason}[/red]")
+    return table
+
+
+def export_command(
+    store: Annotated[str, typer.Argument(help="Cohort store: a folder or an fsspec URL.")],
+    out: Annotated[Path, typer.Argument(help="Output folder for the NIfTI derivatives.")],
+    arrays: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--array", "-a", help="Volume to export (repeatable; default semantic, instance)."
+        ),
+    ] = None,
+) -> None:
+    """Write the STORE's volumes as NIfTI with BIDS derivative names under OUT."""
+    from rich.console import Console
+
+    from spineps_dask.errors import SpinepsDaskError
+    from spineps_dask.io.cohort import export
+
+    console = Console()
+    try:
+        written = export(store, out, arrays=tuple(arrays or ("semantic", "instance")))
+    except SpinepsDaskError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(f"wrote {len(written)} files to {out}")

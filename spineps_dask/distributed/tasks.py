@@ -1,0 +1,243 @@
+"""The task functions the runner submits: store I/O around the pipeline's stages.
+
+Each task reads its inputs from the cohort store by key, runs one stage, writes what the next
+stage needs back to the store, and returns only small values (timings, cutout centres,
+predictions of a few cutouts). Expected failures (a bad scan, a bad model) come back as a
+`Failure` value instead of an exception, so Dask does not retry them; anything else raises and
+is retried (a lost worker, say).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from spineps_dask.config import RunConfig
+from spineps_dask.distributed import model_cache
+from spineps_dask.errors import SpinepsDaskError
+from spineps_dask.io.store import CohortStore
+from spineps_dask.models.config import load_model_folder
+from spineps_dask.pipeline.merge import CutoutPrediction
+from spineps_dask.pipeline.preprocess import CropRecord
+from spineps_dask.pipeline.segment import (
+    InstanceSpace,
+    assemble,
+    cutouts_at,
+    instance_input,
+    plan_cutouts,
+    predict_cutouts,
+    semantic_phase,
+)
+from spineps_dask.pipeline.segment import (
+    prepare as prepare_image,
+)
+from spineps_dask.viz.snapshot import render_snapshot
+
+logger = logging.getLogger(__name__)
+
+PHASES = ("prepare", "semantic", "instance", "reduce")
+IMAGE, SNAPSHOT = "image", "snapshot.png"
+#: Work arrays a subject keeps in the store between its tasks (deleted when it is done).
+PREPARED, SEMANTIC_WORK, INSTANCE_INPUT = "work_prepared", "work_semantic", "work_instance_input"
+#: Arrays whose presence (marked complete) means a subject is done.
+OUTPUT_ARRAYS = ("semantic", "instance")
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A subject that cannot be finished, and why: becomes a failed manifest row."""
+
+    subject: str
+    step: str
+    error: str
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def outcome(self) -> Any:
+        from spineps_dask.distributed.runner import SubjectOutcome
+
+        return SubjectOutcome(self.subject, "failed", self.step, self.error, timings=self.timings)
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """What a finished stage hands on: timings, workers, and the small values later stages need.
+
+    ``record`` undoes the preprocessing crop/pad; ``centres`` are the cutout centres on the
+    instance grid (after ``semantic``); ``predictions`` the instance model's output for a few
+    cutouts (after ``instance``).
+    """
+
+    subject: str
+    timings: dict[str, float]
+    workers: dict[str, str]
+    record: CropRecord | None = None
+    centres: np.ndarray | None = None
+    predictions: tuple[CutoutPrediction, ...] = ()
+
+    @property
+    def n_cutouts(self) -> int:
+        return 0 if self.centres is None else len(self.centres)
+
+    def then(self, step: str, seconds: float, **changes: Any) -> StageResult:
+        """This result plus one more stage's timing and worker."""
+        return replace(
+            self,
+            timings={**self.timings, step: self.timings.get(step, 0.0) + seconds},
+            workers={**self.workers, step: _worker_name()},
+            **changes,
+        )
+
+
+def _worker_name() -> str:
+    try:
+        from distributed import get_worker
+
+        return str(get_worker().address)
+    except ValueError:
+        return f"pid{os.getpid()}"
+
+
+class _Guard:
+    """Times a stage; an expected error inside becomes ``self.failure`` instead of raising."""
+
+    def __init__(self, subject: str, step: str, timings: dict[str, float] | None = None):
+        self.subject, self.step = subject, step
+        self.timings = dict(timings or {})
+        self.failure: Failure | None = None
+        self.seconds = 0.0
+
+    def __enter__(self) -> _Guard:
+        self._t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        self.seconds = time.perf_counter() - self._t0
+        if isinstance(exc, SpinepsDaskError | MemoryError):
+            logger.warning("%s failed in %s: %s", self.subject, self.step, exc)
+            message = str(exc) or type(exc).__name__
+            self.failure = Failure(
+                self.subject, self.step, message, {**self.timings, self.step: self.seconds}
+            )
+            return True
+        return False
+
+
+def batch_indices(n: int, size: int) -> list[list[int]]:
+    """Cutout indices 0..n-1 in batches of ``size`` (the instance tasks of one subject)."""
+    size = max(1, size)
+    return [list(range(i, min(i + size, n))) for i in range(0, n, size)]
+
+
+@functools.lru_cache(maxsize=8)
+def _space(folder: str) -> InstanceSpace:
+    return InstanceSpace.from_config(load_model_folder(folder, kind="instance").config)
+
+
+def prepare(store: CohortStore, subject: str, cfg: RunConfig) -> StageResult | Failure:
+    """Read the scan, check and preprocess it, park the prepared image in the store."""
+    with _Guard(subject, "prepare") as g:
+        image = store.read_volume(subject, IMAGE)
+        prepared, record = prepare_image(image, n4=cfg.n4, subject=subject)
+        store.write_volume(subject, PREPARED, prepared)
+    return g.failure or StageResult(subject, {}, {}).then("prepare", g.seconds, record=record)
+
+
+def semantic(
+    store: CohortStore, subject: str, prev: StageResult | Failure, cfg: RunConfig
+) -> StageResult | Failure:
+    """Semantic model + cleaning; park the mask (prepared grid and instance grid); plan cutouts."""
+    if isinstance(prev, Failure):
+        return prev
+    with _Guard(subject, "semantic", prev.timings) as g:
+        prepared = store.read_volume(subject, PREPARED)
+        model = model_cache.semantic_model(cfg.semantic_model, device=cfg.device)
+        sem = semantic_phase(prepared, model)
+        space = _space(str(cfg.instance_model))
+        inst_in = instance_input(sem, space)
+        centres = plan_cutouts(inst_in, space)
+        store.write_volume(subject, SEMANTIC_WORK, sem)
+        store.write_volume(subject, INSTANCE_INPUT, inst_in)
+    return g.failure or prev.then("semantic", g.seconds, centres=centres)
+
+
+def instance(
+    store: CohortStore,
+    subject: str,
+    sem: StageResult | Failure,
+    indices: Sequence[int],
+    cfg: RunConfig,
+) -> StageResult | Failure:
+    """Instance model on a batch of cutouts, each read as a window of the parked mask."""
+    if isinstance(sem, Failure):
+        return sem
+    with _Guard(subject, "instance", sem.timings) as g:
+        space = _space(str(cfg.instance_model))
+        array = store.open_array(subject, INSTANCE_INPUT)
+        cutouts = cutouts_at(array, sem.centres, indices, space, subject=subject)
+        model = model_cache.instance_model(cfg.instance_model, device=cfg.device)
+        preds = tuple(predict_cutouts(cutouts, model))
+    if g.failure:
+        return g.failure
+    return StageResult(
+        subject, {"instance": g.seconds}, {"instance": _worker_name()}, predictions=preds
+    )
+
+
+def reduce(
+    store: CohortStore,
+    subject: str,
+    cfg: RunConfig,
+    sem: StageResult | Failure,
+    *parts: StageResult | Failure,
+) -> Any:
+    """Merge, post-process, label; write the outputs whole; drop the work arrays."""
+    from spineps_dask.distributed.runner import SubjectOutcome
+
+    for p in (sem, *parts):
+        if isinstance(p, Failure):
+            return p.outcome()
+    inst_seconds = sum(p.timings["instance"] for p in parts)  # type: ignore[union-attr]
+    prev = sem.then("instance", inst_seconds) if parts else sem  # type: ignore[union-attr]
+    with _Guard(subject, "reduce", prev.timings) as g:
+        preds = [pr for p in parts for pr in p.predictions]  # type: ignore[union-attr]
+        sem_vol = store.read_volume(subject, SEMANTIC_WORK)
+        inst_in = store.read_volume(subject, INSTANCE_INPUT)
+        space = _space(str(cfg.instance_model))
+        sem_out, inst_out, labeling, ctd = assemble(
+            sem_vol, inst_in, preds, prev.record, space, postprocess_on=cfg.postprocess
+        )
+        attrs = {
+            "anchor": labeling.anchor,
+            "config": cfg.fingerprint(),
+            "models": cfg.model_versions(),
+        }
+        store.write_volume(subject, "semantic", sem_out, **attrs)
+        store.write_volume(subject, "instance", inst_out, centroids=_ctd_attr(ctd), **attrs)
+        if cfg.snapshot:
+            image = store.read_volume(subject, IMAGE)
+            png = render_snapshot(image, sem_out, inst_out, title=subject)
+            store.write_blob(subject, SNAPSHOT, png)
+        for name in (PREPARED, SEMANTIC_WORK, INSTANCE_INPUT):
+            store.delete_volume(subject, name)
+    if g.failure:
+        return g.failure.outcome()
+    done = prev.then("reduce", g.seconds)
+    return SubjectOutcome(
+        subject,
+        "done",
+        n_cutouts=sem.n_cutouts,
+        timings=done.timings,  # type: ignore[union-attr]
+        workers=done.workers,
+    )
+
+
+def _ctd_attr(ctd: dict[int, tuple[float, float, float]]) -> dict[str, list[float]]:
+    """Centroids as a JSON-able attribute: ``{"20": [x, y, z], ...}`` in voxel indices."""
+    return {str(k): [round(float(c), 3) for c in v] for k, v in sorted(ctd.items())}

@@ -1,0 +1,264 @@
+"""A BIDS cohort in and out of the store: discover scans, ingest them, export results as NIfTI.
+
+Layers (style rule 1): ``discover_scans`` (folder -> scan list) -> ``ingest_scan`` (one scan ->
+store + manifest row) -> ``ingest`` (all scans, thread pool, manifest upsert). One bad scan
+becomes a ``failed`` manifest row with its reason; every other subject is still ingested.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from spineps_dask.errors import InputError, SpinepsDaskError
+from spineps_dask.io.bids import ScanName, parse_scan_name
+from spineps_dask.io.manifest import Manifest, make_row
+from spineps_dask.io.nifti import load_volume, save_volume
+from spineps_dask.io.store import CohortStore
+from spineps_dask.io.validate import validate_scan
+
+logger = logging.getLogger(__name__)
+
+PHASE = "ingest"
+IMAGE = "image"
+# Derivative names of the reference SPINEPS outputs (see io/bids.py).
+DERIVATIVE_DESC = {"semantic": "seg-spine_msk", "instance": "seg-vert_msk"}
+
+
+@dataclass(frozen=True)
+class Scan:
+    """One discovered scan: its subject key and file (``name`` None when the name is bad)."""
+
+    subject: str
+    path: Path
+    name: ScanName | None = None
+    error: str | None = None
+
+
+@dataclass
+class IngestSummary:
+    """What one ``ingest`` call did, per subject."""
+
+    ingested: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def sha256sum(path: str | os.PathLike, *, block: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks (scans can be large)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(block):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def discover_scans(bids_dir: str | os.PathLike, *, suffix: str = "T2w") -> list[Scan]:
+    """Scans ``sub-*/[ses-*/]anat/*_<suffix>.nii[.gz]`` under ``bids_dir``, sorted by subject.
+
+    A scan gets ``error`` set (and is never read) when its name is not BIDS, its subject or
+    session disagrees with its folders, it is a symlink leading outside ``bids_dir``, or several
+    scans map to the same subject key (add a ``ses-`` level or remove the extra scan).
+    """
+    root = Path(bids_dir).resolve()
+    if not root.is_dir():
+        raise InputError(f"cohort folder {bids_dir} does not exist or is not a folder")
+    files = sorted(
+        {*root.glob(f"sub-*/anat/*_{suffix}.nii*"), *root.glob(f"sub-*/ses-*/anat/*_{suffix}.nii*")}
+    )
+    scans = [_scan_of(p, root) for p in files if p.name.endswith((".nii", ".nii.gz"))]
+    by_key: dict[str, list[Scan]] = {}
+    for scan in scans:
+        by_key.setdefault(scan.subject, []).append(scan)
+    out = []
+    for key, group in sorted(by_key.items()):
+        if len(group) > 1:
+            names = ", ".join(str(s.path.relative_to(root)) for s in group)
+            msg = f"{len(group)} scans map to subject {key}: {names}; keep one or add ses- levels"
+            out.extend(Scan(key, s.path, s.name, msg) for s in group)
+        else:
+            out.extend(group)
+    return out
+
+
+def _scan_of(path: Path, root: Path) -> Scan:
+    """Parse one candidate file into a Scan, recording (not raising) what is wrong with it."""
+    rel = path.relative_to(root)
+    try:
+        real = path.resolve(strict=True)
+    except OSError:
+        return Scan(str(rel), path, error=f"{rel} is a broken link")
+    if not real.is_relative_to(root):
+        return Scan(str(rel), path, error=f"{rel} links outside the cohort folder (to {real})")
+    try:
+        name = parse_scan_name(path)
+    except InputError as exc:
+        return Scan(str(rel), path, error=str(exc))
+    folders = list(rel.parts[:-2])
+    expected = [f"sub-{name.sub}"] + ([f"ses-{name.ses}"] if name.ses else [])
+    if folders != expected:
+        return Scan(
+            name.subject_key,
+            path,
+            name,
+            f"{rel}: file name says {'/'.join(expected)} but it lies in {'/'.join(folders)}",
+        )
+    return Scan(name.subject_key, path, name)
+
+
+def ingest_scan(scan: Scan, store: CohortStore, *, previous: dict | None) -> dict[str, Any]:
+    """Validate one scan and write it as ``<subject>/image``; return its manifest row.
+
+    ``status`` is ``skipped`` when ``previous`` (the subject's last ingest row) was ok with the
+    same checksum and the image is complete in the store; such rows are not re-written.
+    """
+    start = time.perf_counter()
+    if scan.error:
+        return make_row(scan.subject, "failed", source=str(scan.path), error=scan.error, step=PHASE)
+    try:
+        digest = sha256sum(scan.path)
+        if (
+            previous is not None
+            and previous.get("status") == "ok"
+            and previous.get("sha256") == digest
+            and store.has_volume(scan.subject, IMAGE)
+        ):
+            return make_row(scan.subject, "skipped", source=str(scan.path), sha256=digest)
+        vol = validate_scan(load_volume(scan.path), name=scan.path.name)
+        if previous is not None:
+            store.delete_subject(scan.subject)  # results of an older scan are stale now
+        store.write_volume(scan.subject, IMAGE, vol, source=str(scan.path), sha256=digest)
+    except SpinepsDaskError as exc:
+        logger.warning("%s: %s", scan.subject, exc)
+        return make_row(scan.subject, "failed", source=str(scan.path), error=str(exc), step=PHASE)
+    seconds = time.perf_counter() - start
+    return make_row(
+        scan.subject,
+        "ok",
+        source=str(scan.path),
+        sha256=digest,
+        shape=list(vol.shape),
+        spacing=list(vol.spacing),
+        orientation="".join(vol.orientation),
+        dtype=str(vol.data.dtype),
+        step=PHASE,
+        seconds=seconds,
+    )
+
+
+def ingest(
+    bids_dir: str | os.PathLike,
+    store_url: str | os.PathLike,
+    *,
+    workers: int | None = None,
+    suffix: str = "T2w",
+    storage_options: dict | None = None,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+) -> IngestSummary:
+    """Ingest every scan of a BIDS cohort into the store and record it in the manifest.
+
+    Re-running adds new subjects, re-ingests changed scans (checksum) and failed ones, and
+    skips unchanged ones. Several ingests of *different* subjects may share one store.
+    ``progress`` is called with each finished row (the CLI's progress bar).
+    """
+    start = time.perf_counter()
+    store = CohortStore(store_url, mode="a", storage_options=storage_options)
+    manifest = Manifest(store.manifest_url, storage_options=storage_options)
+    scans = discover_scans(bids_dir, suffix=suffix)
+    previous = manifest.rows(phase=PHASE)
+    workers = workers or min(4, os.cpu_count() or 1)
+    rows = []
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [
+            pool.submit(ingest_scan, s, store, previous=previous.get(s.subject)) for s in scans
+        ]
+        for fut in as_completed(futures):
+            row = fut.result()
+            rows.append(row)
+            if progress is not None:
+                progress(row)
+    manifest.upsert(_merge_duplicates(r for r in rows if r["status"] != "skipped"))
+    summary = _summarise(rows)
+    summary.seconds = time.perf_counter() - start
+    logger.info(
+        "ingest: %d ingested, %d skipped, %d failed in %.1f s",
+        len(summary.ingested),
+        len(summary.skipped),
+        len(summary.failed),
+        summary.seconds,
+    )
+    return summary
+
+
+def _merge_duplicates(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per subject: duplicate-key scans share one failed row naming all files."""
+    out: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        if row["subject"] in out:
+            out[row["subject"]]["source"] += f";{row['source']}"
+        else:
+            out[row["subject"]] = dict(row)
+    return list(out.values())
+
+
+def _summarise(rows: list[dict[str, Any]]) -> IngestSummary:
+    summary = IngestSummary()
+    for row in sorted(rows, key=lambda r: r["subject"]):
+        if row["status"] == "ok":
+            summary.ingested.append(row["subject"])
+        elif row["status"] == "skipped":
+            summary.skipped.append(row["subject"])
+        else:
+            summary.failed[row["subject"]] = row["error"]
+    return summary
+
+
+def export(
+    store_url: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    arrays: Iterable[str] = ("semantic", "instance"),
+    storage_options: dict | None = None,
+) -> list[Path]:
+    """Write the named volumes of every subject as NIfTI with BIDS derivative names.
+
+    ``out_dir/sub-X[/ses-Y]/anat/sub-X[_ses-Y]_mod-T2w_seg-spine_msk.nii.gz`` and so on; the
+    ``image`` itself is written under its source name. Subjects lacking a volume are skipped.
+    Voxels, dtype and affine are exactly those in the store.
+    """
+    store = CohortStore(store_url, mode="r", storage_options=storage_options)
+    written = []
+    for subject in store.subjects():
+        for name in arrays:
+            if not store.has_volume(subject, name):
+                continue
+            scan = _scan_name_of(store, subject)
+            folder = Path(out_dir, f"sub-{scan.sub}", *([f"ses-{scan.ses}"] if scan.ses else []))
+            path = folder / "anat" / _file_name(scan, name)
+            written.append(save_volume(store.read_volume(subject, name), path))
+    logger.info("export: wrote %d files to %s", len(written), out_dir)
+    return written
+
+
+def _scan_name_of(store: CohortStore, subject: str) -> ScanName:
+    """The BIDS entities of a subject's source scan (falls back to the subject key)."""
+    source = None
+    if store.has_volume(subject, IMAGE):
+        source = store.read_attrs(subject, IMAGE).get("source")
+    if source:
+        return parse_scan_name(Path(source).name)
+    return parse_scan_name(f"{subject}_T2w.nii.gz")
+
+
+def _file_name(scan: ScanName, name: str) -> str:
+    if name == IMAGE:
+        return f"{scan.stem}_{scan.suffix}.nii.gz"
+    return scan.derivative(DERIVATIVE_DESC.get(name, f"seg-{name}_msk"), ".nii.gz")

@@ -1,0 +1,150 @@
+"""Model folders on disk: find them, check them, and say exactly what is wrong.
+
+A model folder holds one ``inference_config.json`` and either an nnU-Net v2 results folder
+(semantic model: ``plans.json``, ``dataset.json``, ``fold_K/checkpoint_final.pth``) or one
+``*weights*.ckpt`` Lightning checkpoint (instance model). Layout from
+``shared/docs/spineps-reference.md`` ("Model folders").
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from spineps_dask.errors import ModelError
+from spineps_dask.models.config import CONFIG_NAME, ModelConfig, load_config, models_root
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ModelFolder:
+    """A checked model folder: its root, its config and where the weights are."""
+
+    path: Path
+    config: ModelConfig
+    weights: Path
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def kind(self) -> str:
+        return self.config.kind
+
+
+@dataclass(frozen=True)
+class ScanEntry:
+    """One sub-folder of a models directory: a :class:`ModelFolder` or the reasons it is not."""
+
+    path: Path
+    folder: ModelFolder | None
+    problems: tuple[str, ...]
+
+
+def find_config(folder: str | Path) -> Path:
+    """The single ``inference_config.json`` under ``folder`` (the reference demands exactly one)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ModelError(f"model folder {folder} does not exist")
+    found = sorted(folder.rglob(CONFIG_NAME))
+    if len(found) != 1:
+        raise ModelError(
+            f"{folder}: expected exactly one {CONFIG_NAME} in the folder tree, found {len(found)}"
+            + (f" ({[str(p) for p in found]})" if found else "")
+        )
+    return found[0]
+
+
+def load_model_folder(folder: str | Path, *, kind: str | None = None) -> ModelFolder:
+    """Check a model folder and return it; raise one :class:`ModelError` listing every problem.
+
+    Parameters
+    ----------
+    folder
+        The model's root folder.
+    kind
+        ``'semantic'`` or ``'instance'`` to insist on one kind; ``None`` accepts either.
+    """
+    config_path = find_config(folder)
+    config = load_config(config_path)
+    if kind is not None and config.kind != kind:
+        raise ModelError(
+            f"{folder}: is a {config.kind} model (modeltype {config.modeltype!r}), "
+            f"but a {kind} model is needed here"
+        )
+    root = config_path.parent
+    if config.kind == "semantic":
+        weights, problems = _check_nnunet(root, config)
+    else:
+        weights, problems = _check_instance(root)
+    if problems:
+        raise ModelError(f"{folder}: " + "; ".join(problems))
+    return ModelFolder(path=root, config=config, weights=weights)
+
+
+def scan_models(models: str | Path | None = None) -> list[ScanEntry]:
+    """Every sub-folder of the models directory (argument or ``$SPINEPS_SEGMENTOR_MODELS``)."""
+    root = models_root(models)
+    entries = []
+    for sub in sorted(p for p in root.iterdir() if p.is_dir()):
+        try:
+            entries.append(ScanEntry(sub, load_model_folder(sub), ()))
+        except ModelError as err:
+            entries.append(ScanEntry(sub, None, (str(err),)))
+    return entries
+
+
+def find_model(
+    name: str, *, models: str | Path | None = None, kind: str | None = None
+) -> ModelFolder:
+    """A model by path (contains ``/``) or by sub-folder name in the models directory."""
+    if "/" in name or Path(name).is_dir():
+        return load_model_folder(name, kind=kind)
+    root = models_root(models)
+    if not (root / name).is_dir():
+        names = sorted(p.name for p in root.iterdir() if p.is_dir())
+        raise ModelError(f"no model {name!r} in {root}; available: {names}")
+    return load_model_folder(root / name, kind=kind)
+
+
+def _check_nnunet(root: Path, config: ModelConfig) -> tuple[Path, list[str]]:
+    plans = sorted(root.rglob("plans.json"))
+    if len(plans) != 1:
+        return root, [f"expected one nnU-Net plans.json under {root}, found {len(plans)}"]
+    results = plans[0].parent
+    problems = []
+    for fold in config.available_folds:
+        ckpt = results / f"fold_{fold}" / "checkpoint_final.pth"
+        if not ckpt.is_file():
+            problems.append(f"missing {ckpt.relative_to(root)} (available_folds lists fold {fold})")
+    dataset = results / "dataset.json"
+    if not dataset.is_file():
+        problems.append(f"missing {dataset.relative_to(root)}")
+        return results, problems
+    try:
+        ds_labels = json.loads(dataset.read_text(encoding="utf-8"))["labels"]
+        nn_indices = {int(v) for v in ds_labels.values() if not isinstance(v, list)} - {0}
+    except (KeyError, ValueError, TypeError, AttributeError) as err:
+        problems.append(f"{dataset.name} has no usable 'labels' object ({err!r})")
+        return results, problems
+    cfg_indices = set(config.labels) - {0}
+    if nn_indices != cfg_indices:
+        problems.append(
+            f"label map mismatch: {CONFIG_NAME} labels cover indices {sorted(cfg_indices)} but "
+            f"dataset.json has {sorted(nn_indices)}; every network output needs a label"
+        )
+    return results, problems
+
+
+def _check_instance(root: Path) -> tuple[Path, list[str]]:
+    ckpts = sorted(root.rglob("*weights*.ckpt"))
+    if len(ckpts) != 1:
+        return root, [
+            f"expected exactly one '*weights*.ckpt' checkpoint under {root}, found {len(ckpts)}"
+            + (f": {[p.name for p in ckpts]}" if ckpts else "")
+        ]
+    return ckpts[0], []

@@ -1,0 +1,250 @@
+"""The semantic model: an nnU-Net v2 results folder run step by step on NumPy volumes.
+
+``nnUNetPredictor.predict_from_files`` starts process pools, which fail inside daemonic Dask
+workers (``shared/docs/distributed-notes.md``), so :class:`SemanticModel` uses nnU-Net's public
+pieces one at a time: its preprocessor on a NumPy array, ``predict_logits_from_preprocessed_data``
+(sliding window, fold averaging, optional mirroring, float16 autocast on CUDA), and its torch
+resampling of the logits back (~100x faster than the scipy path, nnU-Net issue 2912).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from spineps_dask.errors import ModelError
+from spineps_dask.geometry import Volume
+from spineps_dask.models._checkpoint import load_checkpoint, resolve_device
+from spineps_dask.models.config import ModelConfig
+from spineps_dask.models.folders import load_model_folder
+
+logger = logging.getLogger(__name__)
+
+
+class SemanticModel:
+    """A loaded semantic model; ``predict`` maps an image Volume to a SPINEPS label Volume.
+
+    Build it once per process (or Dask worker) with :meth:`from_folder` and call
+    :meth:`predict` for every scan; nothing is reloaded between calls.
+    """
+
+    def __init__(self, predictor: Any, config: ModelConfig, *, threads: int) -> None:
+        self.predictor = predictor
+        self.config = config
+        self.threads = threads
+        lut = np.zeros(max(config.labels) + 1, dtype=np.uint8)
+        for index, label in config.labels.items():
+            lut[index] = label
+        self._lut = lut
+
+    @classmethod
+    def from_folder(
+        cls,
+        folder: str | Path,
+        *,
+        device: str = "auto",
+        threads: int | None = None,
+        folds: tuple[int | str, ...] | None = None,
+        step_size: float | None = None,
+        mirroring: bool | None = None,
+    ) -> SemanticModel:
+        """Load a semantic model folder (``inference_config.json`` + nnU-Net results).
+
+        Parameters
+        ----------
+        folder
+            Model folder; checked with :func:`~spineps_dask.models.folders.load_model_folder`.
+        device
+            ``'auto'`` (CUDA when available), ``'cpu'`` or ``'cuda[:N]'``.
+        threads
+            Torch CPU threads for this process; ``None`` keeps torch's setting. Also caps
+            nnU-Net's own thread use (``nnUNet_def_n_proc``) so Dask workers do not oversubscribe.
+        folds, step_size, mirroring
+            Override the config's ``available_folds``, ``default_step_size`` and
+            ``inference_augmentation``.
+        """
+        if threads is not None:
+            torch.set_num_threads(threads)
+        n_threads = threads or torch.get_num_threads()
+        # Read by nnunetv2 at import time; only effective before its first import.
+        os.environ.setdefault("nnUNet_def_n_proc", str(n_threads))
+        model_folder = load_model_folder(folder, kind="semantic")
+        config = model_folder.config
+        use_folds = folds if folds is not None else config.available_folds
+        use_mirroring = config.inference_augmentation if mirroring is None else mirroring
+        predictor = _build_predictor(
+            model_folder.weights,
+            use_folds,
+            device=resolve_device(device),
+            step_size=step_size if step_size is not None else config.default_step_size,
+            mirroring=use_mirroring,
+        )
+        logger.info(
+            "semantic model %s: folds %s, device %s, mirroring %s",
+            model_folder.name,
+            list(use_folds),
+            predictor.device,
+            use_mirroring,
+        )
+        return cls(predictor, config, threads=n_threads)
+
+    @property
+    def device(self) -> torch.device:
+        return self.predictor.device
+
+    def predict(self, image: Volume) -> Volume:
+        """Segment one scan.
+
+        Parameters
+        ----------
+        image
+            The scan, any orientation; ``data`` (X, Y, Z) numeric.
+
+        Returns
+        -------
+        Volume
+            uint8 SPINEPS semantic labels (``labels.Semantic``) with the input's shape and affine.
+        """
+        oriented = image.reorient(self.config.model_expected_orientation)
+        indices = self.predict_indices(oriented.data, oriented.spacing)
+        labels = self._lut[np.clip(indices, 0, len(self._lut) - 1)]
+        back = Volume(labels, oriented.affine).reorient(image.orientation)
+        if back.shape != image.shape:  # an exact axis permutation cannot change the voxel count
+            raise ModelError(f"internal: output shape {back.shape} != input shape {image.shape}")
+        return Volume(back.data, image.affine)
+
+    def predict_indices(self, data: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
+        """nnU-Net class indices ``(X, Y, Z)`` uint8 for an array already in model orientation."""
+        from acvl_utils.cropping_and_padding.bounding_boxes import insert_crop_into_image
+        from nnunetv2.preprocessing.resampling.resample_torch import resample_torch_fornnunet
+
+        p = self.predictor
+        plans, conf = p.plans_manager, p.configuration_manager
+        props: dict[str, Any] = {"spacing": [float(s) for s in spacing]}
+        preprocessor = conf.preprocessor_class(verbose=False)
+        x, _, props = preprocessor.run_case_npy(
+            np.asarray(data, dtype=np.float32)[None], None, props, plans, conf, p.dataset_json
+        )
+        logits = p.predict_logits_from_preprocessed_data(torch.from_numpy(x))
+        original = [props["spacing"][i] for i in plans.transpose_forward]
+        logits = resample_torch_fornnunet(
+            logits.float(),
+            props["shape_after_cropping_and_before_resampling"],
+            conf.spacing,
+            original,
+            is_seg=False,
+            num_threads=self.threads,
+            device=p.device,
+        )
+        seg = p.label_manager.convert_logits_to_segmentation(logits)
+        if isinstance(seg, torch.Tensor):
+            seg = seg.cpu().numpy()
+        full = np.zeros(props["shape_before_cropping"], dtype=np.uint8)
+        full = insert_crop_into_image(full, seg.astype(np.uint8), props["bbox_used_for_cropping"])
+        return np.ascontiguousarray(full.transpose(plans.transpose_backward))
+
+
+def _build_predictor(
+    results: Path,
+    folds: tuple[int | str, ...],
+    *,
+    device: torch.device,
+    step_size: float,
+    mirroring: bool,
+) -> Any:
+    """An ``nnUNetPredictor`` set up by ``manual_initialization`` from safely loaded folds."""
+    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    plans = _read_json(results / "plans.json")
+    dataset_json = _read_json(results / "dataset.json")
+    ckpts = [load_checkpoint(results / f"fold_{f}" / "checkpoint_final.pth") for f in folds]
+    first = ckpts[0]
+    try:
+        configuration = first["init_args"]["configuration"]
+        params = [c["network_weights"] for c in ckpts]
+    except (KeyError, TypeError) as err:
+        raise ModelError(
+            f"{results}: checkpoint lacks {err}; nnU-Net checkpoints hold 'network_weights' "
+            "and 'init_args.configuration'"
+        ) from err
+    plans_manager = PlansManager(plans)
+    if configuration not in plans["configurations"]:
+        raise ModelError(f"{results}: plans.json has no configuration {configuration!r}")
+    conf = plans_manager.get_configuration(configuration)
+    axes = first.get("inference_allowed_mirroring_axes")
+    if mirroring and axes is None:
+        axes = (0, 1, 2)
+    network = _build_network(
+        first.get("trainer_name", "nnUNetTrainer"),
+        plans_manager,
+        conf,
+        dataset_json,
+        params[0],
+        source=str(results),
+    )
+    with contextlib.redirect_stdout(io.StringIO()):  # its CPU notice is printed, not logged
+        predictor = nnUNetPredictor(
+            tile_step_size=step_size,
+            use_gaussian=True,
+            use_mirroring=mirroring,
+            perform_everything_on_device=device.type == "cuda",
+            device=device,
+            verbose=False,
+            allow_tqdm=False,
+        )
+    predictor.manual_initialization(
+        network,
+        plans_manager,
+        conf,
+        params,
+        dataset_json,
+        first.get("trainer_name", "nnUNetTrainer"),
+        tuple(axes) if axes is not None else None,
+    )
+    return predictor
+
+
+def _build_network(
+    trainer_name: str,
+    plans_manager: Any,
+    conf: Any,
+    dataset_json: dict[str, Any],
+    weights: dict[str, torch.Tensor],
+    *,
+    source: str,
+) -> torch.nn.Module:
+    """Build the network the trainer class defines, as nnU-Net's own loader does."""
+    from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
+    from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
+
+    trainer = recursive_find_trainer_class_by_name(trainer_name)
+    if trainer is None:
+        raise ModelError(f"{source}: unknown nnU-Net trainer {trainer_name!r}")
+    n_in = determine_num_input_channels(plans_manager, conf, dataset_json)
+    n_out = plans_manager.get_label_manager(dataset_json).num_segmentation_heads
+    network = trainer.build_network_architecture(
+        plans_manager, conf, n_in, n_out, enable_deep_supervision=False
+    )
+    try:
+        network.load_state_dict(weights)
+    except RuntimeError as err:
+        raise ModelError(
+            f"{source}: weights do not fit the network in plans.json: {str(err).splitlines()[0]}"
+        ) from err
+    return network
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise ModelError(f"cannot read {path}: {err}") from err

@@ -1,0 +1,161 @@
+"""Posterior elements, the atlas ring, the sacrum, and the canal with the cord.
+
+Shapes are in each level's local frame (``l`` right, ``a`` anterior, ``u`` superior, mm):
+the arch is two pedicles plus a lamina ring around the canal; processes are tapered capsules
+(spinous: posterior and caudal; transverse: lateral; articular: up and down from the
+pedicle-lamina junction, the inferior pair medial and posterior to the superior pair of the
+vertebra below, as at real facet joints).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from spineps_dask.labels import Semantic
+from spineps_dask.phantom.anatomy import Level
+from spineps_dask.phantom.shapes import Canvas, Local, _capsule, local_coords, paint
+
+# Left is the subject's left (-x in RAS), i.e. negative local l.
+_S = Semantic
+_SIDES = (
+    (-1.0, _S.COSTALIS_LEFT, _S.ARTICULARIS_SUP_LEFT, _S.ARTICULARIS_INF_LEFT),
+    (1.0, _S.COSTALIS_RIGHT, _S.ARTICULARIS_SUP_RIGHT, _S.ARTICULARIS_INF_RIGHT),
+)
+
+
+def _ellipse(loc: Local, a0: float, ra: float, rl: float) -> np.ndarray:
+    return ((loc.a - a0) / ra) ** 2 + (loc.l / rl) ** 2 <= 1.0
+
+
+def paint_posterior(canvas: Canvas, lv: Level, *, gap_above: float, gap_below: float) -> None:
+    """Arch (41), spinous (42), transverse (43/44) and articular (45-48) processes of a vertebra."""
+    d = lv.dims
+    ac, cra, crl, t, h = lv.canal_a, d["canal_ra"], d["canal_rl"], d["lamina"], d["height"]
+    beta = np.deg2rad(d["spinous_deg"])
+    reach_l = crl + t + d["trans_len"] + d["proc_r"] + 2
+    back = ac - cra - t - d["spinous_len"] - d["spinous_hh"]
+    low = -max(h / 2 + gap_below + 2, d["spinous_len"] * np.sin(beta) + d["spinous_hh"] + 2)
+    loc = local_coords(
+        canvas, lv.centre, lv.frame, (-reach_l, back, low), (reach_l, 2.0, h / 2 + gap_above + 2)
+    )
+    if loc is None:
+        return
+    u0, hh = 0.1 * h, 0.32 * h
+    band = np.abs(loc.u - u0) <= hh
+    ring = ~_ellipse(loc, ac, cra, crl) & _ellipse(loc, ac, cra + t, crl + t)
+    lamina = ring & (loc.a < ac) & band
+    absl = np.abs(loc.l)
+    pedicle = (loc.a >= ac) & (loc.a <= -0.85 * d["depth"] / 2 + 0.5) & (absl >= 0.9 * crl)
+    pedicle &= (absl <= crl + t) & (np.abs(loc.u - u0) <= 0.8 * hh)
+    paint(canvas, loc, lamina | pedicle, Semantic.ARCUS, lv.vid)
+    # Flattened spinous process: scale l so the capsule is thin side to side.
+    hw = 0.45 * t + 1.0
+    flat = Local(loc.box, loc.l * (d["spinous_hh"] / hw), loc.a, loc.u)
+    start = (0.0, ac - cra - 0.5 * t, u0)
+    direction = (0.0, -np.cos(beta), -np.sin(beta))
+    spin = _capsule(flat, start, direction, d["spinous_len"], d["spinous_hh"], 0.6)
+    paint(canvas, loc, spin, Semantic.SPINOSUS, lv.vid)
+    alpha = np.deg2rad(d["trans_deg"])
+    r = d["proc_r"]
+    for side, costal, sup, inf in _SIDES:
+        start = (side * (crl + 0.6 * t), ac + 0.3 * cra, u0 + 0.1 * h)
+        trans = _capsule(
+            loc, start, (side * np.cos(alpha), -np.sin(alpha), 0), d["trans_len"], r * 0.8
+        )
+        paint(canvas, loc, trans, costal, lv.vid)
+        start = (side * (crl + 0.7 * t), ac - 0.1 * cra, u0 + 0.5 * hh)
+        length = h / 2 - start[2] + 0.6 * gap_above + 0.3 * r
+        paint(canvas, loc, _capsule(loc, start, (0, -0.2, 1), length, r, 0.8), sup, lv.vid)
+        start = (side * (crl + 0.2 * t), ac - 0.8 * cra, u0 - 0.5 * hh)
+        length = h / 2 + start[2] + 0.6 * gap_below + 0.3 * r
+        paint(canvas, loc, _capsule(loc, start, (0, -0.15, -1), length, 0.9 * r, 0.8), inf, lv.vid)
+
+
+def atlas_ring(lv: Level, c2: Level) -> tuple[float, float, float, float]:
+    """Centre (a), inner AP and LR radii, lateral-mass width of C1's ring around dens and canal."""
+    dens_front = -0.1 * c2.dims["depth"] / 2 + 0.3 * c2.dims["depth"] + 1.5
+    back = lv.canal_a - lv.dims["canal_ra"]
+    return 0.5 * (dens_front + back), 0.5 * (dens_front - back), lv.dims["canal_rl"], 7.0
+
+
+def paint_atlas(canvas: Canvas, lv: Level, c2: Level) -> None:
+    """C1: ring (41) with lateral masses, transverse processes, posterior tubercle; no body."""
+    d = lv.dims
+    centre, ra_in, rl_in, mass = atlas_ring(lv, c2)
+    t = d["lamina"]
+    ra_out, rl_out = ra_in + t, rl_in + mass
+    reach_l = rl_out + d["trans_len"] + 4
+    loc = local_coords(
+        canvas,
+        lv.centre,
+        lv.frame,
+        (-reach_l, centre - ra_out - 10, -8),
+        (reach_l, centre + ra_out + 1, 8),
+    )
+    if loc is None:
+        return
+    ring = _ellipse(loc, centre, ra_out, rl_out) & ~_ellipse(loc, centre, ra_in, rl_in)
+    ring &= np.abs(loc.u) <= 3.5 + 3.0 * (loc.l / rl_out) ** 2
+    paint(canvas, loc, ring, Semantic.ARCUS, lv.vid)
+    tub = _capsule(loc, (0.0, centre - ra_out + 1, 0.0), (0, -1, -0.2), d["spinous_len"], 4.0)
+    paint(canvas, loc, tub, Semantic.SPINOSUS, lv.vid)
+    for side, costal, _, _ in _SIDES:
+        start = (side * (rl_out - 2), centre, 0.0)
+        trans = _capsule(loc, start, (side, 0, 0), d["trans_len"], d["proc_r"])
+        paint(canvas, loc, trans, costal, lv.vid)
+
+
+def sacrum_shape(lv: Level, loc: Local) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sacrum mask and its canal: a tapering, forward-concave plate with alae at the top.
+
+    Returns the sacrum, the sacral canal, and the AP centre line ``a(u)`` of the sacrum.
+    """
+    d = lv.dims
+    length, depth = d["height"], d["depth"]
+    ra0 = 0.5 * (depth + 2 * d["canal_ra"] + 4)
+    rl0 = d["width"] / 2
+    t = np.clip(-loc.u / length, 0.0, 1.0)
+    ac = depth / 2 - ra0 - 0.12 * length * np.sin(np.pi * t)
+    ra = ra0 * (1 - 0.55 * t)
+    ala = np.clip(1 - np.abs(t - 0.15) / 0.3, 0, 1)
+    rl = rl0 * (1 + 0.9 * ala) * (1 - 0.65 * t)
+    inside = ((loc.a - ac) / ra) ** 2 + (loc.l / rl) ** 2 <= 1.0
+    inside &= (loc.u <= -0.4 * np.maximum(np.abs(loc.l) - rl0, 0)) & (loc.u >= -length)
+    shrink = np.clip(1 - t / 0.75, 0, 1)
+    cra, crl = d["canal_ra"] * shrink * 0.8 + 1e-3, d["canal_rl"] * shrink * 0.9 + 1e-3
+    canal_a = ac - ra + 2 + cra
+    canal = ((loc.a - canal_a) / cra) ** 2 + (loc.l / crl) ** 2 <= 1.0
+    canal &= (loc.u <= 6.0) & (t < 0.75)
+    return inside, canal, ac
+
+
+def paint_sacrum(canvas: Canvas, lv: Level) -> None:
+    """Sacrum (26, instance 26) with its canal (61) carved in."""
+    d = lv.dims
+    rl = d["width"] / 2 * 1.9 + 2
+    lo = (-rl, -d["depth"] - 2 * d["canal_ra"] - 0.12 * d["height"] - 8, -d["height"] - 2)
+    loc = local_coords(canvas, lv.centre, lv.frame, lo, (rl, d["depth"] / 2 + 2, 8))
+    if loc is None:
+        return
+    inside, canal, _ = sacrum_shape(lv, loc)
+    paint(canvas, loc, inside, Semantic.SACRUM, lv.vid)
+    paint(canvas, loc, canal, Semantic.CANAL, 0, over=(Semantic.SACRUM,))
+
+
+def paint_canal(canvas: Canvas, lv: Level, *, gap_above: float, gap_below: float) -> None:
+    """Canal (61, CSF) and cord (60) segment of one vertebra, from mid-disc above to below."""
+    d = lv.dims
+    h = d["height"]
+    top = h / 2 + gap_above / 2 + 3 + (40.0 if lv.kind == "C1" else 0.0)
+    bottom = -(h / 2 + gap_below / 2 + 3)
+    ac, cra, crl = lv.canal_a, d["canal_ra"], d["canal_rl"]
+    loc = local_coords(
+        canvas, lv.centre, lv.frame, (-crl - 1, ac - cra - 1, bottom), (crl + 1, ac + cra + 1, top)
+    )
+    if loc is None:
+        return
+    canal = _ellipse(loc, ac, cra, crl)
+    paint(canvas, loc, canal, Semantic.CANAL, 0)
+    if d["cord_ra"] > 1.0:
+        cord = _ellipse(loc, ac + 0.15 * cra, d["cord_ra"], d["cord_rl"])
+        paint(canvas, loc, cord & canal, Semantic.CORD, 0, over=(Semantic.CANAL,))

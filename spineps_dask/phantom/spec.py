@@ -1,0 +1,244 @@
+"""What is random about one synthetic subject, drawn from a seed (issue 3, item 3).
+
+A `PhantomSpec` fixes the field of view, the vertebra sequence and its variants, the sagittal and
+coronal curvature, the voxel grid and the acquisition (SNR, bias, intensity scale). Everything the
+generator does after that is a deterministic function of the spec, so a spec (or its seed) is the
+whole recipe of a phantom and its ground truth.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from spineps_dask.errors import InputError
+from spineps_dask.labels import vertebra_sequence
+
+REGIONS: tuple[str, ...] = ("cervical", "thoracic", "lumbar", "whole")
+#: Stored orientations drawn by `sample_spec`; the models expect P-I-R, the rest test reorienting.
+ORIENTATIONS: tuple[tuple[str, str, str], ...] = (
+    ("P", "I", "R"),
+    ("R", "A", "S"),
+    ("L", "P", "S"),
+    ("P", "I", "L"),
+    ("A", "S", "R"),
+    ("I", "P", "R"),
+)
+_WORLD_AXIS = {"R": 0, "L": 0, "A": 1, "P": 1, "S": 2, "I": 2}
+
+# Variant rates are rough population figures: an extra thoracic or lumbar vertebra in a few per
+# cent of spines; C1 out of view is common in cropped cervical scans (issue 3: "rare variants").
+_P_T13 = 0.08
+_P_L6 = 0.08
+_P_C1_MISSING = 0.25
+
+
+@dataclass(frozen=True)
+class PhantomSpec:
+    """Everything random about one phantom subject.
+
+    Attributes
+    ----------
+    seed
+        The seed it was drawn from; also seeds per-level size jitter, texture and noise.
+    region
+        Field of view: ``'cervical'``, ``'thoracic'``, ``'lumbar'`` or ``'whole'``.
+    has_t13, has_l6
+        Rare variants: an extra thoracic (T13, id 28) or lumbar (L6, id 25) vertebra.
+    c1_in_view
+        False when the top of the field of view cuts below C1 (labelling must then anchor
+        elsewhere).
+    fov_levels
+        (top, bottom) of the field of view in vertebra units along the column: ``k + f`` is the
+        fraction ``f`` down vertebra ``k`` of `vertebrae` (body plus the disc below; the sacrum's
+        unit is its length).
+    fov_lr_mm, fov_ap_mm
+        Left-right slab width and the anterior / posterior tissue margins around the spine.
+    lordosis_cervical_deg, kyphosis_thoracic_deg, lordosis_lumbar_deg
+        Sagittal curvature of each region (total bend of its tangent).
+    scoliosis_deg, scoliosis_phase
+        Coronal curvature: Cobb-like angle (0..20 degrees) and where along the spine it bends.
+    size_scale
+        Overall body size; each level also gets its own small jitter.
+    spacing
+        mm per voxel along the **stored** array axes (as `Volume.spacing` reports).
+    orientation
+        Axis codes of the stored arrays, e.g. ``('P', 'I', 'R')``.
+    origin_mm
+        Scanner position of the spine (shifts the affine only).
+    snr, bias_strength, intensity_scale, rician
+        Acquisition: signal-to-noise of bright tissue, amplitude of the smooth multiplicative
+        bias field, a global gain, and Rician (magnitude) versus Gaussian noise.
+    """
+
+    seed: int
+    region: str
+    has_t13: bool
+    has_l6: bool
+    c1_in_view: bool
+    fov_levels: tuple[float, float]
+    fov_lr_mm: float
+    fov_ap_mm: tuple[float, float]
+    lordosis_cervical_deg: float
+    kyphosis_thoracic_deg: float
+    lordosis_lumbar_deg: float
+    scoliosis_deg: float
+    scoliosis_phase: float
+    size_scale: float
+    spacing: tuple[float, float, float]
+    orientation: tuple[str, str, str]
+    origin_mm: tuple[float, float, float]
+    snr: float
+    bias_strength: float
+    intensity_scale: float
+    rician: bool
+
+    @property
+    def vertebrae(self) -> list[int]:
+        """Vertebra ids from C1 to S1 (sacrum) of this spine, variants included."""
+        return vertebra_sequence(has_t13=self.has_t13, has_l6=self.has_l6)
+
+    @property
+    def world_spacing(self) -> tuple[float, float, float]:
+        """mm per voxel along the world axes (left-right, anterior-posterior, superior-inferior)."""
+        return to_world_order(self.spacing, self.orientation)
+
+    @property
+    def isotropic(self) -> bool:
+        return max(self.spacing) / min(self.spacing) < 1.2
+
+    def summary(self) -> dict[str, object]:
+        """Flat description for ``participants.tsv``."""
+        out: dict[str, object] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, tuple):
+                value = ",".join(str(round(v, 3)) if isinstance(v, float) else v for v in value)
+            elif isinstance(value, float):
+                value = round(value, 3)
+            out[f.name] = value
+        return out
+
+
+def to_world_order(values: tuple[float, ...], orientation: tuple[str, ...]) -> tuple[float, ...]:
+    """Reorder per-array-axis values into world order (LR, AP, SI)."""
+    out = [0.0, 0.0, 0.0]
+    for value, code in zip(values, orientation, strict=True):
+        out[_WORLD_AXIS[code]] = float(value)
+    return tuple(out)  # type: ignore[return-value]
+
+
+def from_world_order(values: tuple[float, ...], orientation: tuple[str, ...]) -> tuple[float, ...]:
+    """Reorder world-order (LR, AP, SI) values into the array axes of ``orientation``."""
+    return tuple(float(values[_WORLD_AXIS[c]]) for c in orientation)  # type: ignore[return-value]
+
+
+def _check_orientation(orientation: tuple[str, ...]) -> tuple[str, str, str]:
+    codes = tuple(str(c).upper() for c in orientation)
+    if len(codes) != 3 or sorted(_WORLD_AXIS[c] for c in codes if c in _WORLD_AXIS) != [0, 1, 2]:
+        raise InputError(
+            f"orientation {orientation!r} is not three axis codes covering R/L, A/P and S/I; "
+            "use e.g. ('P', 'I', 'R')"
+        )
+    return codes  # type: ignore[return-value]
+
+
+def _fov_levels(rng: np.random.Generator, region: str, seq: list[int], c1: bool) -> tuple:
+    """Top and bottom of the field of view in vertebra units (see `PhantomSpec.fov_levels`)."""
+    idx = {v: i for i, v in enumerate(seq)}
+    sacrum = idx[26]
+    t1, t12, l1 = idx[8], idx[19], idx[20]
+    top_cervical = rng.uniform(-0.6, -0.1) if c1 else rng.uniform(1.15, 1.6)
+    if region == "cervical":
+        return top_cervical, rng.uniform(t1 + 0.3, t1 + 3.0)
+    if region == "thoracic":
+        return rng.uniform(5.3, t1 + 0.2), rng.uniform(t12 + 0.3, l1 + 1.6)
+    if region == "lumbar":
+        return rng.uniform(t12 - 2.7, t12 + 0.5), sacrum + rng.uniform(0.35, 0.95)
+    return top_cervical, sacrum + rng.uniform(0.35, 0.95)
+
+
+def sample_spec(seed: int, **overrides: object) -> PhantomSpec:
+    """Draw a `PhantomSpec` from a seed; keyword overrides fix any field.
+
+    Overriding ``orientation`` without ``spacing`` keeps the drawn spacing in world terms
+    (thick slices stay left-right). ``spacing`` is in the stored array axes.
+
+    Raises
+    ------
+    InputError
+        An unknown field name, region or orientation.
+    """
+    names = {f.name for f in dataclasses.fields(PhantomSpec)}
+    unknown = set(overrides) - names
+    if unknown:
+        raise InputError(f"unknown phantom spec fields {sorted(unknown)}; known: {sorted(names)}")
+    rng = np.random.default_rng([int(seed), 3])
+    region = str(overrides.get("region", REGIONS[rng.integers(len(REGIONS))]))
+    if region not in REGIONS:
+        raise InputError(f"region {region!r} is not one of {REGIONS}")
+    has_t13 = bool(overrides.get("has_t13", rng.random() < _P_T13))
+    has_l6 = bool(overrides.get("has_l6", rng.random() < _P_L6))
+    c1_draw = rng.random() >= _P_C1_MISSING
+    c1 = bool(overrides.get("c1_in_view", c1_draw if region in ("cervical", "whole") else False))
+    seq = vertebra_sequence(has_t13=has_t13, has_l6=has_l6)
+    fov = _fov_levels(rng, region, seq, c1)
+    orientation = _check_orientation(
+        overrides.get("orientation", ORIENTATIONS[rng.integers(len(ORIENTATIONS))])  # type: ignore[arg-type]
+    )
+    # Sagittal thick-slice scans: 0.5-1.0 mm in plane, 2.5-4.5 mm slices; a quarter isotropic.
+    if rng.random() < 0.25:
+        iso = rng.uniform(0.9, 1.3)
+        world = (iso, iso, iso)
+    else:
+        inplane = rng.uniform(0.5, 1.0)
+        world = (rng.uniform(2.5, 4.5), inplane, inplane)
+    drawn = {
+        "seed": int(seed),
+        "region": region,
+        "has_t13": has_t13,
+        "has_l6": has_l6,
+        "c1_in_view": c1,
+        "fov_levels": (float(fov[0]), float(fov[1])),
+        "fov_lr_mm": float(rng.uniform(60.0, 110.0)),
+        "fov_ap_mm": (float(rng.uniform(50.0, 90.0)), float(rng.uniform(95.0, 140.0))),
+        "lordosis_cervical_deg": float(rng.uniform(10.0, 40.0)),
+        "kyphosis_thoracic_deg": float(rng.uniform(20.0, 55.0)),
+        "lordosis_lumbar_deg": float(rng.uniform(30.0, 60.0)),
+        "scoliosis_deg": float(rng.uniform(0.0, 20.0) if rng.random() < 0.4 else 0.0),
+        "scoliosis_phase": float(rng.uniform(0.0, 2 * np.pi)),
+        "size_scale": float(rng.uniform(0.9, 1.1)),
+        "spacing": from_world_order(world, orientation),
+        "orientation": orientation,
+        "origin_mm": tuple(float(v) for v in rng.uniform(-60.0, 60.0, size=3)),
+        "snr": float(rng.uniform(8.0, 40.0)),
+        "bias_strength": float(rng.uniform(0.0, 0.4)),
+        "intensity_scale": float(np.exp(rng.uniform(np.log(100.0), np.log(3000.0)))),
+        "rician": bool(rng.random() < 0.7),
+    }
+    drawn.update(overrides)
+    drawn["orientation"] = orientation
+    if "spacing" in overrides:
+        drawn["spacing"] = tuple(float(s) for s in overrides["spacing"])  # type: ignore[attr-defined]
+    return _validated(PhantomSpec(**drawn))  # type: ignore[arg-type]
+
+
+def replace_spec(spec: PhantomSpec, **overrides: object) -> PhantomSpec:
+    """`dataclasses.replace` that keeps world spacing when only the orientation changes."""
+    if "orientation" in overrides and "spacing" not in overrides:
+        orientation = _check_orientation(overrides["orientation"])  # type: ignore[arg-type]
+        overrides["orientation"] = orientation
+        overrides["spacing"] = from_world_order(spec.world_spacing, orientation)
+    return _validated(dataclasses.replace(spec, **overrides))  # type: ignore[arg-type]
+
+
+def _validated(spec: PhantomSpec) -> PhantomSpec:
+    if spec.region not in REGIONS:
+        raise InputError(f"region {spec.region!r} is not one of {REGIONS}")
+    if len(spec.spacing) != 3 or min(spec.spacing) <= 0.2 or max(spec.spacing) > 8.0:
+        raise InputError(f"spacing {spec.spacing!r} must be three values in (0.2, 8] mm")
+    if not 0.0 <= spec.scoliosis_deg <= 45.0:
+        raise InputError(f"scoliosis_deg {spec.scoliosis_deg} must lie in [0, 45]")
+    return spec

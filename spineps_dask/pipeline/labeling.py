@@ -1,0 +1,220 @@
+"""Anatomical names for merged vertebrae (1..N top -> bottom), centroids per instance.
+
+The merge numbers vertebrae 1..N from the top; which one is C2 or L5 is decided here from cues
+in the semantic mask (reference doc "Post-processing", "final top-to-bottom labelling"):
+
+- C2 anchor: C1-C2 and the skull-C1 junction have no disc, so the first vertebra without a disc
+  above it followed by vertebrae that do have one is C2 (C1, which has no body, may be above it).
+- sacrum anchor: the vertebra directly above the sacrum is L5 (L6 when counting down from C2
+  finds one vertebra too many; ``LabelingSettings.extra_vertebra`` picks L6 or T13).
+- no anchor: the top vertebra is called C2, as the reference does without its labelling model,
+  and the result is flagged ``anchored=False``.
+
+Arrays are in P-I-R instance space (axis 1 inferior), as elsewhere in this package.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from scipy import ndimage
+
+from spineps_dask.labels import (
+    ENDPLATE_OFFSET,
+    IVD_OFFSET,
+    VERTEBRA_IDS,
+    Semantic,
+    vertebra_sequence,
+)
+
+logger = logging.getLogger(__name__)
+
+_FULL = ndimage.generate_binary_structure(3, 3)
+_C2, _L5 = VERTEBRA_IDS["C2"], VERTEBRA_IDS["L5"]
+#: C2..L5 without variants (reference anatomy: 6 cervical below C1, 12 thoracic, 5 lumbar).
+_C2_TO_L5 = vertebra_sequence().index(_L5) - vertebra_sequence().index(_C2) + 1
+
+
+@dataclass(frozen=True)
+class LabelingSettings:
+    """Labelling choices.
+
+    ``extra_vertebra``: name given to the one extra vertebra found between C2 and the sacrum
+    (the count alone cannot tell a 13th thoracic from a 6th lumbar; L6 is the common call).
+    ``min_sacrum_size``: sacrum voxels needed to trust it as an anchor.
+    """
+
+    extra_vertebra: Literal["L6", "T13"] = "L6"
+    min_sacrum_size: int = 250
+    inferior_axis: int = 1
+
+
+@dataclass(frozen=True)
+class Labeling:
+    """Result of `label_vertebrae`: merge id -> anatomical id, and how it was anchored."""
+
+    mapping: dict[int, int]
+    anchor: Literal["C2", "sacrum", "none"]
+    has_t13: bool = False
+    has_l6: bool = False
+
+    @property
+    def anchored(self) -> bool:
+        return self.anchor != "none"
+
+
+def vertebra_ids_top_down(instance: np.ndarray, *, inferior_axis: int = 1) -> list[int]:
+    """Vertebra ids (< 100) present in ``instance``, sorted by inferior centre of mass."""
+    cents = centroids(instance, labels=_vertebra_ids(instance))
+    return sorted(cents, key=lambda k: (cents[k][inferior_axis], k))
+
+
+def _vertebra_ids(instance: np.ndarray) -> list[int]:
+    ids = np.flatnonzero(np.bincount(instance.ravel().astype(np.intp)))
+    return [int(i) for i in ids if 0 < i < IVD_OFFSET]
+
+
+def centroids(
+    instance: np.ndarray, *, labels: list[int] | None = None, affine: np.ndarray | None = None
+) -> dict[int, tuple[float, float, float]]:
+    """Centre of mass of each instance label, in voxels or (with ``affine``) in mm.
+
+    Examples
+    --------
+    >>> m = np.zeros((1, 4, 1), np.uint16); m[0, 2:, 0] = 20
+    >>> centroids(m)
+    {20: (0.0, 2.5, 0.0)}
+    """
+    if labels is None:
+        labels = [int(i) for i in np.unique(instance) if i != 0]
+    if not labels:
+        return {}
+    pts = np.array(ndimage.center_of_mass(np.ones(instance.shape), instance, labels), dtype=float)
+    pts = pts.reshape(-1, 3)
+    if affine is not None:
+        pts = pts @ np.asarray(affine)[:3, :3].T + np.asarray(affine)[:3, 3]
+    return {k: tuple(float(v) for v in p) for k, p in zip(labels, pts, strict=True)}  # type: ignore[misc]
+
+
+def discs_above(
+    instance: np.ndarray, semantic: np.ndarray, *, inferior_axis: int = 1
+) -> dict[int, bool]:
+    """For each vertebra id: is there an IVD (semantic 100) directly above it?
+
+    Each disc component is given to the vertebra nearest to it (centroid distance) among those
+    whose centre lies below the disc's centre.
+    """
+    verts = vertebra_ids_top_down(instance, inferior_axis=inferior_axis)
+    flags = dict.fromkeys(verts, False)
+    if not verts:
+        return flags
+    vc = centroids(instance, labels=verts)
+    comps, n = ndimage.label(semantic == Semantic.DISC, structure=_FULL)
+    if n == 0:
+        return flags
+    dcs = np.array(ndimage.center_of_mass(np.ones(comps.shape), comps, range(1, n + 1))).reshape(
+        -1, 3
+    )
+    for dc in dcs:
+        below = [v for v in verts if vc[v][inferior_axis] > dc[inferior_axis]]
+        if below:
+            nearest = min(below, key=lambda v: (float(np.linalg.norm(np.subtract(vc[v], dc))), v))
+            flags[nearest] = True
+    return flags
+
+
+def _c2_start(
+    verts: list[int], flags: dict[int, bool], instance: np.ndarray, axis: int
+) -> int | None:
+    """Index in ``verts`` of C2 when the disc pattern at the top says so, else None."""
+    if not verts or (np.take(instance, 0, axis=axis) == verts[0]).any():
+        return None  # the top vertebra is cut by the field of view: its disc may be missing
+    f = [flags[v] for v in verts]
+    if len(f) >= 2 and not f[0] and f[1]:
+        return 0
+    if len(f) >= 3 and not f[0] and not f[1] and f[2]:
+        return 1  # verts[0] is C1
+    return None
+
+
+def label_vertebrae(
+    instance: np.ndarray, semantic: np.ndarray, *, settings: LabelingSettings | None = None
+) -> Labeling:
+    """Decide the anatomical id of every merged vertebra.
+
+    Parameters
+    ----------
+    instance : ndarray (P, I, R), uint16, vertebrae 1..N from the merge (ids < 100)
+    semantic : ndarray (P, I, R), the cleaned semantic mask (discs 100, sacrum 26)
+
+    Returns
+    -------
+    Labeling
+        ``mapping`` sends each merge id to a `labels.VERTEBRA_IDS` value; ids that do not fit the
+        sequence (more vertebrae than a spine has) are left out, i.e. dropped by `relabel`.
+    """
+    s = settings or LabelingSettings()
+    ax = s.inferior_axis
+    verts = vertebra_ids_top_down(instance, inferior_axis=ax)
+    if not verts:
+        return Labeling({}, "none")
+    flags = discs_above(instance, semantic, inferior_axis=ax)
+    c2 = _c2_start(verts, flags, instance, ax)
+    sacrum = _above_sacrum(instance, semantic, verts[-1], s)
+    if c2 is not None:
+        from_c2 = len(verts) - c2
+        extra = from_c2 > _C2_TO_L5
+        if sacrum and from_c2 not in (_C2_TO_L5, _C2_TO_L5 + 1):
+            logger.warning("C2 and sacrum anchors disagree: %d vertebrae from C2 to L5", from_c2)
+        has_t13 = extra and s.extra_vertebra == "T13"
+        has_l6 = extra and s.extra_vertebra == "L6"
+        seq = vertebra_sequence(has_t13=has_t13, has_l6=has_l6)[:-1]  # no S1
+        first = seq.index(_C2) - c2
+        return Labeling(_zip(verts, seq[first:]), "C2", has_t13, has_l6)
+    if sacrum:
+        seq = vertebra_sequence()[:-1]
+        up = list(reversed(seq))  # L5, L4, ... C1
+        return Labeling(_zip(list(reversed(verts)), up), "sacrum")
+    seq = vertebra_sequence()[:-1]
+    return Labeling(_zip(verts, seq[seq.index(_C2) :]), "none")
+
+
+def _zip(verts: list[int], ids: list[int]) -> dict[int, int]:
+    if len(verts) > len(ids):
+        logger.warning(
+            "%d vertebrae but only %d anatomical ids; extra ones dropped", len(verts), len(ids)
+        )
+    return {v: i for v, i in zip(verts, ids, strict=False)}
+
+
+def _above_sacrum(
+    instance: np.ndarray, semantic: np.ndarray, bottom: int, s: LabelingSettings
+) -> bool:
+    """Sacrum present (big enough) and the lowest vertebra sits above its centre."""
+    sac = semantic == Semantic.SACRUM
+    if int(sac.sum()) < s.min_sacrum_size:
+        return False
+    sac_c = ndimage.center_of_mass(sac)[s.inferior_axis]
+    bot_c = ndimage.center_of_mass(instance == bottom)[s.inferior_axis]
+    return bool(bot_c < sac_c)
+
+
+def relabel(instance: np.ndarray, mapping: dict[int, int]) -> np.ndarray:
+    """Apply a vertebra id mapping to vertebrae, their IVDs (100+X) and endplates (200+X).
+
+    Ids not in ``mapping`` become 0; run it before `postprocess.add_sacrum`, so a merge id that
+    happens to be 26 is never mistaken for S1.
+
+    Examples
+    --------
+    >>> relabel(np.array([[[1, 2, 101, 202, 3]]], np.uint16), {1: 20, 2: 21}).tolist()
+    [[[20, 21, 120, 221, 0]]]
+    """
+    lut = np.zeros(max(int(instance.max(initial=0)) + 1, ENDPLATE_OFFSET + IVD_OFFSET), np.uint16)
+    for src, dst in mapping.items():
+        for off in (0, IVD_OFFSET, ENDPLATE_OFFSET):
+            lut[src + off] = dst + off
+    return lut[instance.astype(np.intp, copy=False)]

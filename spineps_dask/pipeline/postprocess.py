@@ -1,0 +1,188 @@
+"""Make the instance mask agree with the semantic mask (paper section 2.4, reference doc step 6).
+
+Order used by `postprocess_instances` (each step is usable on its own):
+
+1. `remove_outside_spine`: vertebra voxels where the semantic mask has no vertebra part go.
+2. `assign_leftovers`: semantic vertebra voxels with no instance join the touching vertebra.
+3. `labeling.label_vertebrae` + `labeling.relabel`: anatomical ids.
+4. `add_sacrum`: semantic sacrum -> instance 26 (S1).
+5. `attach_discs_endplates`: IVD -> 100+X (X the nearest vertebra above), endplate -> 200+X.
+
+Arrays are (P, I, R) (axis 1 inferior), uint16 instance ids from `labels`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from scipy import ndimage
+
+from spineps_dask.labels import (
+    ENDPLATE_OFFSET,
+    IVD_OFFSET,
+    VERTEBRA_IDS,
+    VERTEBRA_SEMANTIC,
+    Semantic,
+    vertebra_sequence,
+)
+from spineps_dask.pipeline.labeling import (
+    Labeling,
+    LabelingSettings,
+    centroids,
+    label_vertebrae,
+    relabel,
+    vertebra_ids_top_down,
+)
+
+logger = logging.getLogger(__name__)
+
+_FULL = ndimage.generate_binary_structure(3, 3)
+_FACE = ndimage.generate_binary_structure(3, 1)
+_S1 = VERTEBRA_IDS["S1"]
+
+
+def remove_outside_spine(instance: np.ndarray, semantic: np.ndarray) -> np.ndarray:
+    """Zero instance voxels whose semantic label is not a vertebra part (41-50).
+
+    Discs, endplates and the sacrum get their own instance labels from the semantic mask later,
+    so a vertebra that bleeds into them loses those voxels too.
+
+    Examples
+    --------
+    >>> inst = np.array([[[1, 1, 1]]], np.uint16); sem = np.array([[[49, 0, 100]]])
+    >>> remove_outside_spine(inst, sem).tolist()
+    [[[1, 0, 0]]]
+    """
+    out = instance.copy()
+    out[~np.isin(semantic, VERTEBRA_SEMANTIC)] = 0
+    return out
+
+
+def _touch_counts(comp: np.ndarray, labels: np.ndarray) -> dict[int, int]:
+    """How many face neighbours of ``comp`` carry each label (> 0)."""
+    ring = ndimage.binary_dilation(comp, structure=_FACE) & ~comp
+    vals = labels[ring]
+    vals = vals[vals > 0]
+    ids, counts = np.unique(vals, return_counts=True)
+    return {int(i): int(c) for i, c in zip(ids, counts, strict=True)}
+
+
+def _padded_box(box: tuple[slice, ...], shape: tuple[int, ...]) -> tuple[slice, ...]:
+    return tuple(
+        slice(max(b.start - 1, 0), min(b.stop + 1, n)) for b, n in zip(box, shape, strict=True)
+    )
+
+
+def assign_leftovers(instance: np.ndarray, semantic: np.ndarray) -> np.ndarray:
+    """Give each semantic vertebra component without an instance to the most-touching vertebra.
+
+    Components are 26-connected; touching counts face neighbours; ties go to the smaller id.
+    A component touching no vertebra stays 0 (logged).
+
+    Examples
+    --------
+    >>> inst = np.array([[[1, 0, 0, 2, 2]]], np.uint16)
+    >>> sem = np.array([[[49, 49, 0, 49, 49]]])
+    >>> assign_leftovers(inst, sem).tolist()
+    [[[1, 1, 0, 2, 2]]]
+    """
+    vertebrae = np.where(instance < IVD_OFFSET, instance, 0)
+    left = np.isin(semantic, VERTEBRA_SEMANTIC) & (instance == 0)
+    comps, _ = ndimage.label(left, structure=_FULL)
+    out = instance.copy()
+    lost = 0
+    for i, box in enumerate(ndimage.find_objects(comps), start=1):
+        if box is None:
+            continue
+        big = _padded_box(box, comps.shape)
+        comp = comps[big] == i
+        counts = _touch_counts(comp, vertebrae[big])
+        if not counts:
+            lost += 1
+            continue
+        winner = min(counts, key=lambda k: (-counts[k], k))
+        out[big][comp] = winner
+    if lost:
+        logger.info("%d left-over vertebra components touch no vertebra", lost)
+    return out
+
+
+def add_sacrum(instance: np.ndarray, semantic: np.ndarray) -> np.ndarray:
+    """Semantic sacrum voxels become instance 26 (S1)."""
+    out = instance.copy()
+    out[semantic == Semantic.SACRUM] = _S1
+    return out
+
+
+def attach_discs_endplates(
+    instance: np.ndarray, semantic: np.ndarray, *, inferior_axis: int = 1
+) -> np.ndarray:
+    """Label IVD components 100+X and endplate components 200+X.
+
+    IVD: X is the vertebra nearest to the disc (centroid distance) among those whose centre is
+    above the disc's; a disc above the top vertebra gets the id preceding it in the anatomical
+    sequence (none above C2: left 0). Endplate: X is the vertebra it touches most, else the
+    nearest one.
+
+    Examples
+    --------
+    >>> inst = np.array([20, 20, 0, 21, 21], np.uint16).reshape(1, 5, 1)  # axis 1: top -> bottom
+    >>> sem = np.array([49, 62, 100, 49, 49]).reshape(1, 5, 1)
+    >>> attach_discs_endplates(inst, sem).ravel().tolist()
+    [20, 220, 120, 21, 21]
+    """
+    verts = vertebra_ids_top_down(instance, inferior_axis=inferior_axis)
+    out = instance.copy()
+    if not verts:
+        return out
+    vc = centroids(instance, labels=verts)
+    vertebrae = np.where(instance < IVD_OFFSET, instance, 0)
+    for label, offset in ((Semantic.DISC, IVD_OFFSET), (Semantic.ENDPLATE, ENDPLATE_OFFSET)):
+        comps, _ = ndimage.label(semantic == label, structure=_FULL)
+        for i, box in enumerate(ndimage.find_objects(comps), start=1):
+            if box is None:
+                continue
+            comp = comps[box] == i
+            c = ndimage.center_of_mass(comp) + np.array([b.start for b in box])
+            if offset == IVD_OFFSET:
+                x = _vertebra_above(c, verts, vc, inferior_axis)
+            else:
+                big = _padded_box(box, comps.shape)
+                counts = _touch_counts(comps[big] == i, vertebrae[big])
+                x = min(counts, key=lambda k: (-counts[k], k)) if counts else _nearest(c, verts, vc)
+            if x is not None:
+                out[box][comp] = offset + x
+    return out
+
+
+def _nearest(c: np.ndarray, verts: list[int], vc: dict) -> int:
+    return min(verts, key=lambda v: (float(np.linalg.norm(np.subtract(vc[v], c))), v))
+
+
+def _vertebra_above(c: np.ndarray, verts: list[int], vc: dict, axis: int) -> int | None:
+    above = [v for v in verts if vc[v][axis] < c[axis]]
+    if above:
+        return _nearest(c, above, vc)
+    top = verts[0]
+    seq = vertebra_sequence(has_t13=top == VERTEBRA_IDS["T13"], has_l6=top == VERTEBRA_IDS["L6"])
+    if top in seq and seq.index(top) > seq.index(VERTEBRA_IDS["C2"]):
+        return seq[seq.index(top) - 1]
+    return None
+
+
+def postprocess_instances(
+    instance: np.ndarray, semantic: np.ndarray, *, settings: LabelingSettings | None = None
+) -> tuple[np.ndarray, Labeling]:
+    """Merge output (vertebrae 1..N) + cleaned semantic mask -> final anatomical instance mask.
+
+    Returns the (P, I, R) uint16 instance mask and the `Labeling` (anchor, T13/L6 flags).
+    """
+    s = settings or LabelingSettings()
+    inst = assign_leftovers(remove_outside_spine(instance, semantic), semantic)
+    labeling = label_vertebrae(inst, semantic, settings=s)
+    inst = add_sacrum(relabel(inst, labeling.mapping), semantic)
+    inst = attach_discs_endplates(inst, semantic, inferior_axis=s.inferior_axis)
+    if not labeling.anchored:
+        logger.warning("no C2 or sacrum anchor: vertebrae labelled from the top as C2 downwards")
+    return inst.astype(np.uint16, copy=False), labeling

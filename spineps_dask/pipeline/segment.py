@@ -1,0 +1,221 @@
+"""One subject through the whole method, as a chain of stages the cluster can also run apart.
+
+``prepare`` -> ``semantic_phase`` -> ``instance_input`` -> ``plan_cutouts`` -> ``cutouts_at``
+-> (instance model) -> ``assemble``. `segment` runs them in one process; the distributed
+runner runs each stage as its own task with the arrays parked in the store between them.
+Both call these same functions, so their outputs are identical voxel for voxel.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from spineps_dask.geometry import Volume, resample
+from spineps_dask.pipeline.check import check_scan
+from spineps_dask.pipeline.cutouts import (
+    CentreSettings,
+    Cutout,
+    crop_padded,
+    find_centres,
+    map_labels,
+)
+from spineps_dask.pipeline.labeling import Labeling, centroids
+from spineps_dask.pipeline.merge import CutoutPrediction, MergeSettings, merge_predictions
+from spineps_dask.pipeline.postprocess import postprocess_instances
+from spineps_dask.pipeline.preprocess import (
+    CropRecord,
+    PreprocessSettings,
+    crop_pad,
+    preprocess,
+    undo_crop_pad,
+)
+from spineps_dask.pipeline.semantic_cleaning import clean_semantic
+
+logger = logging.getLogger(__name__)
+
+#: Orientation of the post-processing and labelling steps (axis 1 points inferior).
+PIR = ("P", "I", "R")
+#: Reference body / vertebra size limits were tuned at NAKO resolution: voxel counts x 2.42 mm³
+#: per voxel, floored at 40 voxels (spineps ``phase_instance.predict_instance_mask``).
+_REFERENCE_VOXEL_MM3 = 2.42
+_MIN_VOXELS = 40
+
+
+@dataclass(frozen=True)
+class InstanceSpace:
+    """How the instance model sees a semantic mask: grid, cutout size, label mapping, limits."""
+
+    orientation: tuple[str, str, str] = PIR
+    spacing: tuple[float, float, float] = (0.75, 0.75, 1.65)
+    cutout_size: tuple[int, int, int] = (248, 304, 64)
+    mapping: Mapping[int, int] | None = None
+    corpus_size_cleaning: int = 100
+    vert_size_threshold: int = 250
+
+    @classmethod
+    def from_config(cls, config: Any) -> InstanceSpace:
+        """From an instance model's `ModelConfig`."""
+        return cls(
+            orientation=tuple(config.model_expected_orientation),
+            spacing=tuple(float(s) for s in config.resolution_range),
+            cutout_size=tuple(int(s) for s in config.cutout_size),
+            mapping=dict(config.mapping),
+            corpus_size_cleaning=int(config.corpus_size_cleaning),
+            vert_size_threshold=int(config.vert_size_threshold),
+        )
+
+    def _voxels(self, reference_count: int) -> int:
+        voxel_mm3 = float(np.prod(self.spacing))
+        return max(int(reference_count * _REFERENCE_VOXEL_MM3 / voxel_mm3), _MIN_VOXELS)
+
+    @property
+    def centre_settings(self) -> CentreSettings:
+        return CentreSettings(corpus_size_cleaning=self._voxels(self.corpus_size_cleaning))
+
+    @property
+    def merge_settings(self) -> MergeSettings:
+        return MergeSettings(vert_size_threshold=self._voxels(self.vert_size_threshold))
+
+
+@dataclass(frozen=True)
+class Segmentation:
+    """One subject's result, in the input scan's geometry."""
+
+    semantic: Volume
+    instance: Volume
+    centroids: dict[int, tuple[float, float, float]]
+    anchor: str
+    n_cutouts: int
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def prepare(image: Volume, *, n4: bool, subject: str = "") -> tuple[Volume, CropRecord]:
+    """Check the scan, then normalise / crop / (N4) / pad it for the semantic model."""
+    check_scan(image, subject=subject)
+    return preprocess(image, settings=PreprocessSettings(n4=n4))
+
+
+def semantic_phase(prepared: Volume, model: Any) -> Volume:
+    """Semantic model on the prepared image, then the reference cleaning (uint8 labels)."""
+    raw = model.predict(prepared)
+    return raw.with_data(clean_semantic(np.asarray(raw.data, dtype=np.uint8)))
+
+
+def instance_input(semantic: Volume, space: InstanceSpace) -> Volume:
+    """The semantic mask on the instance model's grid (reoriented exactly, nearest resampling)."""
+    return resample(semantic.reorient(space.orientation), space.spacing, order=0)
+
+
+def plan_cutouts(instance_in: Volume, space: InstanceSpace) -> np.ndarray:
+    """Vertebral-body centres (N, 3), bottom -> top, on the instance grid."""
+    return find_centres(np.asarray(instance_in.data), settings=space.centre_settings)
+
+
+def cutouts_at(
+    volume: Any,
+    centres: np.ndarray,
+    indices: Sequence[int],
+    space: InstanceSpace,
+    *,
+    subject: str = "",
+) -> list[Cutout]:
+    """The cutouts ``indices`` of ``centres``, read from any array-like (numpy or Zarr).
+
+    Only each cutout's window is read, so a worker holding a store key fetches a few chunks,
+    not the volume.
+    """
+    half = np.asarray(space.cutout_size) // 2
+    out = []
+    for i in indices:
+        centre = tuple(int(v) for v in np.round(centres[i]))
+        origin = tuple(int(v) for v in np.asarray(centre) - half)
+        window = crop_padded(volume, origin, space.cutout_size)
+        out.append(Cutout(subject, int(i), centre, origin, map_labels(window, space.mapping)))
+    return out
+
+
+def predict_cutouts(cutouts: Sequence[Cutout], model: Any) -> list[CutoutPrediction]:
+    """One instance-model forward over a batch of cutouts."""
+    if not cutouts:
+        return []
+    classes = model.predict(np.stack([c.array for c in cutouts]))
+    return [CutoutPrediction.from_cutout(c, k) for c, k in zip(cutouts, classes, strict=True)]
+
+
+def assemble(
+    semantic: Volume,
+    instance_in: Volume,
+    predictions: Sequence[CutoutPrediction],
+    record: CropRecord,
+    space: InstanceSpace,
+    *,
+    postprocess_on: bool = True,
+) -> tuple[Volume, Volume, Labeling, dict[int, tuple[float, float, float]]]:
+    """Merge, post-process and label; return semantic and instance in the input geometry.
+
+    The merge runs on the instance grid; post-processing and labelling on the prepared grid in
+    P-I-R orientation (reorientation is exact), so thin structures keep their full resolution.
+    """
+    merged = merge_predictions(
+        predictions, instance_in.shape, settings=space.merge_settings
+    ).astype(np.uint16)
+    sem_pir = semantic.reorient(PIR)
+    merged_vol = resample(Volume(merged, instance_in.affine), shape=sem_pir.shape, order=0)
+    inst, labeling = postprocess_instances(
+        np.asarray(merged_vol.data, dtype=np.uint16), np.asarray(sem_pir.data), clean=postprocess_on
+    )
+    inst_vol = sem_pir.with_data(inst).reorient(semantic.orientation)
+    sem_out = undo_crop_pad(semantic, record)
+    inst_out = undo_crop_pad(inst_vol, record)
+    ctd = centroids(np.asarray(inst_out.data))
+    return sem_out, inst_out, labeling, ctd
+
+
+def segment(
+    image: Volume,
+    semantic_model: Any,
+    instance_model: Any,
+    *,
+    n4: bool = True,
+    postprocess_on: bool = True,
+    subject: str = "",
+    semantic: Volume | None = None,
+    on_stage: Callable[[str], None] | None = None,
+) -> Segmentation:
+    """The whole method for one scan, in one process.
+
+    ``semantic``: a semantic mask in the scan's geometry (e.g. corrected by a radiologist); the
+    semantic model is then skipped and only the instance phase runs on it.
+    """
+    timings: dict[str, float] = {}
+    space = InstanceSpace.from_config(instance_model.config)
+
+    def stage(name: str, fn: Callable[[], Any]) -> Any:
+        if on_stage is not None:
+            on_stage(name)
+        t0 = time.perf_counter()
+        out = fn()
+        timings[name] = time.perf_counter() - t0
+        return out
+
+    prepared, record = stage("prepare", lambda: prepare(image, n4=n4, subject=subject))
+    if semantic is None:
+        sem = stage("semantic", lambda: semantic_phase(prepared, semantic_model))
+    else:
+        sem = stage("semantic", lambda: crop_pad(semantic, record))
+    inst_in = stage("instance_input", lambda: instance_input(sem, space))
+    centres = stage("cutouts", lambda: plan_cutouts(inst_in, space))
+    cutouts = cutouts_at(np.asarray(inst_in.data), centres, range(len(centres)), space,
+                         subject=subject)
+    preds = stage("instance", lambda: predict_cutouts(cutouts, instance_model))
+    sem_out, inst_out, labeling, ctd = stage(
+        "reduce",
+        lambda: assemble(sem, inst_in, preds, record, space, postprocess_on=postprocess_on),
+    )
+    return Segmentation(sem_out, inst_out, ctd, labeling.anchor, len(cutouts), timings)

@@ -1,0 +1,106 @@
+"""Anatomical labelling: C2 anchor, sacrum anchor, L6 / T13, unanchored fallback."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from spineps_dask.labels import VERTEBRA_IDS as V
+from spineps_dask.pipeline.labeling import (
+    LabelingSettings,
+    centroids,
+    discs_above,
+    label_vertebrae,
+    relabel,
+)
+
+from .spine_builder import build_spine
+
+
+def _names(labeling) -> list[int]:
+    return [labeling.mapping[k] for k in sorted(labeling.mapping)]
+
+
+def test_disc_above_flags_follow_the_discs():
+    """Each disc is credited to the vertebra right below it."""
+    sem, inst = build_spine([False, True, False, True])
+    assert discs_above(inst, sem) == {1: False, 2: True, 3: False, 4: True}
+
+
+def test_c2_anchor_when_top_vertebra_has_no_disc_above():
+    """No disc above the top vertebra, discs above the next: the top one is C2."""
+    sem, inst = build_spine([False, True, True, True, True])
+    lab = label_vertebrae(inst, sem)
+    assert lab.anchor == "C2" and lab.anchored
+    assert _names(lab) == [V["C2"], V["C3"], V["C4"], V["C5"], V["C6"]]
+
+
+def test_c1_above_c2_is_recognised():
+    """Two discless vertebrae on top, then discs: C1 and C2."""
+    sem, inst = build_spine([False, False, True, True])
+    assert _names(label_vertebrae(inst, sem)) == [V["C1"], V["C2"], V["C3"], V["C4"]]
+
+
+def test_sacrum_anchor_names_the_last_vertebra_l5():
+    """Top vertebra has a disc above (mid-spine field of view) and a sacrum below: L2..L5."""
+    sem, inst = build_spine([True, True, True, True], sacrum=True)
+    lab = label_vertebrae(inst, sem)
+    assert lab.anchor == "sacrum"
+    assert _names(lab) == [V["L2"], V["L3"], V["L4"], V["L5"]]
+
+
+def test_top_vertebra_cut_by_field_of_view_is_not_taken_for_c2():
+    """A vertebra touching the top border may have lost its disc: no C2 anchor, sacrum wins."""
+    sem, inst = build_spine([False, True, True], sacrum=True, margin=0)
+    assert label_vertebrae(inst, sem).anchor == "sacrum"
+    sem, inst = build_spine([False, True, True], sacrum=True, margin=3)
+    assert label_vertebrae(inst, sem).anchor == "C2"
+
+
+def test_whole_spine_with_c2_and_sacrum_is_c2_to_l5():
+    """23 vertebrae from C2 to the sacrum: the normal count, last one L5, no variant."""
+    sem, inst = build_spine([False] + [True] * 22, sacrum=True)
+    lab = label_vertebrae(inst, sem)
+    assert lab.anchor == "C2" and not lab.has_l6 and not lab.has_t13
+    names = _names(lab)
+    assert names[0] == V["C2"] and names[-1] == V["L5"] and names[-6] == V["T12"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "flag", "last_two"),
+    [("L6", "has_l6", ("L5", "L6")), ("T13", "has_t13", ("L4", "L5"))],
+)
+def test_one_extra_vertebra_from_c2_gives_l6_or_t13(extra, flag, last_two):
+    """24 vertebrae from C2 to the sacrum: L6 (default) or T13 by setting."""
+    sem, inst = build_spine([False] + [True] * 23, sacrum=True)
+    lab = label_vertebrae(inst, sem, settings=LabelingSettings(extra_vertebra=extra))
+    assert getattr(lab, flag)
+    names = _names(lab)
+    assert tuple(names[-2:]) == (V[last_two[0]], V[last_two[1]])
+    if extra == "T13":
+        assert names[18] == V["T13"] and names[17] == V["T12"]
+
+
+def test_no_anchor_labels_from_the_top_as_c2_and_flags_it():
+    """Disc above the top vertebra and no sacrum: reference behaviour, flagged unanchored."""
+    sem, inst = build_spine([True, True, True])
+    lab = label_vertebrae(inst, sem)
+    assert lab.anchor == "none" and not lab.anchored
+    assert _names(lab) == [V["C2"], V["C3"], V["C4"]]
+
+
+def test_relabel_moves_discs_and_endplates_with_their_vertebra():
+    """Vertebra X -> Y also moves 100+X -> 100+Y and 200+X -> 200+Y; unmapped ids vanish."""
+    inst = np.array([[[1, 101, 201, 2, 102, 3]]], np.uint16)
+    out = relabel(inst, {1: 20, 2: 21})
+    assert out.tolist() == [[[20, 120, 220, 21, 121, 0]]]
+
+
+def test_centroids_in_voxels_and_mm():
+    """Centroids follow the affine (scaling + translation)."""
+    inst = np.zeros((4, 4, 4), np.uint16)
+    inst[0:2, 0:2, 0:2] = 5
+    aff = np.diag([2.0, 3.0, 0.5, 1.0])
+    aff[:3, 3] = (10, 20, 30)
+    assert centroids(inst) == {5: (0.5, 0.5, 0.5)}
+    assert centroids(inst, affine=aff) == {5: (11.0, 21.5, 30.25)}

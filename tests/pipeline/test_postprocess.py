@@ -1,0 +1,80 @@
+"""Post-processing: masks made consistent, leftovers, discs/endplates, full chain."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from spineps_dask.labels import VERTEBRA_IDS as V
+from spineps_dask.pipeline.postprocess import (
+    add_sacrum,
+    assign_leftovers,
+    attach_discs_endplates,
+    postprocess_instances,
+    remove_outside_spine,
+)
+
+from .spine_builder import build_spine
+
+
+def test_instance_outside_semantic_vertebra_is_removed():
+    """Instance voxels over background, canal or disc are zeroed; over 41..50 kept."""
+    sem = np.array([[[49, 41, 0, 61, 100, 50]]])
+    inst = np.ones_like(sem, dtype=np.uint16)
+    assert remove_outside_spine(inst, sem).tolist() == [[[1, 1, 0, 0, 0, 1]]]
+
+
+def test_leftover_goes_to_neighbour_with_most_touching_voxels():
+    """A leftover slab touching vertebra 1 on 2 faces and vertebra 2 on 6 faces joins 2."""
+    sem = np.zeros((6, 12, 6), np.uint8)
+    inst = np.zeros(sem.shape, np.uint16)
+    sem[:, 0:4] = 49
+    inst[:, 0:4] = 1
+    sem[:, 6:10] = 49
+    inst[:, 6:10] = 2
+    sem[2:4, 4, 2:3] = 41  # 2 voxels under vertebra 1 ...
+    sem[1:4, 5, 1:3] = 41  # ... connected to 6 voxels on top of vertebra 2
+    out = assign_leftovers(inst, sem)
+    assert (out[2:4, 4, 2:3] == 2).all() and (out[1:4, 5, 1:3] == 2).all()
+    assert (out[inst > 0] == inst[inst > 0]).all()
+
+
+def test_leftover_touching_nothing_stays_unlabelled():
+    sem = np.zeros((5, 5, 5), np.uint8)
+    sem[2, 2, 2] = 49
+    assert assign_leftovers(np.zeros(sem.shape, np.uint16), sem).max() == 0
+
+
+def test_discs_and_endplates_take_vertebra_above():
+    """IVD between L1 and L2 -> 120; endplate on L2's top -> 221; disc above L1 -> 119 (T12)."""
+    sem = np.zeros((4, 22, 4), np.uint8)
+    inst = np.zeros(sem.shape, np.uint16)
+    sem[:, 0:2] = 100  # disc above the top vertebra
+    sem[:, 2:8] = 49
+    inst[:, 2:8] = V["L1"]
+    sem[:, 8:10] = 100
+    sem[:, 10] = 62  # endplate touching L2 (below) over a whole face, the disc above it
+    sem[:, 11:17] = 49
+    inst[:, 11:17] = V["L2"]
+    out = attach_discs_endplates(inst, sem)
+    assert (out[:, 0:2] == 100 + V["T12"]).all()
+    assert (out[:, 8:10] == 100 + V["L1"]).all()
+    assert (out[:, 10] == 200 + V["L2"]).all()
+
+
+def test_sacrum_becomes_s1():
+    sem = np.array([[[26, 49]]])
+    assert add_sacrum(np.zeros((1, 1, 2), np.uint16), sem).tolist() == [[[26, 0]]]
+
+
+def test_full_chain_on_lumbar_spine_with_sacrum():
+    """Four lumbar vertebrae above a sacrum: L2..L5, discs 101+.., S1, all in the semantic mask."""
+    sem, inst = build_spine([True, True, True, True], sacrum=True)
+    inst[sem == 0] = 3  # instance bleeding into the background is removed
+    out, lab = postprocess_instances(inst, sem)
+    assert lab.anchor == "sacrum"
+    expected = (
+        {V[f"L{i}"] for i in range(2, 6)} | {100 + V[f"L{i}"] for i in range(1, 6)} | {V["S1"]}
+    )
+    assert set(np.unique(out).tolist()) - {0} == expected
+    assert not out[sem == 0].any()
+    assert out.dtype == np.uint16

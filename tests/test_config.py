@@ -1,0 +1,43 @@
+"""RunConfig: settings files, unknown keys, fingerprints that follow what changes results."""
+
+from __future__ import annotations
+
+import pytest
+
+from spineps_dask.config import RunConfig
+
+
+def test_unknown_setting_is_an_error(tmp_path):
+    """A typo in a run YAML must not be silently ignored."""
+    path = tmp_path / "run.yaml"
+    path.write_text("n4: false\npostprocesss: true\n")
+    with pytest.raises(ValueError, match="unknown run settings \\['postprocesss'\\]"):
+        RunConfig.from_file(path)
+
+
+def test_file_and_overrides(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("n4: false\ncutouts_per_task: 2\n")
+    cfg = RunConfig.from_file(path, cutouts_per_task=8)
+    assert cfg.n4 is False
+    assert cfg.cutouts_per_task == 8
+
+
+def test_fingerprint_tracks_result_settings_only():
+    """Resume compares fingerprints: batching must not force a recompute, N4 must."""
+    base = RunConfig()
+    assert RunConfig(cutouts_per_task=1).fingerprint() == base.fingerprint()
+    assert RunConfig(device="cpu").fingerprint() == base.fingerprint()
+    assert RunConfig(n4=not base.n4).fingerprint() != base.fingerprint()
+    assert RunConfig(postprocess=False).fingerprint() != base.fingerprint()
+
+
+def test_model_folder_change_changes_fingerprint(tmp_path):
+    """Other weights (here: another config file) are another model version."""
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "inference_config.json").write_text(f'{{"log_name": "{name}"}}')
+    a = RunConfig(semantic_model=tmp_path / "a")
+    b = RunConfig(semantic_model=tmp_path / "b")
+    assert a.fingerprint() != b.fingerprint()
+    assert "semantic=a@" in a.model_versions()
