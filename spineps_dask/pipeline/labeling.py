@@ -29,6 +29,7 @@ from spineps_dask.labels import (
     Semantic,
     vertebra_sequence,
 )
+from spineps_dask.pipeline._measure import box_centroids
 
 logger = logging.getLogger(__name__)
 
@@ -88,15 +89,11 @@ def centroids(
     >>> centroids(m)
     {20: (0.0, 2.5, 0.0)}
     """
-    if labels is None:
-        labels = [int(i) for i in np.unique(instance) if i != 0]
-    if not labels:
-        return {}
-    pts = np.array(ndimage.center_of_mass(np.ones(instance.shape), instance, labels), dtype=float)
-    pts = pts.reshape(-1, 3)
+    pts = box_centroids(instance, labels)
     if affine is not None:
-        pts = pts @ np.asarray(affine)[:3, :3].T + np.asarray(affine)[:3, 3]
-    return {k: tuple(float(v) for v in p) for k, p in zip(labels, pts, strict=True)}  # type: ignore[misc]
+        aff = np.asarray(affine, dtype=float)
+        pts = {k: tuple(aff[:3, :3] @ np.asarray(p) + aff[:3, 3]) for k, p in pts.items()}
+    return {k: tuple(float(v) for v in p) for k, p in pts.items()}  # type: ignore[misc]
 
 
 def discs_above(
@@ -197,8 +194,8 @@ def _above_sacrum(
     sac = semantic == Semantic.SACRUM
     if int(sac.sum()) < s.min_sacrum_size:
         return False
-    sac_c = ndimage.center_of_mass(sac)[s.inferior_axis]
-    bot_c = ndimage.center_of_mass(instance == bottom)[s.inferior_axis]
+    sac_c = box_centroids(sac.astype(np.uint8))[1][s.inferior_axis]
+    bot_c = box_centroids(instance, [bottom])[bottom][s.inferior_axis]
     return bool(bot_c < sac_c)
 
 

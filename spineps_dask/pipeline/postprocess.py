@@ -144,7 +144,7 @@ def attach_discs_endplates(
             if box is None:
                 continue
             comp = comps[box] == i
-            c = ndimage.center_of_mass(comp) + np.array([b.start for b in box])
+            c = np.array([i.mean() + b.start for i, b in zip(np.nonzero(comp), box, strict=True)])
             if offset == IVD_OFFSET:
                 x = _vertebra_above(c, verts, vc, inferior_axis)
             else:
