@@ -106,7 +106,7 @@ def find_centres(semantic: np.ndarray, *, settings: CentreSettings | None = None
             continue
         offset = np.array([sl.start for sl in box], dtype=float)
         parts += [(part, offset) for part in split_component(mask, settings=s)]
-    parts = _split_elongated(parts, s)
+    parts = _split_elongated(parts, semantic.shape, s)
     centres = [np.array(ndimage.center_of_mass(m)) + off for m, off in parts]
     if not centres:
         logger.info("no vertebral body of >= %d voxels found", s.corpus_size_cleaning)
@@ -164,14 +164,15 @@ def _height(mask: np.ndarray, axis: int) -> int:
 
 
 def _split_elongated(
-    parts: list[tuple[np.ndarray, np.ndarray]], s: CentreSettings
+    parts: list[tuple[np.ndarray, np.ndarray]], shape: tuple[int, ...], s: CentreSettings
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Cut bodies much taller than the median body into stacked pieces.
 
     Bodies fused over their full width (no waist for erosion to find) show up as a component
     ``k`` times as tall as the others; it is cut into ``k`` slabs along the inferior axis, each
     cut at the smallest cross-section near the evenly spaced position. Needs >= 3 bodies to
-    know the typical height (the median of the <= 4 nearest other bodies).
+    know the typical height (the median of the <= 4 nearest other bodies, at least 2 of them,
+    none cut by the top or bottom of the field of view).
     """
     ax = s.inferior_axis
     if len(parts) < 3:
@@ -179,13 +180,16 @@ def _split_elongated(
     # Heights are measured after the erosion; add it back so ratios compare real body heights.
     heights = np.array([_height(m, ax) + 2 * s.erosion for m, _ in parts])
     levels = np.array([ndimage.center_of_mass(m)[ax] + off[ax] for m, off in parts])
+    whole = np.array(
+        [off[ax] > s.erosion and off[ax] + m.shape[ax] < shape[ax] - s.erosion for m, off in parts]
+    )
     out = []
     for i, ((mask, off), h) in enumerate(zip(parts, heights, strict=True)):
-        # Typical height from the nearest bodies only: cervical bodies are half as tall as
-        # lumbar ones, so a spine-wide median would cut healthy lumbar bodies.
-        others = np.delete(np.arange(len(parts)), i)
+        # Typical height from the nearest whole bodies only: cervical bodies are half as tall
+        # as lumbar ones, so a spine-wide median would cut healthy lumbar bodies.
+        others = np.flatnonzero(whole & (np.arange(len(parts)) != i))
         near = others[np.argsort(np.abs(levels[others] - levels[i]), kind="stable")[:4]]
-        typical = float(np.median(heights[near]))
+        typical = float(np.median(heights[near])) if len(near) >= 2 else np.inf
         k = round(h / typical) if h > s.elongation * typical else 1
         if k < 2:
             out.append((mask, off))
