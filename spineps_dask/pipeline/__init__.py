@@ -4,6 +4,7 @@ Each module is one step (cutouts, merge, cleaning, post-processing, labelling, i
 preprocessing); models are called by the caller between the steps.
 """
 
+from spineps_dask.pipeline.check import CheckSettings, check_scan
 from spineps_dask.pipeline.cutouts import (
     CUTOUT_SIZE,
     DEFAULT_MAPPING,
@@ -29,6 +30,14 @@ from spineps_dask.pipeline.postprocess import (
     postprocess_instances,
     remove_outside_spine,
 )
+from spineps_dask.pipeline.preprocess import (
+    CropRecord,
+    PreprocessSettings,
+    n4_correct,
+    normalize_intensity,
+    preprocess,
+    undo_crop_pad,
+)
 from spineps_dask.pipeline.semantic_cleaning import (
     CleaningSettings,
     FillHoles,
@@ -40,18 +49,22 @@ __all__ = [
     "CUTOUT_SIZE",
     "DEFAULT_MAPPING",
     "CentreSettings",
+    "CheckSettings",
     "CleaningSettings",
+    "CropRecord",
     "Cutout",
     "CutoutPrediction",
     "FillHoles",
     "Labeling",
     "LabelingSettings",
     "MergeSettings",
+    "PreprocessSettings",
     "RemoveSmallComponents",
     "add_sacrum",
     "assign_leftovers",
     "attach_discs_endplates",
     "centroids",
+    "check_scan",
     "clean_semantic",
     "cutout_targets",
     "find_centres",
@@ -59,7 +72,11 @@ __all__ = [
     "make_cutouts",
     "map_labels",
     "merge_predictions",
+    "n4_correct",
+    "normalize_intensity",
     "postprocess_instances",
+    "preprocess",
     "relabel",
     "remove_outside_spine",
+    "undo_crop_pad",
 ]

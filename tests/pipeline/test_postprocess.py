@@ -45,20 +45,26 @@ def test_leftover_touching_nothing_stays_unlabelled():
 
 
 def test_discs_and_endplates_take_vertebra_above():
-    """IVD between L1 and L2 -> 120; endplate on L2's top -> 221; disc above L1 -> 119 (T12)."""
-    sem = np.zeros((4, 22, 4), np.uint8)
+    """IVD L1-L2 -> 120 and both endplates around it -> 220; disc above L1 -> 119 (T12);
+    an endplate touching no disc -> the vertebra above it (L2 -> 221)."""
+    sem = np.zeros((4, 30, 4), np.uint8)
     inst = np.zeros(sem.shape, np.uint16)
     sem[:, 0:2] = 100  # disc above the top vertebra
     sem[:, 2:8] = 49
     inst[:, 2:8] = V["L1"]
-    sem[:, 8:10] = 100
-    sem[:, 10] = 62  # endplate touching L2 (below) over a whole face, the disc above it
-    sem[:, 11:17] = 49
-    inst[:, 11:17] = V["L2"]
+    sem[:, 8] = 62  # inferior endplate of L1
+    sem[:, 9:11] = 100
+    sem[:, 11] = 62  # superior endplate of L2
+    sem[:, 12:18] = 49
+    inst[:, 12:18] = V["L2"]
+    sem[:, 18] = 62  # inferior endplate of L2, no disc below it
+    sem[:, 19:25] = 49
+    inst[:, 19:25] = V["L3"]
     out = attach_discs_endplates(inst, sem)
     assert (out[:, 0:2] == 100 + V["T12"]).all()
-    assert (out[:, 8:10] == 100 + V["L1"]).all()
-    assert (out[:, 10] == 200 + V["L2"]).all()
+    assert (out[:, 9:11] == 100 + V["L1"]).all()
+    assert (out[:, 8] == 200 + V["L1"]).all() and (out[:, 11] == 200 + V["L1"]).all()
+    assert (out[:, 18] == 200 + V["L2"]).all()
 
 
 def test_sacrum_becomes_s1():
