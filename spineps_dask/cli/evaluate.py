@@ -22,9 +22,11 @@ def evaluate(
 ) -> None:
     """Dice, ASSD, RQ/SQ/PQ per subject and structure; prints mean ± SD over subjects.
 
-    Masks pair by BIDS derivative names (*_seg-spine_msk.nii.gz semantic, *_seg-vert_msk.nii.gz
-    instance). Writes the tidy table and <out stem>_summary.csv/.md. Exit code 1 when some
-    subject could not be evaluated (the others are still written), 2 when none could.
+    Pairs masks by BIDS names: *_seg-spine_msk.nii.gz (semantic), *_seg-vert_msk.nii.gz.
+
+    Writes the tidy table and <out stem>_summary.csv / .md beside it.
+
+    Exit code 1 when some subject failed (the others are still written), 2 when all did.
     """
     from rich.console import Console
     from rich.table import Table
