@@ -61,7 +61,14 @@ def check_labels(
         Naming the unexpected labels, so a mask in another scheme (e.g. SPIDER's raw ids) is
         recognised instead of silently scoring zero.
     """
-    present = {int(x) for x in np.flatnonzero(np.bincount(np.asarray(labelmap).ravel()))}
+    arr = np.asarray(labelmap)
+    if not np.issubdtype(arr.dtype, np.integer) or arr.min(initial=0) < 0:
+        raise InputError(
+            f"{what} must hold non-negative integer labels, got dtype {arr.dtype}",
+            subject=subject,
+            step="evaluate",
+        )
+    present = {int(x) for x in np.flatnonzero(np.bincount(arr.ravel()))}
     bad = sorted(present - valid)
     if bad:
         raise InputError(
