@@ -170,9 +170,9 @@ def ingest(
     ``progress`` is called with each finished row (the CLI's progress bar).
     """
     start = time.perf_counter()
+    scans = discover_scans(bids_dir, suffix=suffix)
     store = CohortStore(store_url, mode="a", storage_options=storage_options)
     manifest = Manifest(store.manifest_url, storage_options=storage_options)
-    scans = discover_scans(bids_dir, suffix=suffix)
     previous = manifest.rows(phase=PHASE)
     workers = workers or min(4, os.cpu_count() or 1)
     rows = []

@@ -5,8 +5,6 @@ from __future__ import annotations
 import gzip
 import os
 import re
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -125,25 +123,6 @@ def test_concurrent_ingests_of_different_subjects_share_one_store(tmp_path, make
     assert len(store.subjects()) == 8
     assert all(store.has_volume(s, "image") for s in store.subjects())
     assert len(Manifest(url / "manifest.parquet").read()) == 8
-
-
-_INGEST = "import sys; from spineps_dask.io import ingest; ingest(sys.argv[1], sys.argv[2])"
-
-
-def test_concurrent_ingests_from_two_processes(tmp_path, make_scan, make_data):
-    dirs = [tmp_path / "a", tmp_path / "b"]
-    for k, root in enumerate(dirs):
-        for i in range(3):
-            make_scan(root, f"{k}{i:02d}", make_data(i))
-    url = tmp_path / "c.zarr"
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    procs = [
-        subprocess.Popen([sys.executable, "-c", _INGEST, str(d), str(url)], env=env) for d in dirs
-    ]
-    assert [p.wait(timeout=60) for p in procs] == [0, 0]
-    assert len(CohortStore(url, mode="r").subjects()) == 6
-    df = Manifest(url / "manifest.parquet").read()
-    assert sorted(df["status"]) == ["ok"] * 6
 
 
 def _assert_same_nifti(a: Path, b: Path) -> None:

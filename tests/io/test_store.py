@@ -187,3 +187,26 @@ def test_secrets_in_urls_are_redacted():
     assert "s3cr3t" not in red and "deadbeef" not in red
     assert red.startswith("s3://AKIAXX:***@bucket/c.zarr") and "versionId=3" in red
     assert redact_url("/local/path.zarr") == "/local/path.zarr"
+
+
+def test_open_array_reads_windows_in_voxel_order(tmp_path):
+    """A cutout window read through the lazy view equals the same window of the volume."""
+    store = CohortStore(str(tmp_path / "s.zarr"))
+    data = np.arange(30 * 40 * 20, dtype=np.int32).reshape(30, 40, 20)
+    store.write_volume("sub-1", "work", Volume(data, np.eye(4)))
+    view = store.open_array("sub-1", "work")
+    assert view.shape == data.shape
+    np.testing.assert_array_equal(view[2:10, 5:7, 3:19], data[2:10, 5:7, 3:19])
+
+
+def test_blobs_and_volume_deletion(tmp_path):
+    """Snapshots live beside the volumes; work arrays can be dropped; names cannot escape."""
+    store = CohortStore(str(tmp_path / "s.zarr"))
+    store.write_volume("sub-1", "work", Volume(np.zeros((4, 4, 4), np.uint8), np.eye(4)))
+    store.write_volume("sub-1", "semantic", Volume(np.ones((4, 4, 4), np.uint8), np.eye(4)))
+    store.write_blob("sub-1", "snapshot.png", b"\x89PNG")
+    assert store.read_blob("sub-1", "snapshot.png") == b"\x89PNG"
+    store.delete_volume("sub-1", "work")
+    assert store.volumes("sub-1") == ["semantic"]
+    with pytest.raises(StoreError, match="not allowed"):
+        store.write_blob("sub-1", "../escape.png", b"x")
