@@ -15,7 +15,6 @@ import time
 import numpy as np
 import pytest
 from distributed import Client, LocalCluster
-from spineps_dask.phantom import write_bids_cohort
 
 from spineps_dask.config import RunConfig
 from spineps_dask.distributed import model_cache
@@ -27,10 +26,11 @@ from spineps_dask.io.cohort import ingest
 from spineps_dask.io.manifest import Manifest
 from spineps_dask.io.nifti import load_volume, save_volume
 from spineps_dask.io.store import CohortStore
+from spineps_dask.phantom.cohort import write_bids_cohort
 from spineps_dask.pipeline.segment import segment
 
 CFG = RunConfig(n4=False, cutouts_per_task=2, snapshot=True)
-GOOD = ["sub-000", "sub-001", "sub-002"]
+GOOD = ["sub-001", "sub-002", "sub-003"]
 BAD = "sub-axial"
 
 
@@ -39,7 +39,7 @@ def bids(tmp_path_factory):
     """Three small lumbar phantoms plus one axial scan that ingests but cannot be segmented."""
     root = tmp_path_factory.mktemp("cohort") / "bids"
     write_bids_cohort(root, subjects=3, seed=900, region="lumbar")
-    src = load_volume(root / "sub-000" / "anat" / "sub-000_T2w.nii.gz")
+    src = load_volume(root / "sub-001" / "anat" / "sub-001_T2w.nii.gz")
     axial = np.eye(4)
     axial[:3, :3] = np.diag([0.8, 0.8, 4.0])  # thick slices along S-I: an axial stack
     save_volume(Volume(src.data, axial), root / BAD / "anat" / f"{BAD}_T2w.nii.gz")
