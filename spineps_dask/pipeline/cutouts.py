@@ -47,6 +47,8 @@ class CentreSettings:
     bounds the extra erosions tried to cut a merged body; ``min_seed_size`` is the smallest
     part (voxels, after that erosion) still counted as a body of its own. A body taller than
     ``elongation`` x the median body height is cut into stacked pieces (fusion without waist).
+    ``body_labels``: the corpus (49) plus its cortical border (50) where a model emits it; the
+    border alone is a thin shell that the 2-voxel erosion would wipe out (tptbox CT sample).
     """
 
     erosion: int = 2
@@ -54,6 +56,7 @@ class CentreSettings:
     max_split_erosion: int = 6
     min_seed_size: int = 20
     elongation: float = 1.6
+    body_labels: tuple[int, ...] = (int(Semantic.CORPUS), int(Semantic.CORPUS_BORDER))
     inferior_axis: int = 1
 
 
@@ -80,7 +83,7 @@ def find_centres(semantic: np.ndarray, *, settings: CentreSettings | None = None
     Parameters
     ----------
     semantic : ndarray, shape (P, I, R), int
-        Semantic mask (label 49 = corpus).
+        Semantic mask (label 49 = corpus, 50 = corpus border).
     settings : CentreSettings, optional
 
     Returns
@@ -93,7 +96,7 @@ def find_centres(semantic: np.ndarray, *, settings: CentreSettings | None = None
     Two bodies fused by a thick bridge still give two centres (see ``split_component``).
     """
     s = settings or CentreSettings()
-    corpus = semantic == Semantic.CORPUS
+    corpus = np.isin(semantic, s.body_labels)
     if s.erosion > 0:
         corpus = ndimage.binary_erosion(corpus, iterations=s.erosion)
     comps, _ = ndimage.label(corpus, structure=_FULL)
