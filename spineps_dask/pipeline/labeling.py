@@ -46,10 +46,14 @@ class LabelingSettings:
     ``extra_vertebra``: name given to the one extra vertebra found between C2 and the sacrum
     (the count alone cannot tell a 13th thoracic from a 6th lumbar; L6 is the common call).
     ``min_sacrum_size``: sacrum voxels needed to trust it as an anchor.
+    ``min_top_margin``: voxels between the top vertebra and the top of the field of view needed
+    to trust "no disc above it" (a disc cut off by the field of view is no C2 cue; above a real
+    C2 lie C1 and the skull base).
     """
 
     extra_vertebra: Literal["L6", "T13"] = "L6"
     min_sacrum_size: int = 250
+    min_top_margin: int = 4
     inferior_axis: int = 1
 
 
@@ -124,11 +128,14 @@ def discs_above(
 
 
 def _c2_start(
-    verts: list[int], flags: dict[int, bool], instance: np.ndarray, axis: int
+    verts: list[int], flags: dict[int, bool], instance: np.ndarray, s: LabelingSettings
 ) -> int | None:
     """Index in ``verts`` of C2 when the disc pattern at the top says so, else None."""
-    if not verts or (np.take(instance, 0, axis=axis) == verts[0]).any():
-        return None  # the top vertebra is cut by the field of view: its disc may be missing
+    if not verts:
+        return None
+    rows = np.any(instance == verts[0], axis=tuple(a for a in range(3) if a != s.inferior_axis))
+    if int(np.argmax(rows)) < s.min_top_margin:
+        return None  # the top vertebra is at the edge of the field of view: its disc may be cut
     f = [flags[v] for v in verts]
     if len(f) >= 2 and not f[0] and f[1]:
         return 0
@@ -159,7 +166,7 @@ def label_vertebrae(
     if not verts:
         return Labeling({}, "none")
     flags = discs_above(instance, semantic, inferior_axis=ax)
-    c2 = _c2_start(verts, flags, instance, ax)
+    c2 = _c2_start(verts, flags, instance, s)
     sacrum = _above_sacrum(instance, semantic, verts[-1], s)
     if c2 is not None:
         from_c2 = len(verts) - c2

@@ -8,7 +8,7 @@ BODY, DISC = 6, 2
 
 
 def build_spine(
-    discs_above: list[bool], *, sacrum: bool = False, margin: int = 3
+    discs_above: list[bool], *, sacrum: bool = False, margin: int = 5
 ) -> tuple[np.ndarray, np.ndarray]:
     """Vertebrae stacked along axis 1 (inferior), one bool per vertebra: a disc above it?
 
