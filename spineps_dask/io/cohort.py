@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 PHASE = "ingest"
 IMAGE = "image"
 # Derivative names of the reference SPINEPS outputs (see io/bids.py).
+FLUSH_ROWS = 64  # manifest rows written in batches: one Parquet rewrite per 64 scans
 DERIVATIVE_DESC = {"semantic": "seg-spine_msk", "instance": "seg-vert_msk"}
 
 
@@ -136,7 +137,7 @@ def ingest_scan(scan: Scan, store: CohortStore, *, previous: dict | None) -> dic
         if previous is not None:
             store.delete_subject(scan.subject)  # results of an older scan are stale now
         store.write_volume(scan.subject, IMAGE, vol, source=str(scan.path), sha256=digest)
-    except SpinepsDaskError as exc:
+    except (SpinepsDaskError, OSError) as exc:  # OSError: unreadable file, store unreachable
         logger.warning("%s: %s", scan.subject, exc)
         return make_row(scan.subject, "failed", source=str(scan.path), error=str(exc), step=PHASE)
     seconds = time.perf_counter() - start
@@ -175,17 +176,24 @@ def ingest(
     manifest = Manifest(store.manifest_url, storage_options=storage_options)
     previous = manifest.rows(phase=PHASE)
     workers = workers or min(4, os.cpu_count() or 1)
-    rows = []
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [
-            pool.submit(ingest_scan, s, store, previous=previous.get(s.subject)) for s in scans
-        ]
-        for fut in as_completed(futures):
-            row = fut.result()
-            rows.append(row)
-            if progress is not None:
-                progress(row)
-    manifest.upsert(_merge_duplicates(r for r in rows if r["status"] != "skipped"))
+    rows: list[dict[str, Any]] = []
+    pending: list[dict[str, Any]] = []
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = [
+                pool.submit(ingest_scan, s, store, previous=previous.get(s.subject)) for s in scans
+            ]
+            for fut in as_completed(futures):
+                row = fut.result()
+                rows.append(row)
+                pending += [row] if row["status"] != "skipped" else []
+                if len(pending) >= FLUSH_ROWS:
+                    manifest.upsert(_merge_duplicates(pending))
+                    pending.clear()
+                if progress is not None:
+                    progress(row)
+    finally:  # rows of finished scans survive an interrupted ingest
+        manifest.upsert(_merge_duplicates(pending))
     summary = _summarise(rows)
     summary.seconds = time.perf_counter() - start
     logger.info(

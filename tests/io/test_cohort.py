@@ -189,3 +189,15 @@ def test_real_t2w_sample_round_trips_exactly(tmp_path):
     _assert_same_nifti(sample, out)
     da = CohortStore(tmp_path / "c.zarr", mode="r").open_xarray("sub-mri", "image")
     assert da.shape == nib.load(str(sample)).shape[::-1]
+
+
+def test_an_interrupted_ingest_keeps_the_rows_of_finished_scans(tmp_path, bids):
+    def interrupt(row):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        ingest(bids, tmp_path / "c.zarr", workers=1, progress=interrupt)
+    rows = Manifest(tmp_path / "c.zarr/manifest.parquet").rows(phase="ingest")
+    assert len(rows) == 1 and next(iter(rows.values()))["status"] == "ok"
+    again = ingest(bids, tmp_path / "c.zarr")
+    assert len(again.skipped) == 1 and len(again.ingested) == 1
