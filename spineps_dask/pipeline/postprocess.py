@@ -172,14 +172,24 @@ def _vertebra_above(c: np.ndarray, verts: list[int], vc: dict, axis: int) -> int
 
 
 def postprocess_instances(
-    instance: np.ndarray, semantic: np.ndarray, *, settings: LabelingSettings | None = None
+    instance: np.ndarray,
+    semantic: np.ndarray,
+    *,
+    settings: LabelingSettings | None = None,
+    clean: bool = True,
 ) -> tuple[np.ndarray, Labeling]:
     """Merge output (vertebrae 1..N) + cleaned semantic mask -> final anatomical instance mask.
+
+    ``clean=False`` skips the mask-consistency steps (removal outside the semantic spine mask,
+    left-over assignment): the paper's "SPINEPS w/o post-processing" of table 2. Labelling and
+    the IVD/endplate instances are made either way, since an instance mask needs them.
 
     Returns the (P, I, R) uint16 instance mask and the `Labeling` (anchor, T13/L6 flags).
     """
     s = settings or LabelingSettings()
-    inst = assign_leftovers(remove_outside_spine(instance, semantic), semantic)
+    inst = (
+        assign_leftovers(remove_outside_spine(instance, semantic), semantic) if clean else instance
+    )
     labeling = label_vertebrae(inst, semantic, settings=s)
     inst = add_sacrum(relabel(inst, labeling.mapping), semantic)
     inst = attach_discs_endplates(inst, semantic, inferior_axis=s.inferior_axis)
