@@ -85,7 +85,7 @@ def export_command(
     from rich.console import Console
 
     from spineps_dask.errors import SpinepsDaskError
-    from spineps_dask.io.cohort import export
+    from spineps_dask.io.export import export
 
     console = Console()
     try:

@@ -1,4 +1,4 @@
-"""A BIDS cohort in and out of the store: discover scans, ingest them, export results as NIfTI.
+"""A BIDS cohort into the store: discover scans, validate and ingest them (``export.py``: out).
 
 Layers (style rule 1): ``discover_scans`` (folder -> scan list) -> ``ingest_scan`` (one scan ->
 store + manifest row) -> ``ingest`` (all scans, thread pool, manifest upsert). One bad scan
@@ -20,7 +20,7 @@ from typing import Any
 from spineps_dask.errors import InputError, SpinepsDaskError
 from spineps_dask.io.bids import ScanName, parse_scan_name
 from spineps_dask.io.manifest import Manifest, make_row
-from spineps_dask.io.nifti import load_volume, save_volume
+from spineps_dask.io.nifti import load_volume
 from spineps_dask.io.store import CohortStore
 from spineps_dask.io.validate import validate_scan
 
@@ -227,46 +227,3 @@ def _summarise(rows: list[dict[str, Any]]) -> IngestSummary:
         else:
             summary.failed[row["subject"]] = row["error"]
     return summary
-
-
-def export(
-    store_url: str | os.PathLike,
-    out_dir: str | os.PathLike,
-    *,
-    arrays: Iterable[str] = ("semantic", "instance"),
-    storage_options: dict | None = None,
-) -> list[Path]:
-    """Write the named volumes of every subject as NIfTI with BIDS derivative names.
-
-    ``out_dir/sub-X[/ses-Y]/anat/sub-X[_ses-Y]_mod-T2w_seg-spine_msk.nii.gz`` and so on; the
-    ``image`` itself is written under its source name. Subjects lacking a volume are skipped.
-    Voxels, dtype and affine are exactly those in the store.
-    """
-    store = CohortStore(store_url, mode="r", storage_options=storage_options)
-    written = []
-    for subject in store.subjects():
-        for name in arrays:
-            if not store.has_volume(subject, name):
-                continue
-            scan = _scan_name_of(store, subject)
-            folder = Path(out_dir, f"sub-{scan.sub}", *([f"ses-{scan.ses}"] if scan.ses else []))
-            path = folder / "anat" / _file_name(scan, name)
-            written.append(save_volume(store.read_volume(subject, name), path))
-    logger.info("export: wrote %d files to %s", len(written), out_dir)
-    return written
-
-
-def _scan_name_of(store: CohortStore, subject: str) -> ScanName:
-    """The BIDS entities of a subject's source scan (falls back to the subject key)."""
-    source = None
-    if store.has_volume(subject, IMAGE):
-        source = store.read_attrs(subject, IMAGE).get("source")
-    if source:
-        return parse_scan_name(Path(source).name)
-    return parse_scan_name(f"{subject}_T2w.nii.gz")
-
-
-def _file_name(scan: ScanName, name: str) -> str:
-    if name == IMAGE:
-        return f"{scan.stem}_{scan.suffix}.nii.gz"
-    return scan.derivative(DERIVATIVE_DESC.get(name, f"seg-{name}_msk"), ".nii.gz")

@@ -142,23 +142,6 @@ def test_nifti_zarr_nifti_round_trip_is_exact(tmp_path, bids):
         _assert_same_nifti(bids / path.relative_to(tmp_path / "out"), path)
 
 
-def test_export_uses_bids_derivative_names(tmp_path, bids):
-    ingest(bids, tmp_path / "c.zarr")
-    store = CohortStore(tmp_path / "c.zarr")
-    image = store.read_volume("sub-002_ses-1", "image")
-    seg = image.with_data((image.data > 500).astype(np.uint8) * 41)
-    store.write_volume("sub-002_ses-1", "semantic", seg)
-    store.write_volume("sub-002_ses-1", "instance", seg.with_data(seg.data.astype(np.uint16)))
-    written = export(tmp_path / "c.zarr", tmp_path / "out")
-    assert sorted(p.name for p in written) == [
-        "sub-002_ses-1_mod-T2w_seg-spine_msk.nii.gz",
-        "sub-002_ses-1_mod-T2w_seg-vert_msk.nii.gz",
-    ]
-    back = nib.load(str(written[0]))
-    assert back.get_data_dtype() in (np.uint8, np.uint16)
-    np.testing.assert_array_equal(np.asanyarray(back.dataobj), seg.data)
-
-
 def _tptbox_sample() -> Path:
     try:
         import TPTBox
