@@ -16,7 +16,7 @@ from spineps_dask.geometry import Volume
 from spineps_dask.io import CohortStore, Manifest, discover_scans, export, ingest
 
 
-def _broken_cohort(root: Path, outside: Path, make_scan, make_data) -> dict[str, str]:
+def _broken_cohort(root: Path, outside: Path, make_scan, make_data, bad_header) -> dict[str, str]:
     """Write one scan per failure mode; return {manifest subject: expected reason (regex)}."""
     good = make_data(3)
     path = make_scan(root, "trunc", good)
@@ -34,6 +34,7 @@ def _broken_cohort(root: Path, outside: Path, make_scan, make_data) -> dict[str,
     img.set_qform(None, code=0)
     img.set_sform(np.diag([0.7, 0.0, 3.0, 1.0]), code=1)  # a qform could not even hold this
     nib.save(img, str(zero))
+    bad_header(make_scan(root, "negpix", good), pixdim=(0.6, -0.6, 3.3), sform_code=0)
     dots = root / "sub-.." / "anat"
     dots.mkdir(parents=True)
     (dots / "sub-.._T2w.nii.gz").write_bytes(b"")
@@ -50,6 +51,7 @@ def _broken_cohort(root: Path, outside: Path, make_scan, make_data) -> dict[str,
         "sub-fourd": r"\(4D\); a 3D scan is needed",
         "sub-nan": r"1 of \d+ voxels are NaN or Inf",
         "sub-zero": r"voxel spacing \[0.7, 0.0, 3.0\] mm is outside",
+        "sub-negpix": r"pixdim\) \[0.6\d*, -0.6\d*, 3.\d+\] has zero or negative entries",
         "sub-../anat/sub-.._T2w.nii.gz": r"'sub-..' is not a BIDS entity",
         "sub-link/anat/sub-link_T2w.nii.gz": r"links outside the cohort folder",
         "sub-dup": r"2 scans map to subject sub-dup",
@@ -58,9 +60,9 @@ def _broken_cohort(root: Path, outside: Path, make_scan, make_data) -> dict[str,
 
 
 def test_each_bad_scan_is_a_failed_row_and_good_subjects_are_ingested(
-    tmp_path, bids, make_scan, make_data
+    tmp_path, bids, make_scan, make_data, bad_header
 ):
-    expected = _broken_cohort(bids, tmp_path / "outside", make_scan, make_data)
+    expected = _broken_cohort(bids, tmp_path / "outside", make_scan, make_data, bad_header)
     summary = ingest(bids, tmp_path / "c.zarr", workers=2)
     assert summary.ingested == ["sub-001", "sub-002_ses-1"]
     assert sorted(summary.failed) == sorted(expected)
