@@ -23,7 +23,7 @@ from spineps_dask.config import RunConfig
 from spineps_dask.distributed import model_cache
 from spineps_dask.errors import SpinepsDaskError
 from spineps_dask.io.store import CohortStore
-from spineps_dask.models.config import load_model_folder
+from spineps_dask.models.folders import load_model_folder
 from spineps_dask.pipeline.merge import CutoutPrediction
 from spineps_dask.pipeline.preprocess import CropRecord
 from spineps_dask.pipeline.segment import (

@@ -84,6 +84,14 @@ def compare_runs(
             f"{sorted(HIGHER_IS_BETTER)}"
         )
     cols = [*KEY_COLUMNS, "value"]
+    for name, run in (("run_a", run_a), ("run_b", run_b)):
+        dup = run.duplicated(list(KEY_COLUMNS))
+        if dup.any():
+            first = run.loc[dup, list(KEY_COLUMNS)].iloc[0].tolist()
+            raise ValueError(
+                f"{name} has {int(dup.sum())} repeated rows per subject/structure/level/metric "
+                f"(e.g. {first}); pass one run per table, e.g. df[df.run_id == ...]"
+            )
     paired = run_a[cols].merge(run_b[cols], on=list(KEY_COLUMNS), suffixes=("_a", "_b"))
     paired = paired[paired["level"].isin(list(levels)) & paired["metric"].isin(wanted)]
     rows = []

@@ -61,7 +61,14 @@ def check_labels(
         Naming the unexpected labels, so a mask in another scheme (e.g. SPIDER's raw ids) is
         recognised instead of silently scoring zero.
     """
-    present = {int(x) for x in np.flatnonzero(np.bincount(np.asarray(labelmap).ravel()))}
+    arr = np.asarray(labelmap)
+    if not np.issubdtype(arr.dtype, np.integer) or arr.min(initial=0) < 0:
+        raise InputError(
+            f"{what} must hold non-negative integer labels, got dtype {arr.dtype}",
+            subject=subject,
+            step="evaluate",
+        )
+    present = {int(x) for x in np.flatnonzero(np.bincount(arr.ravel()))}
     bad = sorted(present - valid)
     if bad:
         raise InputError(
@@ -262,6 +269,17 @@ def _fmt(x: float, digits: int) -> str:
     return "—" if not np.isfinite(x) else f"{x:.{digits}f}"
 
 
+def format_mean_sd(mean: float, sd: float, *, digits: int = 3) -> str:
+    """``'0.929 ± 0.082'`` as in the paper's tables (``—`` for a missing value)."""
+    return f"{_fmt(mean, digits)} ± {_fmt(sd, digits)}"
+
+
+def metric_label(metric: str) -> str:
+    """The metric name with the paper's arrow: ``'↑ DSC'``, ``'↓ ASSD'``, ``'TP'``."""
+    better = HIGHER_IS_BETTER.get(metric)
+    return metric if better is None else ("↑ " if better else "↓ ") + metric
+
+
 def summary_markdown(summary: pd.DataFrame, *, digits: int = 3) -> str:
     """The summary as a Markdown table: structure, level, metric (with ↑/↓), mean ± SD, n."""
     context = [
@@ -273,14 +291,13 @@ def summary_markdown(summary: pd.DataFrame, *, digits: int = 3) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in summary.itertuples(index=False):
         r: Mapping[str, Any] = row._asdict()
-        arrow = {True: "↑ ", False: "↓ "}.get(HIGHER_IS_BETTER.get(r["metric"]), "")  # type: ignore[arg-type]
         n = f"{r['n']}" + (f" (+{r['n_nonfinite']} n/a)" if r["n_nonfinite"] else "")
         cells = [
             *(str(r[c]) for c in context),
             TITLES.get(r["structure"], r["structure"]),
             r["level"],
-            arrow + r["metric"],
-            f"{_fmt(r['mean'], digits)} ± {_fmt(r['sd'], digits)}",
+            metric_label(r["metric"]),
+            format_mean_sd(r["mean"], r["sd"], digits=digits),
             n,
         ]
         lines.append("| " + " | ".join(cells) + " |")

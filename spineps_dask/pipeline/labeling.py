@@ -29,6 +29,7 @@ from spineps_dask.labels import (
     Semantic,
     vertebra_sequence,
 )
+from spineps_dask.pipeline._measure import box_centroids
 
 logger = logging.getLogger(__name__)
 
@@ -92,24 +93,11 @@ def centroids(
     >>> centroids(m)
     {20: (0.0, 2.5, 0.0)}
     """
-    # One pass of bincounts over the labelled voxels: ndimage.center_of_mass with many labels
-    # walks the volume once per label and dominated post-processing time on whole spines.
-    nz = np.nonzero(instance)
-    values = instance[nz].astype(np.intp)
-    counts = np.bincount(values)
-    if labels is None:
-        labels = [int(i) for i in np.flatnonzero(counts) if i != 0]
-    if not labels:
-        return {}
-    sums = np.stack([np.bincount(values, weights=ix, minlength=counts.size) for ix in nz], 1)
-    idx = np.asarray(labels, dtype=np.intp)
-    inside = idx < counts.size
-    with np.errstate(invalid="ignore", divide="ignore"):
-        pts = np.full((len(idx), 3), np.nan)
-        pts[inside] = sums[idx[inside]] / counts[idx[inside], None]
+    pts = box_centroids(instance, labels)
     if affine is not None:
-        pts = pts @ np.asarray(affine)[:3, :3].T + np.asarray(affine)[:3, 3]
-    return {k: tuple(float(v) for v in p) for k, p in zip(labels, pts, strict=True)}  # type: ignore[misc]
+        aff = np.asarray(affine, dtype=float)
+        pts = {k: tuple(aff[:3, :3] @ np.asarray(p) + aff[:3, 3]) for k, p in pts.items()}
+    return {k: tuple(float(v) for v in p) for k, p in pts.items()}  # type: ignore[misc]
 
 
 def discs_above(
@@ -217,8 +205,8 @@ def _above_sacrum(
     sac = semantic == Semantic.SACRUM
     if int(sac.sum()) < s.min_sacrum_size:
         return False
-    sac_c = float(np.nonzero(sac)[s.inferior_axis].mean())
-    bot_c = centroids(instance, labels=[bottom])[bottom][s.inferior_axis]
+    sac_c = box_centroids(sac.astype(np.uint8))[1][s.inferior_axis]
+    bot_c = box_centroids(instance, [bottom])[bottom][s.inferior_axis]
     return bool(bot_c < sac_c)
 
 

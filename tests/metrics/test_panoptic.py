@@ -83,7 +83,11 @@ def _panoptica(pred, ref, spacing):
         global_metrics=[panoptica.Metric.DSC],
     )
     result = next(iter(evaluator.evaluate(pred, ref, voxelspacing=spacing, verbose=False).values()))
-    return result.to_dict()
+    per_instance = {
+        key: result.get_list_metric(metric, mode=panoptica.MetricMode.ALL)
+        for key, metric in (("dsc", panoptica.Metric.DSC), ("assd", panoptica.Metric.ASSD))
+    }
+    return result.to_dict(), per_instance
 
 
 def _assert_agrees(pred, ref, spacing, labels=None):
@@ -92,7 +96,7 @@ def _assert_agrees(pred, ref, spacing, labels=None):
         from spineps_dask.metrics.panoptic import restrict_labels
 
         pred, ref = restrict_labels(pred, labels), restrict_labels(ref, labels)
-    theirs = _panoptica(pred.astype(np.uint16), ref.astype(np.uint16), spacing)
+    theirs, their_instances = _panoptica(pred.astype(np.uint16), ref.astype(np.uint16), spacing)
     assert (ours.tp, ours.fp, ours.fn) == (theirs["tp"], theirs["fp"], theirs["fn"])
     pairs = [
         (ours.rq, "rq"),
@@ -108,6 +112,9 @@ def _assert_agrees(pred, ref, spacing, labels=None):
             assert value == other or (math.isnan(value) and math.isnan(other)), key
         else:
             assert value == pytest.approx(other, abs=1e-6), key
+    # per matched instance (panoptica lists them in reference-label order, as we do)
+    assert [m.dice for m in ours.matches] == pytest.approx(their_instances["dsc"], abs=1e-6)
+    assert [m.assd for m in ours.matches] == pytest.approx(their_instances["assd"], abs=1e-6)
     return ours
 
 

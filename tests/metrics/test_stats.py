@@ -66,3 +66,10 @@ def test_compare_runs_pairs_on_subject_and_reports_per_metric():
 def test_compare_runs_refuses_metrics_without_direction():
     with pytest.raises(ValueError, match="no known better direction"):
         compare_runs(_run([1.0]), _run([1.0]), metrics=["TP"])
+
+
+def test_compare_runs_refuses_a_table_holding_two_runs():
+    """Two runs in one table would pair every row with every other: refused, with the fix."""
+    both = pd.concat([_run([0.9, 0.8]).assign(run_id="a"), _run([0.7, 0.6]).assign(run_id="b")])
+    with pytest.raises(ValueError, match="one run per table"):
+        compare_runs(both, _run([0.5, 0.5]))

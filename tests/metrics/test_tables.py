@@ -57,6 +57,12 @@ def test_labels_outside_the_scheme_are_refused_with_subject():
         evaluate_subject(sem, inst, sem, bad, spacing=spacing, subject="sub-ct")
 
 
+def test_float_masks_are_refused():
+    sem = np.zeros((4, 4, 4), np.float32)
+    with pytest.raises(InputError, match="non-negative integer labels, got dtype float32"):
+        evaluate_subject(sem, sem, sem, sem, spacing=(1, 1, 1), subject="s")
+
+
 def test_context_values_become_columns_and_dicts_json():
     sem = np.zeros((6, 6, 6), np.uint8)
     sem[1:4, 1:4, 1:4] = 61
