@@ -27,6 +27,8 @@ def ingest_command(
     """Validate every scan of BIDS_DIR and write it to STORE.
 
     Bad scans are listed and recorded as failed; the others are still ingested.
+    For s3:// stores, credentials and endpoint come from the environment (AWS_* variables,
+    FSSPEC_S3_ENDPOINT_URL), never from the command line.
     Exit code 1 when any scan failed, 2 when nothing could be done.
     """
     from rich.console import Console
@@ -85,7 +87,7 @@ def export_command(
     from rich.console import Console
 
     from spineps_dask.errors import SpinepsDaskError
-    from spineps_dask.io.cohort import export
+    from spineps_dask.io.export import export
 
     console = Console()
     try:
