@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from spineps_dask.errors import StoreError
+from spineps_dask.io.export import SNAPSHOT_BLOB
 from spineps_dask.io.manifest import Manifest
 from spineps_dask.io.store import CohortStore
 
@@ -61,7 +62,7 @@ class Cohort:
 
     def snapshot(self, subject: str) -> bytes:
         """The PNG the run made for ``subject`` (IPython: ``Image(cohort.snapshot(s))``)."""
-        return self.store.read_blob(subject, "snapshot.png")
+        return self.store.read_blob(subject, SNAPSHOT_BLOB)
 
     def table(self, kind: str) -> pd.DataFrame:
         """``'metrics'`` or ``'biomarkers'`` of every subject that has them, concatenated."""

@@ -87,7 +87,7 @@ def run(
             cluster_obj.close()
     _print_summary(summary)
     if export is not None:
-        from spineps_dask.io.cohort import export as export_nifti
+        from spineps_dask.io.export import export as export_nifti
 
         paths = export_nifti(store, export)
         console.print(f"exported {len(paths)} files to {export}")

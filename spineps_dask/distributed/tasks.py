@@ -22,6 +22,7 @@ import numpy as np
 from spineps_dask.config import RunConfig
 from spineps_dask.distributed import model_cache
 from spineps_dask.errors import SpinepsDaskError
+from spineps_dask.io.export import IMAGE, SNAPSHOT_BLOB
 from spineps_dask.io.store import CohortStore
 from spineps_dask.models.folders import load_model_folder
 from spineps_dask.pipeline.merge import CutoutPrediction
@@ -43,7 +44,6 @@ from spineps_dask.viz.snapshot import render_snapshot
 logger = logging.getLogger(__name__)
 
 PHASES = ("prepare", "semantic", "instance", "reduce")
-IMAGE, SNAPSHOT = "image", "snapshot.png"
 #: Work arrays a subject keeps in the store between its tasks (deleted when it is done).
 PREPARED, SEMANTIC_WORK, INSTANCE_INPUT = "work_prepared", "work_semantic", "work_instance_input"
 #: Arrays whose presence (marked complete) means a subject is done.
@@ -223,7 +223,7 @@ def reduce(
         if cfg.snapshot:
             image = store.read_volume(subject, IMAGE)
             png = render_snapshot(image, sem_out, inst_out, title=subject)
-            store.write_blob(subject, SNAPSHOT, png)
+            store.write_blob(subject, SNAPSHOT_BLOB, png)
         for name in (PREPARED, SEMANTIC_WORK, INSTANCE_INPUT):
             store.delete_volume(subject, name)
     if g.failure:

@@ -45,7 +45,7 @@ def export(
         present = [n for n in arrays if store.has_volume(subject, n)]
         if not present:
             continue
-        scan = _scan_name_of(store, subject)
+        scan = scan_name_of(store, subject)
         folder = Path(
             out_dir, f"sub-{scan.sub}", *([f"ses-{scan.ses}"] if scan.ses else []), "anat"
         )
@@ -79,7 +79,7 @@ def _instance_extras(store: CohortStore, subject: str, scan: ScanName, folder: P
     return [*out, paths["snapshot"]]
 
 
-def _scan_name_of(store: CohortStore, subject: str) -> ScanName:
+def scan_name_of(store: CohortStore, subject: str) -> ScanName:
     """The BIDS entities of a subject's source scan (falls back to the subject key)."""
     source = None
     if store.has_volume(subject, IMAGE):

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from spineps_dask.errors import SpinepsDaskError
-from spineps_dask.io.cohort import scan_name_of
+from spineps_dask.io.export import scan_name_of
 from spineps_dask.io.nifti import load_volume
 from spineps_dask.io.outputs import INSTANCE, SEMANTIC
 from spineps_dask.io.store import CohortStore
