@@ -14,12 +14,9 @@ from typing import Any
 import pandas as pd
 
 from spineps_dask.errors import StoreError
-from spineps_dask.io.export import SNAPSHOT_BLOB
+from spineps_dask.io.export import SNAPSHOT_BLOB, TABLE_BLOBS
 from spineps_dask.io.manifest import Manifest
 from spineps_dask.io.store import CohortStore
-
-#: Per-subject tables the reduce step writes beside the masks.
-TABLES = {"metrics": "metrics.parquet", "biomarkers": "biomarkers.parquet"}
 
 
 @dataclass(frozen=True)
@@ -71,7 +68,7 @@ class Cohort:
         parts = []
         for subject in self.subjects:
             try:
-                blob = self.store.read_blob(subject, TABLES[kind])
+                blob = self.store.read_blob(subject, TABLE_BLOBS[kind])
             except StoreError:  # a subject without the table simply has none
                 continue
             parts.append(pd.read_parquet(io.BytesIO(blob)))

@@ -21,6 +21,8 @@ logger = logging.getLogger(__name__)
 
 IMAGE = "image"
 SNAPSHOT_BLOB = "snapshot.png"  # what the runner writes beside the volumes (distributed/tasks.py)
+#: Per-subject tables the reduce step writes beside the masks.
+TABLE_BLOBS = {"metrics": "metrics.parquet", "biomarkers": "biomarkers.parquet"}
 
 
 def export(
