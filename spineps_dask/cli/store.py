@@ -23,6 +23,13 @@ def ingest_command(
         int | None, typer.Option("--workers", "-j", help="Scans read in parallel.")
     ] = None,
     suffix: Annotated[str, typer.Option(help="BIDS suffix of the scans to ingest.")] = "T2w",
+    references: Annotated[
+        Path | None,
+        typer.Option(
+            help="Derivatives folder with reference masks (…_seg-spine_msk / …_seg-vert_msk); "
+            "runs then score those subjects."
+        ),
+    ] = None,
 ) -> None:
     """Validate every scan of BIDS_DIR and write it to STORE.
 
@@ -54,6 +61,17 @@ def ingest_command(
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
     console.print(_summary_table(summary))
+    if references is not None:
+        from spineps_dask.io.references import ingest_references
+        from spineps_dask.io.store import CohortStore
+
+        refs = ingest_references(references, CohortStore(store))
+        console.print(
+            f"references: {len(refs['ingested'])} subjects, {len(refs['missing'])} without, "
+            f"{len(refs['failed'])} refused"
+        )
+        for subject, reason in refs["failed"].items():
+            console.print(f"  [red]{subject}[/red]: {reason}")
     if summary.failed:
         raise typer.Exit(1)
 
