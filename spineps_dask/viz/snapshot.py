@@ -62,7 +62,7 @@ def render_snapshot(
         ax.imshow(img.data[:, :, r_mid].T, cmap="gray", vmin=lo, vmax=hi, aspect=aspect)
         if mask is not None:
             ax.imshow(
-                _sagittal(mask, r_mid) % 256,
+                _sagittal(mask, r_mid).astype(np.int32) % 256,
                 cmap=cmap,
                 vmin=0,
                 vmax=255,
@@ -73,7 +73,7 @@ def render_snapshot(
     inst = instance.reorient(_VIEW)
     axes[2].imshow(img.data[:, :, r_mid].T, cmap="gray", vmin=lo, vmax=hi, aspect=aspect)
     axes[2].imshow(
-        inst.data[:, :, r_mid].T % 256,
+        inst.data[:, :, r_mid].T.astype(np.int32) % 256,
         cmap=cmap,
         vmin=0,
         vmax=255,
