@@ -105,6 +105,21 @@ def _paint(canvas: Canvas, levels: list[Level], spec: PhantomSpec) -> None:
         paint_canal(canvas, lv, gap_above=gap_above, gap_below=gap)
 
 
+def _below_c1(canvas: Canvas) -> Canvas:
+    """Cut the field of view under the lowest C1 voxel (a tilted atlas can dip into C2's level)."""
+    z = np.flatnonzero((canvas.instance == 1).any(axis=(0, 1)))
+    if z.size == 0:
+        return canvas
+    keep = slice(0, int(z.min()))
+    return Canvas(
+        (*canvas.axes[:2], canvas.axes[2][keep]),
+        canvas.semantic[:, :, keep],
+        canvas.instance[:, :, keep],
+        canvas.disc_signal[:, :, keep],
+        canvas.endplate_mm,
+    )
+
+
 def make_phantom(seed_or_spec: int | PhantomSpec, **overrides: object) -> Phantom:
     """Build one phantom from a seed (or a spec), with optional spec overrides.
 
@@ -124,6 +139,8 @@ def make_phantom(seed_or_spec: int | PhantomSpec, **overrides: object) -> Phanto
     endplate = max(1.2, 1.05 * spec.world_spacing[2])
     canvas = Canvas.empty(axes, endplate)
     _paint(canvas, levels, spec)
+    if not spec.c1_in_view:
+        canvas = _below_c1(canvas)
     image = t2w_image(canvas.semantic, canvas.disc_signal, canvas.axes, curve, spec)
     affine = np.diag([*spec.world_spacing, 1.0])
     affine[:3, 3] = [float(a[0]) for a in axes]
@@ -176,6 +193,8 @@ def _truth(
             if d["cord_ra"] > 1
             else 0.0,
             "centre_world_mm": [float(v) for v in lv.centre + np.asarray(origin)],
+            # Local axes (columns l right, a anterior, u superior) in world RAS directions.
+            "frame_world": [[float(v) for v in row] for row in lv.frame],
             "params": {k: float(v) for k, v in d.items()},
         }
     return out
