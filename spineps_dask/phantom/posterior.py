@@ -13,7 +13,7 @@ import numpy as np
 
 from spineps_dask.labels import Semantic
 from spineps_dask.phantom.anatomy import Level
-from spineps_dask.phantom.shapes import Canvas, Local, _capsule, local_coords, paint
+from spineps_dask.phantom.shapes import Canvas, Local, local_coords, paint, paint_capsule
 
 # Left is the subject's left (-x in RAS), i.e. negative local l.
 _S = Semantic
@@ -31,44 +31,37 @@ def paint_posterior(canvas: Canvas, lv: Level, *, gap_above: float, gap_below: f
     """Arch (41), spinous (42), transverse (43/44) and articular (45-48) processes of a vertebra."""
     d = lv.dims
     ac, cra, crl, t, h = lv.canal_a, d["canal_ra"], d["canal_rl"], d["lamina"], d["height"]
-    beta = np.deg2rad(d["spinous_deg"])
-    reach_l = crl + t + d["trans_len"] + d["proc_r"] + 2
-    back = ac - cra - t - d["spinous_len"] - d["spinous_hh"]
-    low = -max(h / 2 + gap_below + 2, d["spinous_len"] * np.sin(beta) + d["spinous_hh"] + 2)
-    loc = local_coords(
-        canvas, lv.centre, lv.frame, (-reach_l, back, low), (reach_l, 2.0, h / 2 + gap_above + 2)
-    )
-    if loc is None:
-        return
     u0, hh = 0.1 * h, 0.32 * h
-    band = np.abs(loc.u - u0) <= hh
-    ring = ~_ellipse(loc, ac, cra, crl) & _ellipse(loc, ac, cra + t, crl + t)
-    lamina = ring & (loc.a < ac) & band
-    absl = np.abs(loc.l)
-    pedicle = (loc.a >= ac) & (loc.a <= -0.85 * d["depth"] / 2 + 0.5) & (absl >= 0.9 * crl)
-    pedicle &= (absl <= crl + t) & (np.abs(loc.u - u0) <= 0.8 * hh)
-    paint(canvas, loc, lamina | pedicle, Semantic.ARCUS, lv.vid)
-    # Flattened spinous process: scale l so the capsule is thin side to side.
-    hw = 0.45 * t + 1.0
-    flat = Local(loc.box, loc.l * (d["spinous_hh"] / hw), loc.a, loc.u)
+    front = -0.85 * d["depth"] / 2 + 0.5
+    lo, hi = (-crl - t - 1, ac - cra - t - 1, u0 - hh - 1), (crl + t + 1, front + 1, u0 + hh + 1)
+    loc = local_coords(canvas, lv.centre, lv.frame, lo, hi)
+    if loc is not None:
+        band = np.abs(loc.u - u0) <= hh
+        ring = ~_ellipse(loc, ac, cra, crl) & _ellipse(loc, ac, cra + t, crl + t)
+        lamina = ring & (loc.a < ac) & band
+        absl = np.abs(loc.l)
+        pedicle = (loc.a >= ac) & (loc.a <= front) & (absl >= 0.9 * crl)
+        pedicle &= (absl <= crl + t) & (np.abs(loc.u - u0) <= 0.8 * hh)
+        paint(canvas, loc, lamina | pedicle, Semantic.ARCUS, lv.vid)
+    beta = np.deg2rad(d["spinous_deg"])
+    thin = d["spinous_hh"] / (0.45 * t + 1.0)  # spinous processes are thin side to side
     start = (0.0, ac - cra - 0.5 * t, u0)
     direction = (0.0, -np.cos(beta), -np.sin(beta))
-    spin = _capsule(flat, start, direction, d["spinous_len"], d["spinous_hh"], 0.6)
-    paint(canvas, loc, spin, Semantic.SPINOSUS, lv.vid)
+    spin = (Semantic.SPINOSUS, lv.vid)
+    paint_capsule(canvas, lv, start, direction, d["spinous_len"], d["spinous_hh"], spin,
+                  taper=0.6, thin=thin)  # fmt: skip
     alpha = np.deg2rad(d["trans_deg"])
     r = d["proc_r"]
     for side, costal, sup, inf in _SIDES:
         start = (side * (crl + 0.6 * t), ac + 0.3 * cra, u0 + 0.1 * h)
-        trans = _capsule(
-            loc, start, (side * np.cos(alpha), -np.sin(alpha), 0), d["trans_len"], r * 0.8
-        )
-        paint(canvas, loc, trans, costal, lv.vid)
+        direction = (side * np.cos(alpha), -np.sin(alpha), 0.0)
+        paint_capsule(canvas, lv, start, direction, d["trans_len"], 0.8 * r, (costal, lv.vid))
         start = (side * (crl + 0.7 * t), ac - 0.1 * cra, u0 + 0.5 * hh)
         length = h / 2 - start[2] + 0.6 * gap_above + 0.3 * r
-        paint(canvas, loc, _capsule(loc, start, (0, -0.2, 1), length, r, 0.8), sup, lv.vid)
+        paint_capsule(canvas, lv, start, (0, -0.2, 1), length, r, (sup, lv.vid), taper=0.8)
         start = (side * (crl + 0.2 * t), ac - 0.8 * cra, u0 - 0.5 * hh)
         length = h / 2 + start[2] + 0.6 * gap_below + 0.3 * r
-        paint(canvas, loc, _capsule(loc, start, (0, -0.15, -1), length, 0.9 * r, 0.8), inf, lv.vid)
+        paint_capsule(canvas, lv, start, (0, -0.15, -1), length, 0.9 * r, (inf, lv.vid), taper=0.8)
 
 
 def atlas_ring(lv: Level, c2: Level) -> tuple[float, float, float, float]:
@@ -84,25 +77,21 @@ def paint_atlas(canvas: Canvas, lv: Level, c2: Level) -> None:
     centre, ra_in, rl_in, mass = atlas_ring(lv, c2)
     t = d["lamina"]
     ra_out, rl_out = ra_in + t, rl_in + mass
-    reach_l = rl_out + d["trans_len"] + 4
-    loc = local_coords(
-        canvas,
-        lv.centre,
-        lv.frame,
-        (-reach_l, centre - ra_out - 10, -8),
-        (reach_l, centre + ra_out + 1, 8),
+    lo, hi = (-rl_out - 1, centre - ra_out - 1, -8), (rl_out + 1, centre + ra_out + 1, 8)
+    loc = local_coords(canvas, lv.centre, lv.frame, lo, hi)
+    if loc is not None:
+        ring = _ellipse(loc, centre, ra_out, rl_out) & ~_ellipse(loc, centre, ra_in, rl_in)
+        ring &= np.abs(loc.u) <= 3.5 + 3.0 * (loc.l / rl_out) ** 2
+        paint(canvas, loc, ring, Semantic.ARCUS, lv.vid)
+    start = (0.0, centre - ra_out + 1, 0.0)
+    paint_capsule(
+        canvas, lv, start, (0, -1, -0.2), d["spinous_len"], 4.0, (Semantic.SPINOSUS, lv.vid)
     )
-    if loc is None:
-        return
-    ring = _ellipse(loc, centre, ra_out, rl_out) & ~_ellipse(loc, centre, ra_in, rl_in)
-    ring &= np.abs(loc.u) <= 3.5 + 3.0 * (loc.l / rl_out) ** 2
-    paint(canvas, loc, ring, Semantic.ARCUS, lv.vid)
-    tub = _capsule(loc, (0.0, centre - ra_out + 1, 0.0), (0, -1, -0.2), d["spinous_len"], 4.0)
-    paint(canvas, loc, tub, Semantic.SPINOSUS, lv.vid)
     for side, costal, _, _ in _SIDES:
         start = (side * (rl_out - 2), centre, 0.0)
-        trans = _capsule(loc, start, (side, 0, 0), d["trans_len"], d["proc_r"])
-        paint(canvas, loc, trans, costal, lv.vid)
+        paint_capsule(
+            canvas, lv, start, (side, 0, 0), d["trans_len"], d["proc_r"], (costal, lv.vid)
+        )
 
 
 def sacrum_shape(lv: Level, loc: Local) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

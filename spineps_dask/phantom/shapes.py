@@ -96,6 +96,35 @@ def _capsule(loc: Local, start, direction, length: float, radius: float, taper: 
     return dist2 <= r * r
 
 
+def paint_capsule(
+    canvas: Canvas,
+    lv: Level,
+    start,
+    direction,
+    length: float,
+    radius: float,
+    labels: tuple[int, int],
+    *,
+    taper: float = 0.7,
+    thin: float = 1.0,
+) -> None:
+    """Paint a tapered capsule of level ``lv`` (local mm), evaluated only in its own box.
+
+    ``thin`` > 1 flattens it side to side (the l half-width becomes ``radius / thin``); the
+    segment must then run in the a-u plane (``start[0] == direction[0] == 0``).
+    """
+    d = np.asarray(direction, dtype=float)
+    d = d / np.linalg.norm(d)
+    ends = np.array([start, np.asarray(start) + length * d])
+    pad = np.array([radius / thin, radius, radius]) + 0.5
+    loc = local_coords(canvas, lv.centre, lv.frame, ends.min(0) - pad, ends.max(0) + pad)
+    if loc is None:
+        return
+    shape = Local(loc.box, loc.l * thin, loc.a, loc.u) if thin != 1.0 else loc
+    mask = _capsule(shape, start, d, length, radius, taper)
+    paint(canvas, loc, mask, *labels)
+
+
 def body_height_at(lv: Level, a: np.ndarray) -> np.ndarray:
     """Body height (mm) at local AP position ``a``: linear between posterior and anterior."""
     d = lv.dims["depth"]
