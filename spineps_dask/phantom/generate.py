@@ -18,7 +18,13 @@ from spineps_dask.labels import ENDPLATE_OFFSET, IVD_OFFSET, VERTEBRA_NAMES, Sem
 from spineps_dask.phantom import anatomy
 from spineps_dask.phantom.anatomy import Level
 from spineps_dask.phantom.image import t2w_image
-from spineps_dask.phantom.posterior import paint_atlas, paint_canal, paint_posterior, paint_sacrum
+from spineps_dask.phantom.posterior import (
+    paint_atlas,
+    paint_canal,
+    paint_canal_gap,
+    paint_posterior,
+    paint_sacrum,
+)
 from spineps_dask.phantom.shapes import Canvas, paint_body, paint_disc
 from spineps_dask.phantom.spec import PhantomSpec, replace_spec, sample_spec
 
@@ -99,10 +105,11 @@ def _paint(canvas: Canvas, levels: list[Level], spec: PhantomSpec) -> None:
             paint_atlas(canvas, lv, by_id[2])
         else:
             paint_posterior(canvas, lv, gap_above=gap_above, gap_below=lv.dims["disc"])
-    for i, lv in enumerate(levels[:-1]):
-        gap_above = levels[i - 1].dims["disc"] if i > 0 else 0.0
-        gap = anatomy.C1_GAP if lv.kind == "C1" else lv.dims["disc"]
-        paint_canal(canvas, lv, gap_above=gap_above, gap_below=gap)
+    for lv in levels[:-1]:
+        paint_canal(canvas, lv)
+    for upper, lower in itertools.pairwise(levels):
+        gap = anatomy.C1_GAP if upper.kind == "C1" else upper.dims["disc"]
+        paint_canal_gap(canvas, upper, lower, gap)
 
 
 def _below_c1(canvas: Canvas) -> Canvas:

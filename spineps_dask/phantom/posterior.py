@@ -13,7 +13,14 @@ import numpy as np
 
 from spineps_dask.labels import Semantic
 from spineps_dask.phantom.anatomy import Level
-from spineps_dask.phantom.shapes import Canvas, Local, local_coords, paint, paint_capsule
+from spineps_dask.phantom.shapes import (
+    Canvas,
+    Local,
+    local_coords,
+    mid_frame,
+    paint,
+    paint_capsule,
+)
 
 # Left is the subject's left (-x in RAS), i.e. negative local l.
 _S = Semantic
@@ -101,7 +108,8 @@ def sacrum_shape(lv: Level, loc: Local) -> tuple[np.ndarray, np.ndarray, np.ndar
     """
     d = lv.dims
     length, depth = d["height"], d["depth"]
-    ra0 = 0.5 * (depth + 2 * d["canal_ra"] + 4)
+    wall = 6.0  # posterior wall of the sacral canal (fused laminae), mm
+    ra0 = 0.5 * (depth + 2 * d["canal_ra"] + wall + 2)
     rl0 = d["width"] / 2
     t = np.clip(-loc.u / length, 0.0, 1.0)
     ac = depth / 2 - ra0 - 0.12 * length * np.sin(np.pi * t)
@@ -112,7 +120,7 @@ def sacrum_shape(lv: Level, loc: Local) -> tuple[np.ndarray, np.ndarray, np.ndar
     inside &= (loc.u <= -0.4 * np.maximum(np.abs(loc.l) - rl0, 0)) & (loc.u >= -length)
     shrink = np.clip(1 - t / 0.75, 0, 1)
     cra, crl = d["canal_ra"] * shrink * 0.8 + 1e-3, d["canal_rl"] * shrink * 0.9 + 1e-3
-    canal_a = ac - ra + 2 + cra
+    canal_a = ac - ra + wall * (1 - 0.5 * t) + cra
     canal = ((loc.a - canal_a) / cra) ** 2 + (loc.l / crl) ** 2 <= 1.0
     canal &= (loc.u <= 6.0) & (t < 0.75)
     return inside, canal, ac
@@ -131,20 +139,32 @@ def paint_sacrum(canvas: Canvas, lv: Level) -> None:
     paint(canvas, loc, canal, Semantic.CANAL, 0, over=(Semantic.SACRUM,))
 
 
-def paint_canal(canvas: Canvas, lv: Level, *, gap_above: float, gap_below: float) -> None:
-    """Canal (61, CSF) and cord (60) segment of one vertebra, from mid-disc above to below."""
-    d = lv.dims
-    h = d["height"]
-    top = h / 2 + gap_above / 2 + 3 + (40.0 if lv.kind == "C1" else 0.0)
-    bottom = -(h / 2 + gap_below / 2 + 3)
-    ac, cra, crl = lv.canal_a, d["canal_ra"], d["canal_rl"]
-    loc = local_coords(
-        canvas, lv.centre, lv.frame, (-crl - 1, ac - cra - 1, bottom), (crl + 1, ac + cra + 1, top)
-    )
+def _paint_tube(canvas: Canvas, centre, frame, ac: float, dims: dict, u_range) -> None:
+    """Canal ellipse (61) with the cord (60) inside, for local u in ``u_range``."""
+    cra, crl = dims["canal_ra"], dims["canal_rl"]
+    lo, hi = (-crl - 1, ac - cra - 1, u_range[0]), (crl + 1, ac + cra + 1, u_range[1])
+    loc = local_coords(canvas, centre, frame, lo, hi)
     if loc is None:
         return
     canal = _ellipse(loc, ac, cra, crl)
     paint(canvas, loc, canal, Semantic.CANAL, 0)
-    if d["cord_ra"] > 1.0:
-        cord = _ellipse(loc, ac + 0.15 * cra, d["cord_ra"], d["cord_rl"])
+    if dims["cord_ra"] > 1.0:
+        cord = _ellipse(loc, ac + 0.15 * cra, dims["cord_ra"], dims["cord_rl"])
         paint(canvas, loc, cord & canal, Semantic.CORD, 0, over=(Semantic.CANAL,))
+
+
+def paint_canal(canvas: Canvas, lv: Level) -> None:
+    """Canal and cord at the level of one vertebra's body (C1: up into the foramen magnum)."""
+    h = lv.dims["height"]
+    top = h / 2 + (40.0 if lv.kind == "C1" else 0.5)
+    _paint_tube(canvas, lv.centre, lv.frame, lv.canal_a, lv.dims, (-h / 2 - 0.5, top))
+
+
+def paint_canal_gap(canvas: Canvas, upper: Level, lower: Level, gap: float) -> None:
+    """Canal and cord at disc level, in the frame halfway between the two vertebrae, so the
+    tube bends smoothly instead of bulging where two tilted segments overlap."""
+    centre, frame = mid_frame(upper, lower, gap)
+    dims = {k: 0.5 * (upper.dims[k] + lower.dims[k]) for k in ("canal_ra", "canal_rl")}
+    dims |= {k: min(upper.dims[k], lower.dims[k]) for k in ("cord_ra", "cord_rl")}
+    ac = 0.5 * (upper.canal_a + lower.canal_a)
+    _paint_tube(canvas, centre, frame, ac, dims, (-gap / 2 - 1.0, gap / 2 + 1.0))

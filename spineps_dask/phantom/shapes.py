@@ -90,10 +90,12 @@ def _capsule(loc: Local, start, direction, length: float, radius: float, taper: 
     d = np.asarray(direction, dtype=np.float32)
     d = d / np.linalg.norm(d)
     pl, pa, pu = loc.l - start[0], loc.a - start[1], loc.u - start[2]
-    t = np.clip(pl * d[0] + pa * d[1] + pu * d[2], 0.0, length)
+    along = pl * d[0] + pa * d[1] + pu * d[2]
+    t = np.clip(along, 0.0, length)
     dist2 = (pl - t * d[0]) ** 2 + (pa - t * d[1]) ** 2 + (pu - t * d[2]) ** 2
     r = radius * (1.0 - (1.0 - taper) * t / max(length, 1e-3))
-    return dist2 <= r * r
+    # Flat at the start (no round cap): processes grow out of the arch, not into the canal.
+    return (dist2 <= r * r) & (along >= 0)
 
 
 def paint_capsule(
@@ -173,6 +175,18 @@ def top_surface_above(lv: Level, loc: Local) -> np.ndarray:
     return loc.u > body_height_at(lv, loc.a) / 2
 
 
+def mid_frame(upper: Level, lower: Level, gap: float) -> tuple[np.ndarray, np.ndarray]:
+    """Centre and frame halfway between two levels (axis = mean of their axes): the frame in
+    which a disc, or the canal at disc level, sits between two differently tilted vertebrae."""
+    centre = upper.centre - upper.frame[:, 2] * (upper.dims["height"] / 2 + gap / 2)
+    u_axis = upper.frame[:, 2] + lower.frame[:, 2]
+    u_axis /= np.linalg.norm(u_axis)
+    a_axis = upper.frame[:, 1] + lower.frame[:, 1]
+    a_axis -= (a_axis @ u_axis) * u_axis
+    a_axis /= np.linalg.norm(a_axis)
+    return centre, np.column_stack([np.cross(a_axis, u_axis), a_axis, u_axis])
+
+
 def paint_disc(canvas: Canvas, upper: Level, lower: Level, brightness: float) -> None:
     """Disc (100, instance 100+upper) filling the wedge between two bodies.
 
@@ -181,13 +195,7 @@ def paint_disc(canvas: Canvas, upper: Level, lower: Level, brightness: float) ->
     """
     ra = 0.5 * (upper.dims["depth"] + lower.dims["depth"]) / 2
     rl = 0.5 * (upper.dims["width"] + lower.dims["width"]) / 2
-    hu = max(upper.height_anterior, upper.height_posterior) / 2
-    centre = upper.centre - upper.frame[:, 2] * (hu + upper.dims["disc"] / 2)
-    u_axis = upper.frame[:, 2] + lower.frame[:, 2]
-    u_axis /= np.linalg.norm(u_axis)
-    a_axis = upper.frame[:, 1] - (upper.frame[:, 1] @ u_axis) * u_axis
-    a_axis /= np.linalg.norm(a_axis)
-    frame = np.column_stack([np.cross(a_axis, u_axis), a_axis, u_axis])
+    centre, frame = mid_frame(upper, lower, upper.dims["disc"])
     reach = upper.dims["disc"] + 6.0
     loc = local_coords(canvas, centre, frame, (-rl - 1, -ra - 1, -reach), (rl + 1, ra + 1, reach))
     if loc is None:
@@ -199,7 +207,8 @@ def paint_disc(canvas: Canvas, upper: Level, lower: Level, brightness: float) ->
     mask &= top_surface_above(upper, _flip(up_loc))
     mask &= top_surface_above(lower, low_loc)
     paint(canvas, loc, mask, Semantic.DISC, IVD_OFFSET + upper.vid)
-    signal = np.where(mask, 0.3 + (brightness - 0.3) * np.clip((1.0 - r2) / 0.5, 0, 1), 0)
+    mine = canvas.instance[loc.box] == IVD_OFFSET + upper.vid  # only voxels the disc got
+    signal = np.where(mine, 0.3 + (brightness - 0.3) * np.clip((1.0 - r2) / 0.5, 0, 1), 0)
     canvas.disc_signal[loc.box] = np.maximum(canvas.disc_signal[loc.box], signal)
 
 
