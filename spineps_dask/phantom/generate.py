@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from spineps_dask.geometry import Volume, reorient
-from spineps_dask.labels import ENDPLATE_OFFSET, IVD_OFFSET, VERTEBRA_NAMES, Semantic
 from spineps_dask.phantom import anatomy
 from spineps_dask.phantom.anatomy import Level
 from spineps_dask.phantom.image import t2w_image
@@ -27,6 +26,7 @@ from spineps_dask.phantom.posterior import (
 )
 from spineps_dask.phantom.shapes import Canvas, paint_body, paint_disc
 from spineps_dask.phantom.spec import PhantomSpec, replace_spec, sample_spec
+from spineps_dask.phantom.truth import level_truth
 
 logger = logging.getLogger(__name__)
 
@@ -155,7 +155,9 @@ def make_phantom(seed_or_spec: int | PhantomSpec, **overrides: object) -> Phanto
     vols = [Volume(arr, affine) for arr in (image, canvas.semantic, canvas.instance)]
     image_v, sem_v, inst_v = (reorient(v, spec.orientation) for v in vols)
     centroids = instance_centroids(inst_v.data)
-    truth = _truth(levels, sem_v.data, inst_v.data, np.prod(spec.world_spacing), spec.origin_mm)
+    truth = level_truth(
+        levels, sem_v.data, inst_v.data, float(np.prod(spec.world_spacing)), spec.origin_mm
+    )
     logger.debug("phantom seed %s: %s voxels", spec.seed, image_v.shape)
     return Phantom(image_v, sem_v, inst_v, spec, centroids, truth)
 
@@ -171,37 +173,3 @@ def instance_centroids(instance: np.ndarray) -> dict[int, tuple[float, float, fl
         int(lab): tuple(float(s[k] / counts[k]) for s in sums)  # type: ignore[misc]
         for k, lab in enumerate(present)
     }
-
-
-def _truth(
-    levels: list[Level], sem: np.ndarray, inst: np.ndarray, voxel_mm3: float, origin
-) -> dict:
-    """Known per-level dimensions (generator parameters) and in-view volumes (voxel counts)."""
-    body = np.bincount(inst[sem == Semantic.CORPUS].ravel(), minlength=ENDPLATE_OFFSET + 64)
-    allc = np.bincount(inst.ravel(), minlength=ENDPLATE_OFFSET + 64)
-    out: dict[int, dict[str, object]] = {}
-    for lv in levels:
-        d = lv.dims
-        x = lv.vid
-        has_body = lv.kind not in ("C1", "sacrum")
-        out[x] = {
-            "name": VERTEBRA_NAMES[x],
-            "voxels": int(allc[x]),
-            "body_height_anterior_mm": lv.height_anterior if has_body else None,
-            "body_height_middle_mm": d["height"] if has_body else None,
-            "body_height_posterior_mm": lv.height_posterior if has_body else None,
-            "body_depth_mm": d["depth"] if lv.kind != "C1" else None,
-            "body_width_mm": d["width"] if lv.kind != "C1" else None,
-            "body_volume_mm3": float((body[x] + allc[ENDPLATE_OFFSET + x]) * voxel_mm3),
-            "disc_height_mm": d["disc"] if has_body else None,
-            "disc_volume_mm3": float(allc[IVD_OFFSET + x] * voxel_mm3) if has_body else None,
-            "canal_area_mm2": float(np.pi * d["canal_ra"] * d["canal_rl"]),
-            "cord_area_mm2": float(np.pi * d["cord_ra"] * d["cord_rl"])
-            if d["cord_ra"] > 1
-            else 0.0,
-            "centre_world_mm": [float(v) for v in lv.centre + np.asarray(origin)],
-            # Local axes (columns l right, a anterior, u superior) in world RAS directions.
-            "frame_world": [[float(v) for v in row] for row in lv.frame],
-            "params": {k: float(v) for k, v in d.items()},
-        }
-    return out

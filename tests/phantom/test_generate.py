@@ -157,18 +157,44 @@ def test_variants_appear_in_instance_ids(variant: str, region: str, vid: int, be
     assert si[between[0]] > si[vid] > si[between[1]]
 
 
+def _run_length(ph: Phantom, centre, axis, labels) -> float:
+    """Length (mm) of the line ``centre + t * axis`` (|t| < 30 mm) inside ``labels``."""
+    inv = np.linalg.inv(ph.instance.affine)
+    steps = np.arange(-30.0, 30.0, 0.25)
+    pts = np.asarray(centre)[:, None] + np.asarray(axis)[:, None] * steps
+    ijk = (inv[:3, :3] @ pts + inv[:3, 3:4]).round().astype(int)
+    return float(np.isin(ph.instance.data[tuple(ijk)], labels).sum() * 0.25)
+
+
+def test_disc_height_truth_matches_mask(lumbar: Phantom) -> None:
+    """Mid-disc height measured on the mask agrees with truth; lordotic discs open anteriorly."""
+    l3, l4 = VERTEBRA_IDS["L3"], VERTEBRA_IDS["L4"]
+    up, low = lumbar.truth[l3], lumbar.truth[l4]
+    axis = np.asarray(up["frame_world"])[:, 2] + np.asarray(low["frame_world"])[:, 2]
+    axis /= np.linalg.norm(axis)
+    centre = 0.5 * (np.asarray(up["centre_world_mm"]) + np.asarray(low["centre_world_mm"]))
+    measured = _run_length(lumbar, centre, axis, (IVD_OFFSET + l3,))
+    assert measured == pytest.approx(up["disc_height_mm"], abs=1.5 * 1.2)
+    assert up["disc_height_anterior_mm"] > up["disc_height_mm"] > up["disc_height_posterior_mm"]
+
+
+@pytest.mark.parametrize("seed", [101, 102, 103])
+def test_random_specs_keep_label_rules(seed: int) -> None:
+    """Fully random subjects (any region, variants, curvature) obey the same label rules."""
+    from spineps_dask.phantom import replace_spec
+    from spineps_dask.phantom.spec import from_world_order
+
+    spec = sample_spec(seed)
+    spec = replace_spec(spec, spacing=from_world_order((4.5, 1.6, 1.6), spec.orientation))
+    _check_labels(make_phantom(spec))
+
+
 def test_truth_matches_label_geometry(lumbar: Phantom) -> None:
     """Body height along the vertebra's axis and body volume agree with the stored truth."""
     l3 = lumbar.truth[VERTEBRA_IDS["L3"]]
-    inv = np.linalg.inv(lumbar.instance.affine)
-    centre = np.asarray(l3["centre_world_mm"])
     up = np.asarray(l3["frame_world"])[:, 2]
-    steps = np.arange(-30.0, 30.0, 0.25)
-    ijk = (inv[:3, :3] @ (centre[:, None] + up[:, None] * steps) + inv[:3, 3:4]).round().astype(int)
-    inside = np.isin(
-        lumbar.instance.data[tuple(ijk)], (VERTEBRA_IDS["L3"], 200 + VERTEBRA_IDS["L3"])
-    )
-    height = inside.sum() * 0.25
+    labels = (VERTEBRA_IDS["L3"], ENDPLATE_OFFSET + VERTEBRA_IDS["L3"])
+    height = _run_length(lumbar, l3["centre_world_mm"], up, labels)
     assert height == pytest.approx(l3["body_height_middle_mm"], abs=1.5 * 1.2)
     expected = (
         0.89 * np.pi / 4 * l3["body_depth_mm"] * l3["body_width_mm"] * l3["body_height_middle_mm"]
