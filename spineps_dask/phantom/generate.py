@@ -95,7 +95,7 @@ def _paint(canvas: Canvas, levels: list[Level], spec: PhantomSpec) -> None:
             paint_body(canvas, lv, disc_above=has_above, disc_below=True)
     for upper, lower in itertools.pairwise(levels[1:]):  # no disc between C1 and C2
         # Nucleus signal per disc: bright when healthy, darker when degenerated.
-        brightness = float(rng.uniform(0.45, 0.95))
+        brightness = float(rng.uniform(0.3, 0.9))
         paint_disc(canvas, upper, lower, brightness)
     for i, lv in enumerate(levels[:-1]):
         gap_above = levels[i - 1].dims["disc"] if i > 0 else 0.0

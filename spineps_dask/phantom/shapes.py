@@ -208,7 +208,7 @@ def paint_disc(canvas: Canvas, upper: Level, lower: Level, brightness: float) ->
     mask &= top_surface_above(lower, low_loc)
     paint(canvas, loc, mask, Semantic.DISC, IVD_OFFSET + upper.vid)
     mine = canvas.instance[loc.box] == IVD_OFFSET + upper.vid  # only voxels the disc got
-    signal = np.where(mine, 0.3 + (brightness - 0.3) * np.clip((1.0 - r2) / 0.5, 0, 1), 0)
+    signal = np.where(mine, 0.22 + (brightness - 0.22) * np.clip((1.0 - r2) / 0.5, 0, 1), 0)
     canvas.disc_signal[loc.box] = np.maximum(canvas.disc_signal[loc.box], signal)
 
 
