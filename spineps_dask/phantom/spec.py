@@ -185,17 +185,15 @@ def sample_spec(seed: int, **overrides: object) -> PhantomSpec:
     c1_draw = rng.random() >= _P_C1_MISSING
     c1 = bool(overrides.get("c1_in_view", c1_draw if region in ("cervical", "whole") else False))
     seq = vertebra_sequence(has_t13=has_t13, has_l6=has_l6)
-    fov = _fov_levels(rng, region, seq, c1)
+    # Own streams for draws whose count depends on other fields, so that fixing one field
+    # (say the region) leaves every other drawn value of the seed unchanged.
+    fov = _fov_levels(np.random.default_rng([int(seed), 5]), region, seq, c1)
     orientation = _check_orientation(
         overrides.get("orientation", ORIENTATIONS[rng.integers(len(ORIENTATIONS))])  # type: ignore[arg-type]
     )
     # Sagittal thick-slice scans: 0.5-1.0 mm in plane, 2.5-4.5 mm slices; a quarter isotropic.
-    if rng.random() < 0.25:
-        iso = rng.uniform(0.9, 1.3)
-        world = (iso, iso, iso)
-    else:
-        inplane = rng.uniform(0.5, 1.0)
-        world = (rng.uniform(2.5, 4.5), inplane, inplane)
+    iso, inplane, thick = rng.uniform((0.9, 0.5, 2.5), (1.3, 1.0, 4.5))
+    world = (iso, iso, iso) if rng.random() < 0.25 else (thick, inplane, inplane)
     drawn = {
         "seed": int(seed),
         "region": region,
@@ -208,7 +206,7 @@ def sample_spec(seed: int, **overrides: object) -> PhantomSpec:
         "lordosis_cervical_deg": float(rng.uniform(10.0, 40.0)),
         "kyphosis_thoracic_deg": float(rng.uniform(20.0, 55.0)),
         "lordosis_lumbar_deg": float(rng.uniform(30.0, 60.0)),
-        "scoliosis_deg": float(rng.uniform(0.0, 20.0) if rng.random() < 0.4 else 0.0),
+        "scoliosis_deg": float(rng.uniform(0.0, 20.0) * (rng.random() < 0.4)),
         "scoliosis_phase": float(rng.uniform(0.0, 2 * np.pi)),
         "size_scale": float(rng.uniform(0.9, 1.1)),
         "spacing": from_world_order(world, orientation),

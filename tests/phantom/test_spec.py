@@ -56,3 +56,10 @@ def test_bad_overrides_are_refused_with_the_fix() -> None:
         sample_spec(0, region="neck")
     with pytest.raises(InputError, match="axis codes"):
         sample_spec(0, orientation=("P", "A", "R"))
+
+
+def test_override_leaves_other_draws_unchanged() -> None:
+    """Fixing the region does not reshuffle the seed's other random choices."""
+    a, b = sample_spec(9, region="lumbar"), sample_spec(9, region="cervical")
+    for name in ("orientation", "spacing", "snr", "lordosis_lumbar_deg", "size_scale", "has_l6"):
+        assert getattr(a, name) == getattr(b, name)
