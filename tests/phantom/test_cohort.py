@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from spineps_dask.cli import app
@@ -64,12 +65,14 @@ def test_cohort_layout_names_and_round_trip(tmp_path: Path) -> None:
 
 
 def test_cli_phantom_writes_cohort(tmp_path: Path) -> None:
-    """``spineps-dask phantom OUT -n 1 --region cervical`` writes one subject and exits 0."""
-    result = CliRunner().invoke(
-        app, ["phantom", str(tmp_path), "--subjects", "1", "--seed", "2", "--region", "cervical"]
-    )
+    """``spineps-dask phantom OUT -n 1 --region ... --orientation --spacing`` writes one subject
+    with the asked geometry and exits 0."""
+    args = ["phantom", str(tmp_path), "--subjects", "1", "--seed", "2", "--region", "cervical"]
+    args += ["--orientation", "PIR", "--spacing", "1.2,1.2,4"]
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "sub-001" / "anat" / "sub-001_T2w.nii.gz").is_file()
+    scan = load_volume(tmp_path / "sub-001" / "anat" / "sub-001_T2w.nii.gz")
+    assert scan.orientation == PIR and scan.spacing == pytest.approx((1.2, 1.2, 4.0))
     assert (tmp_path / "participants.tsv").read_text().count("\n") == 2
 
 
