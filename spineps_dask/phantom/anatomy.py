@@ -128,9 +128,26 @@ def layout(spec: PhantomSpec) -> list[Level]:
             levels.append(Level(vid, dims, s, s + dims["height"]))
             s += dims["height"] + C1_GAP
             continue
+        _degenerate(dims, vid, rng)
         levels.append(Level(vid, dims, s, s + dims["height"]))
         s += dims["height"] + dims["disc"]
     return levels
+
+
+def _degenerate(dims: dict[str, float], vid: int, rng: np.random.Generator) -> None:
+    """Disc below ``vid``: its nucleus signal and, for degenerated discs, lost height.
+
+    Degeneration (dark, 20-50 % thinner disc) is commonest at the lower lumbar and lower cervical
+    levels; the rates here are rough, for variety in disc-height biomarkers, not epidemiology.
+    """
+    low_lumbar = vid in (VERTEBRA_IDS["L4"], VERTEBRA_IDS["L5"], VERTEBRA_IDS["L6"])
+    low_cervical = vid in (5, 6)
+    rate = 0.35 if low_lumbar else 0.2 if low_cervical else 0.05
+    worn, loss = rng.random() < rate, rng.uniform(0.5, 0.8)
+    healthy, dark = rng.uniform(0.55, 0.9), rng.uniform(0.25, 0.4)
+    dims["disc_signal"] = float(dark if worn else healthy)
+    if worn:
+        dims["disc"] *= float(loss)
 
 
 def _curvature(levels: list[Level], spec: PhantomSpec, s: np.ndarray) -> np.ndarray:

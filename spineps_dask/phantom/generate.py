@@ -85,7 +85,6 @@ def _grid_axes(levels: list[Level], curve: np.ndarray, spec: PhantomSpec) -> tup
 
 def _paint(canvas: Canvas, levels: list[Level], spec: PhantomSpec) -> None:
     """Paint every structure in priority order (bone, discs, processes, canal, cord)."""
-    rng = np.random.default_rng([spec.seed, 13])
     by_id = {lv.vid: lv for lv in levels}
     for lv in levels:
         if lv.kind == "sacrum":
@@ -94,9 +93,7 @@ def _paint(canvas: Canvas, levels: list[Level], spec: PhantomSpec) -> None:
             has_above = lv.kind != "C2"
             paint_body(canvas, lv, disc_above=has_above, disc_below=True)
     for upper, lower in itertools.pairwise(levels[1:]):  # no disc between C1 and C2
-        # Nucleus signal per disc: bright when healthy, darker when degenerated.
-        brightness = float(rng.uniform(0.3, 0.9))
-        paint_disc(canvas, upper, lower, brightness)
+        paint_disc(canvas, upper, lower, upper.dims["disc_signal"])
     for i, lv in enumerate(levels[:-1]):
         gap_above = levels[i - 1].dims["disc"] if i > 0 else 0.0
         if lv.kind == "C2":
