@@ -47,6 +47,10 @@ _SACRAL_TILT_DEG = 15.0
 #: The dens of C2 rises this far (mm) above the C2 body into the ring of C1.
 DENS_LENGTH = 10.0
 C1_GAP = 2.0
+#: The body's flat back wall sits at a = -BACK_WALL * depth (its front at +depth/2); heights
+#: "anterior" and "posterior" are taken at these two walls.
+BACK_WALL = 0.425
+_SPAN = 0.5 + BACK_WALL
 
 
 @dataclass
@@ -75,7 +79,7 @@ class Level:
     @property
     def canal_a(self) -> float:
         """Local AP position of the canal centre: just behind the body's flat back wall."""
-        return -0.85 * self.dims["depth"] / 2 - 1.0 - self.dims["canal_ra"]
+        return -BACK_WALL * self.dims["depth"] - 1.0 - self.dims["canal_ra"]
 
 
 def _anatomical_position(vid: int) -> float:
@@ -129,6 +133,11 @@ def layout(spec: PhantomSpec) -> list[Level]:
             s += dims["height"] + C1_GAP
             continue
         _degenerate(dims, vid, rng)
+        if vid == spec.fracture_vid:
+            # Anterior wedge: the front collapses, the back keeps its height; the middle height
+            # (the body's extent along the column) is the mean of the two.
+            dims["fracture_wedge"] = dims["height"] * (1.0 - spec.fracture_ratio)
+            dims["height"] -= dims["fracture_wedge"] * BACK_WALL / _SPAN
         levels.append(Level(vid, dims, s, s + dims["height"]))
         s += dims["height"] + dims["disc"]
     return levels
@@ -223,8 +232,10 @@ def _wedge(lv: Level, phi: np.ndarray, s: np.ndarray) -> None:
     i0, i1 = np.searchsorted(s, [lv.s_top, lv.s_bottom])
     bend = float(phi[min(i1, len(s) - 1)] - phi[i0])  # >0 kyphotic: front shorter
     delta = float(np.clip(bend * lv.dims["depth"] / 3.0, -0.2 * h, 0.2 * h))
-    lv.height_anterior = h - delta / 2
-    lv.height_posterior = h + delta / 2
+    if "fracture_wedge" in lv.dims:  # the fracture replaces the natural wedging
+        delta = lv.dims["fracture_wedge"]
+    lv.height_anterior = h - delta * 0.5 / _SPAN
+    lv.height_posterior = h + delta * BACK_WALL / _SPAN
 
 
 def fov_arc(levels: list[Level], value: float) -> tuple[float, Level]:

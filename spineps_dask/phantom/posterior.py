@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from spineps_dask.labels import Semantic
-from spineps_dask.phantom.anatomy import Level
+from spineps_dask.phantom.anatomy import BACK_WALL, Level
 from spineps_dask.phantom.shapes import (
     Canvas,
     Local,
@@ -39,7 +39,7 @@ def paint_posterior(canvas: Canvas, lv: Level, *, gap_above: float, gap_below: f
     d = lv.dims
     ac, cra, crl, t, h = lv.canal_a, d["canal_ra"], d["canal_rl"], d["lamina"], d["height"]
     u0, hh = 0.1 * h, 0.32 * h
-    front = -0.85 * d["depth"] / 2 + 0.5
+    front = -BACK_WALL * d["depth"] + 0.5
     lo, hi = (-crl - t - 1, ac - cra - t - 1, u0 - hh - 1), (crl + t + 1, front + 1, u0 + hh + 1)
     loc = local_coords(canvas, lv.centre, lv.frame, lo, hi)
     if loc is not None:

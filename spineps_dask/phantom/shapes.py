@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from spineps_dask.labels import ENDPLATE_OFFSET, IVD_OFFSET, Semantic
-from spineps_dask.phantom.anatomy import DENS_LENGTH, Level
+from spineps_dask.phantom.anatomy import BACK_WALL, DENS_LENGTH, Level
 
 
 @dataclass
@@ -129,8 +129,8 @@ def paint_capsule(
 
 def body_height_at(lv: Level, a: np.ndarray) -> np.ndarray:
     """Body height (mm) at local AP position ``a``: linear between posterior and anterior."""
-    d = lv.dims["depth"]
-    return lv.dims["height"] + (lv.height_anterior - lv.height_posterior) * (a / d)
+    span = (0.5 + BACK_WALL) * lv.dims["depth"]
+    return lv.dims["height"] + (lv.height_anterior - lv.height_posterior) * (a / span)
 
 
 def body_mask(lv: Level, loc: Local, endplate_mm: float) -> tuple[np.ndarray, ...]:
@@ -142,7 +142,7 @@ def body_mask(lv: Level, loc: Local, endplate_mm: float) -> tuple[np.ndarray, ..
     half = body_height_at(lv, loc.a) / 2
     waist = 1.0 - 0.06 * (1.0 - np.clip(loc.u / half, -1, 1) ** 2)
     inside = (loc.a / ra) ** 2 + (loc.l / rl) ** 2 <= waist**2
-    inside &= (loc.a >= -0.85 * ra) & (np.abs(loc.u) <= half)
+    inside &= (loc.a >= -BACK_WALL * lv.dims["depth"]) & (np.abs(loc.u) <= half)
     return inside, loc.u > half - endplate_mm, loc.u < -half + endplate_mm
 
 
@@ -201,7 +201,7 @@ def paint_disc(canvas: Canvas, upper: Level, lower: Level, brightness: float) ->
     if loc is None:
         return
     r2 = (loc.a / ra) ** 2 + (loc.l / rl) ** 2
-    mask = (r2 <= 1.0) & (loc.a >= -0.85 * ra - 0.5)
+    mask = (r2 <= 1.0) & (loc.a >= -BACK_WALL * 2 * ra - 0.5)
     up_loc = _relocate(loc, canvas, centre, frame, upper)
     low_loc = _relocate(loc, canvas, centre, frame, lower)
     mask &= top_surface_above(upper, _flip(up_loc))

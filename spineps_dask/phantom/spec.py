@@ -33,6 +33,7 @@ _WORLD_AXIS = {"R": 0, "L": 0, "A": 1, "P": 1, "S": 2, "I": 2}
 _P_T13 = 0.08
 _P_L6 = 0.08
 _P_C1_MISSING = 0.25
+_P_FRACTURE = 0.1
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,9 @@ class PhantomSpec:
     snr, bias_strength, intensity_scale, rician
         Acquisition: signal-to-noise of bright tissue, amplitude of the smooth multiplicative
         bias field, a global gain, and Rician (magnitude) versus Gaussian noise.
+    fracture_vid, fracture_ratio
+        Vertebra with an anterior wedge fracture (0: none) and its anterior / posterior body
+        height ratio (Genant grades: < 0.8 mild, < 0.75 moderate, < 0.6 severe).
     """
 
     seed: int
@@ -94,6 +98,8 @@ class PhantomSpec:
     bias_strength: float
     intensity_scale: float
     rician: bool
+    fracture_vid: int = 0
+    fracture_ratio: float = 1.0
 
     @property
     def vertebrae(self) -> list[int]:
@@ -216,6 +222,9 @@ def sample_spec(seed: int, **overrides: object) -> PhantomSpec:
         "bias_strength": float(rng.uniform(0.0, 0.4)),
         "intensity_scale": float(np.exp(rng.uniform(np.log(100.0), np.log(3000.0)))),
         "rician": bool(rng.random() < 0.7),
+        # A rare anterior wedge (compression) fracture, T6-L3: anterior / posterior height.
+        "fracture_vid": int(rng.integers(13, 23)) * (rng.random() < _P_FRACTURE),
+        "fracture_ratio": float(rng.uniform(0.55, 0.85)),
     }
     drawn.update(overrides)
     drawn["orientation"] = orientation

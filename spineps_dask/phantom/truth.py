@@ -17,14 +17,14 @@ import itertools
 import numpy as np
 
 from spineps_dask.labels import ENDPLATE_OFFSET, IVD_OFFSET, VERTEBRA_NAMES, Semantic
-from spineps_dask.phantom.anatomy import Level
+from spineps_dask.phantom.anatomy import BACK_WALL, Level
 from spineps_dask.phantom.shapes import body_height_at, mid_frame
 
 
 def _surface(lv: Level, *, top: bool) -> tuple[np.ndarray, float]:
     """World plane ``n . x = rhs`` of a body's top or bottom surface (``u = +-h(a)/2``)."""
     d = lv.dims
-    k = (lv.height_anterior - lv.height_posterior) / d["depth"]
+    k = (lv.height_anterior - lv.height_posterior) / ((0.5 + BACK_WALL) * d["depth"])
     sign = 1.0 if top else -1.0
     normal = lv.frame @ np.array([0.0, -sign * k / 2, 1.0])
     rhs = sign * d["height"] / 2 + normal @ lv.centre
@@ -61,7 +61,7 @@ def level_truth(
         d, x = lv.dims, lv.vid
         has_body = lv.kind not in ("C1", "sacrum")
         heights = (
-            [float(body_height_at(lv, np.float64(a * d["depth"]))) for a in (0.5, 0.0, -0.425)]
+            [float(body_height_at(lv, np.float64(a * d["depth"]))) for a in (0.5, 0.0, -BACK_WALL)]
             if has_body
             else [None] * 3
         )

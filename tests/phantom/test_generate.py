@@ -202,3 +202,25 @@ def test_truth_matches_label_geometry(lumbar: Phantom) -> None:
     assert l3["body_volume_mm3"] == pytest.approx(expected, rel=0.12)
     assert 20 < l3["body_height_middle_mm"] < 34 and 8 < l3["disc_height_mm"] < 14
     assert l3["canal_area_mm2"] > 150 and lumbar.truth[5]["cord_area_mm2"] > 40
+
+
+def test_forced_wedge_fracture_in_truth_and_mask() -> None:
+    """A forced L1 fracture: truth anterior/posterior = ratio; the mask is shorter in front."""
+    ph = make_phantom(
+        12,
+        region="lumbar",
+        orientation=("R", "A", "S"),
+        spacing=(1.2, 1.2, 1.2),
+        scoliosis_deg=0.0,
+        fracture_vid=VERTEBRA_IDS["L1"],
+        fracture_ratio=0.6,
+    )
+    t = ph.truth[VERTEBRA_IDS["L1"]]
+    assert t["body_height_anterior_mm"] / t["body_height_posterior_mm"] == pytest.approx(0.6)
+    frame = np.asarray(t["frame_world"])
+    labels = (VERTEBRA_IDS["L1"], ENDPLATE_OFFSET + VERTEBRA_IDS["L1"])
+    heights = {}
+    for name, a in (("front", 0.4), ("back", -0.35)):
+        centre = np.asarray(t["centre_world_mm"]) + frame[:, 1] * a * t["body_depth_mm"]
+        heights[name] = _run_length(ph, centre, frame[:, 2], labels)
+    assert heights["front"] < 0.8 * heights["back"]
