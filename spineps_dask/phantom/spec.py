@@ -157,7 +157,7 @@ def _fov_levels(rng: np.random.Generator, region: str, seq: list[int], c1: bool)
     sacrum = idx[26]
     t1, l1 = idx[8], idx[20]
     t12 = l1 - 1  # the last thoracic vertebra: T12, or T13 when present
-    top_cervical = rng.uniform(-0.6, -0.1) if c1 else rng.uniform(1.3, 1.7)
+    top_cervical = rng.uniform(-3.0, -0.4) if c1 else rng.uniform(1.3, 1.7)
     if region == "cervical":
         return top_cervical, rng.uniform(t1 + 0.3, t1 + 3.0)
     if region == "thoracic":
