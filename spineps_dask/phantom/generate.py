@@ -84,7 +84,8 @@ def _grid_axes(levels: list[Level], curve: np.ndarray, spec: PhantomSpec) -> tup
 
 
 def _paint(canvas: Canvas, levels: list[Level], spec: PhantomSpec) -> None:
-    """Paint every structure in priority order (bone, discs, processes, canal, cord)."""
+    """Paint every structure in priority order: bodies and sacrum, discs, canal and cord (so
+    their cross-sections stay exact ellipses), then the posterior elements around them."""
     by_id = {lv.vid: lv for lv in levels}
     for lv in levels:
         if lv.kind == "sacrum":
@@ -94,6 +95,11 @@ def _paint(canvas: Canvas, levels: list[Level], spec: PhantomSpec) -> None:
             paint_body(canvas, lv, disc_above=has_above, disc_below=True)
     for upper, lower in itertools.pairwise(levels[1:]):  # no disc between C1 and C2
         paint_disc(canvas, upper, lower, upper.dims["disc_signal"])
+    for lv in levels[:-1]:
+        paint_canal(canvas, lv)
+    for upper, lower in itertools.pairwise(levels):
+        gap = anatomy.C1_GAP if upper.kind == "C1" else upper.dims["disc"]
+        paint_canal_gap(canvas, upper, lower, gap)
     for i, lv in enumerate(levels[:-1]):
         gap_above = levels[i - 1].dims["disc"] if i > 0 else 0.0
         if lv.kind == "C2":
@@ -102,11 +108,6 @@ def _paint(canvas: Canvas, levels: list[Level], spec: PhantomSpec) -> None:
             paint_atlas(canvas, lv, by_id[2])
         else:
             paint_posterior(canvas, lv, gap_above=gap_above, gap_below=lv.dims["disc"])
-    for lv in levels[:-1]:
-        paint_canal(canvas, lv)
-    for upper, lower in itertools.pairwise(levels):
-        gap = anatomy.C1_GAP if upper.kind == "C1" else upper.dims["disc"]
-        paint_canal_gap(canvas, upper, lower, gap)
 
 
 def _below_c1(canvas: Canvas) -> Canvas:

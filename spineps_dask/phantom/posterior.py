@@ -39,16 +39,24 @@ def paint_posterior(canvas: Canvas, lv: Level, *, gap_above: float, gap_below: f
     d = lv.dims
     ac, cra, crl, t, h = lv.canal_a, d["canal_ra"], d["canal_rl"], d["lamina"], d["height"]
     u0, hh = 0.1 * h, 0.32 * h
-    front = -BACK_WALL * d["depth"] + 0.5
+    back = -BACK_WALL * d["depth"]  # the body's back wall
+    front = back + 1.5
     lo, hi = (-crl - t - 1, ac - cra - t - 1, u0 - hh - 1), (crl + t + 1, front + 1, u0 + hh + 1)
     loc = local_coords(canvas, lv.centre, lv.frame, lo, hi)
     if loc is not None:
         band = np.abs(loc.u - u0) <= hh
         ring = ~_ellipse(loc, ac, cra, crl) & _ellipse(loc, ac, cra + t, crl + t)
         lamina = ring & (loc.a < ac) & band
-        absl = np.abs(loc.l)
-        pedicle = (loc.a >= ac) & (loc.a <= front) & (absl >= 0.9 * crl)
-        pedicle &= (absl <= crl + t) & (np.abs(loc.u - u0) <= 0.8 * hh)
+        # Pedicles: oblique bars from the body's posterolateral corner to the lamina ring
+        # (converging forwards, steeply in the cervical spine where the canal is wider).
+        l_ring = crl + 0.5 * t
+        l_body = min(0.45 * d["width"] / 2, l_ring)
+        frac = np.clip((back - loc.a) / (back - ac), 0.0, 1.0)
+        # ... hugging the canal wall where the canal is wider than the straight path.
+        wall = crl * np.sqrt(np.clip(1.0 - ((loc.a - ac) / cra) ** 2, 0.0, 1.0)) + 1.0
+        off = np.abs(np.abs(loc.l) - np.maximum(l_body + (l_ring - l_body) * frac, wall))
+        pedicle = (loc.a >= ac) & (loc.a <= front) & (off <= max(0.5 * t + 0.5, 2.5))
+        pedicle &= np.abs(loc.u - u0) <= 0.8 * hh
         paint(canvas, loc, lamina | pedicle, Semantic.ARCUS, lv.vid)
     beta = np.deg2rad(d["spinous_deg"])
     thin = d["spinous_hh"] / (0.45 * t + 1.0)  # spinous processes are thin side to side
