@@ -20,7 +20,15 @@ app = typer.Typer(
 )
 
 # Each module has ``register(app)``; add a module here to add its commands.
-_COMMAND_MODULES: tuple[str, ...] = ("models", "store", "run", "phantom")
+_COMMAND_MODULES: tuple[str, ...] = (
+    "phantom",
+    "store",
+    "run",
+    "segment",
+    "models",
+    "evaluate",
+    "demo",
+)
 
 
 @app.callback()

@@ -70,6 +70,13 @@ def _check_name(name: str) -> str:
     return name
 
 
+def _check_blob_name(name: str) -> str:
+    """File names beside volumes: ``snapshot.png`` yes, ``../x`` or ``a/b`` no."""
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*\.[A-Za-z0-9]+", name):
+        raise StoreError(f"file name {name!r} is not allowed: use e.g. 'snapshot.png'")
+    return name
+
+
 def _open_zarr_store(url: str, *, read_only: bool, storage_options: dict | None):
     if is_remote(url):
         return FsspecStore.from_url(url, storage_options=storage_options, read_only=read_only)
@@ -77,6 +84,14 @@ def _open_zarr_store(url: str, *, read_only: bool, storage_options: dict | None)
     if not read_only:
         path.mkdir(parents=True, exist_ok=True)
     return LocalStore(path, read_only=read_only)
+
+
+def _open_root(zstore, mode: str) -> zarr.Group:
+    """Open the root group; two processes creating one store at once both succeed."""
+    try:
+        return zarr.open_group(store=zstore, mode=mode, zarr_format=3)
+    except zarr.errors.ContainsGroupError:  # created by another writer between check and write
+        return zarr.open_group(store=zstore, mode="r+", zarr_format=3)
 
 
 def _reopen(url: str, mode: str, storage_options: dict | None) -> CohortStore:
@@ -114,7 +129,7 @@ class CohortStore:
             self.url, read_only=mode == "r", storage_options=self._storage_options or None
         )
         try:
-            self._root = zarr.open_group(store=self._zstore, mode=mode, zarr_format=3)
+            self._root = _open_root(self._zstore, mode)
         except (FileNotFoundError, zarr.errors.GroupNotFoundError) as exc:
             raise StoreError(
                 f"no cohort store at {redact_url(self.url)}; create it with mode='a' "
@@ -158,7 +173,11 @@ class CohortStore:
         group = self._group(subject, None)
         if group is None:
             return []
-        return sorted(n for n, _ in group.groups() if self.has_volume(subject, n))
+        with warnings.catch_warnings():
+            # Files written with write_blob sit beside the volumes; zarr warns about each.
+            warnings.filterwarnings("ignore", "Object at", zarr.errors.ZarrUserWarning)
+            names = [n for n, _ in group.groups()]
+        return sorted(n for n in names if self.has_volume(subject, n))
 
     def has_volume(self, subject: str, name: str) -> bool:
         """True only when the volume was written to the end (``complete`` set last)."""
@@ -201,7 +220,10 @@ class CohortStore:
             data = data.astype(data.dtype.newbyteorder("="))
         if label is None:
             label = name != "image" and np.issubdtype(data.dtype, np.integer)
-        subject_group = self._root.require_group(key.subject)
+        try:
+            subject_group = self._root.require_group(key.subject)
+        except zarr.errors.ContainsGroupError:  # another task created it a moment ago
+            subject_group = self._root.require_group(key.subject)
         group = subject_group.create_group(
             key.name, overwrite=True, attributes={_ATTR: {"complete": False}}
         )
@@ -234,6 +256,48 @@ class CohortStore:
         if subject in self._root:
             del self._root[subject]
 
+    def delete_volume(self, subject: str, name: str) -> None:
+        """Remove one volume (a finished subject's work arrays, say); no error if absent."""
+        self._require_writable()
+        key = self.key(subject, name)
+        group = self._group(key.subject, None)
+        if group is not None and key.name in group:
+            del self._root[f"{key.subject}/{key.name}"]
+
+    def write_blob(self, subject: str, name: str, data: bytes) -> str:
+        """Store a small file (a snapshot PNG) beside a subject's volumes; returns its location.
+
+        Written whole under a temporary name and renamed (local), or with one ``put`` (object
+        stores), so a reader never sees half a file.
+        """
+        self._require_writable()
+        url = join_url(self.url, f"{validate_subject_key(subject)}/{_check_blob_name(name)}")
+        if is_remote(url):
+            import fsspec
+
+            with fsspec.open(url, "wb", **self._storage_options) as fh:
+                fh.write(data)
+            return url
+        path = local_path(url)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+        return url
+
+    def read_blob(self, subject: str, name: str) -> bytes:
+        """A file written with `write_blob`."""
+        url = join_url(self.url, f"{validate_subject_key(subject)}/{_check_blob_name(name)}")
+        try:
+            if is_remote(url):
+                import fsspec
+
+                with fsspec.open(url, "rb", **self._storage_options) as fh:
+                    return fh.read()
+            return local_path(url).read_bytes()
+        except FileNotFoundError as exc:
+            raise StoreError(f"no {name!r} for {subject} in {redact_url(self.url)}") from exc
+
     def _require_writable(self) -> None:
         if self.mode == "r":
             raise StoreError(f"{self!r} is read-only; open it with mode='a' to write")
@@ -249,6 +313,13 @@ class CohortStore:
         array = self._level0(subject, name)
         data = np.ascontiguousarray(np.asarray(array[...]).transpose(2, 1, 0))
         return Volume(data, np.asarray(array.attrs["affine"], dtype=float))
+
+    def open_array(self, subject: str, name: str) -> VoxelView:
+        """Lazy ``(X, Y, Z)`` view of a volume: slicing it reads only the chunks it needs.
+
+        What a task holding a store key uses to fetch a cutout window instead of the volume.
+        """
+        return VoxelView(self._level0(subject, name))
 
     def open_xarray(self, subject: str, name: str) -> xr.DataArray:
         """Lazy (dask-backed) ``DataArray`` with dims ``(z, y, x)`` and mm coordinates.
@@ -279,6 +350,21 @@ class CohortStore:
         group = self._group(subject, name)
         assert group is not None  # has_volume checked it
         return group[LEVEL]  # type: ignore[return-value]
+
+
+class VoxelView:
+    """``(X, Y, Z)`` indexing over an array stored as ``(Z, Y, X)`` (basic slices only)."""
+
+    def __init__(self, array: zarr.Array) -> None:
+        self._array = array
+        self.shape = tuple(int(s) for s in array.shape[::-1])
+        self.dtype = array.dtype
+        self.ndim = 3
+
+    def __getitem__(self, index: tuple[slice, slice, slice]) -> np.ndarray:
+        if not (isinstance(index, tuple) and len(index) == 3):
+            raise IndexError("index a VoxelView with three slices (x, y, z)")
+        return np.asarray(self._array[index[::-1]]).transpose(2, 1, 0)
 
 
 def _geometry_attrs(vol: Volume, extra: dict[str, Any]) -> dict[str, Any]:

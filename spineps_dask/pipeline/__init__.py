@@ -1,9 +1,22 @@
 """The SPINEPS method as plain NumPy steps: no dask, no file I/O, no torch.
 
 Each module is one step (cutouts, merge, cleaning, post-processing, labelling, input check,
-preprocessing); models are called by the caller between the steps.
+preprocessing); models are called by the caller between the steps. One subject, in order::
+
+    check_scan(scan)                                   # InputError if unusable
+    prep, record = preprocess(scan)                    # crop, (N4), 0..1500, pad 4
+    # caller: reorient prep to P-I-R, resample, run the semantic model -> sem (P, I, R)
+    sem = clean_semantic(sem)
+    cutouts = make_cutouts(sem, find_centres(sem), size=cutout_size, subject=sid)
+    # caller: classes = instance_model(one_hot(cutout.array)) for each cutout (any order)
+    preds = [CutoutPrediction.from_cutout(c, classes) for c, classes in ...]
+    merged = merge_predictions(preds, sem.shape)       # vertebrae 1..N top -> bottom
+    instance, labeling = postprocess_instances(merged, sem)
+    points = centroids(instance, affine=affine_of_sem)
+    # caller: back to the input space, then undo_crop_pad(instance_volume, record)
 """
 
+from spineps_dask.pipeline.check import CheckSettings, check_scan
 from spineps_dask.pipeline.cutouts import (
     CUTOUT_SIZE,
     DEFAULT_MAPPING,
@@ -29,6 +42,14 @@ from spineps_dask.pipeline.postprocess import (
     postprocess_instances,
     remove_outside_spine,
 )
+from spineps_dask.pipeline.preprocess import (
+    CropRecord,
+    PreprocessSettings,
+    n4_correct,
+    normalize_intensity,
+    preprocess,
+    undo_crop_pad,
+)
 from spineps_dask.pipeline.semantic_cleaning import (
     CleaningSettings,
     FillHoles,
@@ -40,18 +61,22 @@ __all__ = [
     "CUTOUT_SIZE",
     "DEFAULT_MAPPING",
     "CentreSettings",
+    "CheckSettings",
     "CleaningSettings",
+    "CropRecord",
     "Cutout",
     "CutoutPrediction",
     "FillHoles",
     "Labeling",
     "LabelingSettings",
     "MergeSettings",
+    "PreprocessSettings",
     "RemoveSmallComponents",
     "add_sacrum",
     "assign_leftovers",
     "attach_discs_endplates",
     "centroids",
+    "check_scan",
     "clean_semantic",
     "cutout_targets",
     "find_centres",
@@ -59,7 +84,11 @@ __all__ = [
     "make_cutouts",
     "map_labels",
     "merge_predictions",
+    "n4_correct",
+    "normalize_intensity",
     "postprocess_instances",
+    "preprocess",
     "relabel",
     "remove_outside_spine",
+    "undo_crop_pad",
 ]

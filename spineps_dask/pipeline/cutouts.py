@@ -11,9 +11,11 @@ Nothing is reoriented here; pass ``inferior_axis`` if a caller's space differs.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
 from scipy import ndimage
@@ -26,13 +28,15 @@ _FULL = ndimage.generate_binary_structure(3, 3)
 
 #: Semantic label -> instance-model input id (reference doc: 41..48 -> 1..8, 49/50/51 -> 9,
 #: 26 -> 0, everything else 0). 51 is not in our scheme but some reference models emit it.
-DEFAULT_MAPPING: Mapping[int, int] = {
-    **{int(lbl): i + 1 for i, lbl in enumerate(range(41, 49))},
-    int(Semantic.CORPUS): 9,
-    int(Semantic.CORPUS_BORDER): 9,
-    51: 9,
-    int(Semantic.SACRUM): 0,
-}
+DEFAULT_MAPPING: Mapping[int, int] = MappingProxyType(
+    {
+        **{int(lbl): i + 1 for i, lbl in enumerate(range(41, 49))},
+        int(Semantic.CORPUS): 9,
+        int(Semantic.CORPUS_BORDER): 9,
+        51: 9,
+        int(Semantic.SACRUM): 0,
+    }
+)
 
 #: Reference ``cutout_size`` (P, I, R) for the T2w instance model.
 CUTOUT_SIZE: tuple[int, int, int] = (248, 304, 64)
@@ -44,13 +48,18 @@ class CentreSettings:
 
     ``erosion`` and ``corpus_size_cleaning`` are the reference constants. ``max_split_erosion``
     bounds the extra erosions tried to cut a merged body; ``min_seed_size`` is the smallest
-    part (voxels, after that erosion) still counted as a body of its own.
+    part (voxels, after that erosion) still counted as a body of its own. A body taller than
+    ``elongation`` x the median body height is cut into stacked pieces (fusion without waist).
+    ``body_labels``: the corpus (49) plus its cortical border (50) where a model emits it; the
+    border alone is a thin shell that the 2-voxel erosion would wipe out (tptbox CT sample).
     """
 
     erosion: int = 2
     corpus_size_cleaning: int = 100
     max_split_erosion: int = 6
     min_seed_size: int = 20
+    elongation: float = 1.6
+    body_labels: tuple[int, ...] = (int(Semantic.CORPUS), int(Semantic.CORPUS_BORDER))
     inferior_axis: int = 1
 
 
@@ -77,7 +86,7 @@ def find_centres(semantic: np.ndarray, *, settings: CentreSettings | None = None
     Parameters
     ----------
     semantic : ndarray, shape (P, I, R), int
-        Semantic mask (label 49 = corpus).
+        Semantic mask (label 49 = corpus, 50 = corpus border).
     settings : CentreSettings, optional
 
     Returns
@@ -90,11 +99,11 @@ def find_centres(semantic: np.ndarray, *, settings: CentreSettings | None = None
     Two bodies fused by a thick bridge still give two centres (see ``split_component``).
     """
     s = settings or CentreSettings()
-    corpus = semantic == Semantic.CORPUS
+    corpus = np.isin(semantic, s.body_labels)
     if s.erosion > 0:
         corpus = ndimage.binary_erosion(corpus, iterations=s.erosion)
     comps, _ = ndimage.label(corpus, structure=_FULL)
-    centres: list[np.ndarray] = []
+    parts: list[tuple[np.ndarray, np.ndarray]] = []  # (mask in its box, box origin)
     for i, box in enumerate(ndimage.find_objects(comps), start=1):
         if box is None:
             continue
@@ -102,8 +111,9 @@ def find_centres(semantic: np.ndarray, *, settings: CentreSettings | None = None
         if int(mask.sum()) < s.corpus_size_cleaning:
             continue
         offset = np.array([sl.start for sl in box], dtype=float)
-        for part in split_component(mask, settings=s):
-            centres.append(np.array(ndimage.center_of_mass(part)) + offset)
+        parts += [(part, offset) for part in split_component(mask, settings=s)]
+    parts = _split_elongated(parts, semantic.shape, s)
+    centres = [np.array(ndimage.center_of_mass(m)) + off for m, off in parts]
     if not centres:
         logger.info("no vertebral body of >= %d voxels found", s.corpus_size_cleaning)
         return np.zeros((0, 3))
@@ -152,6 +162,60 @@ def split_component(
         owner = seeds[tuple(idx)]
         return [mask & (owner == k) for k in keep]
     return [mask]
+
+
+def _height(mask: np.ndarray, axis: int) -> int:
+    rows = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
+    return int(rows[-1] - rows[0] + 1) if len(rows) else 0
+
+
+def _split_elongated(
+    parts: list[tuple[np.ndarray, np.ndarray]], shape: tuple[int, ...], s: CentreSettings
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Cut bodies much taller than the median body into stacked pieces.
+
+    Bodies fused over their full width (no waist for erosion to find) show up as a component
+    ``k`` times as tall as the others; it is cut into ``k`` slabs along the inferior axis, each
+    cut at the smallest cross-section near the evenly spaced position. Needs >= 3 bodies to
+    know the typical height (the median of the <= 4 nearest other bodies, at least 2 of them,
+    none cut by the top or bottom of the field of view).
+    """
+    ax = s.inferior_axis
+    if len(parts) < 3:
+        return parts
+    # Heights are measured after the erosion; add it back so ratios compare real body heights.
+    heights = np.array([_height(m, ax) + 2 * s.erosion for m, _ in parts])
+    levels = np.array([ndimage.center_of_mass(m)[ax] + off[ax] for m, off in parts])
+    whole = np.array(
+        [off[ax] > s.erosion and off[ax] + m.shape[ax] < shape[ax] - s.erosion for m, off in parts]
+    )
+    out = []
+    for i, ((mask, off), h) in enumerate(zip(parts, heights, strict=True)):
+        # Typical height from the nearest whole bodies only: cervical bodies are half as tall
+        # as lumbar ones, so a spine-wide median would cut healthy lumbar bodies.
+        others = np.flatnonzero(whole & (np.arange(len(parts)) != i))
+        near = others[np.argsort(np.abs(levels[others] - levels[i]), kind="stable")[:4]]
+        typical = float(np.median(heights[near])) if len(near) >= 2 else np.inf
+        k = round(h / typical) if h > s.elongation * typical else 1
+        if k < 2:
+            out.append((mask, off))
+            continue
+        area = mask.sum(axis=tuple(a for a in range(3) if a != ax))
+        first = int(np.flatnonzero(area)[0]) - s.erosion
+        cuts = [0]
+        for j in range(1, k):
+            guess, r = first + round(j * h / k), max(1, round(typical / 3))
+            cand = np.arange(max(guess - r, 1), min(guess + r + 1, len(area)))
+            # Narrowest cross-section; among equals (a waistless column) the one nearest the guess.
+            cuts.append(int(cand[np.lexsort((np.abs(cand - guess), area[cand]))[0]]))
+        cuts.append(mask.shape[ax])
+        rows = np.arange(mask.shape[ax]).reshape([-1 if a == ax else 1 for a in range(3)])
+        for lo, hi in itertools.pairwise(cuts):
+            piece = mask & (rows >= lo) & (rows < hi)
+            if piece.any():
+                out.append((piece, off))
+        logger.info("split a body %d voxels tall into %d (typical height %.0f)", h, k, typical)
+    return out
 
 
 def map_labels(semantic: np.ndarray, mapping: Mapping[int, int] | None = None) -> np.ndarray:

@@ -29,6 +29,7 @@ from spineps_dask.labels import (
     Semantic,
     vertebra_sequence,
 )
+from spineps_dask.pipeline._measure import box_centroids
 
 logger = logging.getLogger(__name__)
 
@@ -45,11 +46,15 @@ class LabelingSettings:
     ``extra_vertebra``: name given to the one extra vertebra found between C2 and the sacrum
     (the count alone cannot tell a 13th thoracic from a 6th lumbar; L6 is the common call).
     ``min_sacrum_size``: sacrum voxels needed to trust it as an anchor.
+    ``top_margin``: voxels (along the inferior axis) between the top vertebra and the top of the
+    labelled field of view needed before a missing disc above it can mean C2; closer, the disc
+    may simply be out of view (a lumbar scan's top vertebra is not C2).
     """
 
     extra_vertebra: Literal["L6", "T13"] = "L6"
     min_sacrum_size: int = 250
     inferior_axis: int = 1
+    top_margin: int = 4
 
 
 @dataclass(frozen=True)
@@ -88,15 +93,11 @@ def centroids(
     >>> centroids(m)
     {20: (0.0, 2.5, 0.0)}
     """
-    if labels is None:
-        labels = [int(i) for i in np.unique(instance) if i != 0]
-    if not labels:
-        return {}
-    pts = np.array(ndimage.center_of_mass(np.ones(instance.shape), instance, labels), dtype=float)
-    pts = pts.reshape(-1, 3)
+    pts = box_centroids(instance, labels)
     if affine is not None:
-        pts = pts @ np.asarray(affine)[:3, :3].T + np.asarray(affine)[:3, 3]
-    return {k: tuple(float(v) for v in p) for k, p in zip(labels, pts, strict=True)}  # type: ignore[misc]
+        aff = np.asarray(affine, dtype=float)
+        pts = {k: tuple(aff[:3, :3] @ np.asarray(p) + aff[:3, 3]) for k, p in pts.items()}
+    return {k: tuple(float(v) for v in p) for k, p in pts.items()}  # type: ignore[misc]
 
 
 def discs_above(
@@ -115,10 +116,7 @@ def discs_above(
     comps, n = ndimage.label(semantic == Semantic.DISC, structure=_FULL)
     if n == 0:
         return flags
-    dcs = np.array(ndimage.center_of_mass(np.ones(comps.shape), comps, range(1, n + 1))).reshape(
-        -1, 3
-    )
-    for dc in dcs:
+    for dc in centroids(comps).values():
         below = [v for v in verts if vc[v][inferior_axis] > dc[inferior_axis]]
         if below:
             nearest = min(below, key=lambda v: (float(np.linalg.norm(np.subtract(vc[v], dc))), v))
@@ -127,17 +125,27 @@ def discs_above(
 
 
 def _c2_start(
-    verts: list[int], flags: dict[int, bool], instance: np.ndarray, axis: int
+    verts: list[int],
+    flags: dict[int, bool],
+    instance: np.ndarray,
+    semantic: np.ndarray,
+    s: LabelingSettings,
 ) -> int | None:
     """Index in ``verts`` of C2 when the disc pattern at the top says so, else None."""
-    if not verts or (np.take(instance, 0, axis=axis) == verts[0]).any():
-        return None  # the top vertebra is cut by the field of view: its disc may be missing
+    if not verts:
+        return None
     f = [flags[v] for v in verts]
-    if len(f) >= 2 and not f[0] and f[1]:
-        return 0
     if len(f) >= 3 and not f[0] and not f[1] and f[2]:
-        return 1  # verts[0] is C1
-    return None
+        return 1  # verts[0] is C1: two disc-less vertebrae on top are C1 and C2
+    if not (len(f) >= 2 and not f[0] and f[1]):
+        return None
+    axis = s.inferior_axis
+    other = tuple(a for a in range(instance.ndim) if a != axis)
+    fov_top = int(np.argmax(np.any(semantic > 0, axis=other)))  # canal reaches the FOV edge
+    vert_top = int(np.argmax(np.any(instance == verts[0], axis=other)))
+    if vert_top - fov_top < s.top_margin:
+        return None  # the top vertebra is at the edge of the view: its disc may be missing
+    return 0
 
 
 def label_vertebrae(
@@ -162,7 +170,7 @@ def label_vertebrae(
     if not verts:
         return Labeling({}, "none")
     flags = discs_above(instance, semantic, inferior_axis=ax)
-    c2 = _c2_start(verts, flags, instance, ax)
+    c2 = _c2_start(verts, flags, instance, semantic, s)
     sacrum = _above_sacrum(instance, semantic, verts[-1], s)
     if c2 is not None:
         from_c2 = len(verts) - c2
@@ -197,8 +205,8 @@ def _above_sacrum(
     sac = semantic == Semantic.SACRUM
     if int(sac.sum()) < s.min_sacrum_size:
         return False
-    sac_c = ndimage.center_of_mass(sac)[s.inferior_axis]
-    bot_c = ndimage.center_of_mass(instance == bottom)[s.inferior_axis]
+    sac_c = box_centroids(sac.astype(np.uint8))[1][s.inferior_axis]
+    bot_c = box_centroids(instance, [bottom])[bottom][s.inferior_axis]
     return bool(bot_c < sac_c)
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from spineps_dask.pipeline._measure import box_centroids
 from spineps_dask.pipeline.cutouts import Cutout
 
 logger = logging.getLogger(__name__)
@@ -207,21 +208,21 @@ def merge_predictions(
 
 def _renumber_top_down(claimed: np.ndarray, s: MergeSettings) -> np.ndarray:
     """Drop vertebrae under the size threshold, renumber 1..N by inferior centre of mass."""
-    ids = np.flatnonzero(np.bincount(claimed.ravel()))
+    counts = np.bincount(claimed.ravel())
+    ids = np.flatnonzero(counts)
     ids = ids[ids > 0]
     out = np.zeros_like(claimed)
     if len(ids) == 0:
         return out
-    sizes = ndimage.sum_labels(np.ones_like(claimed), claimed, ids)
-    big = ids[sizes >= s.vert_size_threshold]
+    big = ids[counts[ids] >= s.vert_size_threshold]
     if len(big) < len(ids):
         logger.info(
             "dropped %d vertebrae under %d voxels", len(ids) - len(big), s.vert_size_threshold
         )
     if len(big) == 0:
         return out
-    centres = np.array(ndimage.center_of_mass(np.ones_like(claimed), claimed, big))
-    order = big[np.lexsort((big, centres[:, s.inferior_axis]))]
+    cents = box_centroids(claimed, [int(i) for i in big])
+    order = sorted(cents, key=lambda k: (cents[k][s.inferior_axis], k))
     lut = np.zeros(int(claimed.max()) + 1, dtype=np.uint16)
     lut[order] = np.arange(1, len(order) + 1, dtype=np.uint16)
     return lut[claimed]

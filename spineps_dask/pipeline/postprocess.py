@@ -6,7 +6,8 @@ Order used by `postprocess_instances` (each step is usable on its own):
 2. `assign_leftovers`: semantic vertebra voxels with no instance join the touching vertebra.
 3. `labeling.label_vertebrae` + `labeling.relabel`: anatomical ids.
 4. `add_sacrum`: semantic sacrum -> instance 26 (S1).
-5. `attach_discs_endplates`: IVD -> 100+X (X the nearest vertebra above), endplate -> 200+X.
+5. `attach_discs_endplates`: IVD -> 100+X (X the nearest vertebra above), endplates on either
+   side of that IVD -> 200+X (the convention of the reference's own masks).
 
 Arrays are (P, I, R) (axis 1 inferior), uint16 instance ids from `labels`.
 """
@@ -26,6 +27,7 @@ from spineps_dask.labels import (
     Semantic,
     vertebra_sequence,
 )
+from spineps_dask.pipeline._measure import box_centroids
 from spineps_dask.pipeline.labeling import (
     Labeling,
     LabelingSettings,
@@ -118,40 +120,48 @@ def add_sacrum(instance: np.ndarray, semantic: np.ndarray) -> np.ndarray:
 def attach_discs_endplates(
     instance: np.ndarray, semantic: np.ndarray, *, inferior_axis: int = 1
 ) -> np.ndarray:
-    """Label IVD components 100+X and endplate components 200+X.
+    """Label IVD components 100+X and endplate components 200+X (X: the vertebra above).
 
-    IVD: X is the vertebra nearest to the disc (centroid distance) among those whose centre is
-    above the disc's; a disc above the top vertebra gets the id preceding it in the anatomical
-    sequence (none above C2: left 0). Endplate: X is the vertebra it touches most, else the
-    nearest one.
+    IVD: X is the vertebra nearest to the disc among those whose body centre lies above the
+    disc's centre (body = corpus voxels, so the posterior elements of a tilted cervical spine do
+    not shift it). A disc above the top vertebra gets the id preceding it in the anatomical
+    sequence (none above C2: left 0). Endplate: the label of the disc it touches most, 200+X,
+    so both endplates around IVD X are 200+X as in the reference masks; one touching no disc
+    takes the vertebra above it like a disc.
 
     Examples
     --------
-    >>> inst = np.array([20, 20, 0, 21, 21], np.uint16).reshape(1, 5, 1)  # axis 1: top -> bottom
-    >>> sem = np.array([49, 62, 100, 49, 49]).reshape(1, 5, 1)
+    >>> inst = np.array([20, 20, 0, 0, 0, 21, 21], np.uint16).reshape(1, 7, 1)  # axis 1: down
+    >>> sem = np.array([49, 62, 100, 100, 62, 49, 49]).reshape(1, 7, 1)
     >>> attach_discs_endplates(inst, sem).ravel().tolist()
-    [20, 220, 120, 21, 21]
+    [20, 220, 120, 120, 220, 21, 21]
     """
     verts = vertebra_ids_top_down(instance, inferior_axis=inferior_axis)
     out = instance.copy()
     if not verts:
         return out
-    vc = centroids(instance, labels=verts)
     vertebrae = np.where(instance < IVD_OFFSET, instance, 0)
-    for label, offset in ((Semantic.DISC, IVD_OFFSET), (Semantic.ENDPLATE, ENDPLATE_OFFSET)):
+    body = np.isin(semantic, (Semantic.CORPUS, Semantic.CORPUS_BORDER))
+    ref = {
+        **centroids(instance, labels=verts),
+        **box_centroids(np.where(body, vertebrae, 0), verts),
+    }
+    for label in (Semantic.DISC, Semantic.ENDPLATE):
         comps, _ = ndimage.label(semantic == label, structure=_FULL)
+        discs = np.where((out >= IVD_OFFSET) & (out < ENDPLATE_OFFSET), out, 0)
         for i, box in enumerate(ndimage.find_objects(comps), start=1):
             if box is None:
                 continue
             comp = comps[box] == i
-            c = ndimage.center_of_mass(comp) + np.array([b.start for b in box])
-            if offset == IVD_OFFSET:
-                x = _vertebra_above(c, verts, vc, inferior_axis)
-            else:
+            c = np.array([j.mean() + b.start for j, b in zip(np.nonzero(comp), box, strict=True)])
+            x = _vertebra_above(c, verts, ref, inferior_axis)
+            if label == Semantic.ENDPLATE:
                 big = _padded_box(box, comps.shape)
-                counts = _touch_counts(comps[big] == i, vertebrae[big])
-                x = min(counts, key=lambda k: (-counts[k], k)) if counts else _nearest(c, verts, vc)
+                counts = _touch_counts(comps[big] == i, discs[big])
+                if counts:
+                    x = min(counts, key=lambda k: (-counts[k], k)) - IVD_OFFSET
             if x is not None:
+                offset = IVD_OFFSET if label == Semantic.DISC else ENDPLATE_OFFSET
                 out[box][comp] = offset + x
     return out
 
@@ -172,14 +182,24 @@ def _vertebra_above(c: np.ndarray, verts: list[int], vc: dict, axis: int) -> int
 
 
 def postprocess_instances(
-    instance: np.ndarray, semantic: np.ndarray, *, settings: LabelingSettings | None = None
+    instance: np.ndarray,
+    semantic: np.ndarray,
+    *,
+    settings: LabelingSettings | None = None,
+    clean: bool = True,
 ) -> tuple[np.ndarray, Labeling]:
     """Merge output (vertebrae 1..N) + cleaned semantic mask -> final anatomical instance mask.
+
+    ``clean=False`` skips the mask-consistency steps (removal outside the semantic spine mask,
+    left-over assignment): the paper's "SPINEPS w/o post-processing" of table 2. Labelling and
+    the IVD/endplate instances are made either way, since an instance mask needs them.
 
     Returns the (P, I, R) uint16 instance mask and the `Labeling` (anchor, T13/L6 flags).
     """
     s = settings or LabelingSettings()
-    inst = assign_leftovers(remove_outside_spine(instance, semantic), semantic)
+    inst = (
+        assign_leftovers(remove_outside_spine(instance, semantic), semantic) if clean else instance
+    )
     labeling = label_vertebrae(inst, semantic, settings=s)
     inst = add_sacrum(relabel(inst, labeling.mapping), semantic)
     inst = attach_discs_endplates(inst, semantic, inferior_axis=s.inferior_axis)

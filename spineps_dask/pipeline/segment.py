@@ -25,7 +25,7 @@ from spineps_dask.pipeline.cutouts import (
     find_centres,
     map_labels,
 )
-from spineps_dask.pipeline.labeling import Labeling, centroids
+from spineps_dask.pipeline.labeling import Labeling, LabelingSettings, centroids
 from spineps_dask.pipeline.merge import CutoutPrediction, MergeSettings, merge_predictions
 from spineps_dask.pipeline.postprocess import postprocess_instances
 from spineps_dask.pipeline.preprocess import (
@@ -76,7 +76,12 @@ class InstanceSpace:
 
     @property
     def centre_settings(self) -> CentreSettings:
-        return CentreSettings(corpus_size_cleaning=self._voxels(self.corpus_size_cleaning))
+        # The reference erodes bodies by 2 voxels at 0.75 mm; keep that 1.5 mm on coarser grids
+        # or small cervical bodies vanish before their centre is found.
+        erosion = max(1, round(2 * 0.75 / min(self.spacing)))
+        return CentreSettings(
+            erosion=erosion, corpus_size_cleaning=self._voxels(self.corpus_size_cleaning)
+        )
 
     @property
     def merge_settings(self) -> MergeSettings:
@@ -167,8 +172,14 @@ def assemble(
     ).astype(np.uint16)
     sem_pir = semantic.reorient(PIR)
     merged_vol = resample(Volume(merged, instance_in.affine), shape=sem_pir.shape, order=0)
+    # A disc above the top vertebra can hide just outside the view: 8 mm of margin before a
+    # missing disc counts as the C2 cue.
+    margin = int(np.ceil(8.0 / sem_pir.spacing[1]))
     inst, labeling = postprocess_instances(
-        np.asarray(merged_vol.data, dtype=np.uint16), np.asarray(sem_pir.data), clean=postprocess_on
+        np.asarray(merged_vol.data, dtype=np.uint16),
+        np.asarray(sem_pir.data),
+        clean=postprocess_on,
+        settings=LabelingSettings(top_margin=margin),
     )
     inst_vol = sem_pir.with_data(inst).reorient(semantic.orientation)
     sem_out = undo_crop_pad(semantic, record)
@@ -211,8 +222,9 @@ def segment(
         sem = stage("semantic", lambda: crop_pad(semantic, record))
     inst_in = stage("instance_input", lambda: instance_input(sem, space))
     centres = stage("cutouts", lambda: plan_cutouts(inst_in, space))
-    cutouts = cutouts_at(np.asarray(inst_in.data), centres, range(len(centres)), space,
-                         subject=subject)
+    cutouts = cutouts_at(
+        np.asarray(inst_in.data), centres, range(len(centres)), space, subject=subject
+    )
     preds = stage("instance", lambda: predict_cutouts(cutouts, instance_model))
     sem_out, inst_out, labeling, ctd = stage(
         "reduce",

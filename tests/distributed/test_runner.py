@@ -15,22 +15,23 @@ import time
 import numpy as np
 import pytest
 from distributed import Client, LocalCluster
-from spineps_dask.phantom import write_bids_cohort
 
 from spineps_dask.config import RunConfig
 from spineps_dask.distributed import model_cache
 from spineps_dask.distributed.cluster import MODEL_RESOURCE
 from spineps_dask.distributed.model_cache import WorkerSetup
-from spineps_dask.distributed.runner import RunEvents, run_store
+from spineps_dask.distributed.runner import RunEvents, run_lock, run_store
+from spineps_dask.errors import StoreError
 from spineps_dask.geometry import Volume
 from spineps_dask.io.cohort import ingest
 from spineps_dask.io.manifest import Manifest
 from spineps_dask.io.nifti import load_volume, save_volume
 from spineps_dask.io.store import CohortStore
+from spineps_dask.phantom.cohort import write_bids_cohort
 from spineps_dask.pipeline.segment import segment
 
 CFG = RunConfig(n4=False, cutouts_per_task=2, snapshot=True)
-GOOD = ["sub-000", "sub-001", "sub-002"]
+GOOD = ["sub-001", "sub-002", "sub-003"]
 BAD = "sub-axial"
 
 
@@ -39,7 +40,7 @@ def bids(tmp_path_factory):
     """Three small lumbar phantoms plus one axial scan that ingests but cannot be segmented."""
     root = tmp_path_factory.mktemp("cohort") / "bids"
     write_bids_cohort(root, subjects=3, seed=900, region="lumbar")
-    src = load_volume(root / "sub-000" / "anat" / "sub-000_T2w.nii.gz")
+    src = load_volume(root / "sub-001" / "anat" / "sub-001_T2w.nii.gz")
     axial = np.eye(4)
     axial[:3, :3] = np.diag([0.8, 0.8, 4.0])  # thick slices along S-I: an axial stack
     save_volume(Volume(src.data, axial), root / BAD / "anat" / f"{BAD}_T2w.nii.gz")
@@ -159,3 +160,12 @@ def test_worker_killed_mid_run(bids, client, finished, tmp_path):
             reference.read_volume(subject, "instance").data,
         )
     client.wait_for_workers(2, timeout=60)
+
+
+def test_second_run_on_the_same_store_refuses(tmp_path):
+    """Two runs on one store: the second stops at once with a message, the first is untouched."""
+    store = CohortStore(str(tmp_path / "store.zarr"))
+    with run_lock(store), pytest.raises(StoreError, match="another run is using"), run_lock(store):
+        pass
+    with run_lock(store):  # released: the next run may go
+        pass

@@ -8,18 +8,20 @@ BODY, DISC = 6, 2
 
 
 def build_spine(
-    discs_above: list[bool], *, sacrum: bool = False, margin: int = 3
+    discs_above: list[bool], *, sacrum: bool = False, margin: int = 6
 ) -> tuple[np.ndarray, np.ndarray]:
     """Vertebrae stacked along axis 1 (inferior), one bool per vertebra: a disc above it?
 
     Returns (semantic, instance) of shape (8, H, 8): bodies (49) 6 rows tall with a posterior
     arch (41), discs (100) 2 rows, instance ids 1..N top -> bottom, an L5-S1 disc and a sacrum
-    (26) 12 rows tall below the last vertebra when ``sacrum``.
+    (26) 12 rows tall below the last vertebra when ``sacrum``; a spinal canal (61) runs the
+    full height, as it reaches the edge of a real field of view.
     """
     n = len(discs_above)
     height = margin + n * (BODY + DISC) + (DISC + 12 if sacrum else 0) + margin
     sem = np.zeros((8, height, 8), np.uint8)
     inst = np.zeros(sem.shape, np.uint16)
+    sem[0, :, 3:5] = 61
     row = margin
     for k, disc in enumerate(discs_above, start=1):
         if disc:

@@ -100,3 +100,30 @@ def test_cutout_targets_above_centre_below():
     assert cutout_targets(gt, 19).tolist() == [[[1, 2, 3, 0]]]
     with pytest.raises(ValueError, match="not a vertebra"):
         cutout_targets(gt, 119)
+
+
+def test_bodies_fused_over_full_width_are_cut_by_height():
+    """A column twice the typical body height (no waist at all) gives two centres."""
+    sem = np.zeros((16, 80, 16), np.uint8)
+    for start in (2, 18, 34):
+        sem[2:14, start : start + 12, 2:14] = CORPUS  # three normal bodies, gaps of 4 rows
+    sem[2:14, 50:78, 2:14] = CORPUS  # two bodies fused over the full width: 28 rows
+    centres = find_centres(sem)
+    assert centres.shape == (5, 3)
+    assert np.allclose(centres[:2, 1], [70.5, 56.5], atol=1.5)  # bottom first
+    assert np.all(np.diff(centres[:, 1]) < 0)
+
+
+def test_single_tall_body_alone_is_not_cut():
+    """Without other bodies there is no typical height, so nothing is cut."""
+    sem = np.zeros((16, 40, 16), np.uint8)
+    sem[2:14, 2:38, 2:14] = CORPUS
+    assert find_centres(sem).shape == (1, 3)
+
+
+def test_inferior_axis_is_taken_from_the_caller():
+    """With the spine along axis 2 (inferior_axis=2), centres are ordered along axis 2."""
+    sem = np.moveaxis(_two_fused_bodies(0), 1, 2)
+    centres = find_centres(sem, settings=CentreSettings(inferior_axis=2))
+    assert centres.shape == (2, 3)
+    assert centres[0, 2] > centres[1, 2]

@@ -50,11 +50,17 @@ def test_sacrum_anchor_names_the_last_vertebra_l5():
 
 
 def test_top_vertebra_cut_by_field_of_view_is_not_taken_for_c2():
-    """A vertebra touching the top border may have lost its disc: no C2 anchor, sacrum wins."""
-    sem, inst = build_spine([False, True, True], sacrum=True, margin=0)
-    assert label_vertebrae(inst, sem).anchor == "sacrum"
-    sem, inst = build_spine([False, True, True], sacrum=True, margin=3)
-    assert label_vertebrae(inst, sem).anchor == "C2"
+    """A vertebra near the top of the view may have lost its disc: no C2 anchor, sacrum wins.
+
+    "Near" is ``LabelingSettings.top_margin`` voxels between the vertebra and the top of the
+    labelled view (the canal reaches the edge of a real field of view).
+    """
+    settings = LabelingSettings(top_margin=4)
+    for margin in (0, 3):
+        sem, inst = build_spine([False, True, True], sacrum=True, margin=margin)
+        assert label_vertebrae(inst, sem, settings=settings).anchor == "sacrum", margin
+    sem, inst = build_spine([False, True, True], sacrum=True, margin=4)
+    assert label_vertebrae(inst, sem, settings=settings).anchor == "C2"
 
 
 def test_whole_spine_with_c2_and_sacrum_is_c2_to_l5():

@@ -5,6 +5,18 @@ from __future__ import annotations
 import numpy as np
 
 from spineps_dask.labels import VERTEBRA_IDS as V
+from spineps_dask.labels import vertebra_sequence
+from spineps_dask.pipeline import (
+    CentreSettings,
+    CutoutPrediction,
+    MergeSettings,
+    cutout_targets,
+    find_centres,
+    make_cutouts,
+    merge_predictions,
+    relabel,
+)
+from spineps_dask.pipeline.cutouts import crop_padded
 from spineps_dask.pipeline.postprocess import (
     add_sacrum,
     assign_leftovers,
@@ -45,20 +57,26 @@ def test_leftover_touching_nothing_stays_unlabelled():
 
 
 def test_discs_and_endplates_take_vertebra_above():
-    """IVD between L1 and L2 -> 120; endplate on L2's top -> 221; disc above L1 -> 119 (T12)."""
-    sem = np.zeros((4, 22, 4), np.uint8)
+    """IVD L1-L2 -> 120 and both endplates around it -> 220; disc above L1 -> 119 (T12);
+    an endplate touching no disc -> the vertebra above it (L2 -> 221)."""
+    sem = np.zeros((4, 30, 4), np.uint8)
     inst = np.zeros(sem.shape, np.uint16)
     sem[:, 0:2] = 100  # disc above the top vertebra
     sem[:, 2:8] = 49
     inst[:, 2:8] = V["L1"]
-    sem[:, 8:10] = 100
-    sem[:, 10] = 62  # endplate touching L2 (below) over a whole face, the disc above it
-    sem[:, 11:17] = 49
-    inst[:, 11:17] = V["L2"]
+    sem[:, 8] = 62  # inferior endplate of L1
+    sem[:, 9:11] = 100
+    sem[:, 11] = 62  # superior endplate of L2
+    sem[:, 12:18] = 49
+    inst[:, 12:18] = V["L2"]
+    sem[:, 18] = 62  # inferior endplate of L2, no disc below it
+    sem[:, 19:25] = 49
+    inst[:, 19:25] = V["L3"]
     out = attach_discs_endplates(inst, sem)
     assert (out[:, 0:2] == 100 + V["T12"]).all()
-    assert (out[:, 8:10] == 100 + V["L1"]).all()
-    assert (out[:, 10] == 200 + V["L2"]).all()
+    assert (out[:, 9:11] == 100 + V["L1"]).all()
+    assert (out[:, 8] == 200 + V["L1"]).all() and (out[:, 11] == 200 + V["L1"]).all()
+    assert (out[:, 18] == 200 + V["L2"]).all()
 
 
 def test_sacrum_becomes_s1():
@@ -78,3 +96,27 @@ def test_full_chain_on_lumbar_spine_with_sacrum():
     assert set(np.unique(out).tolist()) - {0} == expected
     assert not out[sem == 0].any()
     assert out.dtype == np.uint16
+
+
+def test_whole_spine_oracle_chain_gives_c2_to_s1():
+    """Centres -> cutouts -> oracle predictions -> merge -> post-processing on a synthetic C2..L5
+    spine with sacrum: every vertebra, disc and S1 gets its anatomical id."""
+    sem, inst = build_spine([False] + [True] * 22, sacrum=True)
+    anatomy = vertebra_sequence()[1:-1]  # C2..L5
+    gt = relabel(inst, dict(enumerate(anatomy, start=1)))
+    # Bodies here are 6x5x6 voxels: erode by 1, keep >= 20 voxels.
+    centres = find_centres(sem, settings=CentreSettings(erosion=1, corpus_size_cleaning=20))
+    assert len(centres) == 23
+    size = (8, 24, 8)
+    preds = []
+    for cut in make_cutouts(sem, centres, size=size):
+        target = cutout_targets(crop_padded(gt, cut.origin, size), int(gt[cut.centre]))
+        preds.append(CutoutPrediction.from_cutout(cut, target))
+    merged = merge_predictions(preds, sem.shape, settings=MergeSettings(vert_size_threshold=50))
+    final, labeling = postprocess_instances(merged, sem)
+    assert labeling.anchor == "C2"
+    for k, v in enumerate(anatomy, start=1):
+        assert np.array_equal(final == v, inst == k), v
+    discs = {int(x) for x in np.unique(final) if 100 < x < 200}
+    assert discs == {100 + v for v in anatomy}
+    assert (final[sem == 26] == 26).all()

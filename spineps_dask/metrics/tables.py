@@ -1,0 +1,338 @@
+"""Tidy evaluation tables: one row per subject x structure x level x metric, and their summary.
+
+Levels: ``"global"`` (a whole structure of the semantic mask, e.g. all vertebrae as one mask),
+``"instance"`` (a subject's instance group: RQ/SQ/PQ, mean Dice/ASSD of matched instances,
+TP/FP/FN), or an instance name such as ``"L3"`` / ``"IVD L3"`` (one matched reference instance).
+Structures absent from both prediction and reference produce no rows.
+
+Parquet helpers live here until ``spineps_dask.io`` has table I/O (issue 6).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from spineps_dask.errors import InputError
+from spineps_dask.labels import instance_name
+from spineps_dask.metrics.overlap import dice_per_label
+from spineps_dask.metrics.panoptic import panoptic_quality
+from spineps_dask.metrics.structures import (
+    GLOBAL_STRUCTURES,
+    INSTANCE_GROUPS,
+    TITLES,
+    VALID_INSTANCE,
+    VALID_SEMANTIC,
+    Structure,
+)
+from spineps_dask.metrics.surface import assd_per_label
+
+logger = logging.getLogger(__name__)
+
+#: True where a higher value is better (paper tables 2-5 arrows); TP/FP/FN are counts.
+HIGHER_IS_BETTER: dict[str, bool] = {
+    "DSC": True,
+    "IoU": True,
+    "RQ": True,
+    "SQ": True,
+    "PQ": True,
+    "ASSD": False,
+}
+KEY_COLUMNS: tuple[str, ...] = ("subject", "structure", "level", "metric")
+_LEVEL_ORDER = {"global": 0, "instance": 1}
+_METRIC_ORDER = ("DSC", "IoU", "RQ", "SQ", "PQ", "ASSD", "TP", "FP", "FN")
+
+
+def check_labels(
+    labelmap: np.ndarray, valid: frozenset[int], *, what: str, subject: str | None = None
+) -> None:
+    """Refuse a mask holding labels outside the SPINEPS scheme (``labels.py``).
+
+    Raises
+    ------
+    InputError
+        Naming the unexpected labels, so a mask in another scheme (e.g. SPIDER's raw ids) is
+        recognised instead of silently scoring zero.
+    """
+    arr = np.asarray(labelmap)
+    if not np.issubdtype(arr.dtype, np.integer) or arr.min(initial=0) < 0:
+        raise InputError(
+            f"{what} must hold non-negative integer labels, got dtype {arr.dtype}",
+            subject=subject,
+            step="evaluate",
+        )
+    present = {int(x) for x in np.flatnonzero(np.bincount(arr.ravel()))}
+    bad = sorted(present - valid)
+    if bad:
+        raise InputError(
+            f"{what} holds labels {bad[:10]} outside the SPINEPS scheme "
+            f"(allowed: {sorted(valid - {0})[:6]}...); convert it with the labels in "
+            "spineps_dask/labels.py",
+            subject=subject,
+            step="evaluate",
+        )
+
+
+def _layers(structures: Sequence[Structure]) -> list[list[Structure]]:
+    """Split structures into groups with disjoint labels, so each group is one label map."""
+    layers: list[list[Structure]] = []
+    for st in structures:
+        for layer in layers:
+            if not any(set(st.labels) & set(o.labels) for o in layer):
+                layer.append(st)
+                break
+        else:
+            layers.append([st])
+    return layers
+
+
+def _remap(labelmap: np.ndarray, layer: Sequence[Structure]) -> np.ndarray:
+    top = max(int(labelmap.max(initial=0)), *(max(s.labels) for s in layer))
+    lut = np.zeros(top + 1, dtype=np.uint8)
+    for i, st in enumerate(layer, start=1):
+        lut[list(st.labels)] = i
+    return lut[labelmap]
+
+
+def global_rows(
+    pred_semantic: np.ndarray, ref_semantic: np.ndarray, *, spacing: Sequence[float]
+) -> list[dict[str, Any]]:
+    """Dice and ASSD of each whole structure (``GLOBAL_STRUCTURES``) of the semantic masks."""
+    rows: list[dict[str, Any]] = []
+    for layer in _layers(GLOBAL_STRUCTURES):
+        pred, ref = _remap(pred_semantic, layer), _remap(ref_semantic, layer)
+        dsc = dice_per_label(pred, ref, labels=list(range(1, len(layer) + 1)))
+        dist = assd_per_label(pred, ref, spacing, labels=list(range(1, len(layer) + 1)))
+        for i, st in enumerate(layer, start=1):
+            if np.isnan(dsc[i]):  # absent from both masks
+                continue
+            rows.append({"structure": st.name, "level": "global", "metric": "DSC", "value": dsc[i]})
+            rows.append(
+                {"structure": st.name, "level": "global", "metric": "ASSD", "value": dist[i]}
+            )
+    return rows
+
+
+def instance_rows(
+    pred_instance: np.ndarray, ref_instance: np.ndarray, *, spacing: Sequence[float]
+) -> list[dict[str, Any]]:
+    """Per instance group: RQ/SQ/PQ, mean Dice/ASSD of matches, counts; then each match."""
+    rows: list[dict[str, Any]] = []
+    for group in INSTANCE_GROUPS:
+        res = panoptic_quality(pred_instance, ref_instance, spacing=spacing, labels=group.labels)
+        if res.n_ref + res.n_pred == 0:
+            continue
+        summary = {
+            "RQ": res.rq,
+            "SQ": res.sq,
+            "PQ": res.pq,
+            "DSC": res.sq_dsc,
+            "ASSD": res.sq_assd,
+            "TP": res.tp,
+            "FP": res.fp,
+            "FN": res.fn,
+        }
+        for metric, value in summary.items():
+            rows.append(
+                {"structure": group.name, "level": "instance", "metric": metric, "value": value}
+            )
+        for m in res.matches:
+            for metric, value in (("DSC", m.dice), ("IoU", m.iou), ("ASSD", m.assd)):
+                rows.append(
+                    {
+                        "structure": group.name,
+                        "level": instance_name(m.ref_label),
+                        "metric": metric,
+                        "value": value,
+                    }
+                )
+    return rows
+
+
+def _context_value(value: Any) -> Any:
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def evaluate_subject(
+    pred_semantic: np.ndarray,
+    pred_instance: np.ndarray,
+    ref_semantic: np.ndarray,
+    ref_instance: np.ndarray,
+    *,
+    spacing: Sequence[float],
+    subject: str,
+    **context: Any,
+) -> pd.DataFrame:
+    """All metrics of one subject as a tidy table.
+
+    Parameters
+    ----------
+    pred_semantic, pred_instance, ref_semantic, ref_instance
+        Integer label maps of one shape ``(X, Y, Z)`` in the SPINEPS scheme (``labels.py``).
+    spacing
+        Voxel size (mm) per array axis.
+    subject
+        Subject key, e.g. ``"sub-001_ses-1"``.
+    **context
+        Extra constant columns (``run_id``, ``model_version``, ``params``...); non-scalar values
+        are stored as sorted JSON so the table stays Parquet-friendly.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``subject, structure, level, metric, value`` and one per context key.
+
+    Raises
+    ------
+    InputError
+        Shapes differ, or a mask holds labels outside the SPINEPS scheme.
+    """
+    maps = {
+        "predicted semantic mask": (pred_semantic, VALID_SEMANTIC),
+        "predicted instance mask": (pred_instance, VALID_INSTANCE),
+        "reference semantic mask": (ref_semantic, VALID_SEMANTIC),
+        "reference instance mask": (ref_instance, VALID_INSTANCE),
+    }
+    shapes = {name: np.shape(arr) for name, (arr, _) in maps.items()}
+    if len(set(shapes.values())) != 1:
+        raise InputError(
+            f"masks differ in shape: {shapes}; resample predictions to the reference grid",
+            subject=subject,
+            step="evaluate",
+        )
+    for name, (arr, valid) in maps.items():
+        check_labels(arr, valid, what=name, subject=subject)
+    rows = global_rows(np.asarray(pred_semantic), np.asarray(ref_semantic), spacing=spacing)
+    rows += instance_rows(np.asarray(pred_instance), np.asarray(ref_instance), spacing=spacing)
+    df = pd.DataFrame(rows, columns=["structure", "level", "metric", "value"])
+    df["value"] = df["value"].astype(float)
+    df.insert(0, "subject", subject)
+    for key, value in context.items():
+        df[key] = _context_value(value)
+    logger.debug("evaluated %s: %d rows", subject, len(df))
+    return df
+
+
+def summarize(df: pd.DataFrame, *, levels: Sequence[str] = ("global", "instance")) -> pd.DataFrame:
+    """Mean and SD over subjects per (context...,) structure, level and metric, like the paper.
+
+    Non-finite values (NaN, and ``inf`` ASSD when a structure is missing on one side) are left
+    out of mean and SD and counted in ``n_nonfinite``, so they are visible but do not turn the
+    mean into ``inf``. SD is the sample SD (ddof 1).
+    """
+    context = [c for c in df.columns if c not in (*KEY_COLUMNS, "value")]
+    part = df[df["level"].isin(list(levels))].copy()
+    finite = np.isfinite(part["value"].to_numpy(dtype=float))
+    part["finite"] = np.where(finite, part["value"], np.nan)
+    part["nonfinite"] = ~finite
+    keys = [*context, "structure", "level", "metric"]
+    out = (
+        part.groupby(keys, sort=False, dropna=False)
+        .agg(
+            mean=("finite", "mean"),
+            sd=("finite", "std"),
+            n=("finite", "count"),
+            n_nonfinite=("nonfinite", "sum"),
+        )
+        .reset_index()
+    )
+    out["n_nonfinite"] = out["n_nonfinite"].astype(int)
+    return _ordered(out)
+
+
+def _ordered(summary: pd.DataFrame) -> pd.DataFrame:
+    order: dict[str, int] = {}
+    for st in (*GLOBAL_STRUCTURES, *INSTANCE_GROUPS):
+        order.setdefault(st.name, len(order))
+    metric_order = {m: i for i, m in enumerate(_METRIC_ORDER)}
+    key = summary.assign(
+        _l=summary["level"].map(lambda x: _LEVEL_ORDER.get(x, 2)),
+        _s=summary["structure"].map(lambda x: order.get(x, len(order))),
+        _m=summary["metric"].map(lambda x: metric_order.get(x, len(metric_order))),
+    )
+    context = [c for c in summary.columns if c not in (*KEY_COLUMNS, "mean", "sd", "n")]
+    context = [c for c in context if c != "n_nonfinite"]
+    key = key.sort_values([*context, "_l", "_s", "level", "_m", "metric"], kind="stable")
+    return key.drop(columns=["_l", "_s", "_m"]).reset_index(drop=True)
+
+
+def _fmt(x: float, digits: int) -> str:
+    return "—" if not np.isfinite(x) else f"{x:.{digits}f}"
+
+
+def format_mean_sd(mean: float, sd: float, *, digits: int = 3) -> str:
+    """``'0.929 ± 0.082'`` as in the paper's tables (``—`` for a missing value)."""
+    return f"{_fmt(mean, digits)} ± {_fmt(sd, digits)}"
+
+
+def metric_label(metric: str) -> str:
+    """The metric name with the paper's arrow: ``'↑ DSC'``, ``'↓ ASSD'``, ``'TP'``."""
+    better = HIGHER_IS_BETTER.get(metric)
+    return metric if better is None else ("↑ " if better else "↓ ") + metric
+
+
+def summary_markdown(summary: pd.DataFrame, *, digits: int = 3) -> str:
+    """The summary as a Markdown table: structure, level, metric (with ↑/↓), mean ± SD, n."""
+    context = [
+        c
+        for c in summary.columns
+        if c not in ("structure", "level", "metric", "mean", "sd", "n", "n_nonfinite")
+    ]
+    header = [*context, "Structure", "Level", "Metric", "Mean ± SD", "n"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in summary.itertuples(index=False):
+        r: Mapping[str, Any] = row._asdict()
+        n = f"{r['n']}" + (f" (+{r['n_nonfinite']} n/a)" if r["n_nonfinite"] else "")
+        cells = [
+            *(str(r[c]) for c in context),
+            TITLES.get(r["structure"], r["structure"]),
+            r["level"],
+            metric_label(r["metric"]),
+            format_mean_sd(r["mean"], r["sd"], digits=digits),
+            n,
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _atomic(path: str | os.PathLike, write) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def write_table(df: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write a table as Parquet under a temporary name, then rename (readers never see half)."""
+    return _atomic(path, lambda tmp: df.to_parquet(tmp, index=False))
+
+
+def read_table(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a table written by :func:`write_table`."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"no such table: {path}")
+    return pd.read_parquet(path)
+
+
+def write_summary(summary: pd.DataFrame, stem: str | os.PathLike) -> tuple[Path, Path]:
+    """Write ``<stem>.csv`` and ``<stem>.md`` (atomic) and return both paths."""
+    stem = Path(stem)
+    csv = _atomic(stem.with_suffix(".csv"), lambda tmp: summary.to_csv(tmp, index=False))
+    text = summary_markdown(summary)
+    md = _atomic(stem.with_suffix(".md"), lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    return csv, md
