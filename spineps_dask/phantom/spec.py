@@ -142,6 +142,7 @@ def from_world_order(values: tuple[float, ...], orientation: tuple[str, ...]) ->
 
 
 def _check_orientation(orientation: tuple[str, ...]) -> tuple[str, str, str]:
+    """Upper-case axis codes, refused unless they cover the three world axes once each."""
     codes = tuple(str(c).upper() for c in orientation)
     if len(codes) != 3 or sorted(_WORLD_AXIS[c] for c in codes if c in _WORLD_AXIS) != [0, 1, 2]:
         raise InputError(
@@ -165,6 +166,34 @@ def _fov_levels(rng: np.random.Generator, region: str, seq: list[int], c1: bool)
     if region == "lumbar":
         return rng.uniform(t12 - 2.7, t12 + 0.5), sacrum + rng.uniform(0.35, 0.95)
     return top_cervical, sacrum + rng.uniform(0.35, 0.95)
+
+
+def _draw_body(rng: np.random.Generator) -> dict[str, object]:
+    """Field-of-view margins, curvature (issue 3: scoliosis up to ~20 degrees) and size."""
+    return {
+        "fov_lr_mm": float(rng.uniform(60.0, 110.0)),
+        "fov_ap_mm": (float(rng.uniform(50.0, 90.0)), float(rng.uniform(95.0, 140.0))),
+        "lordosis_cervical_deg": float(rng.uniform(10.0, 40.0)),
+        "kyphosis_thoracic_deg": float(rng.uniform(20.0, 55.0)),
+        "lordosis_lumbar_deg": float(rng.uniform(30.0, 60.0)),
+        "scoliosis_deg": float(rng.uniform(0.0, 20.0) * (rng.random() < 0.4)),
+        "scoliosis_phase": float(rng.uniform(0.0, 2 * np.pi)),
+        "size_scale": float(rng.uniform(0.9, 1.1)),
+    }
+
+
+def _draw_acquisition(rng: np.random.Generator) -> dict[str, object]:
+    """Scanner position, SNR, bias, gain, noise model, and a rare wedge fracture."""
+    return {
+        "origin_mm": tuple(float(v) for v in rng.uniform(-60.0, 60.0, size=3)),
+        "snr": float(rng.uniform(8.0, 40.0)),
+        "bias_strength": float(rng.uniform(0.0, 0.4)),
+        "intensity_scale": float(np.exp(rng.uniform(np.log(100.0), np.log(3000.0)))),
+        "rician": bool(rng.random() < 0.7),
+        # A rare anterior wedge (compression) fracture, T6-L3: anterior / posterior height.
+        "fracture_vid": int(rng.integers(13, 23)) * (rng.random() < _P_FRACTURE),
+        "fracture_ratio": float(rng.uniform(0.55, 0.85)),
+    }
 
 
 def sample_spec(seed: int, **overrides: object) -> PhantomSpec:
@@ -207,24 +236,10 @@ def sample_spec(seed: int, **overrides: object) -> PhantomSpec:
         "has_l6": has_l6,
         "c1_in_view": c1,
         "fov_levels": (float(fov[0]), float(fov[1])),
-        "fov_lr_mm": float(rng.uniform(60.0, 110.0)),
-        "fov_ap_mm": (float(rng.uniform(50.0, 90.0)), float(rng.uniform(95.0, 140.0))),
-        "lordosis_cervical_deg": float(rng.uniform(10.0, 40.0)),
-        "kyphosis_thoracic_deg": float(rng.uniform(20.0, 55.0)),
-        "lordosis_lumbar_deg": float(rng.uniform(30.0, 60.0)),
-        "scoliosis_deg": float(rng.uniform(0.0, 20.0) * (rng.random() < 0.4)),
-        "scoliosis_phase": float(rng.uniform(0.0, 2 * np.pi)),
-        "size_scale": float(rng.uniform(0.9, 1.1)),
+        **_draw_body(rng),
         "spacing": from_world_order(world, orientation),
         "orientation": orientation,
-        "origin_mm": tuple(float(v) for v in rng.uniform(-60.0, 60.0, size=3)),
-        "snr": float(rng.uniform(8.0, 40.0)),
-        "bias_strength": float(rng.uniform(0.0, 0.4)),
-        "intensity_scale": float(np.exp(rng.uniform(np.log(100.0), np.log(3000.0)))),
-        "rician": bool(rng.random() < 0.7),
-        # A rare anterior wedge (compression) fracture, T6-L3: anterior / posterior height.
-        "fracture_vid": int(rng.integers(13, 23)) * (rng.random() < _P_FRACTURE),
-        "fracture_ratio": float(rng.uniform(0.55, 0.85)),
+        **_draw_acquisition(rng),
     }
     drawn.update(overrides)
     drawn["orientation"] = orientation
@@ -243,6 +258,7 @@ def replace_spec(spec: PhantomSpec, **overrides: object) -> PhantomSpec:
 
 
 def _validated(spec: PhantomSpec) -> PhantomSpec:
+    """Refuse overrides that would make an impossible phantom."""
     if spec.region not in REGIONS:
         raise InputError(f"region {spec.region!r} is not one of {REGIONS}")
     if len(spec.spacing) != 3 or min(spec.spacing) <= 0.2 or max(spec.spacing) > 8.0:
