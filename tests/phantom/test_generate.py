@@ -34,7 +34,7 @@ def _check_labels(ph: Phantom) -> None:
     assert set(np.unique(sem).tolist()) <= {0, *SEMANTIC_NAMES} - {Semantic.CORPUS_BORDER}
     vert_ids = set(VERTEBRA_IDS.values()) - {26}
     bone = np.isin(sem, VERTEBRA_SEMANTIC)
-    assert set(np.unique(inst[bone]).tolist()) <= vert_ids
+    assert set(np.unique(inst[bone]).tolist()) <= vert_ids & set(ph.spec.vertebrae)
     assert set(np.unique(inst[sem == Semantic.SACRUM]).tolist()) <= {26}
     discs = set(np.unique(inst[sem == Semantic.DISC]).tolist())
     assert discs and all(d - IVD_OFFSET in vert_ids for d in discs)
