@@ -27,8 +27,8 @@ CASES = (
 )
 
 
-def panel(ax, phantom) -> None:
-    """Draw one phantom's mid-sagittal image with a semantic overlay, in mm proportions."""
+def panel(ax, phantom, *, overlay: bool = True) -> None:
+    """Draw one phantom's mid-sagittal image (optionally with the semantic overlay), in mm."""
     img = phantom.image.reorient(("L", "P", "S"))
     sem = phantom.semantic.reorient(("L", "P", "S"))
     mid = img.shape[0] // 2
@@ -38,9 +38,10 @@ def panel(ax, phantom) -> None:
     _, sy, sz = img.spacing
     extent = (0, image.shape[1] * sy, 0, image.shape[0] * sz)
     ax.imshow(image, cmap="gray", extent=extent, vmax=np.percentile(image, 99.5))
-    overlay = np.ma.masked_where(labels == 0, labels)
-    ax.imshow(overlay, cmap="tab20", alpha=0.35, extent=extent, vmin=0, vmax=110,
-              interpolation="nearest")  # fmt: skip
+    if overlay:
+        masked = np.ma.masked_where(labels == 0, labels)
+        ax.imshow(masked, cmap="tab20", alpha=0.35, extent=extent, vmin=0, vmax=110,
+                  interpolation="nearest")  # fmt: skip
     spec = phantom.spec
     ax.set_title(
         f"seed {spec.seed} {spec.region} {''.join(spec.orientation)}\n"
@@ -51,9 +52,11 @@ def panel(ax, phantom) -> None:
 
 
 def main(out: Path) -> None:
-    fig, axes = plt.subplots(1, len(CASES), figsize=(12, 5.5), dpi=70)
-    for ax, (seed, overrides) in zip(axes, CASES, strict=True):
-        panel(ax, make_phantom(seed, **overrides))
+    fig, axes = plt.subplots(2, len(CASES), figsize=(12, 10), dpi=60)
+    for k, (seed, overrides) in enumerate(CASES):
+        phantom = make_phantom(seed, **overrides)
+        panel(axes[0, k], phantom, overlay=False)
+        panel(axes[1, k], phantom)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)

@@ -21,6 +21,12 @@ def phantom(
     orientation: Annotated[
         str | None, typer.Option(help="Stored axis codes, e.g. PIR or RAS (default: random).")
     ] = None,
+    spacing: Annotated[
+        str | None,
+        typer.Option(
+            help="Voxel size in mm along the stored axes, e.g. 1,1,3 (with --orientation)."
+        ),
+    ] = None,
 ) -> None:
     """Generate seeded phantoms: T2w scans plus semantic/instance masks, centroids and truth."""
     from spineps_dask.cli._progress import console, progress_bar
@@ -35,6 +41,12 @@ def phantom(
         overrides["region"] = region
     if orientation is not None:
         overrides["orientation"] = tuple(orientation.upper())
+    if spacing is not None:
+        try:
+            overrides["spacing"] = tuple(float(v) for v in spacing.split(","))
+        except ValueError:
+            console.print(f"[red]--spacing {spacing!r} is not three numbers like 1,1,3[/red]")
+            raise typer.Exit(2) from None
     try:
         with progress_bar("phantoms", subjects) as progress:
             scans = write_bids_cohort(

@@ -29,9 +29,9 @@ _ANCHORS = np.array(
     [
         # h    d     w    disc  cra  crl  ora  orl  lam  spl  spa  sph  trl  tra  pr
         [10.0, 15.0, 17.0, 0.0, 8.0, 12.5, 4.5, 6.0, 4.0, 6.0, 0.0, 3.0, 14.0, 0.0, 3.5],  # C1
-        [16.0, 15.0, 17.0, 5.0, 7.5, 12.0, 4.2, 6.0, 4.5, 18.0, 20.0, 4.0, 6.0, -10.0, 3.5],  # C2
-        [14.0, 16.0, 18.0, 5.0, 7.0, 12.0, 4.0, 6.0, 3.5, 14.0, 20.0, 3.0, 7.0, -15.0, 3.0],  # C3
-        [14.5, 17.0, 24.0, 5.5, 7.0, 11.5, 4.0, 5.5, 4.0, 28.0, 25.0, 3.5, 10.0, -5.0, 3.5],  # C7
+        [16.0, 15.0, 17.0, 5.0, 7.5, 12.0, 4.2, 6.0, 3.5, 18.0, 20.0, 3.5, 6.0, -10.0, 3.5],  # C2
+        [14.0, 16.0, 18.0, 5.0, 7.0, 12.0, 4.0, 6.0, 2.5, 12.0, 20.0, 2.5, 7.0, -15.0, 3.0],  # C3
+        [14.5, 17.0, 24.0, 5.5, 7.0, 11.5, 4.0, 5.5, 3.0, 26.0, 25.0, 3.0, 10.0, -5.0, 3.5],  # C7
         [16.0, 18.0, 28.0, 4.0, 7.5, 9.0, 3.5, 4.5, 5.0, 30.0, 40.0, 3.5, 20.0, 30.0, 4.0],  # T1
         [19.0, 25.0, 30.0, 4.5, 7.5, 8.0, 3.5, 4.5, 5.0, 35.0, 55.0, 4.0, 22.0, 35.0, 4.0],  # T6
         [24.0, 30.0, 42.0, 7.0, 8.0, 10.0, 3.8, 4.5, 6.0, 30.0, 15.0, 8.0, 15.0, 20.0, 4.5],  # T12
@@ -47,6 +47,10 @@ _SACRAL_TILT_DEG = 15.0
 #: The dens of C2 rises this far (mm) above the C2 body into the ring of C1.
 DENS_LENGTH = 10.0
 C1_GAP = 2.0
+#: The body's flat back wall sits at a = -BACK_WALL * depth (its front at +depth/2); heights
+#: "anterior" and "posterior" are taken at these two walls.
+BACK_WALL = 0.425
+_SPAN = 0.5 + BACK_WALL
 
 
 @dataclass
@@ -75,7 +79,7 @@ class Level:
     @property
     def canal_a(self) -> float:
         """Local AP position of the canal centre: just behind the body's flat back wall."""
-        return -0.85 * self.dims["depth"] / 2 - 1.0 - self.dims["canal_ra"]
+        return -BACK_WALL * self.dims["depth"] - 1.0 - self.dims["canal_ra"]
 
 
 def _anatomical_position(vid: int) -> float:
@@ -128,9 +132,31 @@ def layout(spec: PhantomSpec) -> list[Level]:
             levels.append(Level(vid, dims, s, s + dims["height"]))
             s += dims["height"] + C1_GAP
             continue
+        _degenerate(dims, vid, rng)
+        if vid == spec.fracture_vid:
+            # Anterior wedge: the front collapses, the back keeps its height; the middle height
+            # (the body's extent along the column) is the mean of the two.
+            dims["fracture_wedge"] = dims["height"] * (1.0 - spec.fracture_ratio)
+            dims["height"] -= dims["fracture_wedge"] * BACK_WALL / _SPAN
         levels.append(Level(vid, dims, s, s + dims["height"]))
         s += dims["height"] + dims["disc"]
     return levels
+
+
+def _degenerate(dims: dict[str, float], vid: int, rng: np.random.Generator) -> None:
+    """Disc below ``vid``: its nucleus signal and, for degenerated discs, lost height.
+
+    Degeneration (dark, 20-50 % thinner disc) is commonest at the lower lumbar and lower cervical
+    levels; the rates here are rough, for variety in disc-height biomarkers, not epidemiology.
+    """
+    low_lumbar = vid in (VERTEBRA_IDS["L4"], VERTEBRA_IDS["L5"], VERTEBRA_IDS["L6"])
+    low_cervical = vid in (5, 6)
+    rate = 0.35 if low_lumbar else 0.2 if low_cervical else 0.05
+    worn, loss = rng.random() < rate, rng.uniform(0.5, 0.8)
+    healthy, dark = rng.uniform(0.55, 0.9), rng.uniform(0.25, 0.4)
+    dims["disc_signal"] = float(dark if worn else healthy)
+    if worn:
+        dims["disc"] *= float(loss)
 
 
 def _curvature(levels: list[Level], spec: PhantomSpec, s: np.ndarray) -> np.ndarray:
@@ -206,8 +232,10 @@ def _wedge(lv: Level, phi: np.ndarray, s: np.ndarray) -> None:
     i0, i1 = np.searchsorted(s, [lv.s_top, lv.s_bottom])
     bend = float(phi[min(i1, len(s) - 1)] - phi[i0])  # >0 kyphotic: front shorter
     delta = float(np.clip(bend * lv.dims["depth"] / 3.0, -0.2 * h, 0.2 * h))
-    lv.height_anterior = h - delta / 2
-    lv.height_posterior = h + delta / 2
+    if "fracture_wedge" in lv.dims:  # the fracture replaces the natural wedging
+        delta = lv.dims["fracture_wedge"]
+    lv.height_anterior = h - delta * 0.5 / _SPAN
+    lv.height_posterior = h + delta * BACK_WALL / _SPAN
 
 
 def fov_arc(levels: list[Level], value: float) -> tuple[float, Level]:

@@ -14,13 +14,19 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from spineps_dask.geometry import Volume, reorient
-from spineps_dask.labels import ENDPLATE_OFFSET, IVD_OFFSET, VERTEBRA_NAMES, Semantic
 from spineps_dask.phantom import anatomy
 from spineps_dask.phantom.anatomy import Level
 from spineps_dask.phantom.image import t2w_image
-from spineps_dask.phantom.posterior import paint_atlas, paint_canal, paint_posterior, paint_sacrum
+from spineps_dask.phantom.posterior import (
+    paint_atlas,
+    paint_canal,
+    paint_canal_gap,
+    paint_posterior,
+    paint_sacrum,
+)
 from spineps_dask.phantom.shapes import Canvas, paint_body, paint_disc
 from spineps_dask.phantom.spec import PhantomSpec, replace_spec, sample_spec
+from spineps_dask.phantom.truth import level_truth
 
 logger = logging.getLogger(__name__)
 
@@ -78,8 +84,8 @@ def _grid_axes(levels: list[Level], curve: np.ndarray, spec: PhantomSpec) -> tup
 
 
 def _paint(canvas: Canvas, levels: list[Level], spec: PhantomSpec) -> None:
-    """Paint every structure in priority order (bone, discs, processes, canal, cord)."""
-    rng = np.random.default_rng([spec.seed, 13])
+    """Paint every structure in priority order: bodies and sacrum, discs, canal and cord (so
+    their cross-sections stay exact ellipses), then the posterior elements around them."""
     by_id = {lv.vid: lv for lv in levels}
     for lv in levels:
         if lv.kind == "sacrum":
@@ -88,9 +94,12 @@ def _paint(canvas: Canvas, levels: list[Level], spec: PhantomSpec) -> None:
             has_above = lv.kind != "C2"
             paint_body(canvas, lv, disc_above=has_above, disc_below=True)
     for upper, lower in itertools.pairwise(levels[1:]):  # no disc between C1 and C2
-        # Nucleus signal per disc: bright when healthy, darker when degenerated.
-        brightness = float(rng.uniform(0.45, 0.95))
-        paint_disc(canvas, upper, lower, brightness)
+        paint_disc(canvas, upper, lower, upper.dims["disc_signal"])
+    for lv in levels[:-1]:
+        paint_canal(canvas, lv)
+    for upper, lower in itertools.pairwise(levels):
+        gap = anatomy.C1_GAP if upper.kind == "C1" else upper.dims["disc"]
+        paint_canal_gap(canvas, upper, lower, gap)
     for i, lv in enumerate(levels[:-1]):
         gap_above = levels[i - 1].dims["disc"] if i > 0 else 0.0
         if lv.kind == "C2":
@@ -99,10 +108,21 @@ def _paint(canvas: Canvas, levels: list[Level], spec: PhantomSpec) -> None:
             paint_atlas(canvas, lv, by_id[2])
         else:
             paint_posterior(canvas, lv, gap_above=gap_above, gap_below=lv.dims["disc"])
-    for i, lv in enumerate(levels[:-1]):
-        gap_above = levels[i - 1].dims["disc"] if i > 0 else 0.0
-        gap = anatomy.C1_GAP if lv.kind == "C1" else lv.dims["disc"]
-        paint_canal(canvas, lv, gap_above=gap_above, gap_below=gap)
+
+
+def _below_c1(canvas: Canvas) -> Canvas:
+    """Cut the field of view under the lowest C1 voxel (a tilted atlas can dip into C2's level)."""
+    z = np.flatnonzero((canvas.instance == 1).any(axis=(0, 1)))
+    if z.size == 0:
+        return canvas
+    keep = slice(0, int(z.min()))
+    return Canvas(
+        (*canvas.axes[:2], canvas.axes[2][keep]),
+        canvas.semantic[:, :, keep],
+        canvas.instance[:, :, keep],
+        canvas.disc_signal[:, :, keep],
+        canvas.endplate_mm,
+    )
 
 
 def make_phantom(seed_or_spec: int | PhantomSpec, **overrides: object) -> Phantom:
@@ -124,6 +144,8 @@ def make_phantom(seed_or_spec: int | PhantomSpec, **overrides: object) -> Phanto
     endplate = max(1.2, 1.05 * spec.world_spacing[2])
     canvas = Canvas.empty(axes, endplate)
     _paint(canvas, levels, spec)
+    if not spec.c1_in_view:
+        canvas = _below_c1(canvas)
     image = t2w_image(canvas.semantic, canvas.disc_signal, canvas.axes, curve, spec)
     affine = np.diag([*spec.world_spacing, 1.0])
     affine[:3, 3] = [float(a[0]) for a in axes]
@@ -131,7 +153,9 @@ def make_phantom(seed_or_spec: int | PhantomSpec, **overrides: object) -> Phanto
     vols = [Volume(arr, affine) for arr in (image, canvas.semantic, canvas.instance)]
     image_v, sem_v, inst_v = (reorient(v, spec.orientation) for v in vols)
     centroids = instance_centroids(inst_v.data)
-    truth = _truth(levels, sem_v.data, inst_v.data, np.prod(spec.world_spacing), spec.origin_mm)
+    truth = level_truth(
+        levels, sem_v.data, inst_v.data, float(np.prod(spec.world_spacing)), spec.origin_mm
+    )
     logger.debug("phantom seed %s: %s voxels", spec.seed, image_v.shape)
     return Phantom(image_v, sem_v, inst_v, spec, centroids, truth)
 
@@ -147,35 +171,3 @@ def instance_centroids(instance: np.ndarray) -> dict[int, tuple[float, float, fl
         int(lab): tuple(float(s[k] / counts[k]) for s in sums)  # type: ignore[misc]
         for k, lab in enumerate(present)
     }
-
-
-def _truth(
-    levels: list[Level], sem: np.ndarray, inst: np.ndarray, voxel_mm3: float, origin
-) -> dict:
-    """Known per-level dimensions (generator parameters) and in-view volumes (voxel counts)."""
-    body = np.bincount(inst[sem == Semantic.CORPUS].ravel(), minlength=ENDPLATE_OFFSET + 64)
-    allc = np.bincount(inst.ravel(), minlength=ENDPLATE_OFFSET + 64)
-    out: dict[int, dict[str, object]] = {}
-    for lv in levels:
-        d = lv.dims
-        x = lv.vid
-        has_body = lv.kind not in ("C1", "sacrum")
-        out[x] = {
-            "name": VERTEBRA_NAMES[x],
-            "voxels": int(allc[x]),
-            "body_height_anterior_mm": lv.height_anterior if has_body else None,
-            "body_height_middle_mm": d["height"] if has_body else None,
-            "body_height_posterior_mm": lv.height_posterior if has_body else None,
-            "body_depth_mm": d["depth"] if lv.kind != "C1" else None,
-            "body_width_mm": d["width"] if lv.kind != "C1" else None,
-            "body_volume_mm3": float((body[x] + allc[ENDPLATE_OFFSET + x]) * voxel_mm3),
-            "disc_height_mm": d["disc"] if has_body else None,
-            "disc_volume_mm3": float(allc[IVD_OFFSET + x] * voxel_mm3) if has_body else None,
-            "canal_area_mm2": float(np.pi * d["canal_ra"] * d["canal_rl"]),
-            "cord_area_mm2": float(np.pi * d["cord_ra"] * d["cord_rl"])
-            if d["cord_ra"] > 1
-            else 0.0,
-            "centre_world_mm": [float(v) for v in lv.centre + np.asarray(origin)],
-            "params": {k: float(v) for k, v in d.items()},
-        }
-    return out

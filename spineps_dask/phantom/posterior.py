@@ -12,8 +12,15 @@ from __future__ import annotations
 import numpy as np
 
 from spineps_dask.labels import Semantic
-from spineps_dask.phantom.anatomy import Level
-from spineps_dask.phantom.shapes import Canvas, Local, _capsule, local_coords, paint
+from spineps_dask.phantom.anatomy import BACK_WALL, Level
+from spineps_dask.phantom.shapes import (
+    Canvas,
+    Local,
+    local_coords,
+    mid_frame,
+    paint,
+    paint_capsule,
+)
 
 # Left is the subject's left (-x in RAS), i.e. negative local l.
 _S = Semantic
@@ -31,44 +38,45 @@ def paint_posterior(canvas: Canvas, lv: Level, *, gap_above: float, gap_below: f
     """Arch (41), spinous (42), transverse (43/44) and articular (45-48) processes of a vertebra."""
     d = lv.dims
     ac, cra, crl, t, h = lv.canal_a, d["canal_ra"], d["canal_rl"], d["lamina"], d["height"]
-    beta = np.deg2rad(d["spinous_deg"])
-    reach_l = crl + t + d["trans_len"] + d["proc_r"] + 2
-    back = ac - cra - t - d["spinous_len"] - d["spinous_hh"]
-    low = -max(h / 2 + gap_below + 2, d["spinous_len"] * np.sin(beta) + d["spinous_hh"] + 2)
-    loc = local_coords(
-        canvas, lv.centre, lv.frame, (-reach_l, back, low), (reach_l, 2.0, h / 2 + gap_above + 2)
-    )
-    if loc is None:
-        return
     u0, hh = 0.1 * h, 0.32 * h
-    band = np.abs(loc.u - u0) <= hh
-    ring = ~_ellipse(loc, ac, cra, crl) & _ellipse(loc, ac, cra + t, crl + t)
-    lamina = ring & (loc.a < ac) & band
-    absl = np.abs(loc.l)
-    pedicle = (loc.a >= ac) & (loc.a <= -0.85 * d["depth"] / 2 + 0.5) & (absl >= 0.9 * crl)
-    pedicle &= (absl <= crl + t) & (np.abs(loc.u - u0) <= 0.8 * hh)
-    paint(canvas, loc, lamina | pedicle, Semantic.ARCUS, lv.vid)
-    # Flattened spinous process: scale l so the capsule is thin side to side.
-    hw = 0.45 * t + 1.0
-    flat = Local(loc.box, loc.l * (d["spinous_hh"] / hw), loc.a, loc.u)
+    back = -BACK_WALL * d["depth"]  # the body's back wall
+    front = back + 1.5
+    lo, hi = (-crl - t - 1, ac - cra - t - 1, u0 - hh - 1), (crl + t + 1, front + 1, u0 + hh + 1)
+    loc = local_coords(canvas, lv.centre, lv.frame, lo, hi)
+    if loc is not None:
+        band = np.abs(loc.u - u0) <= hh
+        ring = ~_ellipse(loc, ac, cra, crl) & _ellipse(loc, ac, cra + t, crl + t)
+        lamina = ring & (loc.a < ac) & band
+        # Pedicles: oblique bars from the body's posterolateral corner to the lamina ring
+        # (converging forwards, steeply in the cervical spine where the canal is wider).
+        l_ring = crl + 0.5 * t
+        l_body = min(0.45 * d["width"] / 2, l_ring)
+        frac = np.clip((back - loc.a) / (back - ac), 0.0, 1.0)
+        # ... hugging the canal wall where the canal is wider than the straight path.
+        wall = crl * np.sqrt(np.clip(1.0 - ((loc.a - ac) / cra) ** 2, 0.0, 1.0)) + 1.0
+        off = np.abs(np.abs(loc.l) - np.maximum(l_body + (l_ring - l_body) * frac, wall))
+        pedicle = (loc.a >= ac) & (loc.a <= front) & (off <= max(0.5 * t + 0.5, 2.5))
+        pedicle &= np.abs(loc.u - u0) <= 0.8 * hh
+        paint(canvas, loc, lamina | pedicle, Semantic.ARCUS, lv.vid)
+    beta = np.deg2rad(d["spinous_deg"])
+    thin = d["spinous_hh"] / (0.45 * t + 1.0)  # spinous processes are thin side to side
     start = (0.0, ac - cra - 0.5 * t, u0)
     direction = (0.0, -np.cos(beta), -np.sin(beta))
-    spin = _capsule(flat, start, direction, d["spinous_len"], d["spinous_hh"], 0.6)
-    paint(canvas, loc, spin, Semantic.SPINOSUS, lv.vid)
+    spin = (Semantic.SPINOSUS, lv.vid)
+    paint_capsule(canvas, lv, start, direction, d["spinous_len"], d["spinous_hh"], spin,
+                  taper=0.6, thin=thin)  # fmt: skip
     alpha = np.deg2rad(d["trans_deg"])
     r = d["proc_r"]
     for side, costal, sup, inf in _SIDES:
         start = (side * (crl + 0.6 * t), ac + 0.3 * cra, u0 + 0.1 * h)
-        trans = _capsule(
-            loc, start, (side * np.cos(alpha), -np.sin(alpha), 0), d["trans_len"], r * 0.8
-        )
-        paint(canvas, loc, trans, costal, lv.vid)
+        direction = (side * np.cos(alpha), -np.sin(alpha), 0.0)
+        paint_capsule(canvas, lv, start, direction, d["trans_len"], 0.8 * r, (costal, lv.vid))
         start = (side * (crl + 0.7 * t), ac - 0.1 * cra, u0 + 0.5 * hh)
         length = h / 2 - start[2] + 0.6 * gap_above + 0.3 * r
-        paint(canvas, loc, _capsule(loc, start, (0, -0.2, 1), length, r, 0.8), sup, lv.vid)
+        paint_capsule(canvas, lv, start, (0, -0.2, 1), length, r, (sup, lv.vid), taper=0.8)
         start = (side * (crl + 0.2 * t), ac - 0.8 * cra, u0 - 0.5 * hh)
         length = h / 2 + start[2] + 0.6 * gap_below + 0.3 * r
-        paint(canvas, loc, _capsule(loc, start, (0, -0.15, -1), length, 0.9 * r, 0.8), inf, lv.vid)
+        paint_capsule(canvas, lv, start, (0, -0.15, -1), length, 0.9 * r, (inf, lv.vid), taper=0.8)
 
 
 def atlas_ring(lv: Level, c2: Level) -> tuple[float, float, float, float]:
@@ -84,25 +92,21 @@ def paint_atlas(canvas: Canvas, lv: Level, c2: Level) -> None:
     centre, ra_in, rl_in, mass = atlas_ring(lv, c2)
     t = d["lamina"]
     ra_out, rl_out = ra_in + t, rl_in + mass
-    reach_l = rl_out + d["trans_len"] + 4
-    loc = local_coords(
-        canvas,
-        lv.centre,
-        lv.frame,
-        (-reach_l, centre - ra_out - 10, -8),
-        (reach_l, centre + ra_out + 1, 8),
+    lo, hi = (-rl_out - 1, centre - ra_out - 1, -8), (rl_out + 1, centre + ra_out + 1, 8)
+    loc = local_coords(canvas, lv.centre, lv.frame, lo, hi)
+    if loc is not None:
+        ring = _ellipse(loc, centre, ra_out, rl_out) & ~_ellipse(loc, centre, ra_in, rl_in)
+        ring &= np.abs(loc.u) <= 3.5 + 3.0 * (loc.l / rl_out) ** 2
+        paint(canvas, loc, ring, Semantic.ARCUS, lv.vid)
+    start = (0.0, centre - ra_out + 1, 0.0)
+    paint_capsule(
+        canvas, lv, start, (0, -1, -0.2), d["spinous_len"], 4.0, (Semantic.SPINOSUS, lv.vid)
     )
-    if loc is None:
-        return
-    ring = _ellipse(loc, centre, ra_out, rl_out) & ~_ellipse(loc, centre, ra_in, rl_in)
-    ring &= np.abs(loc.u) <= 3.5 + 3.0 * (loc.l / rl_out) ** 2
-    paint(canvas, loc, ring, Semantic.ARCUS, lv.vid)
-    tub = _capsule(loc, (0.0, centre - ra_out + 1, 0.0), (0, -1, -0.2), d["spinous_len"], 4.0)
-    paint(canvas, loc, tub, Semantic.SPINOSUS, lv.vid)
     for side, costal, _, _ in _SIDES:
         start = (side * (rl_out - 2), centre, 0.0)
-        trans = _capsule(loc, start, (side, 0, 0), d["trans_len"], d["proc_r"])
-        paint(canvas, loc, trans, costal, lv.vid)
+        paint_capsule(
+            canvas, lv, start, (side, 0, 0), d["trans_len"], d["proc_r"], (costal, lv.vid)
+        )
 
 
 def sacrum_shape(lv: Level, loc: Local) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -112,7 +116,8 @@ def sacrum_shape(lv: Level, loc: Local) -> tuple[np.ndarray, np.ndarray, np.ndar
     """
     d = lv.dims
     length, depth = d["height"], d["depth"]
-    ra0 = 0.5 * (depth + 2 * d["canal_ra"] + 4)
+    wall = 6.0  # posterior wall of the sacral canal (fused laminae), mm
+    ra0 = 0.5 * (depth + 2 * d["canal_ra"] + wall + 2)
     rl0 = d["width"] / 2
     t = np.clip(-loc.u / length, 0.0, 1.0)
     ac = depth / 2 - ra0 - 0.12 * length * np.sin(np.pi * t)
@@ -123,7 +128,7 @@ def sacrum_shape(lv: Level, loc: Local) -> tuple[np.ndarray, np.ndarray, np.ndar
     inside &= (loc.u <= -0.4 * np.maximum(np.abs(loc.l) - rl0, 0)) & (loc.u >= -length)
     shrink = np.clip(1 - t / 0.75, 0, 1)
     cra, crl = d["canal_ra"] * shrink * 0.8 + 1e-3, d["canal_rl"] * shrink * 0.9 + 1e-3
-    canal_a = ac - ra + 2 + cra
+    canal_a = ac - ra + wall * (1 - 0.5 * t) + cra
     canal = ((loc.a - canal_a) / cra) ** 2 + (loc.l / crl) ** 2 <= 1.0
     canal &= (loc.u <= 6.0) & (t < 0.75)
     return inside, canal, ac
@@ -142,20 +147,32 @@ def paint_sacrum(canvas: Canvas, lv: Level) -> None:
     paint(canvas, loc, canal, Semantic.CANAL, 0, over=(Semantic.SACRUM,))
 
 
-def paint_canal(canvas: Canvas, lv: Level, *, gap_above: float, gap_below: float) -> None:
-    """Canal (61, CSF) and cord (60) segment of one vertebra, from mid-disc above to below."""
-    d = lv.dims
-    h = d["height"]
-    top = h / 2 + gap_above / 2 + 3 + (40.0 if lv.kind == "C1" else 0.0)
-    bottom = -(h / 2 + gap_below / 2 + 3)
-    ac, cra, crl = lv.canal_a, d["canal_ra"], d["canal_rl"]
-    loc = local_coords(
-        canvas, lv.centre, lv.frame, (-crl - 1, ac - cra - 1, bottom), (crl + 1, ac + cra + 1, top)
-    )
+def _paint_tube(canvas: Canvas, centre, frame, ac: float, dims: dict, u_range) -> None:
+    """Canal ellipse (61) with the cord (60) inside, for local u in ``u_range``."""
+    cra, crl = dims["canal_ra"], dims["canal_rl"]
+    lo, hi = (-crl - 1, ac - cra - 1, u_range[0]), (crl + 1, ac + cra + 1, u_range[1])
+    loc = local_coords(canvas, centre, frame, lo, hi)
     if loc is None:
         return
     canal = _ellipse(loc, ac, cra, crl)
     paint(canvas, loc, canal, Semantic.CANAL, 0)
-    if d["cord_ra"] > 1.0:
-        cord = _ellipse(loc, ac + 0.15 * cra, d["cord_ra"], d["cord_rl"])
+    if dims["cord_ra"] > 1.0:
+        cord = _ellipse(loc, ac + 0.15 * cra, dims["cord_ra"], dims["cord_rl"])
         paint(canvas, loc, cord & canal, Semantic.CORD, 0, over=(Semantic.CANAL,))
+
+
+def paint_canal(canvas: Canvas, lv: Level) -> None:
+    """Canal and cord at the level of one vertebra's body (C1: up into the foramen magnum)."""
+    h = lv.dims["height"]
+    top = h / 2 + (40.0 if lv.kind == "C1" else 0.5)
+    _paint_tube(canvas, lv.centre, lv.frame, lv.canal_a, lv.dims, (-h / 2 - 0.5, top))
+
+
+def paint_canal_gap(canvas: Canvas, upper: Level, lower: Level, gap: float) -> None:
+    """Canal and cord at disc level, in the frame halfway between the two vertebrae, so the
+    tube bends smoothly instead of bulging where two tilted segments overlap."""
+    centre, frame = mid_frame(upper, lower, gap)
+    dims = {k: 0.5 * (upper.dims[k] + lower.dims[k]) for k in ("canal_ra", "canal_rl")}
+    dims |= {k: min(upper.dims[k], lower.dims[k]) for k in ("cord_ra", "cord_rl")}
+    ac = 0.5 * (upper.canal_a + lower.canal_a)
+    _paint_tube(canvas, centre, frame, ac, dims, (-gap / 2 - 1.0, gap / 2 + 1.0))

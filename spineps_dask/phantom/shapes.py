@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from spineps_dask.labels import ENDPLATE_OFFSET, IVD_OFFSET, Semantic
-from spineps_dask.phantom.anatomy import DENS_LENGTH, Level
+from spineps_dask.phantom.anatomy import BACK_WALL, DENS_LENGTH, Level
 
 
 @dataclass
@@ -90,16 +90,47 @@ def _capsule(loc: Local, start, direction, length: float, radius: float, taper: 
     d = np.asarray(direction, dtype=np.float32)
     d = d / np.linalg.norm(d)
     pl, pa, pu = loc.l - start[0], loc.a - start[1], loc.u - start[2]
-    t = np.clip(pl * d[0] + pa * d[1] + pu * d[2], 0.0, length)
+    along = pl * d[0] + pa * d[1] + pu * d[2]
+    t = np.clip(along, 0.0, length)
     dist2 = (pl - t * d[0]) ** 2 + (pa - t * d[1]) ** 2 + (pu - t * d[2]) ** 2
     r = radius * (1.0 - (1.0 - taper) * t / max(length, 1e-3))
-    return dist2 <= r * r
+    # Flat at the start (no round cap): processes grow out of the arch, not into the canal.
+    return (dist2 <= r * r) & (along >= 0)
+
+
+def paint_capsule(
+    canvas: Canvas,
+    lv: Level,
+    start,
+    direction,
+    length: float,
+    radius: float,
+    labels: tuple[int, int],
+    *,
+    taper: float = 0.7,
+    thin: float = 1.0,
+) -> None:
+    """Paint a tapered capsule of level ``lv`` (local mm), evaluated only in its own box.
+
+    ``thin`` > 1 flattens it side to side (the l half-width becomes ``radius / thin``); the
+    segment must then run in the a-u plane (``start[0] == direction[0] == 0``).
+    """
+    d = np.asarray(direction, dtype=float)
+    d = d / np.linalg.norm(d)
+    ends = np.array([start, np.asarray(start) + length * d])
+    pad = np.array([radius / thin, radius, radius]) + 0.5
+    loc = local_coords(canvas, lv.centre, lv.frame, ends.min(0) - pad, ends.max(0) + pad)
+    if loc is None:
+        return
+    shape = Local(loc.box, loc.l * thin, loc.a, loc.u) if thin != 1.0 else loc
+    mask = _capsule(shape, start, d, length, radius, taper)
+    paint(canvas, loc, mask, *labels)
 
 
 def body_height_at(lv: Level, a: np.ndarray) -> np.ndarray:
     """Body height (mm) at local AP position ``a``: linear between posterior and anterior."""
-    d = lv.dims["depth"]
-    return lv.dims["height"] + (lv.height_anterior - lv.height_posterior) * (a / d)
+    span = (0.5 + BACK_WALL) * lv.dims["depth"]
+    return lv.dims["height"] + (lv.height_anterior - lv.height_posterior) * (a / span)
 
 
 def body_mask(lv: Level, loc: Local, endplate_mm: float) -> tuple[np.ndarray, ...]:
@@ -111,7 +142,7 @@ def body_mask(lv: Level, loc: Local, endplate_mm: float) -> tuple[np.ndarray, ..
     half = body_height_at(lv, loc.a) / 2
     waist = 1.0 - 0.06 * (1.0 - np.clip(loc.u / half, -1, 1) ** 2)
     inside = (loc.a / ra) ** 2 + (loc.l / rl) ** 2 <= waist**2
-    inside &= (loc.a >= -0.85 * ra) & (np.abs(loc.u) <= half)
+    inside &= (loc.a >= -BACK_WALL * lv.dims["depth"]) & (np.abs(loc.u) <= half)
     return inside, loc.u > half - endplate_mm, loc.u < -half + endplate_mm
 
 
@@ -144,6 +175,18 @@ def top_surface_above(lv: Level, loc: Local) -> np.ndarray:
     return loc.u > body_height_at(lv, loc.a) / 2
 
 
+def mid_frame(upper: Level, lower: Level, gap: float) -> tuple[np.ndarray, np.ndarray]:
+    """Centre and frame halfway between two levels (axis = mean of their axes): the frame in
+    which a disc, or the canal at disc level, sits between two differently tilted vertebrae."""
+    centre = upper.centre - upper.frame[:, 2] * (upper.dims["height"] / 2 + gap / 2)
+    u_axis = upper.frame[:, 2] + lower.frame[:, 2]
+    u_axis /= np.linalg.norm(u_axis)
+    a_axis = upper.frame[:, 1] + lower.frame[:, 1]
+    a_axis -= (a_axis @ u_axis) * u_axis
+    a_axis /= np.linalg.norm(a_axis)
+    return centre, np.column_stack([np.cross(a_axis, u_axis), a_axis, u_axis])
+
+
 def paint_disc(canvas: Canvas, upper: Level, lower: Level, brightness: float) -> None:
     """Disc (100, instance 100+upper) filling the wedge between two bodies.
 
@@ -152,25 +195,20 @@ def paint_disc(canvas: Canvas, upper: Level, lower: Level, brightness: float) ->
     """
     ra = 0.5 * (upper.dims["depth"] + lower.dims["depth"]) / 2
     rl = 0.5 * (upper.dims["width"] + lower.dims["width"]) / 2
-    hu = max(upper.height_anterior, upper.height_posterior) / 2
-    centre = upper.centre - upper.frame[:, 2] * (hu + upper.dims["disc"] / 2)
-    u_axis = upper.frame[:, 2] + lower.frame[:, 2]
-    u_axis /= np.linalg.norm(u_axis)
-    a_axis = upper.frame[:, 1] - (upper.frame[:, 1] @ u_axis) * u_axis
-    a_axis /= np.linalg.norm(a_axis)
-    frame = np.column_stack([np.cross(a_axis, u_axis), a_axis, u_axis])
+    centre, frame = mid_frame(upper, lower, upper.dims["disc"])
     reach = upper.dims["disc"] + 6.0
     loc = local_coords(canvas, centre, frame, (-rl - 1, -ra - 1, -reach), (rl + 1, ra + 1, reach))
     if loc is None:
         return
     r2 = (loc.a / ra) ** 2 + (loc.l / rl) ** 2
-    mask = (r2 <= 1.0) & (loc.a >= -0.85 * ra - 0.5)
+    mask = (r2 <= 1.0) & (loc.a >= -BACK_WALL * 2 * ra - 0.5)
     up_loc = _relocate(loc, canvas, centre, frame, upper)
     low_loc = _relocate(loc, canvas, centre, frame, lower)
     mask &= top_surface_above(upper, _flip(up_loc))
     mask &= top_surface_above(lower, low_loc)
     paint(canvas, loc, mask, Semantic.DISC, IVD_OFFSET + upper.vid)
-    signal = np.where(mask, 0.3 + (brightness - 0.3) * np.clip((1.0 - r2) / 0.5, 0, 1), 0)
+    mine = canvas.instance[loc.box] == IVD_OFFSET + upper.vid  # only voxels the disc got
+    signal = np.where(mine, 0.22 + (brightness - 0.22) * np.clip((1.0 - r2) / 0.5, 0, 1), 0)
     canvas.disc_signal[loc.box] = np.maximum(canvas.disc_signal[loc.box], signal)
 
 

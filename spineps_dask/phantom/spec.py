@@ -33,6 +33,7 @@ _WORLD_AXIS = {"R": 0, "L": 0, "A": 1, "P": 1, "S": 2, "I": 2}
 _P_T13 = 0.08
 _P_L6 = 0.08
 _P_C1_MISSING = 0.25
+_P_FRACTURE = 0.1
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,9 @@ class PhantomSpec:
     snr, bias_strength, intensity_scale, rician
         Acquisition: signal-to-noise of bright tissue, amplitude of the smooth multiplicative
         bias field, a global gain, and Rician (magnitude) versus Gaussian noise.
+    fracture_vid, fracture_ratio
+        Vertebra with an anterior wedge fracture (0: none) and its anterior / posterior body
+        height ratio (Genant grades: < 0.8 mild, < 0.75 moderate, < 0.6 severe).
     """
 
     seed: int
@@ -94,6 +98,8 @@ class PhantomSpec:
     bias_strength: float
     intensity_scale: float
     rician: bool
+    fracture_vid: int = 0
+    fracture_ratio: float = 1.0
 
     @property
     def vertebrae(self) -> list[int]:
@@ -136,6 +142,7 @@ def from_world_order(values: tuple[float, ...], orientation: tuple[str, ...]) ->
 
 
 def _check_orientation(orientation: tuple[str, ...]) -> tuple[str, str, str]:
+    """Upper-case axis codes, refused unless they cover the three world axes once each."""
     codes = tuple(str(c).upper() for c in orientation)
     if len(codes) != 3 or sorted(_WORLD_AXIS[c] for c in codes if c in _WORLD_AXIS) != [0, 1, 2]:
         raise InputError(
@@ -149,8 +156,9 @@ def _fov_levels(rng: np.random.Generator, region: str, seq: list[int], c1: bool)
     """Top and bottom of the field of view in vertebra units (see `PhantomSpec.fov_levels`)."""
     idx = {v: i for i, v in enumerate(seq)}
     sacrum = idx[26]
-    t1, t12, l1 = idx[8], idx[19], idx[20]
-    top_cervical = rng.uniform(-0.6, -0.1) if c1 else rng.uniform(1.15, 1.6)
+    t1, l1 = idx[8], idx[20]
+    t12 = l1 - 1  # the last thoracic vertebra: T12, or T13 when present
+    top_cervical = rng.uniform(-3.0, -0.4) if c1 else rng.uniform(1.3, 1.7)
     if region == "cervical":
         return top_cervical, rng.uniform(t1 + 0.3, t1 + 3.0)
     if region == "thoracic":
@@ -158,6 +166,34 @@ def _fov_levels(rng: np.random.Generator, region: str, seq: list[int], c1: bool)
     if region == "lumbar":
         return rng.uniform(t12 - 2.7, t12 + 0.5), sacrum + rng.uniform(0.35, 0.95)
     return top_cervical, sacrum + rng.uniform(0.35, 0.95)
+
+
+def _draw_body(rng: np.random.Generator) -> dict[str, object]:
+    """Field-of-view margins, curvature (issue 3: scoliosis up to ~20 degrees) and size."""
+    return {
+        "fov_lr_mm": float(rng.uniform(60.0, 110.0)),
+        "fov_ap_mm": (float(rng.uniform(50.0, 90.0)), float(rng.uniform(95.0, 140.0))),
+        "lordosis_cervical_deg": float(rng.uniform(10.0, 40.0)),
+        "kyphosis_thoracic_deg": float(rng.uniform(20.0, 55.0)),
+        "lordosis_lumbar_deg": float(rng.uniform(30.0, 60.0)),
+        "scoliosis_deg": float(rng.uniform(0.0, 20.0) * (rng.random() < 0.4)),
+        "scoliosis_phase": float(rng.uniform(0.0, 2 * np.pi)),
+        "size_scale": float(rng.uniform(0.9, 1.1)),
+    }
+
+
+def _draw_acquisition(rng: np.random.Generator) -> dict[str, object]:
+    """Scanner position, SNR, bias, gain, noise model, and a rare wedge fracture."""
+    return {
+        "origin_mm": tuple(float(v) for v in rng.uniform(-60.0, 60.0, size=3)),
+        "snr": float(rng.uniform(8.0, 40.0)),
+        "bias_strength": float(rng.uniform(0.0, 0.4)),
+        "intensity_scale": float(np.exp(rng.uniform(np.log(100.0), np.log(3000.0)))),
+        "rician": bool(rng.random() < 0.7),
+        # A rare anterior wedge (compression) fracture, T6-L3: anterior / posterior height.
+        "fracture_vid": int(rng.integers(13, 23)) * (rng.random() < _P_FRACTURE),
+        "fracture_ratio": float(rng.uniform(0.55, 0.85)),
+    }
 
 
 def sample_spec(seed: int, **overrides: object) -> PhantomSpec:
@@ -184,17 +220,15 @@ def sample_spec(seed: int, **overrides: object) -> PhantomSpec:
     c1_draw = rng.random() >= _P_C1_MISSING
     c1 = bool(overrides.get("c1_in_view", c1_draw if region in ("cervical", "whole") else False))
     seq = vertebra_sequence(has_t13=has_t13, has_l6=has_l6)
-    fov = _fov_levels(rng, region, seq, c1)
+    # Own streams for draws whose count depends on other fields, so that fixing one field
+    # (say the region) leaves every other drawn value of the seed unchanged.
+    fov = _fov_levels(np.random.default_rng([int(seed), 5]), region, seq, c1)
     orientation = _check_orientation(
         overrides.get("orientation", ORIENTATIONS[rng.integers(len(ORIENTATIONS))])  # type: ignore[arg-type]
     )
     # Sagittal thick-slice scans: 0.5-1.0 mm in plane, 2.5-4.5 mm slices; a quarter isotropic.
-    if rng.random() < 0.25:
-        iso = rng.uniform(0.9, 1.3)
-        world = (iso, iso, iso)
-    else:
-        inplane = rng.uniform(0.5, 1.0)
-        world = (rng.uniform(2.5, 4.5), inplane, inplane)
+    iso, inplane, thick = rng.uniform((0.9, 0.5, 2.5), (1.3, 1.0, 4.5))
+    world = (iso, iso, iso) if rng.random() < 0.25 else (thick, inplane, inplane)
     drawn = {
         "seed": int(seed),
         "region": region,
@@ -202,21 +236,10 @@ def sample_spec(seed: int, **overrides: object) -> PhantomSpec:
         "has_l6": has_l6,
         "c1_in_view": c1,
         "fov_levels": (float(fov[0]), float(fov[1])),
-        "fov_lr_mm": float(rng.uniform(60.0, 110.0)),
-        "fov_ap_mm": (float(rng.uniform(50.0, 90.0)), float(rng.uniform(95.0, 140.0))),
-        "lordosis_cervical_deg": float(rng.uniform(10.0, 40.0)),
-        "kyphosis_thoracic_deg": float(rng.uniform(20.0, 55.0)),
-        "lordosis_lumbar_deg": float(rng.uniform(30.0, 60.0)),
-        "scoliosis_deg": float(rng.uniform(0.0, 20.0) if rng.random() < 0.4 else 0.0),
-        "scoliosis_phase": float(rng.uniform(0.0, 2 * np.pi)),
-        "size_scale": float(rng.uniform(0.9, 1.1)),
+        **_draw_body(rng),
         "spacing": from_world_order(world, orientation),
         "orientation": orientation,
-        "origin_mm": tuple(float(v) for v in rng.uniform(-60.0, 60.0, size=3)),
-        "snr": float(rng.uniform(8.0, 40.0)),
-        "bias_strength": float(rng.uniform(0.0, 0.4)),
-        "intensity_scale": float(np.exp(rng.uniform(np.log(100.0), np.log(3000.0)))),
-        "rician": bool(rng.random() < 0.7),
+        **_draw_acquisition(rng),
     }
     drawn.update(overrides)
     drawn["orientation"] = orientation
@@ -235,6 +258,7 @@ def replace_spec(spec: PhantomSpec, **overrides: object) -> PhantomSpec:
 
 
 def _validated(spec: PhantomSpec) -> PhantomSpec:
+    """Refuse overrides that would make an impossible phantom."""
     if spec.region not in REGIONS:
         raise InputError(f"region {spec.region!r} is not one of {REGIONS}")
     if len(spec.spacing) != 3 or min(spec.spacing) <= 0.2 or max(spec.spacing) > 8.0:

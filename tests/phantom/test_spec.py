@@ -1,0 +1,65 @@
+"""Spec sampling: deterministic per seed, overrides respected, acquisition ranges from the issue."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from spineps_dask.errors import InputError
+from spineps_dask.phantom import replace_spec, sample_spec
+from spineps_dask.phantom.spec import REGIONS
+
+
+def test_same_seed_same_spec_and_seeds_differ() -> None:
+    """A seed is a complete recipe; different seeds give different subjects."""
+    assert sample_spec(3) == sample_spec(3)
+    assert len({sample_spec(s) for s in range(10)}) == 10
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_spacing_within_issue_ranges(seed: int) -> None:
+    """Sagittal: 0.5-1.0 mm in plane, 2.5-4.5 mm slices along left-right; or isotropic ~1 mm."""
+    spec = sample_spec(seed)
+    lr, ap, si = spec.world_spacing
+    if spec.isotropic:
+        assert 0.9 <= lr == ap == si <= 1.3
+    else:
+        assert 2.5 <= lr <= 4.5
+        assert 0.5 <= ap == si <= 1.0
+    assert spec.region in REGIONS
+    assert 0.0 <= spec.scoliosis_deg <= 20.0
+
+
+def test_regions_and_variants_all_occur() -> None:
+    """Over many seeds every region and both rare variants are drawn (variants stay rare)."""
+    specs = [sample_spec(s) for s in range(300)]
+    assert {s.region for s in specs} == set(REGIONS)
+    t13 = np.mean([s.has_t13 for s in specs])
+    l6 = np.mean([s.has_l6 for s in specs])
+    assert 0.02 < t13 < 0.2 and 0.02 < l6 < 0.2
+    assert any(not s.c1_in_view for s in specs if s.region == "cervical")
+
+
+def test_orientation_override_keeps_thick_axis_left_right() -> None:
+    """Changing only the orientation permutes the spacing so slices stay sagittal."""
+    spec = sample_spec(4, orientation=("R", "A", "S"), spacing=(3.0, 0.8, 0.8))
+    moved = replace_spec(spec, orientation=("P", "I", "R"))
+    assert moved.spacing == (0.8, 0.8, 3.0)
+    assert moved.world_spacing == spec.world_spacing
+
+
+def test_bad_overrides_are_refused_with_the_fix() -> None:
+    """Unknown fields, regions and orientations raise InputError naming the value."""
+    with pytest.raises(InputError, match="unknown phantom spec fields"):
+        sample_spec(0, colour="red")
+    with pytest.raises(InputError, match="'neck' is not one of"):
+        sample_spec(0, region="neck")
+    with pytest.raises(InputError, match="axis codes"):
+        sample_spec(0, orientation=("P", "A", "R"))
+
+
+def test_override_leaves_other_draws_unchanged() -> None:
+    """Fixing the region does not reshuffle the seed's other random choices."""
+    a, b = sample_spec(9, region="lumbar"), sample_spec(9, region="cervical")
+    for name in ("orientation", "spacing", "snr", "lordosis_lumbar_deg", "size_scale", "has_l6"):
+        assert getattr(a, name) == getattr(b, name)
