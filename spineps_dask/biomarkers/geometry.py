@@ -88,7 +88,7 @@ def sample_labels(labels: np.ndarray, affine: np.ndarray, points: np.ndarray) ->
     """Nearest-neighbour label at world points ``(..., 3)``; outside the array reads 0."""
     coords = world_to_voxel(points, affine)
     flat = coords.reshape(-1, 3).T
-    values = ndimage.map_coordinates(labels, flat, order=0, mode="constant", cval=0)
+    values = ndimage.map_coordinates(labels, flat, order=0, mode="grid-constant", cval=0)
     return values.reshape(coords.shape[:-1])
 
 

@@ -117,8 +117,10 @@ def level_biomarkers(
     _check_pair(semantic, instance)
     sem, inst, aff = semantic.data, instance.data.astype(np.int64, copy=False), instance.affine
     boxes = _boxes(inst)
-    order = sorted((v for v in boxes if v in _RANK and v != _SACRUM), key=_RANK.__getitem__)
-    bodies = {x: p for x in order if (p := _body_part(sem, inst, aff, boxes, x)) is not None}
+    # A disc is measured even when its vertebra is missing from the instance mask.
+    present = {v % IVD_OFFSET for v in boxes if v < ENDPLATE_OFFSET}
+    order = sorted((v for v in present if v in _RANK and v != _SACRUM), key=_RANK.__getitem__)
+    bodies = {x: p for x in order if x in boxes and (p := _body_part(sem, inst, aff, boxes, x))}
     discs = {x: p for x in order if (p := _label_part(inst, aff, boxes, IVD_OFFSET + x))}
     if cfg.skip_truncated:
         bodies = {x: p for x, p in bodies.items() if not p.truncated}
