@@ -261,11 +261,20 @@ def _body_measures(body: _Part, frame, cfg: BiomarkerSettings, *, voxel_mm3: flo
 
 
 def _disc_measures(disc: _Part, frame, cfg: BiomarkerSettings, *, voxel_mm3: float) -> list:
-    """Volume, and height along the disc's own normal (a disc is a plate) at its centroid."""
-    lat, _, axis = frame
+    """Volume, and mid-disc height along the disc's own normal (a disc is a plate).
+
+    Measured halfway along the disc's AP extent, not at its centroid: a wedge-shaped disc
+    (L5-S1) has its centroid pulled towards the thick end, which would overstate the height.
+    """
+    lat, ant, axis = frame
+    step = cfg.line_step_mm
+    t, inside = geo.line_samples(
+        disc.mask, disc.affine, disc.centroid, ant, half_length_mm=disc.reach, step_mm=step
+    )
+    mid = 0.5 * (t[inside].min() + t[inside].max()) if inside.any() else 0.0
     return [
         ("disc", "volume_mm3", float(disc.mask.sum() * voxel_mm3)),
-        ("disc", "height_mm", _mean_chord(disc, disc.centroid, lat, axis, cfg)),
+        ("disc", "height_mm", _mean_chord(disc, disc.centroid + mid * ant, lat, axis, cfg)),
     ]
 
 
