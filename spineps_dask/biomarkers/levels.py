@@ -49,9 +49,9 @@ class BiomarkerSettings:
     plane_half_size_mm
         Half the side of the square sampled around a level's centre for the canal; 40 mm
         reaches the back of the largest lumbar canal from the body centre.
-    lateral_offsets_mm
-        Height lines are repeated at these left-right offsets and averaged, which smooths the
-        staircase of thick sagittal slices.
+    lateral_offsets_mm, ap_offsets_mm
+        Height lines are repeated at these left-right and front-back offsets and averaged,
+        which smooths the voxel staircase (thick sagittal slices, axes oblique to the grid).
     skip_truncated
         Leave out structures that touch the edge of the array: their size is the field of
         view's, not the anatomy's.
@@ -61,6 +61,7 @@ class BiomarkerSettings:
     plane_step_mm: float = 0.25
     plane_half_size_mm: float = 40.0
     lateral_offsets_mm: tuple[float, ...] = (-1.5, 0.0, 1.5)
+    ap_offsets_mm: tuple[float, ...] = (-1.0, 0.0, 1.0)
     skip_truncated: bool = True
 
 
@@ -140,8 +141,10 @@ def level_biomarkers(
             disc = discs[x]
             hint = frame[1] if frame is not None else geo.ANTERIOR
             disc_frame = geo.local_frame(geo.plate_normal(disc.points), hint)
-            measures = _disc_measures(disc, disc_frame, cfg, voxel_mm3=voxel_mm3)
-            measures += _canal_measures(sem, aff, disc.centroid, disc_frame, cfg)
+            axis_line = (bodies[x].centroid, frame[2]) if frame is not None else None
+            centre = _disc_centre(disc, disc_frame, axis_line, cfg)
+            measures = _disc_measures(disc, disc_frame, centre, cfg, voxel_mm3=voxel_mm3)
+            measures += _canal_measures(sem, aff, centre, disc_frame, cfg)
             rows += [(subject, instance_name(IVD_OFFSET + x), *m) for m in measures]
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
@@ -242,9 +245,9 @@ def _body_measures(body: _Part, frame, cfg: BiomarkerSettings, *, voxel_mm3: flo
     """Volume, and heights at the centres of the posterior, middle and anterior thirds.
 
     The depth is the body's extent along the anterior axis through its centroid; each height
-    is the mask's length along the local axis, averaged over `lateral_offsets_mm`.
+    is the mask's length along the local axis, averaged over a small bundle of lines.
     """
-    lat, ant, axis = frame
+    ant = frame[1]
     step = cfg.line_step_mm
     out: list[Measure] = [("body", "volume_mm3", float(body.mask.sum() * voxel_mm3))]
     t, inside = geo.line_samples(
@@ -255,41 +258,58 @@ def _body_measures(body: _Part, frame, cfg: BiomarkerSettings, *, voxel_mm3: flo
     a0, a1 = t[inside].min() - step / 2, t[inside].max() + step / 2
     for k, which in ((2, "anterior"), (1, "middle"), (0, "posterior")):
         pos = a0 + (k + 0.5) * (a1 - a0) / 3.0
-        height = _mean_chord(body, body.centroid + pos * ant, lat, axis, cfg)
+        height = _mean_chord(body, body.centroid + pos * ant, frame, cfg)
         out.append(("body", f"height_{which}_mm", height))
     return out
 
 
-def _disc_measures(disc: _Part, frame, cfg: BiomarkerSettings, *, voxel_mm3: float) -> list:
-    """Volume, and mid-disc height along the disc's own normal (a disc is a plate).
+def _disc_centre(disc: _Part, frame, axis_line, cfg: BiomarkerSettings) -> np.ndarray:
+    """Where the upper body's axis crosses the disc's mid-plane (else mid-AP of the disc).
 
-    Measured halfway along the disc's AP extent, not at its centroid: a wedge-shaped disc
-    (L5-S1) has its centroid pulled towards the thick end, which would overstate the height.
+    Not the disc centroid: a wedge-shaped disc (L5-S1 most of all) has its centroid pulled
+    towards its thick anterior end, which would overstate a mid-disc height by 1-2 mm.
     """
-    lat, ant, axis = frame
+    _, ant, normal = frame
+    if axis_line is not None:
+        point, axis = axis_line
+        along = float(axis @ normal)
+        if abs(along) > 0.5:  # the axis really crosses the plate (within 60 degrees)
+            return point + axis * float((disc.centroid - point) @ normal) / along
     step = cfg.line_step_mm
     t, inside = geo.line_samples(
         disc.mask, disc.affine, disc.centroid, ant, half_length_mm=disc.reach, step_mm=step
     )
     mid = 0.5 * (t[inside].min() + t[inside].max()) if inside.any() else 0.0
+    return disc.centroid + mid * ant
+
+
+def _disc_measures(disc: _Part, frame, centre, cfg: BiomarkerSettings, *, voxel_mm3) -> list:
+    """Volume, and height along the disc's own normal (a disc is a plate) at ``centre``."""
     return [
         ("disc", "volume_mm3", float(disc.mask.sum() * voxel_mm3)),
-        ("disc", "height_mm", _mean_chord(disc, disc.centroid + mid * ant, lat, axis, cfg)),
+        ("disc", "height_mm", _mean_chord(disc, centre, frame, cfg)),
     ]
 
 
-def _mean_chord(part: _Part, point, lateral, axis, cfg: BiomarkerSettings) -> float:
-    """Length along ``axis`` through ``point``, averaged over the lateral offsets."""
+def _mean_chord(part: _Part, point, frame, cfg: BiomarkerSettings) -> float:
+    """Length along the frame's axis through ``point``, averaged over a small bundle of lines.
+
+    A single line through a staircase of voxels tilted against the axis jumps by a voxel with
+    a 1 mm shift; averaging lines offset left-right and front-back (symmetric, so a linear
+    wedge stays unbiased) takes that aliasing out.
+    """
+    lat, ant, axis = frame
     lengths = [
         geo.chord_length(
             part.mask,
             part.affine,
-            point + off * lateral,
+            point + dl * lat + da * ant,
             axis,
             half_length_mm=part.reach,
             step_mm=cfg.line_step_mm,
         )
-        for off in cfg.lateral_offsets_mm
+        for dl in cfg.lateral_offsets_mm
+        for da in cfg.ap_offsets_mm
     ]
     return float(np.mean(lengths))
 

@@ -66,7 +66,7 @@ def test_volumes_equal_the_voxel_count_truth(phantom: Phantom, table: pd.DataFra
     """Body (49/50 + endplates) and disc volumes are the phantom's voxel-count volumes."""
     pairs = _pairs(phantom, table, "body", "volume_mm3", "body_volume_mm3")
     pairs += _pairs(phantom, table, "disc", "volume_mm3", "disc_volume_mm3")
-    assert len(pairs) >= 12
+    assert len(pairs) >= 10
     for level, got, truth in pairs:
         assert got == pytest.approx(truth, rel=1e-9), level
 
@@ -75,7 +75,7 @@ def test_volumes_equal_the_voxel_count_truth(phantom: Phantom, table: pd.DataFra
 def test_body_heights_within_10_percent(phantom: Phantom, table: pd.DataFrame, which) -> None:
     """Body heights along the local axis match the generator's heights (wedged bodies too)."""
     pairs = _pairs(phantom, table, "body", f"height_{which}_mm", f"body_height_{which}_mm")
-    assert len(pairs) >= 6
+    assert len(pairs) >= 5
     for level, got, truth in pairs:
         assert abs(got - truth) <= 0.10 * truth, (level, got, truth)
 
@@ -83,7 +83,7 @@ def test_body_heights_within_10_percent(phantom: Phantom, table: pd.DataFrame, w
 def test_disc_heights_within_1_5_mm(phantom: Phantom, table: pd.DataFrame) -> None:
     """Mid-disc height along the disc normal matches the generator's disc gap."""
     pairs = _pairs(phantom, table, "disc", "height_mm", "disc_height_mm")
-    assert len(pairs) >= 6
+    assert len(pairs) >= 5
     for level, got, truth in pairs:
         assert abs(got - truth) <= 1.5, (level, got, truth)
 
@@ -109,7 +109,7 @@ def _canal_in_generator_plane(phantom: Phantom, vid: int) -> float:
 def test_canal_area_matches_the_painted_canal(phantom: Phantom, table: pd.DataFrame) -> None:
     """Canal area is the mask's area in the true mid-body plane (8 %) and under the ellipse."""
     pairs = _pairs(phantom, table, "canal", "area_mm2", "canal_area_mm2")
-    assert len(pairs) >= 6
+    assert len(pairs) >= 5
     for level, got, ellipse in pairs:
         painted = _canal_in_generator_plane(phantom, VERTEBRA_IDS[level])
         assert abs(got - painted) <= 0.08 * painted, (level, got, painted)
