@@ -127,23 +127,25 @@ def level_biomarkers(
         bodies = {x: p for x, p in bodies.items() if not p.truncated}
         discs = {x: p for x, p in discs.items() if not p.truncated}
     voxel_mm3 = geo.voxel_volume_mm3(aff)
+    frames = {
+        x: _body_frame(sem, inst, aff, boxes, bodies, discs, x, order[k - 1] if k else None)
+        for k, x in enumerate(order)
+        if x in bodies
+    }
     rows: list[tuple[str, str, str, str, float]] = []
     for k, x in enumerate(order):
-        above = order[k - 1] if k > 0 else None
-        frame = None
         if x in bodies:
-            body = bodies[x]
-            frame = _body_frame(sem, inst, aff, boxes, bodies, discs, x, above)
-            measures = _body_measures(body, frame, cfg, voxel_mm3=voxel_mm3)
-            measures += _canal_measures(sem, aff, body.centroid, frame, cfg)
+            measures = _body_measures(bodies[x], frames[x], cfg, voxel_mm3=voxel_mm3)
+            measures += _canal_measures(sem, aff, bodies[x].centroid, frames[x], cfg)
             rows += [(subject, instance_name(x), *m) for m in measures]
         if x in discs:
-            disc = discs[x]
-            hint = frame[1] if frame is not None else geo.ANTERIOR
-            disc_frame = geo.local_frame(geo.plate_normal(disc.points), hint)
-            axis_line = (bodies[x].centroid, frame[2]) if frame is not None else None
-            centre = _disc_centre(disc, disc_frame, axis_line, cfg)
-            measures = _disc_measures(disc, disc_frame, centre, cfg, voxel_mm3=voxel_mm3)
+            # The disc's AP direction comes from its own vertebra, else the one below it.
+            near = [v for v in order[k:] if v in frames]
+            hint = frames[near[0]][1] if near else geo.ANTERIOR
+            disc_frame = geo.local_frame(geo.plate_normal(discs[x].points), hint)
+            axis_line = (bodies[x].centroid, frames[x][2]) if x in frames else None
+            centre = _disc_centre(discs[x], disc_frame, axis_line, cfg)
+            measures = _disc_measures(discs[x], disc_frame, centre, cfg, voxel_mm3=voxel_mm3)
             measures += _canal_measures(sem, aff, centre, disc_frame, cfg)
             rows += [(subject, instance_name(IVD_OFFSET + x), *m) for m in measures]
     return pd.DataFrame(rows, columns=list(COLUMNS))
