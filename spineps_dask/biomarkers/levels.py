@@ -95,7 +95,8 @@ def level_biomarkers(
     ----------
     semantic, instance
         SPINEPS semantic labels and instance labels (vertebra X, disc 100+X below X, endplate
-        200+X) on the same grid, any orientation.
+        200+X) on the same grid, any orientation (an instance mask stored in another
+        orientation of the same grid is reoriented exactly).
     subject
         Written into the ``subject`` column.
     settings
@@ -115,7 +116,7 @@ def level_biomarkers(
         The two masks are not on the same voxel grid.
     """
     cfg = settings or BiomarkerSettings()
-    _check_pair(semantic, instance)
+    instance = _on_grid_of(semantic, instance)
     sem, inst, aff = semantic.data, instance.data.astype(np.int64, copy=False), instance.affine
     boxes = _boxes(inst)
     # A disc is measured even when its vertebra is missing from the instance mask.
@@ -151,17 +152,21 @@ def level_biomarkers(
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
-def _check_pair(semantic: Volume, instance: Volume) -> None:
+def _on_grid_of(semantic: Volume, instance: Volume) -> Volume:
+    """The instance mask on the semantic mask's grid: the same, or an exact reorientation."""
+    if instance.orientation != semantic.orientation:
+        instance = instance.reorient(semantic.orientation)
     if semantic.shape != instance.shape or not np.allclose(
         semantic.affine, instance.affine, atol=1e-3
     ):
         raise InputError(
             f"semantic mask (shape {semantic.shape}, orientation {semantic.orientation}) and "
             f"instance mask (shape {instance.shape}, orientation {instance.orientation}) are not "
-            "on the same voxel grid; reorient/resample one onto the other "
-            "(geometry.reorient / geometry.resample with order=0) first",
+            "on the same voxel grid; resample one onto the other "
+            "(geometry.resample with order=0) first",
             step="biomarkers",
         )
+    return instance
 
 
 def _boxes(inst: np.ndarray) -> dict[int, tuple[slice, ...]]:

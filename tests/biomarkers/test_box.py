@@ -127,3 +127,11 @@ def test_masks_on_different_grids_are_rejected() -> None:
     moved = Volume(inst.data, inst.affine @ np.diag([1.0, 1.0, -1.0, 1.0]))
     with pytest.raises(InputError, match="same voxel grid"):
         level_biomarkers(sem, moved)
+
+
+def test_instance_mask_in_another_orientation_is_reoriented() -> None:
+    """The same grid stored P-I-R for the instance mask and R-A-S for the semantic: same table."""
+    sem, inst = _box_spine(30.0)
+    expected = level_biomarkers(sem, inst)
+    got = level_biomarkers(sem, inst.reorient(("P", "I", "R")))
+    pd.testing.assert_frame_equal(got, expected)
