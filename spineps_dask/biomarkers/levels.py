@@ -127,29 +127,40 @@ def level_biomarkers(
     if cfg.skip_truncated:
         bodies = {x: p for x, p in bodies.items() if not p.truncated}
         discs = {x: p for x, p in discs.items() if not p.truncated}
-    voxel_mm3 = geo.voxel_volume_mm3(aff)
     frames = {
         x: _body_frame(sem, inst, aff, boxes, bodies, discs, x, order[k - 1] if k else None)
         for k, x in enumerate(order)
         if x in bodies
     }
-    rows: list[tuple[str, str, str, str, float]] = []
+    rows = []
     for k, x in enumerate(order):
         if x in bodies:
-            measures = _body_measures(bodies[x], frames[x], cfg, voxel_mm3=voxel_mm3)
-            measures += _canal_measures(sem, aff, bodies[x].centroid, frames[x], cfg)
-            rows += [(subject, instance_name(x), *m) for m in measures]
+            rows += [
+                (subject, instance_name(x), *m)
+                for m in _level_measures(sem, aff, bodies[x], frames[x], cfg)
+            ]
         if x in discs:
             # The disc's AP direction comes from its own vertebra, else the one below it.
             near = [v for v in order[k:] if v in frames]
             hint = frames[near[0]][1] if near else geo.ANTERIOR
-            disc_frame = geo.local_frame(geo.plate_normal(discs[x].points), hint)
             axis_line = (bodies[x].centroid, frames[x][2]) if x in frames else None
-            centre = _disc_centre(discs[x], disc_frame, axis_line, cfg)
-            measures = _disc_measures(discs[x], disc_frame, centre, cfg, voxel_mm3=voxel_mm3)
-            measures += _canal_measures(sem, aff, centre, disc_frame, cfg)
+            measures = _disc_level_measures(sem, aff, discs[x], hint, axis_line, cfg)
             rows += [(subject, instance_name(IVD_OFFSET + x), *m) for m in measures]
     return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def _level_measures(sem, aff, body: _Part, frame, cfg: BiomarkerSettings) -> list:
+    """Body size, then canal and cord area in the plane through the body centroid."""
+    measures = _body_measures(body, frame, cfg, voxel_mm3=geo.voxel_volume_mm3(aff))
+    return measures + _canal_measures(sem, aff, body.centroid, frame, cfg)
+
+
+def _disc_level_measures(sem, aff, disc: _Part, hint, axis_line, cfg: BiomarkerSettings) -> list:
+    """Disc size, then canal and cord area in the disc's mid-plane."""
+    frame = geo.local_frame(geo.plate_normal(disc.points), hint)
+    centre = _disc_centre(disc, frame, axis_line, cfg)
+    measures = _disc_measures(disc, frame, centre, cfg, voxel_mm3=geo.voxel_volume_mm3(aff))
+    return measures + _canal_measures(sem, aff, centre, frame, cfg)
 
 
 def _on_grid_of(semantic: Volume, instance: Volume) -> Volume:
