@@ -64,7 +64,8 @@ class RunConfig:
 
     ``n4``: SimpleITK N4 bias-field correction before the semantic model (the paper trains with
     it). ``postprocess``: the post-processing of the paper's table 2. ``cutouts_per_task``:
-    instance-model cutouts batched into one Dask task.
+    instance-model cutouts batched into one Dask task. ``metrics``: score subjects that have
+    reference masks in the store (``ingest --references``) in the reduce step.
     """
 
     semantic_model: Path = field(default_factory=lambda: DEMO_MODELS / "semantic")
@@ -75,9 +76,10 @@ class RunConfig:
     postprocess: bool = True
     cutouts_per_task: int = 4
     snapshot: bool = True
+    metrics: bool = True
 
     #: Fields that cannot change a result; left out of the fingerprint.
-    _RESULT_NEUTRAL = ("device", "cutouts_per_task", "snapshot")
+    _RESULT_NEUTRAL = ("device", "cutouts_per_task", "snapshot", "metrics")
 
     def fingerprint(self) -> str:
         """Short hash of every setting and model version that decides the masks.

@@ -14,11 +14,9 @@ from typing import Any
 import pandas as pd
 
 from spineps_dask.errors import StoreError
+from spineps_dask.io.export import SNAPSHOT_BLOB, TABLE_BLOBS
 from spineps_dask.io.manifest import Manifest
 from spineps_dask.io.store import CohortStore
-
-#: Per-subject tables the reduce step writes beside the masks.
-TABLES = {"metrics": "metrics.parquet", "biomarkers": "biomarkers.parquet"}
 
 
 @dataclass(frozen=True)
@@ -61,7 +59,7 @@ class Cohort:
 
     def snapshot(self, subject: str) -> bytes:
         """The PNG the run made for ``subject`` (IPython: ``Image(cohort.snapshot(s))``)."""
-        return self.store.read_blob(subject, "snapshot.png")
+        return self.store.read_blob(subject, SNAPSHOT_BLOB)
 
     def table(self, kind: str) -> pd.DataFrame:
         """``'metrics'`` or ``'biomarkers'`` of every subject that has them, concatenated."""
@@ -70,7 +68,7 @@ class Cohort:
         parts = []
         for subject in self.subjects:
             try:
-                blob = self.store.read_blob(subject, TABLES[kind])
+                blob = self.store.read_blob(subject, TABLE_BLOBS[kind])
             except StoreError:  # a subject without the table simply has none
                 continue
             parts.append(pd.read_parquet(io.BytesIO(blob)))

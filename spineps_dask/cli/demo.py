@@ -24,7 +24,8 @@ def demo(
 
     Running it again reuses what is done (resume) and only redoes what changed.
     """
-    from spineps_dask.cli.run import run
+    from spineps_dask.cli.run import execute
+    from spineps_dask.config import RunConfig
     from spineps_dask.phantom.cohort import GROUNDTRUTH, write_bids_cohort
 
     bids = out / "bids"
@@ -40,27 +41,18 @@ def demo(
                 **overrides,
             )
     derivatives = out / "derivatives"
-    try:
-        run(
-            str(store),
-            bids=bids,
-            cluster=cluster,
-            workers=workers,
-            threads=None,
-            semantic_model=None,
-            instance_model=None,
-            config=None,
-            n4=None,
-            postprocess=None,
-            cutouts_per_task=None,
-            max_in_flight=None,
-            force=False,
-            report=out / "dask-report.html",
-            export=derivatives,
-        )
-    except typer.Exit as exc:
-        if exc.exit_code not in (0, None):
-            console.print("[yellow]some subjects failed; scoring the others[/yellow]")
+    summary = execute(
+        str(store),
+        RunConfig(),
+        bids=bids,
+        references=bids / GROUNDTRUTH,
+        cluster=cluster,
+        workers=workers,
+        report=out / "dask-report.html",
+        export=derivatives,
+    )
+    if summary.failed:
+        console.print("[yellow]some subjects failed; scoring the others[/yellow]")
     _score(derivatives, bids / GROUNDTRUTH, out)
 
 

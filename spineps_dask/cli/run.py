@@ -20,6 +20,9 @@ def run(
     bids: Path | None = typer.Option(
         None, "--input", "-i", help="BIDS folder to ingest first (new and changed scans only)."
     ),
+    references: Path | None = typer.Option(
+        None, help="With --input: reference masks folder; subjects with them get scored."
+    ),
     cluster: str = typer.Option(
         "local",
         "--cluster",
@@ -48,10 +51,6 @@ def run(
     every subject and phase.
     """
     from spineps_dask.config import RunConfig
-    from spineps_dask.distributed.cluster import connect
-    from spineps_dask.distributed.model_cache import WorkerSetup
-    from spineps_dask.distributed.runner import run_store
-    from spineps_dask.io.store import CohortStore
 
     overrides = {
         "semantic_model": semantic_model,
@@ -62,9 +61,46 @@ def run(
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}
     cfg = RunConfig.from_file(config, **overrides) if config else RunConfig.from_dict(overrides)
+    summary = execute(
+        store,
+        cfg,
+        bids=bids,
+        references=references,
+        cluster=cluster,
+        workers=workers,
+        threads=threads,
+        max_in_flight=max_in_flight,
+        force=force,
+        report=report,
+        export=export,
+    )
+    if summary.failed:
+        raise typer.Exit(code=1)
+
+
+def execute(
+    store: str,
+    cfg,
+    *,
+    bids: Path | None = None,
+    references: Path | None = None,
+    cluster: str = "local",
+    workers: int | None = None,
+    threads: int | None = None,
+    max_in_flight: int | None = None,
+    force: bool = False,
+    report: Path | None = None,
+    export: Path | None = None,
+):
+    """Ingest (optional), run on a cluster with progress bars, print the summary, export."""
+    from spineps_dask.distributed.cluster import connect
+    from spineps_dask.distributed.model_cache import WorkerSetup
+    from spineps_dask.distributed.runner import run_store
+    from spineps_dask.io.store import CohortStore
+
     _check_models(cfg)
     if bids is not None:
-        _ingest(bids, store)
+        _ingest(bids, store, references)
     cohort = CohortStore(store, mode="a")
     client, cluster_obj = connect(cluster, n_workers=workers, threads_per_worker=threads)
     console.print(f"[bold]Dashboard:[/bold] {client.dashboard_link}")
@@ -87,12 +123,11 @@ def run(
             cluster_obj.close()
     _print_summary(summary)
     if export is not None:
-        from spineps_dask.io.cohort import export as export_nifti
+        from spineps_dask.io.export import export as export_nifti
 
         paths = export_nifti(store, export)
         console.print(f"exported {len(paths)} files to {export}")
-    if summary.failed:
-        raise typer.Exit(code=1)
+    return summary
 
 
 class _BarEvents:
@@ -129,14 +164,19 @@ def _check_models(cfg) -> None:
         raise typer.Exit(code=2) from exc
 
 
-def _ingest(bids: Path, store: str) -> None:
+def _ingest(bids: Path, store: str, references: Path | None) -> None:
     from spineps_dask.io.cohort import ingest
+    from spineps_dask.io.references import ingest_references
+    from spineps_dask.io.store import CohortStore
 
     summary = ingest(bids, store)
     console.print(
         f"ingest: {len(summary.ingested)} new, {len(summary.skipped)} unchanged, "
         f"{len(summary.failed)} failed"
     )
+    if references is not None:
+        refs = ingest_references(references, CohortStore(store))
+        console.print(f"references: {len(refs['ingested'])} subjects")
 
 
 def _print_summary(summary) -> None:

@@ -23,10 +23,19 @@ def ingest_command(
         int | None, typer.Option("--workers", "-j", help="Scans read in parallel.")
     ] = None,
     suffix: Annotated[str, typer.Option(help="BIDS suffix of the scans to ingest.")] = "T2w",
+    references: Annotated[
+        Path | None,
+        typer.Option(
+            help="Derivatives folder with reference masks (…_seg-spine_msk / …_seg-vert_msk); "
+            "runs then score those subjects."
+        ),
+    ] = None,
 ) -> None:
     """Validate every scan of BIDS_DIR and write it to STORE.
 
     Bad scans are listed and recorded as failed; the others are still ingested.
+    For s3:// stores, credentials and endpoint come from the environment (AWS_* variables,
+    FSSPEC_S3_ENDPOINT_URL), never from the command line.
     Exit code 1 when any scan failed, 2 when nothing could be done.
     """
     from rich.console import Console
@@ -52,6 +61,17 @@ def ingest_command(
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
     console.print(_summary_table(summary))
+    if references is not None:
+        from spineps_dask.io.references import ingest_references
+        from spineps_dask.io.store import CohortStore
+
+        refs = ingest_references(references, CohortStore(store))
+        console.print(
+            f"references: {len(refs['ingested'])} subjects, {len(refs['missing'])} without, "
+            f"{len(refs['failed'])} refused"
+        )
+        for subject, reason in refs["failed"].items():
+            console.print(f"  [red]{subject}[/red]: {reason}")
     if summary.failed:
         raise typer.Exit(1)
 
@@ -85,7 +105,7 @@ def export_command(
     from rich.console import Console
 
     from spineps_dask.errors import SpinepsDaskError
-    from spineps_dask.io.cohort import export
+    from spineps_dask.io.export import export
 
     console = Console()
     try:

@@ -9,12 +9,16 @@ centres, not arrays). At most ``max_in_flight`` subjects are in the cluster at o
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import logging
+import os
+import socket
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +27,8 @@ from distributed import Client, Future, as_completed
 from spineps_dask.config import RunConfig
 from spineps_dask.distributed import tasks
 from spineps_dask.distributed.cluster import MODEL_RESOURCE
+from spineps_dask.errors import StoreError
+from spineps_dask.io._urls import is_remote, local_path
 from spineps_dask.io.manifest import Manifest, make_row
 from spineps_dask.io.store import CohortStore
 
@@ -306,6 +312,65 @@ def run_store(
     Manifest rows are flushed every ``flush_seconds`` and at the end, so an interrupted run
     keeps the subjects it finished; re-running picks up the rest.
     """
+    with run_lock(store):
+        return _run_store(
+            client,
+            store,
+            cfg,
+            subjects=subjects,
+            force=force,
+            events=events,
+            max_in_flight=max_in_flight,
+            retries=retries,
+            flush_seconds=flush_seconds,
+        )
+
+
+@contextlib.contextmanager
+def run_lock(store: CohortStore) -> Iterator[None]:
+    """One run per store at a time: a second one refuses with a clear message.
+
+    Two runs would both take the same unfinished subjects and write the same arrays. Local
+    stores use an ``flock`` on ``<store>/.run.lock`` (released by the OS if the driver dies);
+    object stores cannot be locked this way, so there only one driver may run (README).
+    """
+    if is_remote(store.url):
+        yield
+        return
+    path = local_path(store.url) / ".run.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise StoreError(
+                f"another run is using {store.url} ({holder}); wait for it to finish or stop it. "
+                "Runs resume, so nothing is lost by waiting."
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.ctime()}")
+        fh.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _run_store(
+    client: Client,
+    store: CohortStore,
+    cfg: RunConfig,
+    *,
+    subjects: Iterable[str] | None,
+    force: bool,
+    events: RunEvents | None,
+    max_in_flight: int | None,
+    retries: int,
+    flush_seconds: float,
+) -> RunSummary:
     manifest = Manifest(store.manifest_url, storage_options=store.storage_options)
     todo, skipped = select_subjects(store, manifest, cfg, subjects=subjects, force=force)
     run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:4]

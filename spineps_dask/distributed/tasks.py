@@ -10,6 +10,7 @@ is retried (a lost worker, say).
 from __future__ import annotations
 
 import functools
+import io
 import logging
 import os
 import time
@@ -18,12 +19,16 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from spineps_dask.config import RunConfig
 from spineps_dask.distributed import model_cache
 from spineps_dask.errors import SpinepsDaskError
+from spineps_dask.geometry import Volume
+from spineps_dask.io.export import IMAGE, SNAPSHOT_BLOB, TABLE_BLOBS
+from spineps_dask.io.references import REFERENCES
 from spineps_dask.io.store import CohortStore
-from spineps_dask.models.config import load_model_folder
+from spineps_dask.models.folders import load_model_folder
 from spineps_dask.pipeline.merge import CutoutPrediction
 from spineps_dask.pipeline.preprocess import CropRecord
 from spineps_dask.pipeline.segment import (
@@ -43,7 +48,6 @@ from spineps_dask.viz.snapshot import render_snapshot
 logger = logging.getLogger(__name__)
 
 PHASES = ("prepare", "semantic", "instance", "reduce")
-IMAGE, SNAPSHOT = "image", "snapshot.png"
 #: Work arrays a subject keeps in the store between its tasks (deleted when it is done).
 PREPARED, SEMANTIC_WORK, INSTANCE_INPUT = "work_prepared", "work_semantic", "work_instance_input"
 #: Arrays whose presence (marked complete) means a subject is done.
@@ -223,7 +227,10 @@ def reduce(
         if cfg.snapshot:
             image = store.read_volume(subject, IMAGE)
             png = render_snapshot(image, sem_out, inst_out, title=subject)
-            store.write_blob(subject, SNAPSHOT, png)
+            store.write_blob(subject, SNAPSHOT_BLOB, png)
+        if cfg.metrics and all(store.has_volume(subject, r) for r in REFERENCES):
+            table = score_against_references(store, subject, sem_out, inst_out, cfg)
+            store.write_blob(subject, TABLE_BLOBS["metrics"], _parquet(table))
         for name in (PREPARED, SEMANTIC_WORK, INSTANCE_INPUT):
             store.delete_volume(subject, name)
     if g.failure:
@@ -236,6 +243,34 @@ def reduce(
         timings=done.timings,  # type: ignore[union-attr]
         workers=done.workers,
     )
+
+
+def score_against_references(
+    store: CohortStore, subject: str, semantic: Volume, instance: Volume, cfg: RunConfig
+) -> pd.DataFrame:
+    """The subject's metric rows (Dice, ASSD, RQ/SQ/PQ) against its ingested references."""
+    from spineps_dask.metrics.tables import evaluate_subject
+
+    ref_sem = store.read_volume(subject, "ref_semantic")
+    ref_inst = store.read_volume(subject, "ref_instance")
+    return evaluate_subject(
+        np.asarray(semantic.data),
+        np.asarray(instance.data),
+        np.asarray(ref_sem.data),
+        np.asarray(ref_inst.data),
+        spacing=semantic.spacing,
+        subject=subject,
+        config=cfg.fingerprint(),
+        models=cfg.model_versions(),
+        postprocess=cfg.postprocess,
+        n4=cfg.n4,
+    )
+
+
+def _parquet(df: pd.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False)
+    return buf.getvalue()
 
 
 def _ctd_attr(ctd: dict[int, tuple[float, float, float]]) -> dict[str, list[float]]:

@@ -5,11 +5,11 @@ from spineps_dask.io.cohort import (
     IngestSummary,
     Scan,
     discover_scans,
-    export,
     ingest,
     ingest_scan,
     sha256sum,
 )
+from spineps_dask.io.export import export
 from spineps_dask.io.manifest import Manifest, make_row
 from spineps_dask.io.nifti import load_volume, save_volume
 from spineps_dask.io.store import CohortStore, VolumeKey

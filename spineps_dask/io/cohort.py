@@ -1,4 +1,4 @@
-"""A BIDS cohort in and out of the store: discover scans, ingest them, export results as NIfTI.
+"""A BIDS cohort into the store: discover scans, validate and ingest them (``export.py``: out).
 
 Layers (style rule 1): ``discover_scans`` (folder -> scan list) -> ``ingest_scan`` (one scan ->
 store + manifest row) -> ``ingest`` (all scans, thread pool, manifest upsert). One bad scan
@@ -20,7 +20,7 @@ from typing import Any
 from spineps_dask.errors import InputError, SpinepsDaskError
 from spineps_dask.io.bids import ScanName, parse_scan_name
 from spineps_dask.io.manifest import Manifest, make_row
-from spineps_dask.io.nifti import load_volume, save_volume
+from spineps_dask.io.nifti import load_volume
 from spineps_dask.io.store import CohortStore
 from spineps_dask.io.validate import validate_scan
 
@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 PHASE = "ingest"
 IMAGE = "image"
 # Derivative names of the reference SPINEPS outputs (see io/bids.py).
+FLUSH_ROWS = 64  # manifest rows written in batches: one Parquet rewrite per 64 scans
 DERIVATIVE_DESC = {"semantic": "seg-spine_msk", "instance": "seg-vert_msk"}
 
 
@@ -136,7 +137,7 @@ def ingest_scan(scan: Scan, store: CohortStore, *, previous: dict | None) -> dic
         if previous is not None:
             store.delete_subject(scan.subject)  # results of an older scan are stale now
         store.write_volume(scan.subject, IMAGE, vol, source=str(scan.path), sha256=digest)
-    except SpinepsDaskError as exc:
+    except (SpinepsDaskError, OSError) as exc:  # OSError: unreadable file, store unreachable
         logger.warning("%s: %s", scan.subject, exc)
         return make_row(scan.subject, "failed", source=str(scan.path), error=str(exc), step=PHASE)
     seconds = time.perf_counter() - start
@@ -175,17 +176,24 @@ def ingest(
     manifest = Manifest(store.manifest_url, storage_options=storage_options)
     previous = manifest.rows(phase=PHASE)
     workers = workers or min(4, os.cpu_count() or 1)
-    rows = []
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [
-            pool.submit(ingest_scan, s, store, previous=previous.get(s.subject)) for s in scans
-        ]
-        for fut in as_completed(futures):
-            row = fut.result()
-            rows.append(row)
-            if progress is not None:
-                progress(row)
-    manifest.upsert(_merge_duplicates(r for r in rows if r["status"] != "skipped"))
+    rows: list[dict[str, Any]] = []
+    pending: list[dict[str, Any]] = []
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = [
+                pool.submit(ingest_scan, s, store, previous=previous.get(s.subject)) for s in scans
+            ]
+            for fut in as_completed(futures):
+                row = fut.result()
+                rows.append(row)
+                pending += [row] if row["status"] != "skipped" else []
+                if len(pending) >= FLUSH_ROWS:
+                    manifest.upsert(_merge_duplicates(pending))
+                    pending.clear()
+                if progress is not None:
+                    progress(row)
+    finally:  # rows of finished scans survive an interrupted ingest
+        manifest.upsert(_merge_duplicates(pending))
     summary = _summarise(rows)
     summary.seconds = time.perf_counter() - start
     logger.info(
@@ -219,46 +227,3 @@ def _summarise(rows: list[dict[str, Any]]) -> IngestSummary:
         else:
             summary.failed[row["subject"]] = row["error"]
     return summary
-
-
-def export(
-    store_url: str | os.PathLike,
-    out_dir: str | os.PathLike,
-    *,
-    arrays: Iterable[str] = ("semantic", "instance"),
-    storage_options: dict | None = None,
-) -> list[Path]:
-    """Write the named volumes of every subject as NIfTI with BIDS derivative names.
-
-    ``out_dir/sub-X[/ses-Y]/anat/sub-X[_ses-Y]_mod-T2w_seg-spine_msk.nii.gz`` and so on; the
-    ``image`` itself is written under its source name. Subjects lacking a volume are skipped.
-    Voxels, dtype and affine are exactly those in the store.
-    """
-    store = CohortStore(store_url, mode="r", storage_options=storage_options)
-    written = []
-    for subject in store.subjects():
-        for name in arrays:
-            if not store.has_volume(subject, name):
-                continue
-            scan = _scan_name_of(store, subject)
-            folder = Path(out_dir, f"sub-{scan.sub}", *([f"ses-{scan.ses}"] if scan.ses else []))
-            path = folder / "anat" / _file_name(scan, name)
-            written.append(save_volume(store.read_volume(subject, name), path))
-    logger.info("export: wrote %d files to %s", len(written), out_dir)
-    return written
-
-
-def _scan_name_of(store: CohortStore, subject: str) -> ScanName:
-    """The BIDS entities of a subject's source scan (falls back to the subject key)."""
-    source = None
-    if store.has_volume(subject, IMAGE):
-        source = store.read_attrs(subject, IMAGE).get("source")
-    if source:
-        return parse_scan_name(Path(source).name)
-    return parse_scan_name(f"{subject}_T2w.nii.gz")
-
-
-def _file_name(scan: ScanName, name: str) -> str:
-    if name == IMAGE:
-        return f"{scan.stem}_{scan.suffix}.nii.gz"
-    return scan.derivative(DERIVATIVE_DESC.get(name, f"seg-{name}_msk"), ".nii.gz")

@@ -28,6 +28,7 @@ def load_volume(path: str | os.PathLike, *, dtype: type | None = None) -> Volume
         data = np.asanyarray(img.dataobj)
     except Exception as exc:  # nibabel raises many types for broken files
         raise InputError(f"cannot read {path.name} as NIfTI: {exc}. Is the file complete?") from exc
+    _check_header(path, img)
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
     if data.ndim != 3:
@@ -35,6 +36,31 @@ def load_volume(path: str | os.PathLike, *, dtype: type | None = None) -> Volume
     if dtype is not None:
         data = data.astype(dtype, copy=False)
     return Volume(data, np.asarray(img.affine, dtype=float))
+
+
+def _check_header(path: Path, img: nib.spatialimages.SpatialImage) -> None:
+    """Refuse headers whose geometry nibabel would silently guess or repair.
+
+    nibabel replaces a zero or negative ``pixdim`` by 1 or its absolute value and, without
+    qform and sform, invents an orientation; a scan segmented in a guessed geometry gives
+    plausible-looking but wrong vertebra labels, so such files must be fixed at the source.
+    """
+    header_type = type(img.header)
+    if not hasattr(header_type, "from_fileobj") or "qform_code" not in img.header:
+        return
+    with nib.openers.ImageOpener(str(path)) as fh:
+        raw = header_type.from_fileobj(fh, check=False)  # pixdim as written, not repaired
+    if int(raw["sform_code"]) == 0 and int(raw["qform_code"]) == 0:
+        raise InputError(
+            f"{path.name} has no orientation (qform_code and sform_code are 0); set a qform or "
+            "sform (e.g. re-export from the scanner or DICOM converter)"
+        )
+    zooms = [float(z) for z in raw["pixdim"][1:4]]
+    if int(raw["sform_code"]) == 0 and any(z <= 0 for z in zooms):
+        raise InputError(
+            f"{path.name}: voxel spacing (pixdim) {zooms} has zero or negative entries and no "
+            "sform overrides it; fix the header's pixdim"
+        )
 
 
 def save_volume(vol: Volume, path: str | os.PathLike) -> Path:

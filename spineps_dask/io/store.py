@@ -86,6 +86,14 @@ def _open_zarr_store(url: str, *, read_only: bool, storage_options: dict | None)
     return LocalStore(path, read_only=read_only)
 
 
+def _open_root(zstore, mode: str) -> zarr.Group:
+    """Open the root group; two processes creating one store at once both succeed."""
+    try:
+        return zarr.open_group(store=zstore, mode=mode, zarr_format=3)
+    except zarr.errors.ContainsGroupError:  # created by another writer between check and write
+        return zarr.open_group(store=zstore, mode="r+", zarr_format=3)
+
+
 def _reopen(url: str, mode: str, storage_options: dict | None) -> CohortStore:
     return CohortStore(url, mode=mode, storage_options=storage_options)  # type: ignore[arg-type]
 
@@ -121,7 +129,7 @@ class CohortStore:
             self.url, read_only=mode == "r", storage_options=self._storage_options or None
         )
         try:
-            self._root = zarr.open_group(store=self._zstore, mode=mode, zarr_format=3)
+            self._root = _open_root(self._zstore, mode)
         except (FileNotFoundError, zarr.errors.GroupNotFoundError) as exc:
             raise StoreError(
                 f"no cohort store at {redact_url(self.url)}; create it with mode='a' "
@@ -212,7 +220,10 @@ class CohortStore:
             data = data.astype(data.dtype.newbyteorder("="))
         if label is None:
             label = name != "image" and np.issubdtype(data.dtype, np.integer)
-        subject_group = self._root.require_group(key.subject)
+        try:
+            subject_group = self._root.require_group(key.subject)
+        except zarr.errors.ContainsGroupError:  # another task created it a moment ago
+            subject_group = self._root.require_group(key.subject)
         group = subject_group.create_group(
             key.name, overwrite=True, attributes={_ATTR: {"complete": False}}
         )

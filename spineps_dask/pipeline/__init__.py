@@ -1,7 +1,19 @@
 """The SPINEPS method as plain NumPy steps: no dask, no file I/O, no torch.
 
 Each module is one step (cutouts, merge, cleaning, post-processing, labelling, input check,
-preprocessing); models are called by the caller between the steps.
+preprocessing); models are called by the caller between the steps. One subject, in order::
+
+    check_scan(scan)                                   # InputError if unusable
+    prep, record = preprocess(scan)                    # crop, (N4), 0..1500, pad 4
+    # caller: reorient prep to P-I-R, resample, run the semantic model -> sem (P, I, R)
+    sem = clean_semantic(sem)
+    cutouts = make_cutouts(sem, find_centres(sem), size=cutout_size, subject=sid)
+    # caller: classes = instance_model(one_hot(cutout.array)) for each cutout (any order)
+    preds = [CutoutPrediction.from_cutout(c, classes) for c, classes in ...]
+    merged = merge_predictions(preds, sem.shape)       # vertebrae 1..N top -> bottom
+    instance, labeling = postprocess_instances(merged, sem)
+    points = centroids(instance, affine=affine_of_sem)
+    # caller: back to the input space, then undo_crop_pad(instance_volume, record)
 """
 
 from spineps_dask.pipeline.check import CheckSettings, check_scan

@@ -15,6 +15,7 @@ import itertools
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
 from scipy import ndimage
@@ -27,13 +28,15 @@ _FULL = ndimage.generate_binary_structure(3, 3)
 
 #: Semantic label -> instance-model input id (reference doc: 41..48 -> 1..8, 49/50/51 -> 9,
 #: 26 -> 0, everything else 0). 51 is not in our scheme but some reference models emit it.
-DEFAULT_MAPPING: Mapping[int, int] = {
-    **{int(lbl): i + 1 for i, lbl in enumerate(range(41, 49))},
-    int(Semantic.CORPUS): 9,
-    int(Semantic.CORPUS_BORDER): 9,
-    51: 9,
-    int(Semantic.SACRUM): 0,
-}
+DEFAULT_MAPPING: Mapping[int, int] = MappingProxyType(
+    {
+        **{int(lbl): i + 1 for i, lbl in enumerate(range(41, 49))},
+        int(Semantic.CORPUS): 9,
+        int(Semantic.CORPUS_BORDER): 9,
+        51: 9,
+        int(Semantic.SACRUM): 0,
+    }
+)
 
 #: Reference ``cutout_size`` (P, I, R) for the T2w instance model.
 CUTOUT_SIZE: tuple[int, int, int] = (248, 304, 64)
@@ -47,6 +50,8 @@ class CentreSettings:
     bounds the extra erosions tried to cut a merged body; ``min_seed_size`` is the smallest
     part (voxels, after that erosion) still counted as a body of its own. A body taller than
     ``elongation`` x the median body height is cut into stacked pieces (fusion without waist).
+    ``body_labels``: the corpus (49) plus its cortical border (50) where a model emits it; the
+    border alone is a thin shell that the 2-voxel erosion would wipe out (tptbox CT sample).
     """
 
     erosion: int = 2
@@ -54,6 +59,7 @@ class CentreSettings:
     max_split_erosion: int = 6
     min_seed_size: int = 20
     elongation: float = 1.6
+    body_labels: tuple[int, ...] = (int(Semantic.CORPUS), int(Semantic.CORPUS_BORDER))
     inferior_axis: int = 1
 
 
@@ -80,7 +86,7 @@ def find_centres(semantic: np.ndarray, *, settings: CentreSettings | None = None
     Parameters
     ----------
     semantic : ndarray, shape (P, I, R), int
-        Semantic mask (label 49 = corpus).
+        Semantic mask (label 49 = corpus, 50 = corpus border).
     settings : CentreSettings, optional
 
     Returns
@@ -93,7 +99,7 @@ def find_centres(semantic: np.ndarray, *, settings: CentreSettings | None = None
     Two bodies fused by a thick bridge still give two centres (see ``split_component``).
     """
     s = settings or CentreSettings()
-    corpus = semantic == Semantic.CORPUS
+    corpus = np.isin(semantic, s.body_labels)
     if s.erosion > 0:
         corpus = ndimage.binary_erosion(corpus, iterations=s.erosion)
     comps, _ = ndimage.label(corpus, structure=_FULL)

@@ -20,7 +20,8 @@ from spineps_dask.config import RunConfig
 from spineps_dask.distributed import model_cache
 from spineps_dask.distributed.cluster import MODEL_RESOURCE
 from spineps_dask.distributed.model_cache import WorkerSetup
-from spineps_dask.distributed.runner import RunEvents, run_store
+from spineps_dask.distributed.runner import RunEvents, run_lock, run_store
+from spineps_dask.errors import StoreError
 from spineps_dask.geometry import Volume
 from spineps_dask.io.cohort import ingest
 from spineps_dask.io.manifest import Manifest
@@ -159,3 +160,12 @@ def test_worker_killed_mid_run(bids, client, finished, tmp_path):
             reference.read_volume(subject, "instance").data,
         )
     client.wait_for_workers(2, timeout=60)
+
+
+def test_second_run_on_the_same_store_refuses(tmp_path):
+    """Two runs on one store: the second stops at once with a message, the first is untouched."""
+    store = CohortStore(str(tmp_path / "store.zarr"))
+    with run_lock(store), pytest.raises(StoreError, match="another run is using"), run_lock(store):
+        pass
+    with run_lock(store):  # released: the next run may go
+        pass

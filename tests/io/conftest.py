@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import struct
 from pathlib import Path
 
 import nibabel as nib
@@ -62,3 +64,22 @@ def make_scan():
 def make_data():
     """``scan_data`` as a fixture: ``make_data(seed, shape, dtype)``."""
     return scan_data
+
+
+def patch_header(path: Path, *, pixdim=None, qform_code=None, sform_code=None) -> Path:
+    """Overwrite raw NIfTI-1 header fields of a .nii.gz (nibabel would repair them on save)."""
+    raw = bytearray(gzip.decompress(path.read_bytes()))
+    if pixdim is not None:
+        raw[80:92] = struct.pack("<3f", *pixdim)  # pixdim[1:4], offset 76 + 4
+    if qform_code is not None:
+        raw[252:254] = struct.pack("<h", qform_code)
+    if sform_code is not None:
+        raw[254:256] = struct.pack("<h", sform_code)
+    path.write_bytes(gzip.compress(bytes(raw)))
+    return path
+
+
+@pytest.fixture
+def bad_header():
+    """``patch_header`` as a fixture."""
+    return patch_header

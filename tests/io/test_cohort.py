@@ -16,7 +16,7 @@ from spineps_dask.geometry import Volume
 from spineps_dask.io import CohortStore, Manifest, discover_scans, export, ingest
 
 
-def _broken_cohort(root: Path, outside: Path, make_scan, make_data) -> dict[str, str]:
+def _broken_cohort(root: Path, outside: Path, make_scan, make_data, bad_header) -> dict[str, str]:
     """Write one scan per failure mode; return {manifest subject: expected reason (regex)}."""
     good = make_data(3)
     path = make_scan(root, "trunc", good)
@@ -34,6 +34,7 @@ def _broken_cohort(root: Path, outside: Path, make_scan, make_data) -> dict[str,
     img.set_qform(None, code=0)
     img.set_sform(np.diag([0.7, 0.0, 3.0, 1.0]), code=1)  # a qform could not even hold this
     nib.save(img, str(zero))
+    bad_header(make_scan(root, "negpix", good), pixdim=(0.6, -0.6, 3.3), sform_code=0)
     dots = root / "sub-.." / "anat"
     dots.mkdir(parents=True)
     (dots / "sub-.._T2w.nii.gz").write_bytes(b"")
@@ -50,6 +51,7 @@ def _broken_cohort(root: Path, outside: Path, make_scan, make_data) -> dict[str,
         "sub-fourd": r"\(4D\); a 3D scan is needed",
         "sub-nan": r"1 of \d+ voxels are NaN or Inf",
         "sub-zero": r"voxel spacing \[0.7, 0.0, 3.0\] mm is outside",
+        "sub-negpix": r"pixdim\) \[0.6\d*, -0.6\d*, 3.\d+\] has zero or negative entries",
         "sub-../anat/sub-.._T2w.nii.gz": r"'sub-..' is not a BIDS entity",
         "sub-link/anat/sub-link_T2w.nii.gz": r"links outside the cohort folder",
         "sub-dup": r"2 scans map to subject sub-dup",
@@ -58,9 +60,9 @@ def _broken_cohort(root: Path, outside: Path, make_scan, make_data) -> dict[str,
 
 
 def test_each_bad_scan_is_a_failed_row_and_good_subjects_are_ingested(
-    tmp_path, bids, make_scan, make_data
+    tmp_path, bids, make_scan, make_data, bad_header
 ):
-    expected = _broken_cohort(bids, tmp_path / "outside", make_scan, make_data)
+    expected = _broken_cohort(bids, tmp_path / "outside", make_scan, make_data, bad_header)
     summary = ingest(bids, tmp_path / "c.zarr", workers=2)
     assert summary.ingested == ["sub-001", "sub-002_ses-1"]
     assert sorted(summary.failed) == sorted(expected)
@@ -142,23 +144,6 @@ def test_nifti_zarr_nifti_round_trip_is_exact(tmp_path, bids):
         _assert_same_nifti(bids / path.relative_to(tmp_path / "out"), path)
 
 
-def test_export_uses_bids_derivative_names(tmp_path, bids):
-    ingest(bids, tmp_path / "c.zarr")
-    store = CohortStore(tmp_path / "c.zarr")
-    image = store.read_volume("sub-002_ses-1", "image")
-    seg = image.with_data((image.data > 500).astype(np.uint8) * 41)
-    store.write_volume("sub-002_ses-1", "semantic", seg)
-    store.write_volume("sub-002_ses-1", "instance", seg.with_data(seg.data.astype(np.uint16)))
-    written = export(tmp_path / "c.zarr", tmp_path / "out")
-    assert sorted(p.name for p in written) == [
-        "sub-002_ses-1_mod-T2w_seg-spine_msk.nii.gz",
-        "sub-002_ses-1_mod-T2w_seg-vert_msk.nii.gz",
-    ]
-    back = nib.load(str(written[0]))
-    assert back.get_data_dtype() in (np.uint8, np.uint16)
-    np.testing.assert_array_equal(np.asanyarray(back.dataobj), seg.data)
-
-
 def _tptbox_sample() -> Path:
     try:
         import TPTBox
@@ -189,3 +174,15 @@ def test_real_t2w_sample_round_trips_exactly(tmp_path):
     _assert_same_nifti(sample, out)
     da = CohortStore(tmp_path / "c.zarr", mode="r").open_xarray("sub-mri", "image")
     assert da.shape == nib.load(str(sample)).shape[::-1]
+
+
+def test_an_interrupted_ingest_keeps_the_rows_of_finished_scans(tmp_path, bids):
+    def interrupt(row):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        ingest(bids, tmp_path / "c.zarr", workers=1, progress=interrupt)
+    rows = Manifest(tmp_path / "c.zarr/manifest.parquet").rows(phase="ingest")
+    assert len(rows) == 1 and next(iter(rows.values()))["status"] == "ok"
+    again = ingest(bids, tmp_path / "c.zarr")
+    assert len(again.skipped) == 1 and len(again.ingested) == 1

@@ -210,3 +210,35 @@ def test_blobs_and_volume_deletion(tmp_path):
     assert store.volumes("sub-1") == ["semantic"]
     with pytest.raises(StoreError, match="not allowed"):
         store.write_blob("sub-1", "../escape.png", b"x")
+
+
+def test_ome_zarr_reader_sees_an_ngff_image_and_a_label(tmp_path):
+    """What napari-ome-zarr uses to open a path (checked with ome-zarr 0.18 when installed)."""
+    reader = pytest.importorskip("ome_zarr.reader", reason="ome-zarr is not installed")
+    from ome_zarr.io import parse_url
+
+    store = CohortStore(tmp_path / "c.zarr")
+    store.write_volume("sub-001", "image", _volume(AFFINES["PIR"]))
+    store.write_volume("sub-001", "semantic", _volume(AFFINES["PIR"], np.uint8))
+    for name, spec in (("image", "Multiscales"), ("semantic", "Label")):
+        location = parse_url(str(tmp_path / "c.zarr/sub-001" / name))
+        assert location is not None and location.version == "0.5"
+        nodes = list(reader.Reader(location)())
+        specs = {type(s).__name__ for node in nodes for s in node.specs}
+        assert spec in specs
+        assert nodes[0].data[0].shape == (9, 40, 70)
+
+
+def test_many_writers_creating_one_new_store_at_once_all_succeed(tmp_path):
+    """Root and subject groups are created by whichever writer comes first; none may fail."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def write(i):
+        store = CohortStore(tmp_path / f"c{i // 6}.zarr")
+        store.write_volume(f"sub-{i % 2}", f"v{i}", _volume(AFFINES["RAS"], shape=(4, 4, 4)))
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(write, range(24)))
+    for k in range(4):
+        store = CohortStore(tmp_path / f"c{k}.zarr", mode="r")
+        assert sum(len(store.volumes(s)) for s in store.subjects()) == 6

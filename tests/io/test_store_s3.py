@@ -56,6 +56,8 @@ def test_s3_round_trip_and_listing(s3_options):
     da = again.open_xarray("sub-001", "image")
     assert da.dims == ("z", "y", "x") and int(da.max()) == vol.data.max()
     assert SECRET not in repr(again) and SECRET not in str(key)
+    store.write_volume("sub-001", "image", vol.with_data(vol.data[::-1].copy()))  # a retry
+    np.testing.assert_array_equal(again.read_volume("sub-001", "image").data, vol.data[::-1])
 
 
 @pytest.mark.timeout(60)

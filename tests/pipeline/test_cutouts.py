@@ -119,3 +119,11 @@ def test_single_tall_body_alone_is_not_cut():
     sem = np.zeros((16, 40, 16), np.uint8)
     sem[2:14, 2:38, 2:14] = CORPUS
     assert find_centres(sem).shape == (1, 3)
+
+
+def test_inferior_axis_is_taken_from_the_caller():
+    """With the spine along axis 2 (inferior_axis=2), centres are ordered along axis 2."""
+    sem = np.moveaxis(_two_fused_bodies(0), 1, 2)
+    centres = find_centres(sem, settings=CentreSettings(inferior_axis=2))
+    assert centres.shape == (2, 3)
+    assert centres[0, 2] > centres[1, 2]

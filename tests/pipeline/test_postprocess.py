@@ -5,6 +5,18 @@ from __future__ import annotations
 import numpy as np
 
 from spineps_dask.labels import VERTEBRA_IDS as V
+from spineps_dask.labels import vertebra_sequence
+from spineps_dask.pipeline import (
+    CentreSettings,
+    CutoutPrediction,
+    MergeSettings,
+    cutout_targets,
+    find_centres,
+    make_cutouts,
+    merge_predictions,
+    relabel,
+)
+from spineps_dask.pipeline.cutouts import crop_padded
 from spineps_dask.pipeline.postprocess import (
     add_sacrum,
     assign_leftovers,
@@ -84,3 +96,27 @@ def test_full_chain_on_lumbar_spine_with_sacrum():
     assert set(np.unique(out).tolist()) - {0} == expected
     assert not out[sem == 0].any()
     assert out.dtype == np.uint16
+
+
+def test_whole_spine_oracle_chain_gives_c2_to_s1():
+    """Centres -> cutouts -> oracle predictions -> merge -> post-processing on a synthetic C2..L5
+    spine with sacrum: every vertebra, disc and S1 gets its anatomical id."""
+    sem, inst = build_spine([False] + [True] * 22, sacrum=True)
+    anatomy = vertebra_sequence()[1:-1]  # C2..L5
+    gt = relabel(inst, dict(enumerate(anatomy, start=1)))
+    # Bodies here are 6x5x6 voxels: erode by 1, keep >= 20 voxels.
+    centres = find_centres(sem, settings=CentreSettings(erosion=1, corpus_size_cleaning=20))
+    assert len(centres) == 23
+    size = (8, 24, 8)
+    preds = []
+    for cut in make_cutouts(sem, centres, size=size):
+        target = cutout_targets(crop_padded(gt, cut.origin, size), int(gt[cut.centre]))
+        preds.append(CutoutPrediction.from_cutout(cut, target))
+    merged = merge_predictions(preds, sem.shape, settings=MergeSettings(vert_size_threshold=50))
+    final, labeling = postprocess_instances(merged, sem)
+    assert labeling.anchor == "C2"
+    for k, v in enumerate(anatomy, start=1):
+        assert np.array_equal(final == v, inst == k), v
+    discs = {int(x) for x in np.unique(final) if 100 < x < 200}
+    assert discs == {100 + v for v in anatomy}
+    assert (final[sem == 26] == 26).all()

@@ -6,6 +6,9 @@ import time
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 from spineps_dask.geometry import Volume
 from spineps_dask.pipeline.preprocess import (
@@ -99,3 +102,25 @@ def test_crop_pad_is_the_inverse_of_undo_crop_pad():
     np.testing.assert_allclose(on_prepared.affine, prepared.affine)
     back = undo_crop_pad(on_prepared, record)
     np.testing.assert_array_equal(back.data, mask.data)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    data=arrays(np.int16, st.tuples(*[st.integers(1, 9)] * 3), elements=st.integers(-5, 5)),
+    pad=st.integers(0, 5),
+)
+def test_undo_crop_pad_is_exact_for_any_volume(data, pad):
+    """Property: whatever the non-zero box, undo(preprocess) restores shape, affine, labels."""
+    aff = np.diag([0.6, 0.6, 3.0, 1.0])
+    aff[:3, 3] = (1, 2, 3)
+    vol = Volume(data, aff)
+    out, rec = preprocess(vol, settings=PreprocessSettings(pad=pad))
+    box = tuple(slice(a, b) for a, b in zip(rec.lo, rec.hi, strict=True))
+    labels = np.zeros(out.shape, np.uint8)
+    labels[tuple(slice(pad, n - pad) for n in out.shape)] = (data[box] != 0) + 1
+    back = undo_crop_pad(labels, rec)
+    assert back.shape == vol.shape and np.array_equal(back.affine, vol.affine)
+    expected = np.zeros(vol.shape, np.uint8)
+    expected[box] = (data[box] != 0) + 1
+    assert np.array_equal(back.data, expected)
+    assert np.allclose(out.affine @ [pad, pad, pad, 1], vol.affine @ [*rec.lo, 1])

@@ -1,0 +1,230 @@
+"""Train the shipped demo models on synthetic phantoms, on a CPU, in minutes (issue 4, item 4).
+
+``spineps-dask models train-demo OUT`` writes ``OUT/semantic`` (an nnU-Net v2 results folder,
+PlainConvUNet 8..64 features) and ``OUT/instance`` (the reference Unet3D at width 8), each a
+SPINEPS model folder whose ``inference_config.json`` records seed, command, iterations and the
+accuracy measured on held-out phantoms, plus a ``MODEL_CARD.md``.
+
+Choices (why):
+- Resolution 1.5 x 1.5 x 3.0 mm (P, I, R) for both models: coarse enough to train on a CPU, and
+  one axis > 1.2 mm so the reference never runs its (downloaded) auto-crop model.
+- Instance cutout (64, 96, 32) voxels = 96 x 144 x 96 mm: the centre vertebra and both
+  neighbours fit for lumbar levels; every size divisible by 8 as the U-Net needs.
+- Body-size thresholds scaled to the coarser voxels (reference 100 / 250 voxels at
+  ~0.75 x 0.75 x 1.65 mm, about 7x smaller voxels): 15 and 40 voxels here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from spineps_dask.models import nnunet_folder as nf
+from spineps_dask.models._demo_data import PIR, SEMANTIC_CLASSES, load_cases
+from spineps_dask.models._demo_loops import instance_batches, run_loop, semantic_batches
+from spineps_dask.models._unet3d import Unet3D
+from spineps_dask.models.config import DEFAULT_MAPPING, ModelConfig, write_config
+from spineps_dask.models.instance import save_checkpoint
+
+logger = logging.getLogger(__name__)
+
+SPACING = (1.5, 1.5, 3.0)
+CUTOUT = (64, 96, 32)
+HELD_OUT_OFFSET = 100_000  # held-out phantoms use seeds HELD_OUT_OFFSET + k, never trained on
+
+
+@dataclass(frozen=True)
+class DemoTrainConfig:
+    """Everything that decides the demo models; recorded in their ``inference_config.json``."""
+
+    seed: int = 0
+    threads: int = 2
+    n_train: int = 24
+    n_heldout: int = 20
+    sem_features: tuple[int, ...] = (8, 16, 32, 64)
+    sem_patch: tuple[int, int, int] = (64, 96, 32)
+    sem_iterations: int = 1500
+    sem_batch: int = 2
+    sem_lr: float = 3e-3
+    sem_budget_s: float = 1500.0
+    inst_dim: int = 8
+    inst_iterations: int = 800
+    inst_batch: int = 2
+    inst_lr: float = 2e-3
+    inst_budget_s: float = 1500.0
+    corpus_size_cleaning: int = 15
+    vert_size_threshold: int = 40
+
+
+def semantic_spec(cfg: DemoTrainConfig) -> nf.PlainUNetSpec:
+    n = len(cfg.sem_features)
+    strides = ((1, 1, 1), *(((2, 2, 2),) * (n - 2)), (2, 2, 1))
+    return nf.PlainUNetSpec(cfg.sem_features, strides, cfg.sem_patch, SPACING)
+
+
+def train_demo_models(out: str | Path, cfg: DemoTrainConfig, *, which: str = "both") -> None:
+    """Prepare phantoms (cached in ``out/.cache``), train, evaluate and write the model folders.
+
+    ``which``: ``'data'`` (only prepare), ``'semantic'``, ``'instance'`` or ``'both'``.
+    """
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    out = Path(out)
+    plans = nf.make_plans(semantic_spec(cfg), dataset_name="Dataset900_SpinepsDaskPhantom")
+    dataset = nf.make_dataset_json([f"label_{lab}" for lab in SEMANTIC_CLASSES])
+    seeds = [cfg.seed * 1000 + k for k in range(cfg.n_train)]
+    cases = load_cases(seeds, out / ".cache", plans, dataset, instance_spacing=SPACING)
+    if which in ("semantic", "both"):
+        train_semantic(out / "semantic", cases, plans, dataset, cfg)
+    if which in ("instance", "both"):
+        train_instance(out / "instance", cases, cfg)
+
+
+def train_semantic(
+    out: Path, cases: list, plans: dict[str, Any], dataset: dict[str, Any], cfg: DemoTrainConfig
+) -> dict[str, Any]:
+    """Train the PlainConvUNet, write the folder, measure held-out Dice, write the card."""
+    from spineps_dask.models.demo_eval import evaluate_semantic
+
+    net = nf.build_network(plans, len(SEMANTIC_CLASSES) + 1)
+    batches = semantic_batches(cases, cfg.sem_patch, cfg.sem_batch, cfg.seed)
+    result = run_loop(
+        net,
+        batches,
+        iterations=cfg.sem_iterations,
+        budget_s=cfg.sem_budget_s,
+        lr=cfg.sem_lr,
+        seed=cfg.seed,
+        name="semantic",
+    )
+    nf.write_results_folder(out / "nnunet", plans, dataset, [net.state_dict()])
+    config = ModelConfig(
+        log_name="demo-semantic-phantom",
+        modality=("T2w",),
+        acquisition="sag",
+        modeltype="nnunet",
+        model_expected_orientation=PIR,
+        available_folds=(0,),
+        inference_augmentation=False,
+        resolution_range=SPACING,
+        default_step_size=0.5,
+        labels={i: lab for i, lab in enumerate(SEMANTIC_CLASSES, start=1)},
+        training=_training_record(cfg, result, "semantic"),
+    )
+    write_config(out, config)
+    scores = evaluate_semantic(out, _heldout(cfg), threads=cfg.threads)
+    write_config(out, replace(config, training={**config.training, "heldout": scores}))
+    _write_card(out, "semantic", config, scores)
+    return scores
+
+
+def train_instance(out: Path, cases: list, cfg: DemoTrainConfig) -> dict[str, Any]:
+    """Train the Unet3D on GT cutouts, write the folder, measure held-out Dice and counts."""
+    from spineps_dask.models.demo_eval import evaluate_instance
+
+    mapping = dict(DEFAULT_MAPPING)
+    n_channels = max(mapping.values()) + 1
+    net = Unet3D(cfg.inst_dim, channels=n_channels)
+    batches = instance_batches(cases, CUTOUT, n_channels, cfg.inst_batch, mapping=mapping)
+    result = run_loop(
+        net,
+        batches,
+        iterations=cfg.inst_iterations,
+        budget_s=cfg.inst_budget_s,
+        lr=cfg.inst_lr,
+        seed=cfg.seed + 1,
+        name="instance",
+    )
+    save_checkpoint(
+        out / "demo_instance_weights.ckpt",
+        net,
+        n_epoch=result.iterations,
+        lr=cfg.inst_lr,
+        lr_end_factor=0.05,
+        l2_reg_w=1e-5,
+        dsc_loss_w=1.0,
+    )
+    config = ModelConfig(
+        log_name="demo-instance-phantom",
+        modality=("SEG",),
+        acquisition="sag",
+        modeltype="unet",
+        model_expected_orientation=PIR,
+        available_folds=(0,),
+        inference_augmentation=False,
+        resolution_range=SPACING,
+        default_step_size=0.5,
+        labels={0: 0, 1: 1, 2: 2, 3: 3},
+        expected_inputs=("seg",),
+        cutout_size=CUTOUT,
+        corpus_size_cleaning=cfg.corpus_size_cleaning,
+        vert_size_threshold=cfg.vert_size_threshold,
+        mapping=mapping,
+        training=_training_record(cfg, result, "instance"),
+    )
+    write_config(out, config)
+    scores = evaluate_instance(out, _heldout(cfg), threads=cfg.threads)
+    write_config(out, replace(config, training={**config.training, "heldout": scores}))
+    _write_card(out, "instance", config, scores)
+    return scores
+
+
+def _heldout(cfg: DemoTrainConfig) -> list[int]:
+    return [HELD_OUT_OFFSET + cfg.seed * 1000 + k for k in range(cfg.n_heldout)]
+
+
+def _training_record(cfg: DemoTrainConfig, result: Any, which: str) -> dict[str, Any]:
+    return {
+        "trained_by": "spineps_dask.models.train_demo",
+        "command": f"spineps-dask models train-demo OUT --seed {cfg.seed} "
+        f"--threads {cfg.threads} --which {which}",
+        "seed": cfg.seed,
+        "train_phantom_seeds": f"{cfg.seed * 1000}..{cfg.seed * 1000 + cfg.n_train - 1}",
+        "heldout_phantom_seeds": f"{_heldout(cfg)[0]}..{_heldout(cfg)[-1]}",
+        "iterations": result.iterations,
+        "train_seconds": round(result.seconds, 1),
+        "final_loss": round(result.final_loss, 4),
+        "settings": {
+            k: v
+            for k, v in asdict(cfg).items()
+            if k.startswith(which[:4]) or k in ("n_train", "n_heldout", "threads")
+        },
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _write_card(out: Path, which: str, config: ModelConfig, scores: dict[str, Any]) -> None:
+    t = config.training
+    lines = [
+        f"# Demo {which} model (synthetic phantoms only)",
+        "",
+        "Trained by `spineps_dask.models.train_demo` on seeded synthetic phantoms "
+        "(`spineps_dask.phantom`); **not for real MRI**. It exists so that the pipeline, the "
+        "tests and the benchmarks run real inference on a CPU in seconds.",
+        "",
+        f"- command: `{t['command']}`",
+        f"- seed: {t['seed']}; training phantoms {t['train_phantom_seeds']}; "
+        f"held-out phantoms {t['heldout_phantom_seeds']}",
+        f"- iterations: {t['iterations']} in {t['train_seconds']} s (final loss {t['final_loss']})",
+        f"- resolution (P, I, R): {config.resolution_range} mm; orientation "
+        f"{''.join(config.model_expected_orientation)}",
+        "",
+        "## Held-out accuracy",
+        "",
+        "```json",
+        json.dumps(scores, indent=2),
+        "```",
+        "",
+        f"Written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} with Python "
+        f"{sys.version.split()[0]}, torch {torch.__version__}.",
+    ]
+    (out / "MODEL_CARD.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
