@@ -28,6 +28,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "models",
     "evaluate",
     "demo",
+    "biomarkers",
 )
 
 
