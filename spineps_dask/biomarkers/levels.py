@@ -180,6 +180,10 @@ def _on_grid_of(semantic: Volume, instance: Volume) -> Volume:
     return instance
 
 
+#: Voxels around a body searched for its endplates (a few mm of endplate at any spacing).
+_ENDPLATE_REACH = 4
+
+
 def _boxes(inst: np.ndarray) -> dict[int, tuple[slice, ...]]:
     """Bounding box of every instance label present."""
     return {i + 1: b for i, b in enumerate(ndimage.find_objects(inst)) if b is not None}
@@ -216,12 +220,27 @@ def _label_part(inst: np.ndarray, affine: np.ndarray, boxes: dict, label: int) -
 
 
 def _body_part(sem, inst, affine, boxes: dict, x: int) -> _Part | None:
-    """Body of vertebra ``x``: semantic 49/50 voxels of instance x plus its endplates 200+x."""
-    labels = [lab for lab in (x, ENDPLATE_OFFSET + x) if lab in boxes]
-    box = _union([boxes[lab] for lab in labels])
+    """Body of vertebra ``x``: its semantic 49/50 voxels plus the endplates on it.
+
+    Endplate instances follow the disc they face (both endplates around disc 100+X are 200+X,
+    as in the reference masks), so an endplate voxel is given to the body whose corpus voxel is
+    nearest to it.
+    """
+    if x not in boxes:
+        return None
+    box = tuple(
+        slice(max(b.start - _ENDPLATE_REACH, 0), min(b.stop + _ENDPLATE_REACH, n))
+        for b, n in zip(boxes[x], inst.shape, strict=True)
+    )
     i, s = inst[box], sem[box]
-    mask = ((i == x) & np.isin(s, _BODY_SEMANTIC)) | (i == ENDPLATE_OFFSET + x)
-    return _part(mask, affine, box, inst.shape)
+    corpus = (i > 0) & (i < IVD_OFFSET) & np.isin(s, _BODY_SEMANTIC)
+    core = corpus & (i == x)
+    endplate = (s == Semantic.ENDPLATE) & (i >= ENDPLATE_OFFSET)
+    if endplate.any() and corpus.any():
+        _, nearest = ndimage.distance_transform_edt(~corpus, return_indices=True)
+        owner = i[tuple(nearest)]
+        core = core | (endplate & (owner == x))
+    return _part(core, affine, box, inst.shape)
 
 
 def _body_frame(sem, inst, aff, boxes, bodies, discs, x: int, above: int | None):

@@ -87,12 +87,12 @@ def _paint(canvas: Canvas, levels: list[Level], spec: PhantomSpec) -> None:
     """Paint every structure in priority order: bodies and sacrum, discs, canal and cord (so
     their cross-sections stay exact ellipses), then the posterior elements around them."""
     by_id = {lv.vid: lv for lv in levels}
-    for lv in levels:
+    for prev, lv in itertools.pairwise([None, *levels]):
         if lv.kind == "sacrum":
             paint_sacrum(canvas, lv)
         elif lv.kind != "C1":
-            has_above = lv.kind != "C2"
-            paint_body(canvas, lv, disc_above=has_above, disc_below=True)
+            above = prev.vid if prev is not None and lv.kind != "C2" else None
+            paint_body(canvas, lv, above=above, disc_below=True)
     for upper, lower in itertools.pairwise(levels[1:]):  # no disc between C1 and C2
         paint_disc(canvas, upper, lower, upper.dims["disc_signal"])
     for lv in levels[:-1]:
@@ -122,6 +122,7 @@ def _below_c1(canvas: Canvas) -> Canvas:
         canvas.instance[:, :, keep],
         canvas.disc_signal[:, :, keep],
         canvas.endplate_mm,
+        canvas.owner[:, :, keep],
     )
 
 
@@ -153,8 +154,9 @@ def make_phantom(seed_or_spec: int | PhantomSpec, **overrides: object) -> Phanto
     vols = [Volume(arr, affine) for arr in (image, canvas.semantic, canvas.instance)]
     image_v, sem_v, inst_v = (reorient(v, spec.orientation) for v in vols)
     centroids = instance_centroids(inst_v.data)
+    body_voxels = np.bincount(canvas.owner.ravel(), minlength=64)
     truth = level_truth(
-        levels, sem_v.data, inst_v.data, float(np.prod(spec.world_spacing)), spec.origin_mm
+        levels, inst_v.data, body_voxels, float(np.prod(spec.world_spacing)), spec.origin_mm
     )
     logger.debug("phantom seed %s: %s voxels", spec.seed, image_v.shape)
     return Phantom(image_v, sem_v, inst_v, spec, centroids, truth)

@@ -25,6 +25,9 @@ class Canvas:
     instance: np.ndarray
     disc_signal: np.ndarray
     endplate_mm: float
+    #: vertebra id of every body and endplate voxel (which body an endplate sits on; the
+    #: instance label of an endplate names the disc it faces instead)
+    owner: np.ndarray
 
     @classmethod
     def empty(cls, axes: tuple[np.ndarray, ...], endplate_mm: float) -> Canvas:
@@ -35,6 +38,7 @@ class Canvas:
             np.zeros(shape, np.uint16),
             np.zeros(shape, np.float32),
             endplate_mm,
+            np.zeros(shape, np.uint16),
         )
 
 
@@ -74,8 +78,12 @@ def local_coords(canvas: Canvas, centre: np.ndarray, frame: np.ndarray, lo, hi) 
     )
 
 
-def paint(canvas: Canvas, loc: Local, mask: np.ndarray, sem: int, inst: int, *, over=()) -> None:
-    """Write ``sem``/``inst`` where ``mask`` holds and the voxel is empty (or in ``over``)."""
+def paint(
+    canvas: Canvas, loc: Local, mask: np.ndarray, sem: int, inst: int, *, over=()
+) -> np.ndarray:
+    """Write ``sem``/``inst`` where ``mask`` holds and the voxel is empty (or in ``over``).
+
+    Returns the voxels written (a mask of ``loc.box``)."""
     region = canvas.semantic[loc.box]
     free = region == 0
     for label in over:
@@ -83,6 +91,7 @@ def paint(canvas: Canvas, loc: Local, mask: np.ndarray, sem: int, inst: int, *, 
     mask = mask & free
     region[mask] = sem
     canvas.instance[loc.box][mask] = inst
+    return mask
 
 
 def _capsule(loc: Local, start, direction, length: float, radius: float, taper: float = 0.7):
@@ -146,8 +155,13 @@ def body_mask(lv: Level, loc: Local, endplate_mm: float) -> tuple[np.ndarray, ..
     return inside, loc.u > half - endplate_mm, loc.u < -half + endplate_mm
 
 
-def paint_body(canvas: Canvas, lv: Level, *, disc_above: bool, disc_below: bool) -> None:
-    """Body (49) with endplates (62, instance 200+X) facing each neighbouring disc."""
+def paint_body(canvas: Canvas, lv: Level, *, above: int | None, disc_below: bool) -> None:
+    """Body (49) with endplates (62) facing each neighbouring disc.
+
+    Endplate instances follow the disc they face, as in the reference masks (the tptbox
+    sample: both endplates around disc 100+X are 200+X): the lower endplate of X is 200+X,
+    the upper one 200+``above`` (the vertebra above; None when there is no disc above, C2).
+    """
     ra, rl = lv.dims["depth"] / 2, lv.dims["width"] / 2
     top = max(lv.height_anterior, lv.height_posterior) / 2 + 1
     up = top + (DENS_LENGTH + 1 if lv.vid == 2 else 0.0)
@@ -155,13 +169,16 @@ def paint_body(canvas: Canvas, lv: Level, *, disc_above: bool, disc_below: bool)
     if loc is None:
         return
     inside, upper, lower = body_mask(lv, loc, canvas.endplate_mm)
-    ep = np.zeros_like(inside)
-    if disc_above:
-        ep |= inside & upper
+    owner = canvas.owner[loc.box]
+    if above is not None:
+        owner[paint(canvas, loc, inside & upper, Semantic.ENDPLATE, ENDPLATE_OFFSET + above)] = (
+            lv.vid
+        )
     if disc_below:
-        ep |= inside & lower
-    paint(canvas, loc, ep, Semantic.ENDPLATE, ENDPLATE_OFFSET + lv.vid)
-    paint(canvas, loc, inside, Semantic.CORPUS, lv.vid)
+        owner[paint(canvas, loc, inside & lower, Semantic.ENDPLATE, ENDPLATE_OFFSET + lv.vid)] = (
+            lv.vid
+        )
+    owner[paint(canvas, loc, inside, Semantic.CORPUS, lv.vid)] = lv.vid
     if lv.vid == 2:  # the dens rises from the C2 body into the ring of C1
         base = float(body_height_at(lv, np.float32(0.0)) / 2) - 1.0
         dens = _capsule(loc, (0.0, -0.1 * ra, base), (0, 0.05, 1), DENS_LENGTH, 0.6 * ra, 0.8)

@@ -16,7 +16,7 @@ import itertools
 
 import numpy as np
 
-from spineps_dask.labels import ENDPLATE_OFFSET, IVD_OFFSET, VERTEBRA_NAMES, Semantic
+from spineps_dask.labels import ENDPLATE_OFFSET, IVD_OFFSET, VERTEBRA_NAMES
 from spineps_dask.phantom.anatomy import BACK_WALL, Level
 from spineps_dask.phantom.shapes import body_height_at, mid_frame
 
@@ -50,10 +50,13 @@ def disc_heights(upper: Level, lower: Level) -> tuple[float, float, float]:
 
 
 def level_truth(
-    levels: list[Level], sem: np.ndarray, inst: np.ndarray, voxel_mm3: float, origin
+    levels: list[Level], inst: np.ndarray, body_voxels: np.ndarray, voxel_mm3: float, origin
 ) -> dict[int, dict[str, object]]:
-    """Vertebra id -> dimensions (mm, mm², mm³), place and generator parameters of that level."""
-    body = np.bincount(inst[sem == Semantic.CORPUS].ravel(), minlength=ENDPLATE_OFFSET + 64)
+    """Vertebra id -> dimensions (mm, mm², mm³), place and generator parameters of that level.
+
+    ``body_voxels[X]``: voxels painted as X's body or as an endplate on it (an endplate's
+    instance label names the disc it faces, so the label alone cannot tell).
+    """
     allc = np.bincount(inst.ravel(), minlength=ENDPLATE_OFFSET + 64)
     below = {a.vid: b for a, b in itertools.pairwise(levels)}
     out: dict[int, dict[str, object]] = {}
@@ -74,7 +77,7 @@ def level_truth(
             "body_height_posterior_mm": heights[2],
             "body_depth_mm": d["depth"] if lv.kind != "C1" else None,
             "body_width_mm": d["width"] if lv.kind != "C1" else None,
-            "body_volume_mm3": float((body[x] + allc[ENDPLATE_OFFSET + x]) * voxel_mm3),
+            "body_volume_mm3": float(body_voxels[x] * voxel_mm3),
             "disc_height_anterior_mm": disc[0],
             "disc_height_mm": disc[1],
             "disc_height_posterior_mm": disc[2],

