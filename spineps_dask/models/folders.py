@@ -148,3 +148,27 @@ def _check_instance(root: Path) -> tuple[Path, list[str]]:
             + (f": {[p.name for p in ckpts]}" if ckpts else "")
         ]
     return ckpts[0], []
+
+
+#: The demo models shipped inside the package (trained on phantoms by ``train_demo``).
+DEMO_MODELS = Path(__file__).resolve().parent.parent / "demo_models"
+
+
+def demo_model(kind: str) -> Path:
+    """Folder of the shipped demo ``'semantic'`` or ``'instance'`` model.
+
+    Raises
+    ------
+    ModelError
+        When ``kind`` is unknown or the folder is missing (train it with
+        ``spineps-dask models train-demo``).
+    """
+    if kind not in ("semantic", "instance"):
+        raise ModelError(f"demo model kind must be 'semantic' or 'instance', got {kind!r}")
+    folder = DEMO_MODELS / kind
+    if not (folder / CONFIG_NAME).is_file():
+        raise ModelError(
+            f"demo {kind} model missing at {folder}; run "
+            f"'spineps-dask models train-demo {DEMO_MODELS}'"
+        )
+    return folder

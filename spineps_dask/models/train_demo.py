@@ -50,16 +50,16 @@ class DemoTrainConfig:
     n_train: int = 24
     n_heldout: int = 20
     sem_features: tuple[int, ...] = (8, 16, 32, 64)
-    sem_patch: tuple[int, int, int] = (64, 96, 32)
+    sem_patch: tuple[int, int, int] = (48, 64, 32)
     sem_iterations: int = 1500
     sem_batch: int = 2
     sem_lr: float = 3e-3
-    sem_budget_s: float = 1500.0
+    sem_budget_s: float = 1900.0
     inst_dim: int = 8
     inst_iterations: int = 800
-    inst_batch: int = 2
+    inst_batch: int = 1
     inst_lr: float = 2e-3
-    inst_budget_s: float = 1500.0
+    inst_budget_s: float = 1900.0
     corpus_size_cleaning: int = 15
     vert_size_threshold: int = 40
 
