@@ -68,22 +68,21 @@ def evaluate_semantic(folder: str | Path, seeds: Sequence[int], *, threads: int 
     }
 
 
-def instance_phase(model: Any, semantic: np.ndarray) -> np.ndarray:
-    """Pipeline instance phase on one P-I-R mask: centres, cutouts, batched model, merge."""
-    from spineps_dask.pipeline.cutouts import CentreSettings, find_centres, make_cutouts
-    from spineps_dask.pipeline.merge import CutoutPrediction, MergeSettings, merge_predictions
-
-    cfg = model.config
-    centres = find_centres(
-        semantic, settings=CentreSettings(corpus_size_cleaning=cfg.corpus_size_cleaning)
+def instance_phase(model: Any, semantic: Volume) -> np.ndarray:
+    """The pipeline's instance phase (`pipeline.segment`) on a mask already on the model grid."""
+    from spineps_dask.pipeline.merge import merge_predictions
+    from spineps_dask.pipeline.segment import (
+        InstanceSpace,
+        cutouts_at,
+        plan_cutouts,
+        predict_cutouts,
     )
-    cutouts = make_cutouts(semantic, centres, size=cfg.cutout_size, mapping=cfg.mapping)
-    if not cutouts:
-        return np.zeros(semantic.shape, np.uint16)
-    classes = model.predict(np.stack([c.array for c in cutouts]))
-    preds = [CutoutPrediction.from_cutout(c, k) for c, k in zip(cutouts, classes, strict=True)]
-    settings = MergeSettings(vert_size_threshold=cfg.vert_size_threshold)
-    return merge_predictions(preds, semantic.shape, settings=settings)
+
+    space = InstanceSpace.from_config(model.config)
+    centres = plan_cutouts(semantic, space)
+    cutouts = cutouts_at(np.asarray(semantic.data), centres, range(len(centres)), space)
+    preds = predict_cutouts(cutouts, model)
+    return merge_predictions(preds, semantic.shape, settings=space.merge_settings)
 
 
 def evaluate_instance(folder: str | Path, seeds: Sequence[int], *, threads: int = 1) -> dict:
@@ -92,20 +91,21 @@ def evaluate_instance(folder: str | Path, seeds: Sequence[int], *, threads: int 
 
     from spineps_dask.models.instance import InstanceModel
     from spineps_dask.phantom import make_phantom
+    from spineps_dask.pipeline.segment import InstanceSpace
 
     torch.set_num_threads(threads)
     model = InstanceModel.from_folder(folder, device="cpu")
     spacing = model.config.resolution_range
+    space = InstanceSpace.from_config(model.config)
     per_vertebra, count_ok, details = [], 0, []
     for seed in seeds:
         ph = make_phantom(seed)
         sem, inst = ph.semantic.reorient(PIR), ph.instance.reorient(PIR)
         sem_m = resample(sem, spacing, order=0)
-        merged = instance_phase(model, sem_m.data)
+        merged = instance_phase(model, sem_m)
         pred = resample(Volume(merged, sem_m.affine), shape=sem.shape, order=0).data
-        d, n_gt, n_pred = _match(
-            pred, inst.data, sem.data, model.config.vert_size_threshold * _voxel_ratio(sem_m, sem)
-        )
+        min_voxels = space.merge_settings.vert_size_threshold * _voxel_ratio(sem_m, sem)
+        d, n_gt, n_pred = _match(pred, inst.data, sem.data, min_voxels)
         per_vertebra += d
         count_ok += int(n_gt == n_pred)
         details.append(
