@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from spineps_dask.biomarkers.levels import level_biomarkers
 from spineps_dask.config import RunConfig
 from spineps_dask.distributed import model_cache
 from spineps_dask.errors import SpinepsDaskError
@@ -228,6 +229,8 @@ def reduce(
             image = store.read_volume(subject, IMAGE)
             png = render_snapshot(image, sem_out, inst_out, title=subject)
             store.write_blob(subject, SNAPSHOT_BLOB, png)
+        bio = level_biomarkers(sem_out, inst_out, subject=subject)
+        store.write_blob(subject, TABLE_BLOBS["biomarkers"], _parquet(bio))
         if cfg.metrics and all(store.has_volume(subject, r) for r in REFERENCES):
             table = score_against_references(store, subject, sem_out, inst_out, cfg)
             store.write_blob(subject, TABLE_BLOBS["metrics"], _parquet(table))

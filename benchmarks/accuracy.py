@@ -1,0 +1,155 @@
+"""End-to-end accuracy of the shipped demo models on held-out phantoms, with the ablation of
+the paper's table 2 (the same figures without post-processing), plus the instance phase on the
+real masks that the tptbox wheel ships.
+
+    python benchmarks/accuracy.py --subjects 20 --seed 7
+
+Prints per-structure Dice (semantic, global), vertebra instance Dice / RQ / PQ, the share of
+vertebrae carrying their true anatomical label (when C2 or the sacrum is in view), and a
+Wilcoxon test with vs without post-processing. The last line is the mean vertebra instance Dice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.resources
+import time
+
+import numpy as np
+import pandas as pd
+
+
+def _label_accuracy(pred: np.ndarray, ref: np.ndarray) -> tuple[int, int]:
+    """(correctly named, total) reference vertebrae: the predicted label covering most of a
+    reference vertebra equals its anatomical id."""
+    ok = total = 0
+    for v in np.unique(ref):
+        if not 0 < v < 100 or v == 26:
+            continue
+        total += 1
+        hits = pred[ref == v]
+        hits = hits[(hits > 0) & (hits < 100)]
+        ok += bool(hits.size) and int(np.bincount(hits).argmax()) == int(v)
+    return ok, total
+
+
+def phantoms(n: int, seed: int) -> tuple[pd.DataFrame, list[dict]]:
+    from spineps_dask.distributed import model_cache
+    from spineps_dask.metrics.tables import evaluate_subject
+    from spineps_dask.models.folders import demo_model
+    from spineps_dask.phantom import make_phantom
+    from spineps_dask.phantom.cohort import subject_seed
+    from spineps_dask.pipeline.segment import segment
+
+    sem_m = model_cache.semantic_model(demo_model("semantic"))
+    inst_m = model_cache.instance_model(demo_model("instance"))
+    tables, rows = [], []
+    for i in range(n):
+        ph = make_phantom(subject_seed(seed, i))
+        subject = f"sub-{i:03d}"
+        t0 = time.perf_counter()
+        for post in (True, False):
+            res = segment(ph.image, sem_m, inst_m, n4=False, postprocess_on=post, subject=subject)
+            df = evaluate_subject(
+                res.semantic.data,
+                res.instance.data,
+                ph.semantic.data,
+                ph.instance.data,
+                spacing=ph.image.spacing,
+                subject=subject,
+                postprocess=post,
+            )
+            tables.append(df)
+            ok, total = _label_accuracy(np.asarray(res.instance.data), np.asarray(ph.instance.data))
+            rows.append(
+                {
+                    "subject": subject,
+                    "postprocess": post,
+                    "region": ph.spec.region,
+                    "anchor": res.anchor,
+                    "named_ok": ok,
+                    "vertebrae": total,
+                    "seconds": time.perf_counter() - t0,
+                }
+            )
+    return pd.concat(tables, ignore_index=True), rows
+
+
+def tptbox_instance_phase() -> pd.DataFrame:
+    """Instance phase (`segment --semantic`) on the real masks in the tptbox wheel."""
+    from spineps_dask.distributed import model_cache
+    from spineps_dask.io.nifti import load_volume
+    from spineps_dask.metrics.tables import evaluate_subject
+    from spineps_dask.models.folders import demo_model
+    from spineps_dask.pipeline.segment import segment
+
+    inst_m = model_cache.instance_model(demo_model("instance"))
+    base = importlib.resources.files("TPTBox") / "tests"
+    out = []
+    for folder in ("sample_mri", "sample_ct"):
+        files = {p.name: p for p in (base / folder).iterdir()}
+        sem = next(p for n, p in files.items() if "seg-subreg" in n)
+        vert = next(p for n, p in files.items() if "seg-vert" in n)
+        sem_v, vert_v = load_volume(sem), load_volume(vert)
+        image = sem_v.with_data((sem_v.data > 0).astype(np.float32) * 1000 + 1)
+        res = segment(
+            image,
+            None,
+            inst_m,
+            n4=False,
+            semantic=sem_v.with_data(sem_v.data.astype(np.uint8)),
+            subject=folder,
+        )
+        df = evaluate_subject(
+            res.semantic.data,
+            res.instance.data,
+            sem_v.data.astype(np.uint8),
+            vert_v.data.astype(np.uint16),
+            spacing=sem_v.spacing,
+            subject=folder,
+        )
+        out.append(df)
+    return pd.concat(out, ignore_index=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subjects", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=7, help="cohort seed (never trained on)")
+    args = parser.parse_args()
+
+    from spineps_dask.metrics.stats import compare_runs
+    from spineps_dask.metrics.tables import summarize
+
+    table, rows = phantoms(args.subjects, args.seed)
+    runs = pd.DataFrame(rows)
+    pd.set_option("display.width", 160)
+    summary = summarize(table)
+    keep = summary["metric"].isin(["DSC", "RQ", "PQ", "ASSD"])
+    print(summary[keep].to_string(index=False))
+    anchored = runs[runs.anchor != "none"]
+    for post in (True, False):
+        part = anchored[anchored.postprocess == post]
+        share = part.named_ok.sum() / max(1, part.vertebrae.sum())
+        print(
+            f"postprocess={post}: vertebrae with their true label (anchored views, "
+            f"{len(part)} subjects): {share:.3f}"
+        )
+    a = table[table.postprocess].drop(columns="postprocess")
+    b = table[~table.postprocess].drop(columns="postprocess")
+    tests = compare_runs(a, b, levels=("instance",), metrics=["DSC", "PQ", "ASSD"])
+    print("Wilcoxon, with (A) vs without (B) post-processing, over subjects:")
+    print(tests.to_string(index=False))
+    print("tptbox real masks, instance phase only:")
+    real = tptbox_instance_phase()
+    print(real[real.level == "instance"].to_string(index=False))
+    vert = summary[
+        (summary.level == "instance")
+        & (summary.metric == "DSC")
+        & (summary.structure.str.lower() == "vertebra")
+    ]
+    print(f"vertebra instance Dice (with post-processing): {vert['mean'].iloc[0]:.3f}")
+
+
+if __name__ == "__main__":
+    main()
