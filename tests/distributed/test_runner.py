@@ -22,12 +22,14 @@ from spineps_dask.distributed.cluster import MODEL_RESOURCE
 from spineps_dask.distributed.model_cache import WorkerSetup
 from spineps_dask.distributed.runner import RunEvents, run_lock, run_store
 from spineps_dask.errors import StoreError
+from spineps_dask.explore import open_cohort
 from spineps_dask.geometry import Volume
 from spineps_dask.io.cohort import ingest
 from spineps_dask.io.manifest import Manifest
 from spineps_dask.io.nifti import load_volume, save_volume
+from spineps_dask.io.references import ingest_references
 from spineps_dask.io.store import CohortStore
-from spineps_dask.phantom.cohort import write_bids_cohort
+from spineps_dask.phantom.cohort import GROUNDTRUTH, write_bids_cohort
 from spineps_dask.pipeline.segment import segment
 
 CFG = RunConfig(n4=False, cutouts_per_task=2, snapshot=True)
@@ -68,7 +70,9 @@ def _fresh_store(bids, path):
     if path.exists():
         shutil.rmtree(path)
     ingest(bids, str(path))
-    return CohortStore(str(path), mode="a")
+    store = CohortStore(str(path), mode="a")
+    ingest_references(bids / GROUNDTRUTH, store)
+    return store
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +95,23 @@ def test_cluster_equals_single_process(bids, finished):
             np.testing.assert_array_equal(got.data, vol.data, err_msg=f"{subject} {name}")
             np.testing.assert_allclose(got.affine, image.affine)
     assert {o.subject for o in summary.done} == set(GOOD)
+
+
+def test_reduce_writes_tables_and_snapshots(finished):
+    """Each finished subject has its metric rows (references were ingested), per-level
+    biomarkers and a snapshot; a notebook sees them through `open_cohort`."""
+    store, _ = finished
+    cohort = open_cohort(store.url)
+    metrics = cohort.table("metrics")
+    assert set(metrics.subject) == set(GOOD)
+    assert {"DSC", "PQ"} <= set(metrics.metric)
+    bio = cohort.table("biomarkers")
+    assert set(bio.subject) <= set(GOOD) and {"body", "disc"} <= set(bio.structure)
+    assert cohort.snapshot(GOOD[0])[:4] == b"\x89PNG"
+    status = cohort.status().set_index("subject")
+    assert status.loc[BAD, "segment"] == "failed"
+    ds = cohort.dataset(GOOD[0])
+    assert {"image", "semantic", "instance"} <= set(ds.data_vars)
 
 
 def test_bad_scan_is_one_failed_row(finished):
