@@ -55,7 +55,7 @@ def test_instance_demo_model_on_a_ground_truth_mask() -> None:
     ph = make_phantom(HELD_OUT_SEED, region="lumbar")
     sem = resample(ph.semantic.reorient(("P", "I", "R")), model.config.resolution_range, order=0)
     inst = resample(ph.instance.reorient(("P", "I", "R")), shape=sem.shape, order=0)
-    merged = instance_phase(model, sem.data)
+    merged = instance_phase(model, sem)
     vert = np.isin(sem.data, (41, 42, 43, 44, 45, 46, 47, 48, 49)) & (inst.data < 100)
     gt_ids = [v for v in np.unique(inst.data[vert]) if v not in (0, 26)]
     scores = []
