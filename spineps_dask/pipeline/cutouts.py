@@ -189,8 +189,14 @@ def _split_elongated(
     whole = np.array(
         [off[ax] > s.erosion and off[ax] + m.shape[ax] < shape[ax] - s.erosion for m, off in parts]
     )
+    # The top body in view may be C2, whose body label includes the dens (reference scheme):
+    # about twice a cervical body's height, and never two vertebrae.
+    top = int(np.argmin(levels))
     out = []
     for i, ((mask, off), h) in enumerate(zip(parts, heights, strict=True)):
+        if i == top:
+            out.append((mask, off))
+            continue
         # Typical height from the nearest whole bodies only: cervical bodies are half as tall
         # as lumbar ones, so a spine-wide median would cut healthy lumbar bodies.
         others = np.flatnonzero(whole & (np.arange(len(parts)) != i))
