@@ -135,9 +135,9 @@ def run_cohort(
         for fut in flight.held:
             fut.release()
         outcomes.append(outcome)
-        events.subject_finished(outcome)
-        if on_outcome is not None:
+        if on_outcome is not None:  # record before anything else can interrupt
             on_outcome(outcome)
+        events.subject_finished(outcome)
 
     start_next()
     for fut in ac:
@@ -189,7 +189,7 @@ def run_cohort(
             ac.add(red)
             continue
         else:
-            finish(result.outcome())
+            finish(result)  # reduce returns the subject's outcome
         start_next()
     return outcomes
 

@@ -163,8 +163,8 @@ class CohortStore:
     def subjects(self) -> list[str]:
         """Sorted subject keys that have a group (whether or not any volume is complete)."""
         with warnings.catch_warnings():
-            # The manifest lives in the store folder; zarr warns about every non-zarr object.
-            warnings.filterwarnings("ignore", r"Object at \.?manifest", zarr.errors.ZarrUserWarning)
+            # The manifest and the run lock live in the store folder; zarr warns about each.
+            warnings.filterwarnings("ignore", "Object at", zarr.errors.ZarrUserWarning)
             keys = [k for k, _ in self._root.groups()]
         return sorted(k for k in keys if re.fullmatch(r"sub-[A-Za-z0-9]+(_ses-[A-Za-z0-9]+)?", k))
 
