@@ -21,12 +21,8 @@ from pathlib import Path
 
 
 def sequential(bids: Path, out: Path, cfg) -> tuple[float, dict[str, float]]:
+    from spineps_dask.cli.segment import segment_file
     from spineps_dask.distributed import model_cache
-    from spineps_dask.io.bids import parse_scan_name
-    from spineps_dask.io.nifti import load_volume
-    from spineps_dask.io.outputs import write_subject_outputs
-    from spineps_dask.pipeline.segment import segment
-    from spineps_dask.viz.snapshot import render_snapshot
 
     model_cache.set_threads(os.cpu_count() or 1)
     t0 = time.perf_counter()
@@ -34,18 +30,7 @@ def sequential(bids: Path, out: Path, cfg) -> tuple[float, dict[str, float]]:
     inst = model_cache.instance_model(cfg.instance_model)
     stages: dict[str, float] = {}
     for scan in sorted(bids.glob("sub-*/anat/*_T2w.nii.gz")):
-        name = parse_scan_name(scan)
-        image = load_volume(scan)
-        result = segment(image, sem, inst, n4=cfg.n4, subject=name.subject_key)
-        png = render_snapshot(image, result.semantic, result.instance, title=name.subject_key)
-        write_subject_outputs(
-            out,
-            name,
-            semantic=result.semantic,
-            instance=result.instance,
-            centroids=result.centroids,
-            snapshot_png=png,
-        )
+        result, _ = segment_file(scan, out, sem, inst, n4=cfg.n4)
         for k, v in result.timings.items():
             stages[k] = stages.get(k, 0.0) + v
     return time.perf_counter() - t0, stages

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -42,10 +43,6 @@ def segment(
     from spineps_dask.distributed.model_cache import semantic_model as load_semantic
     from spineps_dask.errors import SpinepsDaskError
     from spineps_dask.io.bids import parse_scan_name
-    from spineps_dask.io.nifti import load_volume
-    from spineps_dask.io.outputs import write_subject_outputs
-    from spineps_dask.pipeline.segment import segment as run_segment
-    from spineps_dask.viz.snapshot import render_snapshot
 
     overrides = {"semantic_model": semantic_model, "instance_model": instance_model}
     cfg = RunConfig.from_dict({k: v for k, v in overrides.items() if v is not None})
@@ -59,30 +56,16 @@ def segment(
                 else load_semantic(cfg.semantic_model, device=device, threads=threads)
             )
             inst_model = load_instance(cfg.instance_model, device=device)
-            image = load_volume(scan)
-            given = load_volume(semantic) if semantic else None
-            result = run_segment(
-                image,
+            result, paths = segment_file(
+                scan,
+                out,
                 sem_model,
                 inst_model,
                 n4=n4,
-                postprocess_on=postprocess,
-                subject=name.subject_key,
-                semantic=given,
+                postprocess=postprocess,
+                semantic=semantic,
+                snapshot=snapshot,
                 on_stage=lambda s: status.update(f"{name.subject_key}: {s}"),
-            )
-            png = (
-                render_snapshot(image, result.semantic, result.instance, title=name.subject_key)
-                if snapshot
-                else None
-            )
-            paths = write_subject_outputs(
-                out,
-                name,
-                semantic=result.semantic,
-                instance=result.instance,
-                centroids=result.centroids,
-                snapshot_png=png,
             )
     except SpinepsDaskError as exc:
         console.print(f"[red]cannot segment {scan.name}:[/red] {exc}")
@@ -97,6 +80,53 @@ def segment(
     )
     for kind, path in paths.items():
         console.print(f"  {kind:9s} {path}")
+
+
+def segment_file(
+    scan: Path,
+    out: Path,
+    semantic_model: Any,
+    instance_model: Any,
+    *,
+    n4: bool = True,
+    postprocess: bool = True,
+    semantic: Path | None = None,
+    snapshot: bool = True,
+    on_stage: Any = None,
+) -> tuple[Any, dict[str, Path]]:
+    """One NIfTI scan in, the reference's four outputs out (what `spineps sample` does)."""
+    from spineps_dask.io.bids import parse_scan_name
+    from spineps_dask.io.nifti import load_volume
+    from spineps_dask.io.outputs import write_subject_outputs
+    from spineps_dask.pipeline.segment import segment as run_segment
+    from spineps_dask.viz.snapshot import render_snapshot
+
+    name = parse_scan_name(scan)
+    image = load_volume(scan)
+    result = run_segment(
+        image,
+        semantic_model,
+        instance_model,
+        n4=n4,
+        postprocess_on=postprocess,
+        subject=name.subject_key,
+        semantic=load_volume(semantic) if semantic else None,
+        on_stage=on_stage,
+    )
+    png = (
+        render_snapshot(image, result.semantic, result.instance, title=name.subject_key)
+        if snapshot
+        else None
+    )
+    paths = write_subject_outputs(
+        out,
+        name,
+        semantic=result.semantic,
+        instance=result.instance,
+        centroids=result.centroids,
+        snapshot_png=png,
+    )
+    return result, paths
 
 
 def register(app: typer.Typer) -> None:

@@ -85,6 +85,9 @@ def finished(bids, client, tmp_path_factory):
 def test_cluster_equals_single_process(bids, finished):
     """The distributed graph and `segment` give identical masks for every subject."""
     store, summary = finished
+    # Same torch thread count as the workers: CPU convolutions sum in a thread-dependent order,
+    # which can flip an argmax tie (seen: 1 voxel in 2 million at 2 vs 1 threads).
+    model_cache.set_threads(1)
     sem_model = model_cache.semantic_model(CFG.semantic_model)
     inst_model = model_cache.instance_model(CFG.instance_model)
     for subject in GOOD:
