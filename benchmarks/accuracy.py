@@ -147,6 +147,7 @@ def main() -> None:
         (summary.level == "instance")
         & (summary.metric == "DSC")
         & (summary.structure.str.lower() == "vertebra")
+        & summary.postprocess.astype(bool)
     ]
     print(f"vertebra instance Dice (with post-processing): {vert['mean'].iloc[0]:.3f}")
 
