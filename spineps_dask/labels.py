@@ -8,6 +8,7 @@ metrics cannot disagree. Numbers follow ``shared/docs/spineps-reference.md`` (th
 from __future__ import annotations
 
 from enum import IntEnum
+from types import MappingProxyType
 
 
 class Semantic(IntEnum):
@@ -52,6 +53,13 @@ SEMANTIC_NAMES: dict[int, str] = {
 VERTEBRA_SEMANTIC: tuple[int, ...] = (41, 42, 43, 44, 45, 46, 47, 48, 49, 50)
 #: Everything the instance mask may cover.
 SPINE_SEMANTIC: tuple[int, ...] = (*VERTEBRA_SEMANTIC, 26, 62, 100)
+
+#: Semantic label -> instance-model input id (reference: 41..48 -> 1..8, 49/50/51 -> 9, sacrum
+#: 26 -> 0 = background, everything else 0). 51 is not in our scheme; some reference models
+#: emit it.
+INSTANCE_INPUT_MAPPING = MappingProxyType(
+    {**{k: k - 40 for k in range(41, 49)}, 49: 9, 50: 9, 51: 9, 26: 0}
+)
 
 IVD_OFFSET = 100
 ENDPLATE_OFFSET = 200

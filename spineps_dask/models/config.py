@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from spineps_dask.errors import ModelError
-from spineps_dask.labels import SEMANTIC_NAMES, VERTEBRA_IDS
+from spineps_dask.labels import INSTANCE_INPUT_MAPPING, SEMANTIC_NAMES, VERTEBRA_IDS
 
 CONFIG_NAME = "inference_config.json"
 
@@ -57,13 +57,7 @@ MODELTYPES: tuple[str, ...] = ("nnunet", "unet")
 DEFAULT_CUTOUT_SIZE: tuple[int, int, int] = (248, 304, 64)
 DEFAULT_CORPUS_SIZE_CLEANING = 100
 DEFAULT_VERT_SIZE_THRESHOLD = 250
-DEFAULT_MAPPING: dict[int, int] = {
-    **{k: k - 40 for k in range(41, 49)},
-    49: 9,
-    50: 9,
-    51: 9,
-    26: 0,
-}
+DEFAULT_MAPPING: Mapping[int, int] = INSTANCE_INPUT_MAPPING
 
 # Location names as the reference's model configs spell them. The reference (tptbox
 # ``Location``) calls 49 ``Vertebra_Corpus_border`` and 50 ``Vertebra_Corpus``; the numbers are

@@ -15,28 +15,17 @@ import itertools
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from types import MappingProxyType
 
 import numpy as np
 from scipy import ndimage
 
-from spineps_dask.labels import VERTEBRA_IDS, Semantic
+from spineps_dask.labels import INSTANCE_INPUT_MAPPING, VERTEBRA_IDS, Semantic
 
 logger = logging.getLogger(__name__)
 
 _FULL = ndimage.generate_binary_structure(3, 3)
 
-#: Semantic label -> instance-model input id (reference doc: 41..48 -> 1..8, 49/50/51 -> 9,
-#: 26 -> 0, everything else 0). 51 is not in our scheme but some reference models emit it.
-DEFAULT_MAPPING: Mapping[int, int] = MappingProxyType(
-    {
-        **{int(lbl): i + 1 for i, lbl in enumerate(range(41, 49))},
-        int(Semantic.CORPUS): 9,
-        int(Semantic.CORPUS_BORDER): 9,
-        51: 9,
-        int(Semantic.SACRUM): 0,
-    }
-)
+DEFAULT_MAPPING: Mapping[int, int] = INSTANCE_INPUT_MAPPING
 
 #: Reference ``cutout_size`` (P, I, R) for the T2w instance model.
 CUTOUT_SIZE: tuple[int, int, int] = (248, 304, 64)
