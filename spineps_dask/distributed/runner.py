@@ -260,10 +260,12 @@ def select_subjects(
     return todo, skipped
 
 
-def outcome_rows(outcome: SubjectOutcome, *, run_id: str, cfg: RunConfig) -> list[dict[str, Any]]:
-    """Manifest rows for one subject: a ``segment`` row plus one row per phase it ran."""
+def outcome_rows(outcome: SubjectOutcome, *, common: dict[str, Any]) -> list[dict[str, Any]]:
+    """Manifest rows for one subject: a ``segment`` row plus one row per phase it ran.
+
+    ``common``: run id, config fingerprint and model versions, computed once per run.
+    """
     status = {"done": "ok", "failed": "failed", "skipped": "skipped"}[outcome.status]
-    common = {"run_id": run_id, "config": cfg.fingerprint(), "models": cfg.model_versions()}
     rows = [
         make_row(
             outcome.subject,
@@ -375,6 +377,8 @@ def _run_store(
     todo, skipped = select_subjects(store, manifest, cfg, subjects=subjects, force=force)
     run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:4]
     logger.info("run %s: %d to process, %d already done", run_id, len(todo), len(skipped))
+    # Hashing the model folders once per run, not once per finished subject.
+    common = {"run_id": run_id, "config": cfg.fingerprint(), "models": cfg.model_versions()}
     pending: list[dict[str, Any]] = []
     last_flush = time.monotonic()
 
@@ -386,7 +390,7 @@ def _run_store(
         last_flush = time.monotonic()
 
     def on_outcome(outcome: SubjectOutcome) -> None:
-        pending.extend(outcome_rows(outcome, run_id=run_id, cfg=cfg))
+        pending.extend(outcome_rows(outcome, common=common))
         if time.monotonic() - last_flush > flush_seconds:
             flush()
 
