@@ -103,11 +103,25 @@ def train_demo(
     seed: Annotated[int, typer.Option(help="Seed for phantoms, init and sampling.")] = 0,
     threads: Annotated[int, typer.Option(help="Torch CPU threads.")] = 2,
     which: Annotated[str, typer.Option(help="'semantic', 'instance' or 'both'.")] = "both",
+    iterations: Annotated[
+        int | None, typer.Option(help="Optimiser steps for the model(s) trained (default: config).")
+    ] = None,
+    budget_s: Annotated[
+        float | None,
+        typer.Option("--budget-s", help="Seconds of training per model (default: config)."),
+    ] = None,
 ) -> None:
     """Train the small demo models on synthetic phantoms (CPU, minutes)."""
     from spineps_dask.models.train_demo import DemoTrainConfig, train_demo_models
 
-    train_demo_models(out, DemoTrainConfig(seed=seed, threads=threads), which=which)
+    if which not in ("data", "semantic", "instance", "both"):
+        raise typer.BadParameter(
+            f"--which must be data, semantic, instance or both, not {which!r}", param_hint="--which"
+        )
+    cfg = DemoTrainConfig(seed=seed, threads=threads).with_limits(
+        iterations=iterations, budget_s=budget_s
+    )
+    train_demo_models(out, cfg, which=which)
 
 
 def register(app: typer.Typer) -> None:

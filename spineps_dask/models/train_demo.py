@@ -70,6 +70,17 @@ class DemoTrainConfig:
     corpus_size_cleaning: int = 100
     vert_size_threshold: int = 250
 
+    def with_limits(
+        self, *, iterations: int | None = None, budget_s: float | None = None
+    ) -> DemoTrainConfig:
+        """The same settings with both models' step and time limits replaced where given."""
+        changes: dict[str, Any] = {}
+        if iterations is not None:
+            changes |= {"sem_iterations": iterations, "inst_iterations": iterations}
+        if budget_s is not None:
+            changes |= {"sem_budget_s": budget_s, "inst_budget_s": budget_s}
+        return replace(self, **changes)
+
 
 def semantic_spec(cfg: DemoTrainConfig) -> nf.PlainUNetSpec:
     n = len(cfg.sem_features)
@@ -189,10 +200,13 @@ def _heldout(cfg: DemoTrainConfig) -> list[int]:
 
 
 def _training_record(cfg: DemoTrainConfig, result: Any, which: str) -> dict[str, Any]:
+    prefix = {"semantic": "sem_", "instance": "inst_"}[which]
     return {
         "trained_by": "spineps_dask.models.train_demo",
         "command": f"spineps-dask models train-demo OUT --seed {cfg.seed} "
-        f"--threads {cfg.threads} --which {which}",
+        f"--threads {cfg.threads} --which {which} "
+        f"--iterations {getattr(cfg, prefix + 'iterations')} "
+        f"--budget-s {getattr(cfg, prefix + 'budget_s'):g}",
         "seed": cfg.seed,
         "train_phantom_seeds": f"{cfg.seed * 1000}..{cfg.seed * 1000 + cfg.n_train - 1}",
         "heldout_phantom_seeds": f"{_heldout(cfg)[0]}..{_heldout(cfg)[-1]}",
@@ -202,7 +216,7 @@ def _training_record(cfg: DemoTrainConfig, result: Any, which: str) -> dict[str,
         "settings": {
             k: v
             for k, v in asdict(cfg).items()
-            if k.startswith(which[:4]) or k in ("n_train", "n_heldout", "threads")
+            if k.startswith(prefix) or k in ("n_train", "n_heldout", "threads")
         },
         "torch": torch.__version__,
         "python": platform.python_version(),

@@ -45,6 +45,10 @@ PIR = ("P", "I", "R")
 #: per voxel, floored at 40 voxels (spineps ``phase_instance.predict_instance_mask``).
 _REFERENCE_VOXEL_MM3 = 2.42
 _MIN_VOXELS = 40
+#: The reference's floor is 40 voxels of its own instance grid (0.75 x 0.75 x 1.65 mm). Kept as
+#: that volume, not as a voxel count: on a coarser grid (the 2 x 2 x 3 mm demo model) 40 voxels
+#: are 480 mm³, more than an eroded cervical body, and whole vertebrae lost their cutout.
+_REFERENCE_GRID_MM3 = 0.75 * 0.75 * 1.65
 
 
 @dataclass(frozen=True)
@@ -72,7 +76,8 @@ class InstanceSpace:
 
     def _voxels(self, reference_count: int) -> int:
         voxel_mm3 = float(np.prod(self.spacing))
-        return max(int(reference_count * _REFERENCE_VOXEL_MM3 / voxel_mm3), _MIN_VOXELS)
+        floor = max(1, round(_MIN_VOXELS * _REFERENCE_GRID_MM3 / voxel_mm3))
+        return max(int(reference_count * _REFERENCE_VOXEL_MM3 / voxel_mm3), floor)
 
     @property
     def centre_settings(self) -> CentreSettings:

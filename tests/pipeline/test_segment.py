@@ -77,3 +77,16 @@ def test_oracle_lumbar_is_anchored_on_the_sacrum():
     dice = _vertebra_dice(np.asarray(ph.instance.data), np.asarray(inst_out.data))
     named_right = [v for v, d in dice.items() if d > 0.9]
     assert len(named_right) >= len(dice) - 1, dice  # the vertebra cut at the border may go
+
+
+def test_reference_size_limits_convert_by_volume_and_floor_at_the_reference_grid():
+    """Reference voxel counts become the same volume on the model grid; the reference's floor of
+    40 voxels is 40 voxels of ITS grid (0.75 x 0.75 x 1.65 mm), so on the coarse demo grid an
+    eroded cervical body (~36 voxels of 12 mm³) still counts as a body."""
+    reference = InstanceSpace(spacing=(0.75, 0.75, 1.65))
+    assert reference.centre_settings.corpus_size_cleaning == int(100 * 2.42 / 0.928125)
+    fine = InstanceSpace(spacing=(0.5, 0.5, 0.5), corpus_size_cleaning=1)
+    assert fine.centre_settings.corpus_size_cleaning == round(40 * 0.928125 / 0.125)
+    coarse = InstanceSpace(spacing=(2.0, 2.0, 3.0))
+    assert coarse.centre_settings.corpus_size_cleaning == int(100 * 2.42 / 12.0) == 20
+    assert coarse.merge_settings.vert_size_threshold == int(250 * 2.42 / 12.0)
