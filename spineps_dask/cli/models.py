@@ -102,7 +102,13 @@ def train_demo(
     out: Annotated[Path, typer.Argument(help="Where to write 'semantic/' and 'instance/'.")],
     seed: Annotated[int, typer.Option(help="Seed for phantoms, init and sampling.")] = 0,
     threads: Annotated[int, typer.Option(help="Torch CPU threads.")] = 2,
-    which: Annotated[str, typer.Option(help="'semantic', 'instance' or 'both'.")] = "both",
+    which: Annotated[
+        str,
+        typer.Option(
+            help="'semantic', 'instance', 'both', 'data' (only prepare phantoms) or 'cards' "
+            "(only rewrite the MODEL_CARD.md files in OUT)."
+        ),
+    ] = "both",
     iterations: Annotated[
         int | None, typer.Option(help="Optimiser steps for the model(s) trained (default: config).")
     ] = None,
@@ -114,9 +120,9 @@ def train_demo(
     """Train the small demo models on synthetic phantoms (CPU, minutes)."""
     from spineps_dask.models.train_demo import DemoTrainConfig, train_demo_models
 
-    if which not in ("data", "semantic", "instance", "both"):
+    if which not in ("data", "semantic", "instance", "both", "cards"):
         raise typer.BadParameter(
-            f"--which must be data, semantic, instance or both, not {which!r}", param_hint="--which"
+            f"must be semantic, instance, both, data or cards, not {which!r}", param_hint="--which"
         )
     cfg = DemoTrainConfig(seed=seed, threads=threads).with_limits(
         iterations=iterations, budget_s=budget_s

@@ -208,3 +208,71 @@ def _match(
         n, hits = n[hits > 0], hits[hits > 0]
         scores.append(dice(g, pred == hits[np.argmax(n)]) if len(hits) else 0.0)
     return scores, len(gt_ids), n_pred
+
+
+def evaluate_real_samples(
+    semantic_folder: str | Path | None, instance_folder: str | Path
+) -> dict | None:
+    """The demo models on the real crops the ``tptbox`` wheel ships (issue 4, item 5).
+
+    Instance phase alone on the real semantic masks (``seg-subreg`` -> ``seg-vert``) of the T2w
+    MRI (C5-C7) and the CT (L2-L4) crop; with ``semantic_folder``, also both phases on the real
+    T2w image: how far training on phantoms carries. ``None`` when tptbox (a test extra) is not
+    installed.
+    """
+    import importlib.resources
+    import importlib.util
+
+    if importlib.util.find_spec("TPTBox") is None:
+        return None
+    from spineps_dask.io.nifti import load_volume
+    from spineps_dask.models.instance import InstanceModel
+    from spineps_dask.models.semantic import SemanticModel
+    from spineps_dask.pipeline.segment import segment
+
+    base = importlib.resources.files("TPTBox") / "tests"
+    inst_m = InstanceModel.from_folder(instance_folder, device="cpu")
+    sem_m = SemanticModel.from_folder(semantic_folder, device="cpu") if semantic_folder else None
+    out: dict[str, Any] = {}
+    for folder in ("sample_mri", "sample_ct"):
+        files = {p.name: Path(str(p)) for p in (base / folder).iterdir()}
+        sem = load_volume(next(p for n, p in files.items() if "seg-subreg" in n))
+        vert = load_volume(next(p for n, p in files.items() if "seg-vert" in n))
+        sem = sem.with_data(sem.data.astype(np.uint8))
+        vert = vert.with_data(vert.data.astype(np.uint16))
+        # The instance phase needs an image only for the scan check and crop; any non-empty one.
+        image = sem.with_data((sem.data > 0).astype(np.float32) * 1000 + 1)
+        res = segment(image, None, inst_m, n4=False, semantic=sem, subject=folder)
+        out[f"{folder}: instance phase on the real semantic mask"] = _real_scores(
+            res, sem, vert, levels=("instance",)
+        )
+        t2w = next((p for n, p in files.items() if n.endswith("_T2w.nii.gz")), None)
+        if t2w is not None and sem_m is not None:
+            res = segment(load_volume(t2w), sem_m, inst_m, n4=False, subject=folder)
+            out[f"{folder}: both phases on the real T2w image"] = _real_scores(
+                res, sem, vert, levels=("global", "instance")
+            )
+    return out
+
+
+def _real_scores(
+    res: Any, sem: Volume, vert: Volume, *, levels: tuple[str, ...]
+) -> dict[str, float]:
+    """DSC (and vertebra PQ) per structure, ``level/structure/metric`` keys."""
+    from spineps_dask.metrics.tables import evaluate_subject
+
+    df = evaluate_subject(
+        res.semantic.data,
+        res.instance.data,
+        sem.data,
+        vert.data,
+        spacing=sem.spacing,
+        subject="tptbox",
+    )
+    keep = df.level.isin(levels) & (
+        (df.metric == "DSC") | ((df.metric == "PQ") & (df.structure == "vertebra"))
+    )
+    return {
+        f"{r.level}/{r.structure}/{r.metric}": round(float(r.value), 4)
+        for r in df[keep].itertuples()
+    }
