@@ -1,8 +1,10 @@
 """Cohort plots: biomarkers per level, metrics per structure, and what the run did.
 
 Each function takes the tables `open_cohort` gives (``table("biomarkers")``,
-``table("metrics")``, ``manifest``) and returns a matplotlib ``Figure`` (Agg backend, so it
-works on a headless worker or in CI); `figure_png` turns one into PNG bytes. Levels are drawn
+``table("metrics")``, ``manifest``) and returns a matplotlib ``Figure`` that renders on a
+headless worker or in CI; `figure_png` turns one into PNG bytes.
+Figures are built without pyplot (rendered by Agg on save), so nothing changes the caller's
+matplotlib backend and a notebook shows a returned figure inline. Levels are drawn
 in anatomical order (C1 .. L6, then S1), each disc ``IVD X`` right below its vertebra ``X``.
 """
 
@@ -12,10 +14,6 @@ import io
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
@@ -63,10 +61,9 @@ def level_order(levels: Iterable[str]) -> list[str]:
 
 
 def figure_png(fig: Figure, path: str | Path | None = None, *, dpi: int = 100) -> bytes:
-    """PNG bytes of ``fig`` (and an atomic file write when ``path`` is given); closes it."""
+    """PNG bytes of ``fig`` (and an atomic file write when ``path`` is given)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
-    plt.close(fig)
     data = buf.getvalue()
     if path is not None:
         write_file(data, path)
@@ -112,7 +109,8 @@ def plot_level_biomarkers(
     table: pd.DataFrame, *, panels: Sequence[tuple[str, str, str]] = LEVEL_PANELS
 ) -> Figure:
     """Vertebral body volume and disc height per level across the cohort (one panel each)."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), squeeze=False)
+    fig = Figure(figsize=(6 * len(panels), 4.5))
+    axes = fig.subplots(1, len(panels), squeeze=False)
     for ax, (structure, measure, label) in zip(axes[0], panels, strict=True):
         plot_level_measure(table, structure=structure, measure=measure, ax=ax, ylabel=label)
     n = table["subject"].nunique() if len(table) else 0
@@ -129,7 +127,8 @@ def plot_metric_boxes(
     One point per subject; structures in the order of the paper's tables; infinite ASSD (a
     structure missing on one side) is left out, as in `metrics.tables.summarize`.
     """
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.5), squeeze=False)
+    fig = Figure(figsize=(5 * len(panels), 4.5))
+    axes = fig.subplots(1, len(panels), squeeze=False)
     order = {name: i for i, name in enumerate(TITLES)}
     for ax, (metric, level) in zip(axes[0], panels, strict=True):
         rows = _finite(metrics, metric=metric, level=level) if len(metrics) else metrics
@@ -198,7 +197,8 @@ def phase_seconds(manifest: pd.DataFrame) -> dict[str, np.ndarray]:
 
 def plot_status(manifest: pd.DataFrame) -> Figure:
     """Subjects per state (bars, counts written on them) and seconds per phase (boxes)."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4), width_ratios=(1, 1.6))
+    fig = Figure(figsize=(11, 4))
+    left, right = fig.subplots(1, 2, width_ratios=(1, 1.6))
     states = subject_states(manifest)
     counts = [int((states["state"] == s).sum()) for s in STATES]
     bars = left.bar(STATES, counts, color=["tab:green", "tab:red", "tab:grey", "lightgrey"])
