@@ -52,14 +52,22 @@ def centroids_json(
     return out
 
 
-def write_json(obj: object, path: str | Path) -> Path:
-    """Atomic JSON write (temporary name, then rename)."""
+def write_file(data: bytes | str, path: str | Path) -> Path:
+    """Atomic write of bytes or UTF-8 text: a temporary name, then a rename over ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
+
+
+def write_json(obj: object, path: str | Path) -> Path:
+    """Atomic JSON write (temporary name, then rename)."""
+    return write_file(json.dumps(obj, indent=1), path)
 
 
 def write_subject_outputs(

@@ -280,27 +280,37 @@ def metric_label(metric: str) -> str:
     return metric if better is None else ("↑ " if better else "↓ ") + metric
 
 
-def summary_markdown(summary: pd.DataFrame, *, digits: int = 3) -> str:
-    """The summary as a Markdown table: structure, level, metric (with ↑/↓), mean ± SD, n."""
+def summary_cells(summary: pd.DataFrame, *, digits: int = 3) -> tuple[list[str], list[list[str]]]:
+    """Header and text rows of the summary as the paper prints it: structure title, level,
+    metric (with ↑/↓), mean ± SD, n (any context columns first). Shared by every renderer."""
     context = [
         c
         for c in summary.columns
         if c not in ("structure", "level", "metric", "mean", "sd", "n", "n_nonfinite")
     ]
     header = [*context, "Structure", "Level", "Metric", "Mean ± SD", "n"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    rows = []
     for row in summary.itertuples(index=False):
         r: Mapping[str, Any] = row._asdict()
         n = f"{r['n']}" + (f" (+{r['n_nonfinite']} n/a)" if r["n_nonfinite"] else "")
-        cells = [
-            *(str(r[c]) for c in context),
-            TITLES.get(r["structure"], r["structure"]),
-            r["level"],
-            metric_label(r["metric"]),
-            format_mean_sd(r["mean"], r["sd"], digits=digits),
-            n,
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
+        rows.append(
+            [
+                *(str(r[c]) for c in context),
+                TITLES.get(r["structure"], r["structure"]),
+                r["level"],
+                metric_label(r["metric"]),
+                format_mean_sd(r["mean"], r["sd"], digits=digits),
+                n,
+            ]
+        )
+    return header, rows
+
+
+def summary_markdown(summary: pd.DataFrame, *, digits: int = 3) -> str:
+    """The summary as a Markdown table: structure, level, metric (with ↑/↓), mean ± SD, n."""
+    header, rows = summary_cells(summary, digits=digits)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
     return "\n".join(lines) + "\n"
 
 

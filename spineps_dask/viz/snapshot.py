@@ -10,11 +10,9 @@ import io
 from pathlib import Path
 
 import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
 
 from spineps_dask.geometry import Volume
 from spineps_dask.labels import instance_name
@@ -24,7 +22,7 @@ _VIEW = ("P", "I", "R")  # array axes after reorientation: columns A->P, rows S-
 
 def label_colors(n: int = 256, *, seed: int = 7) -> np.ndarray:
     """A fixed RGBA colour per label id (0 transparent), the same in every picture."""
-    base = plt.get_cmap("tab20")(np.arange(20))
+    base = matplotlib.colormaps["tab20"](np.arange(20))
     rng = np.random.default_rng(seed)
     colors = base[rng.integers(0, 20, size=n)]
     colors[:, 3] = 0.55
@@ -55,7 +53,9 @@ def render_snapshot(
     r_mid = _mid_slice(instance.reorient(_VIEW).data, img.shape[2])
     aspect = sp_i / sp_p
     cmap = ListedColormap(label_colors())
-    fig, axes = plt.subplots(1, 3, figsize=(12, 6), dpi=dpi)
+    # No pyplot: rendered by Agg on save, and a notebook's backend is left alone.
+    fig = Figure(figsize=(12, 6), dpi=dpi)
+    axes = fig.subplots(1, 3)
     lo, hi = np.percentile(img.data, [1, 99.5])
     panels = (("T2w", None), ("semantic", semantic), ("instance", instance))
     for ax, (name, mask) in zip(axes[:2], panels[:2], strict=True):
@@ -92,7 +92,6 @@ def render_snapshot(
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
-    plt.close(fig)
     data = buf.getvalue()
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
