@@ -28,6 +28,7 @@ from spineps_dask.config import RunConfig
 from spineps_dask.distributed import tasks
 from spineps_dask.distributed.cluster import MODEL_RESOURCE
 from spineps_dask.errors import StoreError
+from spineps_dask.io._oserror import store_write_error
 from spineps_dask.io._urls import is_remote, local_path
 from spineps_dask.io.manifest import Manifest, make_row
 from spineps_dask.io.store import CohortStore
@@ -340,8 +341,11 @@ def run_lock(store: CohortStore) -> Iterator[None]:
         yield
         return
     path = local_path(store.url) / ".run.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as fh:
+    try:
+        fh = open(path, "a+")  # noqa: SIM115 (closed by the `with` below)
+    except OSError as exc:
+        raise store_write_error(exc, "the run lock", str(path)) from exc
+    with fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -351,10 +355,11 @@ def run_lock(store: CohortStore) -> Iterator[None]:
                 f"another run is using {store.url} ({holder}); wait for it to finish or stop it. "
                 "Runs resume, so nothing is lost by waiting."
             ) from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.ctime()}")
-        fh.flush()
+        with contextlib.suppress(OSError):  # who holds it: a courtesy, may fail on a full disk
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.ctime()}")
+            fh.flush()
         try:
             yield
         finally:
@@ -384,15 +389,18 @@ def _run_store(
 
     def flush() -> None:
         nonlocal last_flush
-        if pending:
-            manifest.upsert(pending)
-            pending.clear()
         last_flush = time.monotonic()
+        if pending:
+            manifest.upsert(pending)  # StoreError when the disk is full: rows stay pending
+            pending.clear()
 
     def on_outcome(outcome: SubjectOutcome) -> None:
         pending.extend(outcome_rows(outcome, common=common))
         if time.monotonic() - last_flush > flush_seconds:
-            flush()
+            try:
+                flush()
+            except StoreError as exc:  # maybe space comes back; the final flush decides
+                logger.error("manifest not written, %d rows kept for later: %s", len(pending), exc)
 
     t0 = time.perf_counter()
     try:
@@ -406,6 +414,11 @@ def _run_store(
             events=events,
             on_outcome=on_outcome,
         )
-    finally:
-        flush()
+    except BaseException:
+        try:
+            flush()
+        except StoreError as exc:  # keep the error that stopped the run
+            logger.error("manifest not written on stopping: %s", exc)
+        raise
+    flush()  # raises StoreError (the manifest on disk stays whole) when the store is full
     return RunSummary(run_id, outcomes, skipped, time.perf_counter() - t0)
