@@ -13,7 +13,7 @@ import pytest
 
 
 class SmallDisk:
-    """A tmpfs of a few MiB mounted in the test's folder: a real file system whose writes fail
+    """A small tmpfs mounted in the test's folder: a real file system whose writes fail
     with the kernel's own ENOSPC (``fill``) or EROFS (``read_only``), even for root, for whom
     ``chmod`` stops nothing."""
 
@@ -24,11 +24,10 @@ class SmallDisk:
     def fill(self) -> None:
         """Write a filler file until the kernel says the disk is full."""
         block = b"\0" * (64 << 10)
-        with open(self._filler, "ab") as fh:
+        with open(self._filler, "ab", buffering=0) as fh:  # unbuffered: nothing left on close
             try:
                 while True:
                     fh.write(block)
-                    fh.flush()
             except OSError as exc:
                 assert exc.errno == errno.ENOSPC, exc
         with pytest.raises(OSError, match="No space left"):
@@ -46,13 +45,14 @@ class SmallDisk:
 
 @pytest.fixture
 def small_disk(tmp_path: Path):
-    """A 32 MiB tmpfs at ``tmp_path/disk`` (skipped where mounting is not allowed)."""
+    """A 128 MiB tmpfs at ``tmp_path/disk`` (skipped where mounting is not allowed); a phantom
+    scan takes ~5 MB in a store."""
     path = tmp_path / "disk"
     path.mkdir()
     if shutil.which("mount") is None:
         pytest.skip("no mount command: cannot make a small disk")
     done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(path)], capture_output=True
+        ["mount", "-t", "tmpfs", "-o", "size=128m", "tmpfs", str(path)], capture_output=True
     )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.decode().strip()}")
