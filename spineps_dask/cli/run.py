@@ -60,20 +60,26 @@ def run(
         "cutouts_per_task": cutouts_per_task,
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}
+    from spineps_dask.errors import StoreError
+
     cfg = RunConfig.from_file(config, **overrides) if config else RunConfig.from_dict(overrides)
-    summary = execute(
-        store,
-        cfg,
-        bids=bids,
-        references=references,
-        cluster=cluster,
-        workers=workers,
-        threads=threads,
-        max_in_flight=max_in_flight,
-        force=force,
-        report=report,
-        export=export,
-    )
+    try:
+        summary = execute(
+            store,
+            cfg,
+            bids=bids,
+            references=references,
+            cluster=cluster,
+            workers=workers,
+            threads=threads,
+            max_in_flight=max_in_flight,
+            force=force,
+            report=report,
+            export=export,
+        )
+    except StoreError as exc:  # store locked, full or read-only: a message, not a traceback
+        console.print(f"[red]store problem:[/red] {exc}")
+        raise typer.Exit(code=2) from exc
     if summary.failed:
         raise typer.Exit(code=1)
 

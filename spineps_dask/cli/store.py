@@ -30,6 +30,9 @@ def ingest_command(
             "runs then score those subjects."
         ),
     ] = None,
+    max_scan_gb: Annotated[
+        float, typer.Option(help="Refuse scans whose voxels take more (checked from the header).")
+    ] = 1.0,
 ) -> None:
     """Validate every scan of BIDS_DIR and write it to STORE.
 
@@ -44,6 +47,7 @@ def ingest_command(
     from spineps_dask.errors import SpinepsDaskError
     from spineps_dask.io._urls import redact_url
     from spineps_dask.io.cohort import discover_scans, ingest
+    from spineps_dask.io.validate import ScanLimits
 
     console = Console()
     try:
@@ -56,6 +60,7 @@ def ingest_command(
                 workers=workers,
                 suffix=suffix,
                 progress=lambda row: bar.advance(task),
+                limits=ScanLimits(max_bytes=int(max_scan_gb * 2**30)),
             )
     except SpinepsDaskError as exc:
         console.print(f"[red]error:[/red] {exc}")

@@ -14,6 +14,7 @@ import fcntl
 import functools
 import logging
 import os
+import re
 import socket
 import time
 import uuid
@@ -28,6 +29,7 @@ from spineps_dask.config import RunConfig
 from spineps_dask.distributed import tasks
 from spineps_dask.distributed.cluster import MODEL_RESOURCE
 from spineps_dask.errors import StoreError
+from spineps_dask.io._oserror import store_write_error
 from spineps_dask.io._urls import is_remote, local_path
 from spineps_dask.io.manifest import Manifest, make_row
 from spineps_dask.io.store import CohortStore
@@ -147,7 +149,7 @@ def run_cohort(
             result = fut.result()
         except Exception as exc:  # lost beyond retries, or an unexpected bug in a task
             logger.exception("subject %s failed in %s", subject, phase)
-            finish(SubjectOutcome(subject, "failed", phase, f"{type(exc).__name__}: {exc}"))
+            finish(SubjectOutcome(subject, "failed", *describe_error(client, exc, phase)))
             start_next()
             continue
         if isinstance(result, tasks.Failure):
@@ -192,6 +194,38 @@ def run_cohort(
             finish(result)  # reduce returns the subject's outcome
         start_next()
     return outcomes
+
+
+def describe_error(client: Client, exc: BaseException, phase: str) -> tuple[str, str]:
+    """``(step, message)`` for a task that raised ``exc`` beyond its retries.
+
+    A `KilledWorker` (every worker that ran the task died) names the task that killed them
+    and says "out of memory" when the nanny restarted those workers for their memory limit
+    (its ``worker-restart-memory`` events); otherwise the cause is unknown and the message
+    says where to look.
+    """
+    from distributed import KilledWorker
+
+    if not isinstance(exc, KilledWorker):
+        return phase, f"{type(exc).__name__}: {exc}"
+    step = re.match(r"[a-z]+", str(exc.task))
+    step = step.group(0) if step else phase
+    tries = exc.allowed_failures + 1
+    try:
+        events = client.get_events("worker-restart-memory")
+    except Exception:  # an old or unreachable scheduler: report without the cause
+        events = ()
+    last = getattr(exc.last_worker, "address", str(exc.last_worker))
+    if any(isinstance(e, dict) and e.get("worker") == last for _, e in events):
+        return step, (
+            f"out of memory in {step}: the workers running it went over their memory limit "
+            f"and were restarted ({tries} tries, KilledWorker); run it on workers with more "
+            "memory (memory_limit in the cluster config) or fewer threads each"
+        )
+    return step, (
+        f"the workers running {step} died {tries} times (KilledWorker): out of memory, a crash "
+        "in native code, or a lost machine; see the worker logs"
+    )
 
 
 @dataclass
@@ -340,21 +374,24 @@ def run_lock(store: CohortStore) -> Iterator[None]:
         yield
         return
     path = local_path(store.url) / ".run.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as fh:
+    try:  # unbuffered: nothing is left to flush (and fail) on close when the disk is full
+        fh = open(path, "a+b", buffering=0)  # noqa: SIM115 (closed by the `with` below)
+    except OSError as exc:
+        raise store_write_error(exc, "the run lock", str(path)) from exc
+    with fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             fh.seek(0)
-            holder = fh.read().strip() or "another process"
+            holder = fh.read().decode(errors="replace").strip() or "another process"
             raise StoreError(
                 f"another run is using {store.url} ({holder}); wait for it to finish or stop it. "
                 "Runs resume, so nothing is lost by waiting."
             ) from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.ctime()}")
-        fh.flush()
+        with contextlib.suppress(OSError):  # who holds it: a courtesy, may fail on a full disk
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.ctime()}".encode())
         try:
             yield
         finally:
@@ -384,15 +421,18 @@ def _run_store(
 
     def flush() -> None:
         nonlocal last_flush
-        if pending:
-            manifest.upsert(pending)
-            pending.clear()
         last_flush = time.monotonic()
+        if pending:
+            manifest.upsert(pending)  # StoreError when the disk is full: rows stay pending
+            pending.clear()
 
     def on_outcome(outcome: SubjectOutcome) -> None:
         pending.extend(outcome_rows(outcome, common=common))
         if time.monotonic() - last_flush > flush_seconds:
-            flush()
+            try:
+                flush()
+            except StoreError as exc:  # maybe space comes back; the final flush decides
+                logger.error("manifest not written, %d rows kept for later: %s", len(pending), exc)
 
     t0 = time.perf_counter()
     try:
@@ -406,6 +446,11 @@ def _run_store(
             events=events,
             on_outcome=on_outcome,
         )
-    finally:
-        flush()
+    except BaseException:
+        try:
+            flush()
+        except StoreError as exc:  # keep the error that stopped the run
+            logger.error("manifest not written on stopping: %s", exc)
+        raise
+    flush()  # raises StoreError (the manifest on disk stays whole) when the store is full
     return RunSummary(run_id, outcomes, skipped, time.perf_counter() - t0)

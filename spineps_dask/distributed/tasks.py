@@ -110,7 +110,11 @@ def _worker_name() -> str:
 
 
 class _Guard:
-    """Times a stage; an expected error inside becomes ``self.failure`` instead of raising."""
+    """Times a stage; an expected error inside becomes ``self.failure`` instead of raising.
+
+    Expected: our typed errors and `MemoryError` (retrying a subject too big for the worker
+    only fails again, so it becomes a failed row at once, saying "out of memory").
+    """
 
     def __init__(self, subject: str, step: str, timings: dict[str, float] | None = None):
         self.subject, self.step = subject, step
@@ -127,6 +131,11 @@ class _Guard:
         if isinstance(exc, SpinepsDaskError | MemoryError):
             logger.warning("%s failed in %s: %s", self.subject, self.step, exc)
             message = str(exc) or type(exc).__name__
+            if isinstance(exc, MemoryError):  # this subject is too big for the worker
+                message = (
+                    f"out of memory in {self.step} (MemoryError: {message}); run it on workers "
+                    "with more memory (memory_limit in the cluster config) or fewer threads each"
+                )
             self.failure = Failure(
                 self.subject, self.step, message, {**self.timings, self.step: self.seconds}
             )

@@ -22,7 +22,7 @@ from spineps_dask.io.bids import ScanName, parse_scan_name
 from spineps_dask.io.manifest import Manifest, make_row
 from spineps_dask.io.nifti import load_volume
 from spineps_dask.io.store import CohortStore
-from spineps_dask.io.validate import validate_scan
+from spineps_dask.io.validate import ScanLimits, validate_scan
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +115,9 @@ def _scan_of(path: Path, root: Path) -> Scan:
     return Scan(name.subject_key, path, name)
 
 
-def ingest_scan(scan: Scan, store: CohortStore, *, previous: dict | None) -> dict[str, Any]:
+def ingest_scan(
+    scan: Scan, store: CohortStore, *, previous: dict | None, limits: ScanLimits | None = None
+) -> dict[str, Any]:
     """Validate one scan and write it as ``<subject>/image``; return its manifest row.
 
     ``status`` is ``skipped`` when ``previous`` (the subject's last ingest row) was ok with the
@@ -133,7 +135,9 @@ def ingest_scan(scan: Scan, store: CohortStore, *, previous: dict | None) -> dic
             and store.has_volume(scan.subject, IMAGE)
         ):
             return make_row(scan.subject, "skipped", source=str(scan.path), sha256=digest)
-        vol = validate_scan(load_volume(scan.path), name=scan.path.name)
+        limits = limits or ScanLimits()
+        vol = load_volume(scan.path, max_bytes=limits.max_bytes)
+        vol = validate_scan(vol, name=scan.path.name, limits=limits)
         if previous is not None:
             store.delete_subject(scan.subject)  # results of an older scan are stale now
         store.write_volume(scan.subject, IMAGE, vol, source=str(scan.path), sha256=digest)
@@ -163,12 +167,14 @@ def ingest(
     suffix: str = "T2w",
     storage_options: dict | None = None,
     progress: Callable[[dict[str, Any]], None] | None = None,
+    limits: ScanLimits | None = None,
 ) -> IngestSummary:
     """Ingest every scan of a BIDS cohort into the store and record it in the manifest.
 
     Re-running adds new subjects, re-ingests changed scans (checksum) and failed ones, and
     skips unchanged ones. Several ingests of *different* subjects may share one store.
-    ``progress`` is called with each finished row (the CLI's progress bar).
+    ``progress`` is called with each finished row (the CLI's progress bar); ``limits`` what a
+    usable scan is (spacing, size: `ScanLimits`).
     """
     start = time.perf_counter()
     scans = discover_scans(bids_dir, suffix=suffix)
@@ -181,7 +187,8 @@ def ingest(
     try:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             futures = [
-                pool.submit(ingest_scan, s, store, previous=previous.get(s.subject)) for s in scans
+                pool.submit(ingest_scan, s, store, previous=previous.get(s.subject), limits=limits)
+                for s in scans
             ]
             for fut in as_completed(futures):
                 row = fut.result()

@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from spineps_dask.errors import StoreError
+from spineps_dask.io._oserror import store_write_error
 from spineps_dask.io._urls import is_remote, local_path, redact_url
 
 logger = logging.getLogger(__name__)
@@ -114,6 +115,12 @@ class Manifest:
 
         A replaced row is replaced whole. Columns beyond the schema are kept (a later phase may
         add its own). Returns the frame that was written.
+
+        Raises
+        ------
+        StoreError
+            The manifest cannot be written (full or read-only disk); the file on disk is then
+            the previous one, whole.
         """
         new = [dict(r) for r in rows]
         for row in new:
@@ -122,11 +129,15 @@ class Manifest:
                 raise StoreError(f"manifest rows need {KEY}; {row!r} lacks {missing}")
         if not new:
             return self.read()
-        with self._locked():
-            merged = {(r["subject"], r["phase"]): r for r in self.read().to_dict("records")}
-            merged.update({(r["subject"], r["phase"]): r for r in new})
-            table = _to_table([merged[k] for k in sorted(merged)])
-            self._write(table)
+        try:
+            with self._locked():
+                merged = {(r["subject"], r["phase"]): r for r in self.read().to_dict("records")}
+                merged.update({(r["subject"], r["phase"]): r for r in new})
+                table = _to_table([merged[k] for k in sorted(merged)])
+                self._write(table)
+        except OSError as exc:  # full or read-only disk: the old manifest is still whole
+            where = redact_url(self.url)
+            raise store_write_error(exc, f"the manifest ({len(new)} new rows)", where) from exc
         return table.to_pandas()
 
     def _write(self, table: pa.Table) -> None:
@@ -139,8 +150,11 @@ class Manifest:
         path = local_path(self.url)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
+        try:
+            pq.write_table(table, tmp)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)  # a half-written copy never lingers
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:

@@ -12,21 +12,31 @@ from spineps_dask.errors import InputError
 from spineps_dask.geometry import Volume
 
 
-def load_volume(path: str | os.PathLike, *, dtype: type | None = None) -> Volume:
+def load_volume(
+    path: str | os.PathLike, *, dtype: type | None = None, max_bytes: int | None = None
+) -> Volume:
     """Read a 3D NIfTI file with its qform/sform affine.
+
+    ``max_bytes`` refuses a scan whose voxels (header shape x stored dtype size) would take
+    more memory than that, from the header alone, before any voxel is read.
 
     Raises
     ------
     InputError
-        The file is missing, not a NIfTI image, truncated, or not 3D.
+        The file is missing, not a NIfTI image, truncated, not 3D, or over ``max_bytes``.
     """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"no such file: {path}")
     try:
-        img = nib.load(str(path))
-        data = np.asanyarray(img.dataobj)
+        img = nib.load(str(path))  # reads the header only; voxels stay on disk
     except Exception as exc:  # nibabel raises many types for broken files
+        raise InputError(f"cannot read {path.name} as NIfTI: {exc}. Is the file complete?") from exc
+    if max_bytes is not None:
+        check_size(path.name, tuple(img.shape), np.dtype(img.get_data_dtype()), max_bytes)
+    try:
+        data = np.asanyarray(img.dataobj)
+    except Exception as exc:
         raise InputError(f"cannot read {path.name} as NIfTI: {exc}. Is the file complete?") from exc
     _check_header(path, img)
     if data.ndim == 4 and data.shape[3] == 1:
@@ -36,6 +46,33 @@ def load_volume(path: str | os.PathLike, *, dtype: type | None = None) -> Volume
     if dtype is not None:
         data = data.astype(dtype, copy=False)
     return Volume(data, np.asarray(img.affine, dtype=float))
+
+
+def check_size(name: str, shape: tuple[int, ...], dtype: np.dtype, max_bytes: int) -> None:
+    """Refuse a scan whose voxels take more than ``max_bytes``, naming the limit and its knob.
+
+    Raises
+    ------
+    InputError
+        With the size, the limit and how to raise it.
+    """
+    need = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+    if need > max_bytes:
+        raise InputError(
+            f"{name}: {'x'.join(map(str, shape))} voxels of {dtype} take {_size(need)}, over "
+            f"the {_size(max_bytes)} limit for one scan (refused before reading its voxels). "
+            "If the workers have several times that memory, raise the limit "
+            f"(`spineps-dask ingest --max-scan-gb {np.ceil(need / 2**30):.0f}`, or "
+            "ScanLimits(max_bytes=...)); otherwise crop or resample the scan"
+        )
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB"):
+        if n < 1024:
+            return f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.2f} GiB"
 
 
 def _check_header(path: Path, img: nib.spatialimages.SpatialImage) -> None:

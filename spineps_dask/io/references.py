@@ -29,8 +29,14 @@ def ingest_references(
     """Copy every subject's reference masks found under ``derivatives`` into the store.
 
     Returns ``{"ingested": [...], "missing": [...], "failed": {subject: reason}}``. A reference
-    on another grid than its scan is refused (metrics need the same voxels).
+    on another grid than its scan, or holding labels outside the SPINEPS scheme (another
+    dataset's ids would silently score zero), is refused with the reason; the subject is still
+    segmented, just not scored.
     """
+    from spineps_dask.metrics.structures import VALID_INSTANCE, VALID_SEMANTIC
+    from spineps_dask.metrics.tables import check_labels
+
+    valid = {"ref_semantic": VALID_SEMANTIC, "ref_instance": VALID_INSTANCE}
     root = Path(derivatives)
     out: dict = {"ingested": [], "missing": [], "failed": {}}
     for subject in store.subjects():
@@ -44,13 +50,15 @@ def ingest_references(
             continue
         try:
             image = store.read_attrs(subject, "image")
-            for key, path in paths.items():
-                vol = load_volume(path)
-                if list(vol.shape) != list(image["shape"]):
-                    raise SpinepsDaskError(
-                        f"{path.name} has shape {vol.shape}, its scan {tuple(image['shape'])}"
-                    )
-                store.write_volume(subject, key, vol, label=True, source=str(path))
+            vols = {key: load_volume(path) for key, path in paths.items()}
+            for key, vol in vols.items():  # both checked before either is written
+                want = tuple(image["shape"])
+                if tuple(vol.shape) != want:
+                    fname = paths[key].name
+                    raise SpinepsDaskError(f"{fname} has shape {vol.shape}, its scan {want}")
+                check_labels(vol.data, valid[key], what=paths[key].name, subject=subject)
+            for key, vol in vols.items():
+                store.write_volume(subject, key, vol, label=True, source=str(paths[key]))
             out["ingested"].append(subject)
         except SpinepsDaskError as exc:
             out["failed"][subject] = str(exc)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import uuid
 import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,6 +35,7 @@ from zarr.storage import FsspecStore, LocalStore
 from spineps_dask.errors import StoreError
 from spineps_dask.geometry import Volume
 from spineps_dask.io import _ngff
+from spineps_dask.io._oserror import store_write_error
 from spineps_dask.io._urls import is_remote, join_url, local_path, redact_url
 from spineps_dask.io.bids import validate_subject_key
 
@@ -82,7 +84,13 @@ def _open_zarr_store(url: str, *, read_only: bool, storage_options: dict | None)
         return FsspecStore.from_url(url, storage_options=storage_options, read_only=read_only)
     path = local_path(url)
     if not read_only:
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            probe = path / f".write-probe.{uuid.uuid4().hex}"
+            probe.touch()  # a read-only disk is refused here, not half-way through a cohort
+            probe.unlink()
+        except OSError as exc:
+            raise store_write_error(exc, "the cohort store", str(path)) from exc
     return LocalStore(path, read_only=read_only)
 
 
@@ -215,6 +223,16 @@ class CohortStore:
         """
         self._require_writable()
         key = self.key(subject, name)
+        try:
+            self._write_volume(key, vol, label=label, attrs=attrs)
+        except OSError as exc:  # full or read-only disk, object store refusing
+            raise store_write_error(exc, f"{name} of {subject}", redact_url(self.url)) from exc
+        return key
+
+    def _write_volume(
+        self, key: VolumeKey, vol: Volume, *, label: bool | None, attrs: dict[str, Any]
+    ) -> None:
+        subject, name = key.subject, key.name
         data = np.asarray(vol.data)
         if not data.dtype.isnative:  # big-endian NIfTI: same values, native bytes
             data = data.astype(data.dtype.newbyteorder("="))
@@ -247,22 +265,28 @@ class CohortStore:
         }
         group.update_attributes(meta)
         logger.debug("wrote %s %s %s", key, vol.shape, data.dtype)
-        return key
 
     def delete_subject(self, subject: str) -> None:
         """Remove a subject and all its volumes (e.g. its source scan changed)."""
         self._require_writable()
         subject = validate_subject_key(subject)
-        if subject in self._root:
-            del self._root[subject]
+        try:
+            if subject in self._root:
+                del self._root[subject]
+        except OSError as exc:
+            raise store_write_error(exc, f"(deleting) {subject}", redact_url(self.url)) from exc
 
     def delete_volume(self, subject: str, name: str) -> None:
         """Remove one volume (a finished subject's work arrays, say); no error if absent."""
         self._require_writable()
         key = self.key(subject, name)
         group = self._group(key.subject, None)
-        if group is not None and key.name in group:
-            del self._root[f"{key.subject}/{key.name}"]
+        try:
+            if group is not None and key.name in group:
+                del self._root[f"{key.subject}/{key.name}"]
+        except OSError as exc:
+            where = redact_url(self.url)
+            raise store_write_error(exc, f"(deleting) {name} of {subject}", where) from exc
 
     def write_blob(self, subject: str, name: str, data: bytes) -> str:
         """Store a small file (a snapshot PNG) beside a subject's volumes; returns its location.
@@ -272,17 +296,23 @@ class CohortStore:
         """
         self._require_writable()
         url = join_url(self.url, f"{validate_subject_key(subject)}/{_check_blob_name(name)}")
-        if is_remote(url):
-            import fsspec
+        try:
+            if is_remote(url):
+                import fsspec
 
-            with fsspec.open(url, "wb", **self._storage_options) as fh:
-                fh.write(data)
-            return url
-        path = local_path(url)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+                with fsspec.open(url, "wb", **self._storage_options) as fh:
+                    fh.write(data)
+                return url
+            path = local_path(url)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            try:
+                tmp.write_bytes(data)
+                os.replace(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
+        except OSError as exc:
+            raise store_write_error(exc, f"{name} of {subject}", redact_url(self.url)) from exc
         return url
 
     def read_blob(self, subject: str, name: str) -> bytes:

@@ -21,11 +21,15 @@ class ScanLimits:
 
     Spacing bounds: clinical spine MRI lies between ~0.2 mm (in-plane) and ~8 mm (slice
     thickness); 0.01-50 mm only refuses values that are surely a header error (e.g. m vs mm).
+    ``max_bytes``: the voxels of one scan as stored (shape x dtype size), checked from the
+    header before reading; a whole-spine T2w scan takes 10-100 MB, and the pipeline needs
+    several float copies of it, so 1 GiB keeps a worker of a few GiB safe.
     """
 
     min_voxels_per_axis: int = 2
     min_spacing_mm: float = 0.01
     max_spacing_mm: float = 50.0
+    max_bytes: int = 1 << 30
 
 
 def validate_scan(vol: Volume, *, name: str = "scan", limits: ScanLimits | None = None) -> Volume:

@@ -34,12 +34,19 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         with torch.serialization.safe_globals(_safe_globals()):
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
+        if "unsupported global" not in str(err).lower():  # broken or no pickle, not an object
+            detail = str(err).split("WeightsUnpickler error:")[-1].strip().splitlines()[0]
+            raise ModelError(f"{path} is not a PyTorch checkpoint ({detail})") from err
         raise ModelError(
             f"refusing to load {path}: it contains pickled objects that are not weights "
             f"({str(err).splitlines()[0]}); re-save it with only tensors and plain values"
         ) from err
     except (OSError, RuntimeError, EOFError) as err:
         raise ModelError(f"cannot read checkpoint {path}: {err}") from err
+    except Exception as err:  # torch's unpickler fails in odd ways on files that are no pickle
+        raise ModelError(
+            f"{path} is not a PyTorch checkpoint ({type(err).__name__}: {err})"
+        ) from err
     if not isinstance(ckpt, dict):
         raise ModelError(f"{path}: expected a checkpoint dict, got {type(ckpt).__name__}")
     return ckpt

@@ -66,9 +66,14 @@ def make_data():
     return scan_data
 
 
-def patch_header(path: Path, *, pixdim=None, qform_code=None, sform_code=None) -> Path:
-    """Overwrite raw NIfTI-1 header fields of a .nii.gz (nibabel would repair them on save)."""
+def patch_header(path: Path, *, pixdim=None, qform_code=None, sform_code=None, shape=None) -> Path:
+    """Overwrite raw NIfTI-1 header fields of a .nii.gz (nibabel would repair them on save).
+
+    ``shape``: the 3D size the header claims (the voxel data on disk stay as they are).
+    """
     raw = bytearray(gzip.decompress(path.read_bytes()))
+    if shape is not None:
+        raw[42:48] = struct.pack("<3h", *shape)  # dim[1:4], offset 40 + 2
     if pixdim is not None:
         raw[80:92] = struct.pack("<3f", *pixdim)  # pixdim[1:4], offset 76 + 4
     if qform_code is not None:

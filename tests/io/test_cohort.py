@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from spineps_dask.geometry import Volume
-from spineps_dask.io import CohortStore, Manifest, discover_scans, export, ingest
+from spineps_dask.io import CohortStore, Manifest, ScanLimits, discover_scans, export, ingest
 
 
 def _broken_cohort(root: Path, outside: Path, make_scan, make_data, bad_header) -> dict[str, str]:
@@ -125,6 +125,28 @@ def test_concurrent_ingests_of_different_subjects_share_one_store(tmp_path, make
     assert len(store.subjects()) == 8
     assert all(store.has_volume(s, "image") for s in store.subjects())
     assert len(Manifest(url / "manifest.parquet").read()) == 8
+
+
+def test_a_scan_too_large_is_refused_from_its_header(
+    tmp_path, bids, make_scan, make_data, bad_header
+):
+    """A header claiming 4096 x 4096 x 400 int16 voxels (12.5 GiB) is refused by its size, not
+    read: its file holds only a few kB, so reading it would fail as truncated instead. A
+    smaller limit (``ScanLimits.max_bytes``) refuses an ordinary scan, naming the limit."""
+    bad_header(make_scan(bids, "huge", make_data(4)), shape=(4096, 4096, 400))
+    summary = ingest(bids, tmp_path / "c.zarr")
+    assert summary.ingested == ["sub-001", "sub-002_ses-1"]
+    row = Manifest(tmp_path / "c.zarr/manifest.parquet").rows(phase="ingest")["sub-huge"]
+    assert row["status"] == "failed" and row["step"] == "ingest"
+    assert re.search(
+        r"4096x4096x400 voxels of int16 take 12.50 GiB, over the 1.00 GiB limit .*refused "
+        r"before reading.*--max-scan-gb 13",
+        row["error"],
+    ), row["error"]
+    make_scan(bids, "003", make_data(3))  # 24 x 20 x 6 int16 = 5.6 KiB
+    small = ingest(bids, tmp_path / "c.zarr", limits=ScanLimits(max_bytes=4096))
+    assert small.ingested == [] and "over the 4.0 KiB limit" in small.failed["sub-003"]
+    assert ingest(bids, tmp_path / "c.zarr").ingested == ["sub-003"]  # default limit: fits
 
 
 def _assert_same_nifti(a: Path, b: Path) -> None:

@@ -2,42 +2,12 @@
 
 from __future__ import annotations
 
-import socket
-
 import numpy as np
 import pytest
 
 from spineps_dask.geometry import Volume
 from spineps_dask.io import CohortStore, Manifest, export, ingest
-
-pytest.importorskip("s3fs", reason="s3fs is in the 'test' extra: pip install '.[test]'")
-moto_server = pytest.importorskip("moto.server", reason="moto[server] is in the 'test' extra")
-
-SECRET = "moto-secret-not-for-logs"
-
-
-@pytest.fixture(scope="module")
-def s3_options():
-    """A moto S3 server on a free local port with one bucket; stopped after the module."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    options = {
-        "key": "testing",
-        "secret": SECRET,
-        "endpoint_url": f"http://127.0.0.1:{port}",
-        "client_kwargs": {"region_name": "eu-central-1"},
-        "skip_instance_cache": True,
-    }
-    try:
-        import s3fs
-
-        s3fs.S3FileSystem(**options).mkdir("cohort")
-        yield options
-    finally:
-        server.stop()
+from tests.conftest import S3_SECRET as SECRET
 
 
 @pytest.mark.timeout(60)

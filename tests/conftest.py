@@ -1,0 +1,92 @@
+"""Fixtures shared across test folders: a small real disk that can be filled or made read-only,
+and a local S3 server (moto) for object-store tests."""
+
+from __future__ import annotations
+
+import errno
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+
+class SmallDisk:
+    """A small tmpfs mounted in the test's folder: a real file system whose writes fail
+    with the kernel's own ENOSPC (``fill``) or EROFS (``read_only``), even for root, for whom
+    ``chmod`` stops nothing."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._filler = path / "filler.bin"
+
+    def fill(self) -> None:
+        """Write a filler file until the kernel says the disk is full."""
+        block = b"\0" * (64 << 10)
+        with open(self._filler, "ab", buffering=0) as fh:  # unbuffered: nothing left on close
+            try:
+                while True:
+                    fh.write(block)
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC, exc
+        with pytest.raises(OSError, match="No space left"):
+            (self.path / "probe").write_bytes(block)
+
+    def free(self) -> None:
+        self._filler.unlink(missing_ok=True)
+        (self.path / "probe").unlink(missing_ok=True)
+
+    def read_only(self, on: bool = True) -> None:
+        subprocess.run(
+            ["mount", "-o", f"remount,{'ro' if on else 'rw'}", str(self.path)], check=True
+        )
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A 128 MiB tmpfs at ``tmp_path/disk`` (skipped where mounting is not allowed); a phantom
+    scan takes ~5 MB in a store."""
+    path = tmp_path / "disk"
+    path.mkdir()
+    if shutil.which("mount") is None:
+        pytest.skip("no mount command: cannot make a small disk")
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=128m", "tmpfs", str(path)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.decode().strip()}")
+    try:
+        yield SmallDisk(path)
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+S3_SECRET = "moto-secret-not-for-logs"
+
+
+@pytest.fixture(scope="session")
+def s3_options():
+    """A moto S3 server on a free port of 127.0.0.1 with one bucket ``cohort``; stopped at the
+    end of the session. The options carry a secret that must never show up in logs or files."""
+    pytest.importorskip("s3fs", reason="s3fs is in the 'test' extra: pip install '.[test]'")
+    moto_server = pytest.importorskip("moto.server", reason="moto[server] is in the 'test' extra")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    options = {
+        "key": "testing",
+        "secret": S3_SECRET,
+        "endpoint_url": f"http://127.0.0.1:{port}",
+        "client_kwargs": {"region_name": "eu-central-1"},
+        "skip_instance_cache": True,
+    }
+    try:
+        import s3fs
+
+        s3fs.S3FileSystem(**options).mkdir("cohort")
+        yield options
+    finally:
+        server.stop()
