@@ -10,6 +10,8 @@ scored against the phantom ground truth with `spineps_dask.metrics`.
     python -m venv /work/venvs/spineps && /work/venvs/spineps/bin/pip install spineps==2.1.3
     python benchmarks/peer.py --subjects 4 [--spineps-python /work/venvs/spineps/bin/python]
 
+N4 is off in both by default, as in `accuracy.py` and `throughput.py`.
+
 The last line is the summary figure: spineps seconds per subject / ours.
 """
 
@@ -111,7 +113,13 @@ def main() -> None:
     parser.add_argument("--subjects", type=int, default=4)
     parser.add_argument("--seed", type=int, default=31)
     parser.add_argument("--region", default="lumbar")
-    parser.add_argument("--n4", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument(
+        "--n4",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="N4 in both (the demo models trained without it; spineps' full-resolution N4 "
+        "output then segments badly)",
+    )
     parser.add_argument("--spineps-python", default=None, help="python of the spineps venv")
     parser.add_argument("--work", type=Path, default=None, help="keep files here")
     args = parser.parse_args()
