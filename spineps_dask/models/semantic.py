@@ -114,15 +114,18 @@ class SemanticModel:
             uint8 SPINEPS semantic labels (``labels.Semantic``) with the input's shape and affine.
         """
         oriented = image.reorient(self.config.model_expected_orientation)
-        indices = self.predict_indices(oriented.data, oriented.spacing)
-        labels = self._lut[np.clip(indices, 0, len(self._lut) - 1)]
+        # nnU-Net networks see the NIfTI axes reversed (SimpleITK order); the reference feeds
+        # published models that way too (TPTBox ``inference_api``), so we do the same.
+        indices = self.predict_indices(oriented.data.transpose(2, 1, 0), oriented.spacing[::-1])
+        labels = self._lut[np.clip(indices.transpose(2, 1, 0), 0, len(self._lut) - 1)]
         back = Volume(labels, oriented.affine).reorient(image.orientation)
         if back.shape != image.shape:  # an exact axis permutation cannot change the voxel count
             raise ModelError(f"internal: output shape {back.shape} != input shape {image.shape}")
         return Volume(back.data, image.affine)
 
     def predict_indices(self, data: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
-        """nnU-Net class indices ``(X, Y, Z)`` uint8 for an array already in model orientation."""
+        """nnU-Net class indices uint8 for an array in nnU-Net axis order: the model
+        orientation's axes reversed (``predict`` does that), ``spacing`` in the same order."""
         from acvl_utils.cropping_and_padding.bounding_boxes import insert_crop_into_image
         from nnunetv2.preprocessing.resampling.resample_torch import resample_torch_fornnunet
 

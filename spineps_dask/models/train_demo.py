@@ -42,6 +42,10 @@ SPACING = (1.5, 1.5, 3.0)
 #: The instance model sees the mask on a coarser grid: its 7³ first convolution at full
 #: resolution dominates the cost, and separating vertebrae needs no fine detail.
 INSTANCE_SPACING = (2.0, 2.0, 3.0)
+#: The semantic network trains on P-I-R arrays; nnU-Net arrays are the NIfTI axes reversed
+#: (SimpleITK order, which the reference and `SemanticModel` follow), so its folder declares
+#: R-I-P, with the resolution in that order.
+SEMANTIC_ORIENTATION = PIR[::-1]
 CUTOUT = (48, 72, 32)
 HELD_OUT_OFFSET = 100_000  # held-out phantoms use seeds HELD_OUT_OFFSET + k, never trained on
 
@@ -129,16 +133,17 @@ def train_semantic(
         seed=cfg.seed,
         name="semantic",
     )
-    nf.write_results_folder(out / "nnunet", plans, dataset, [net.state_dict()])
+    # Results files beside inference_config.json: the reference hands nnU-Net the folder itself.
+    nf.write_results_folder(out, plans, dataset, [net.state_dict()])
     config = ModelConfig(
         log_name="demo-semantic-phantom",
         modality=("T2w",),
         acquisition="sag",
         modeltype="nnunet",
-        model_expected_orientation=PIR,
+        model_expected_orientation=SEMANTIC_ORIENTATION,
         available_folds=(0,),
         inference_augmentation=False,
-        resolution_range=SPACING,
+        resolution_range=SPACING[::-1],
         default_step_size=0.5,
         labels={i: lab for i, lab in enumerate(SEMANTIC_CLASSES, start=1)},
         training=_training_record(cfg, result, "semantic"),
@@ -266,8 +271,8 @@ def _write_card(out: Path, which: str, config: ModelConfig, real: dict[str, Any]
         f"- seed: {t['seed']}; training phantoms {t['train_phantom_seeds']}; "
         f"held-out phantoms {t['heldout_phantom_seeds']}",
         f"- iterations: {t['iterations']} in {t['train_seconds']} s (final loss {t['final_loss']})",
-        f"- resolution (P, I, R): {config.resolution_range} mm; orientation "
-        f"{''.join(config.model_expected_orientation)}",
+        f"- resolution ({', '.join(config.model_expected_orientation)}): "
+        f"{config.resolution_range} mm",
         "",
         "## Held-out accuracy (phantoms never trained on)",
         "",

@@ -6,6 +6,8 @@ orientation or label map, or a regression in the weights fails here.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -29,6 +31,19 @@ def test_demo_folders_are_valid_and_document_their_training() -> None:
         assert training["heldout"]["n_subjects"] >= 20
         assert (folder.path / "MODEL_CARD.md").is_file()
     assert max(load_model_folder(demo_model("semantic")).config.resolution_range) > 1.2
+
+
+def test_semantic_demo_folder_is_the_layout_the_reference_runs() -> None:
+    """spineps hands nnU-Net the folder holding inference_config.json, so plans.json,
+    dataset.json and fold_0 sit beside it; the network trained on P-I-R arrays, which nnU-Net's
+    reversed axis order makes an R-I-P model orientation with the resolution in that order."""
+    folder = load_model_folder(demo_model("semantic"), kind="semantic")
+    for name in ("plans.json", "dataset.json", "fold_0/checkpoint_final.pth"):
+        assert (folder.path / name).is_file(), name
+    assert folder.config.model_expected_orientation == ("R", "I", "P")
+    plans = json.loads((folder.path / "plans.json").read_text(encoding="utf-8"))
+    spacing = plans["configurations"]["3d_fullres"]["spacing"]
+    assert list(folder.config.resolution_range) == spacing[::-1]
 
 
 def test_semantic_demo_model_on_a_heldout_phantom() -> None:

@@ -52,6 +52,21 @@ def test_matches_nnunet_own_single_array_path(model: SemanticModel) -> None:
     assert agreement > 0.999, agreement
 
 
+def test_network_sees_the_reference_axis_order(model: SemanticModel) -> None:
+    """Like the reference (TPTBox feeds nnU-Net the model-oriented array with its axes and
+    spacing reversed, SimpleITK order), so published and demo weights see what they trained on."""
+    scan = _scan()
+    oriented = scan.reorient(model.config.model_expected_orientation)
+    props = {"spacing": list(oriented.spacing[::-1])}
+    theirs = model.predictor.predict_single_npy_array(
+        oriented.data.transpose(2, 1, 0)[None].astype(np.float32), props
+    )
+    expected = Volume(model._lut[theirs.transpose(2, 1, 0)], oriented.affine)
+    ours = model.predict(scan).reorient(model.config.model_expected_orientation)
+    agreement = float((ours.data == expected.data).mean())
+    assert agreement > 0.999, agreement
+
+
 def test_orientation_is_undone_exactly(model: SemanticModel) -> None:
     """Predicting a flipped/permuted copy of a scan gives the flipped/permuted segmentation."""
     scan = _scan()
