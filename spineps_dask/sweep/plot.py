@@ -61,10 +61,10 @@ def plot_sweep(
     """
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(6 * len(panels), 4.5))
+    fig = Figure(figsize=(6 * len(panels), 5.0), layout="constrained")
     axes = fig.subplots(1, len(panels), squeeze=False)
     for ax, (level, metric) in zip(axes[0], panels, strict=True):
         box_axes(ax, metrics, level=level, metric=metric, order=order)
-    axes[0][-1].legend(loc="best", fontsize="small", title="setting")
-    fig.tight_layout()
+    handles, labels = axes[0][-1].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(3, len(labels) or 1))
     return fig
