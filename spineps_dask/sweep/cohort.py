@@ -10,12 +10,13 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from spineps_dask.errors import InputError
 from spineps_dask.io.cohort import ingest
 from spineps_dask.io.manifest import Manifest
 from spineps_dask.io.references import REFERENCES, ingest_references
 from spineps_dask.io.store import CohortStore
 from spineps_dask.phantom.cohort import GROUNDTRUTH, write_bids_cohort
-from spineps_dask.sweep.config import CohortSpec
+from spineps_dask.sweep.config import CohortSpec, SweepConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -39,13 +40,20 @@ def open_sweep_cohort(spec: CohortSpec, out: Path) -> SweepCohort:
     if spec.phantom is not None:
         bids = out / "bids"
         if not bids.exists():
-            extra = {"region": spec.phantom["region"]} if spec.phantom.get("region") else {}
-            write_bids_cohort(
-                bids,
-                subjects=int(spec.phantom["subjects"]),
-                seed=int(spec.phantom.get("seed", 0)),
-                **extra,
-            )
+            extra = {
+                k: tuple(v) if isinstance(v, list) else v
+                for k, v in spec.phantom.items()
+                if k not in ("subjects", "seed")
+            }
+            try:
+                write_bids_cohort(
+                    bids,
+                    subjects=int(spec.phantom["subjects"]),
+                    seed=int(spec.phantom.get("seed", 0)),
+                    **extra,
+                )
+            except (InputError, TypeError, ValueError) as exc:
+                raise SweepConfigError(f"cohort.phantom: {exc}", step="sweep config") from exc
     if bids is not None:
         url = str(out / "cohort.zarr")
         ingest(bids, url)

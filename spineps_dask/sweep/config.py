@@ -4,7 +4,7 @@ A bad file fails at once with the key, the value and what is allowed, never an h
 cluster run. Layout (every key but ``cohort`` and ``grid`` optional)::
 
     cohort:                       # exactly one of phantom / bids / store
-      phantom: {subjects: 3, seed: 7, region: lumbar}
+      phantom: {subjects: 3, seed: 7, region: lumbar}   # + any PhantomSpec field
       references: path            # reference masks (default: the phantoms' / BIDS ground truth)
       subjects: [sub-001]         # a subset
     out: sweep-out                # default ./sweep-<file stem>; relative paths are relative
@@ -24,14 +24,14 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from spineps_dask.errors import InputError
-from spineps_dask.phantom.spec import REGIONS
+from spineps_dask.phantom.spec import REGIONS, PhantomSpec
 from spineps_dask.sweep.settings import MERGE_FIELDS, Setting, make_setting
 
 TOP_KEYS = (
@@ -48,7 +48,8 @@ TOP_KEYS = (
     "baseline",
 )
 COHORT_KEYS = ("phantom", "bids", "store", "references", "subjects")
-PHANTOM_KEYS = ("subjects", "seed", "region")
+#: ``subjects``, ``seed`` and any PhantomSpec field (fixed for every subject, e.g. ``region``).
+PHANTOM_KEYS = ("subjects", "seed", *(f.name for f in fields(PhantomSpec) if f.name != "seed"))
 SETTING_KEYS = ("n4", "step_size", "folds", "postprocess", *(f"merge.{m}" for m in MERGE_FIELDS))
 
 
