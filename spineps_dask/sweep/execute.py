@@ -47,7 +47,9 @@ def resolve_grid(config: SweepConfig) -> tuple[RunConfig, list[Setting], list[st
     semantic = load_model_folder(models.semantic_model, kind="semantic")
     load_model_folder(models.instance_model, kind="instance")
     defaults = Setting(
-        step_size=semantic.config.default_step_size, folds=tuple(semantic.config.available_folds)
+        step_size=semantic.config.default_step_size,
+        folds=tuple(semantic.config.available_folds),
+        models=models.model_versions(),
     )
     settings = config.settings(defaults)
     for s in settings:

@@ -20,9 +20,9 @@ from spineps_dask.pipeline.merge import MergeSettings
 #: The stages of one subject, in order, and the setting fields each one reads.
 STAGE_FIELDS: dict[str, tuple[str, ...]] = {
     "prepare": ("n4",),
-    "semantic": ("n4", "step_size", "folds"),
-    "instance": ("n4", "step_size", "folds"),
-    "reduce": ("n4", "step_size", "folds", "postprocess", "merge"),
+    "semantic": ("n4", "step_size", "folds", "models"),
+    "instance": ("n4", "step_size", "folds", "models"),
+    "reduce": ("n4", "step_size", "folds", "models", "postprocess", "merge"),
 }
 #: MergeSettings fields a sweep may set (``inferior_axis`` is geometry, not a threshold).
 MERGE_FIELDS: tuple[str, ...] = tuple(
@@ -36,6 +36,8 @@ class Setting:
 
     ``merge`` holds MergeSettings overrides as sorted ``(field, value)`` pairs;
     ``vert_size_threshold`` is in voxels of the instance model's grid, the others are fractions.
+    ``models``: the model versions (`RunConfig.model_versions`), so results kept from a sweep
+    with other models are never reused.
     """
 
     n4: bool = True
@@ -43,10 +45,11 @@ class Setting:
     folds: tuple[int | str, ...] = (0,)
     postprocess: bool = True
     merge: tuple[tuple[str, float], ...] = field(default=())
+    models: str = ""
 
     def key(self, stage: str) -> str:
         """Short hash of the fields ``stage`` depends on (equal key = shared work)."""
-        d = self.columns()
+        d = {**self.columns(), "models": self.models}
         wanted = STAGE_FIELDS[stage]
         part = {k: v for k, v in d.items() if k in wanted or k.split(".")[0] in wanted}
         blob = json.dumps(part, sort_keys=True, default=str)

@@ -42,8 +42,8 @@ def done_parts(out: Path, settings: Sequence[Setting]) -> set[tuple[str, str]]:
 def grid_table(
     out: Path, settings: Sequence[Setting], labels: Sequence[str], subjects: Sequence[str]
 ) -> pd.DataFrame:
-    """All parts of ``subjects`` as one tidy table with ``setting`` (label), ``setting_id`` and
-    one column per setting field (``n4, step_size, folds, postprocess, merge.*``)."""
+    """All parts of ``subjects`` as one tidy table with ``setting`` (label), ``setting_id``, one
+    column per setting field (``n4, step_size, folds, postprocess, merge.*``) and ``models``."""
     frames = []
     for s, label in zip(settings, labels, strict=True):
         for subject in subjects:
@@ -53,6 +53,7 @@ def grid_table(
                 df["setting"], df["setting_id"] = label, s.id
                 for col, value in s.columns().items():
                     df[col] = value
+                df["models"] = s.models
                 frames.append(df)
     if not frames:
         return pd.DataFrame(columns=[*KEY_COLUMNS, "value", "setting", "setting_id"])

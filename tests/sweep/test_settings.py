@@ -20,6 +20,7 @@ BASE = Setting(n4=False, step_size=0.5, folds=(0,), postprocess=True)
         ({"step_size": 0.75}, ("prepare",)),
         ({"folds": [0, 1]}, ("prepare",)),
         ({"n4": True}, ()),
+        ({"models": "semantic=other@1234"}, ("prepare",)),
     ],
 )
 def test_a_change_reruns_only_the_stages_that_read_it(change, shared):

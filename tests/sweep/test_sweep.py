@@ -105,7 +105,8 @@ def test_semantic_model_runs_once_per_subject(result):
 def test_grid_table_rows_and_columns(result):
     m = result.metrics
     assert {*KEY_COLUMNS, "value", "setting", "setting_id", "n4", "postprocess"} <= set(m.columns)
-    assert {"merge.vote_base", "step_size", "folds"} <= set(m.columns)
+    assert {"merge.vote_base", "step_size", "folds", "models"} <= set(m.columns)
+    assert set(m.models) == {RunConfig().model_versions()}
     assert set(m.subject) == set(GOOD)
     assert list(dict.fromkeys(m.setting)) == ["postprocess=on", "postprocess=off"]
     assert not m.duplicated([*KEY_COLUMNS, "setting"]).any()
