@@ -146,6 +146,8 @@ class SweepConfig:
         if not isinstance(raw, dict):
             raise SweepConfigError(f"{path}: expected a mapping with 'cohort' and 'grid' keys")
         raw.setdefault("out", Path.cwd() / f"sweep-{path.stem}")
+        if overrides.get("out") is not None:  # a command-line path: relative to the cwd
+            overrides["out"] = Path(overrides["out"]).resolve()
         raw.update({k: v for k, v in overrides.items() if v is not None})
         return cls.from_dict(raw, base=path.parent)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,7 +72,7 @@ def run_grid(
     events = events or SweepEvents()
     done = done or set()
     todo = {s: [x for x in settings if (s, x.id) not in done] for s in subjects}
-    queue = [s for s, xs in todo.items() if xs]
+    queue = deque(s for s, xs in todo.items() if xs)
     events.parts_total(sum(len(todo[s]) for s in queue))
     n_workers = max(1, len(client.scheduler_info(n_workers=-1).get("workers", {})))
     window = max_in_flight or 2 * n_workers + 1
@@ -96,10 +97,8 @@ def run_grid(
         if (stage, key) in flight.recorded and stage != "instance":
             return
         flight.recorded.add((stage, key))
-        out.stages.append(
-            {"subject": flight.subject, "stage": stage, "key": key, "seconds": seconds,
-             "worker": worker}
-        )  # fmt: skip
+        row = {"subject": flight.subject, "stage": stage, "key": key}
+        out.stages.append({**row, "seconds": seconds, "worker": worker})
         events.stage_ran(stage)
 
     def fail(flight: _Flight, setting: Setting, step: str, error: str) -> None:
@@ -120,7 +119,7 @@ def run_grid(
 
     def start_next() -> None:
         while queue and len(flights) < window:
-            subject = queue.pop(0)
+            subject = queue.popleft()
             by_sem: dict[str, list[Setting]] = {}
             for x in todo[subject]:
                 by_sem.setdefault(x.key("semantic"), []).append(x)

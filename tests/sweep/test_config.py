@@ -90,6 +90,7 @@ def test_grid_is_the_product_in_file_order_over_fixed_settings():
 
 
 def test_relative_paths_resolve_against_the_yaml_folder(tmp_path):
+    """Paths in the file are relative to the file, so a config works from any directory."""
     (tmp_path / "conf").mkdir()
     path = tmp_path / "conf" / "s.yaml"
     path.write_text(yaml.safe_dump({**GOOD, "cohort": {"bids": "data"}, "out": "o"}))
@@ -97,6 +98,8 @@ def test_relative_paths_resolve_against_the_yaml_folder(tmp_path):
     assert cfg.cohort.bids == tmp_path / "conf" / "data"
     assert cfg.out == tmp_path / "conf" / "o"
     assert SweepConfig.from_file(path, out=tmp_path / "x").out == tmp_path / "x"
+    # a path given on the command line is relative to where the command runs
+    assert SweepConfig.from_file(path, out="rel").out == Path.cwd() / "rel"
 
 
 def test_unreadable_yaml_says_so(tmp_path):
