@@ -63,6 +63,7 @@ def _with(**changes):
     ],
 )
 def test_bad_config_is_refused_with_the_key_and_what_is_allowed(raw, match):
+    """Each mistake names where it is, the bad value and what would be accepted."""
     with pytest.raises(SweepConfigError, match=match):
         SweepConfig.from_dict(raw)
 
@@ -103,6 +104,7 @@ def test_relative_paths_resolve_against_the_yaml_folder(tmp_path):
 
 
 def test_unreadable_yaml_says_so(tmp_path):
+    """Broken YAML or a non-mapping file is a SweepConfigError, not a traceback."""
     path = tmp_path / "s.yaml"
     path.write_text("grid: [unclosed\n")
     with pytest.raises(SweepConfigError, match="is not valid YAML"):
@@ -113,6 +115,7 @@ def test_unreadable_yaml_says_so(tmp_path):
 
 
 def test_fold_the_model_lacks_is_refused_before_any_work():
+    """A fold missing from the semantic model folder is caught when the grid is resolved."""
     cfg = SweepConfig.from_dict({**GOOD, "grid": {"folds": [[0], [3]]}})
     with pytest.raises(SweepConfigError, match=r"folds: \[3\] not in the semantic model .*fold_0"):
         resolve_grid(cfg)

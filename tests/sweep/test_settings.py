@@ -24,6 +24,7 @@ BASE = Setting(n4=False, step_size=0.5, folds=(0,), postprocess=True)
     ],
 )
 def test_a_change_reruns_only_the_stages_that_read_it(change, shared):
+    """Changing one setting changes exactly the keys of the stages that depend on it."""
     other = make_setting(change, defaults=BASE)
     for stage in ("prepare", "semantic", "instance", "reduce"):
         same = BASE.key(stage) == other.key(stage)
@@ -31,6 +32,7 @@ def test_a_change_reruns_only_the_stages_that_read_it(change, shared):
 
 
 def test_equal_settings_have_equal_keys_and_merge_overrides_apply():
+    """Override order does not matter; overrides replace only their fields of the base."""
     a = make_setting({"merge.vote_base": 0.4, "merge.couple_dice": 0.2}, defaults=BASE)
     b = make_setting({"merge.couple_dice": 0.2, "merge.vote_base": 0.4}, defaults=BASE)
     assert a == b and a.id == b.id

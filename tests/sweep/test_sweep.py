@@ -103,6 +103,7 @@ def test_semantic_model_runs_once_per_subject(result):
 
 
 def test_grid_table_rows_and_columns(result):
+    """One row per subject x setting x structure x level x metric, with the setting columns."""
     m = result.metrics
     assert {*KEY_COLUMNS, "value", "setting", "setting_id", "n4", "postprocess"} <= set(m.columns)
     assert {"merge.vote_base", "step_size", "folds", "models"} <= set(m.columns)
@@ -152,6 +153,7 @@ def test_setting_equals_plain_segment(result, bids):
 
 
 def test_failed_subject_ends_only_its_own_pairs(result):
+    """The axial scan fails in prepare for both settings, with the reason; nothing else fails."""
     f = result.failures
     assert set(f.subject) == {BAD}
     assert sorted(f.setting) == ["postprocess=off", "postprocess=on"]
@@ -159,6 +161,8 @@ def test_failed_subject_ends_only_its_own_pairs(result):
 
 
 def test_outputs_and_comparisons(result, config):
+    """Tables, summaries and the PNG are written, work arrays are gone, and the non-baseline
+    setting is compared with the baseline over both subjects."""
     out = config.out
     for name in (
         "metrics.parquet",
