@@ -37,6 +37,7 @@ def box_axes(
             widths=width * 0.9,
             patch_artist=True,
             manage_ticks=False,
+            medianprops={"color": "black"},
         )
         for patch in box["boxes"]:
             patch.set_facecolor(colours[j])
