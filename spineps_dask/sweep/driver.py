@@ -69,156 +69,186 @@ def run_grid(
     on_part: Callable[[tasks.SweepPart], None] | None = None,
 ) -> GridRun:
     """Run every (subject, setting) not in ``done``; ``on_part`` sees each result as it lands."""
-    events = events or SweepEvents()
     done = done or set()
     todo = {s: [x for x in settings if (s, x.id) not in done] for s in subjects}
-    queue = deque(s for s, xs in todo.items() if xs)
-    events.parts_total(sum(len(todo[s]) for s in queue))
+    todo = {s: xs for s, xs in todo.items() if xs}
     n_workers = max(1, len(client.scheduler_info(n_workers=-1).get("workers", {})))
-    window = max_in_flight or 2 * n_workers + 1
-    token = uuid.uuid4().hex[:6]
-    flights: dict[str, _Flight] = {}
-    phase_of: dict[str, tuple[str, str, Any]] = {}
-    ac = as_completed()
-    out = GridRun()
+    grid = _Grid(client, cohort, work, models, todo, events or SweepEvents())
+    grid.window = max_in_flight or 2 * n_workers + 1
+    grid.on_part, grid.retries = on_part, retries
+    grid.events.parts_total(sum(len(xs) for xs in todo.values()))
+    return grid.run()
 
-    def submit(fn: Any, *args: Any, name: str, model: bool = False, prio: int = 0) -> Future:
-        return client.submit(
+
+class _Grid:
+    """The client-side state of one grid run: subjects in flight and what each future is."""
+
+    def __init__(
+        self,
+        client: Client,
+        cohort: CohortStore,
+        work: CohortStore,
+        models: RunConfig,
+        todo: dict[str, list[Setting]],
+        events: SweepEvents,
+    ) -> None:
+        self.client, self.cohort, self.work, self.models = client, cohort, work, models
+        self.todo, self.events = todo, events
+        self.queue: deque[str] = deque(todo)
+        self.window = 1
+        self.retries = 2
+        self.on_part: Callable[[tasks.SweepPart], None] | None = None
+        self.token = uuid.uuid4().hex[:6]
+        self.flights: dict[str, _Flight] = {}
+        self.phase_of: dict[str, tuple[str, str, Any]] = {}
+        self.ac = as_completed()
+        self.out = GridRun()
+
+    def run(self) -> GridRun:
+        self.start_next()
+        for fut in self.ac:
+            subject, phase, what = self.phase_of.pop(fut.key)
+            flight = self.flights[subject]
+            try:
+                result = fut.result()
+            except Exception as exc:  # lost beyond retries, or a bug in a task
+                logger.exception("sweep: %s failed in %s", subject, phase)
+                result = Failure(subject, phase, f"{type(exc).__name__}: {exc}")
+            if phase == "semantic":
+                self.on_semantic(flight, what, fut, result)
+            else:
+                self.on_reduce(flight, what, result)
+        return self.out
+
+    def submit(self, fn: Any, *args: Any, name: str, model: bool = False, prio: int = 0) -> Future:
+        return self.client.submit(
             fn,
             *args,
-            key=f"sweep-{name}-{token}",
+            key=f"sweep-{name}-{self.token}",
             resources={MODEL_RESOURCE: 1} if model else None,
-            retries=retries,
+            retries=self.retries,
             priority=prio,
             pure=False,
         )
 
-    def record(flight: _Flight, stage: str, key: str, seconds: float, worker: str) -> None:
-        if (stage, key) in flight.recorded and stage != "instance":
-            return
-        flight.recorded.add((stage, key))
-        row = {"subject": flight.subject, "stage": stage, "key": key}
-        out.stages.append({**row, "seconds": seconds, "worker": worker})
-        events.stage_ran(stage)
-
-    def fail(flight: _Flight, setting: Setting, step: str, error: str) -> None:
-        out.failures.append(
-            {"subject": flight.subject, "setting": setting.id, "step": step, "error": error}
-        )
-        events.part_finished(flight.subject, setting.id, True)
-        part_done(flight)
-
-    def part_done(flight: _Flight) -> None:
-        flight.pending -= 1
-        if flight.pending == 0:
-            flights.pop(flight.subject)
-            for fut in flight.held:
-                fut.release()
-            work.delete_subject(flight.subject)  # this subject's work arrays, all keys
-            start_next()
-
-    def start_next() -> None:
-        while queue and len(flights) < window:
-            subject = queue.popleft()
+    def start_next(self) -> None:
+        """Fill the window: one prepare per prepare key, one semantic per semantic key."""
+        while self.queue and len(self.flights) < self.window:
+            subject = self.queue.popleft()
             by_sem: dict[str, list[Setting]] = {}
-            for x in todo[subject]:
+            for x in self.todo[subject]:
                 by_sem.setdefault(x.key("semantic"), []).append(x)
-            flight = _Flight(subject, len(todo[subject]), by_sem)
-            flights[subject] = flight
+            flight = _Flight(subject, len(self.todo[subject]), by_sem)
+            self.flights[subject] = flight
             preps: dict[str, Future] = {}
             for key, group in by_sem.items():
-                first = group[0]
-                pk = first.key("prepare")
+                first, pk = group[0], group[0].key("prepare")
                 if pk not in preps:
-                    preps[pk] = submit(
-                        tasks.prepare, cohort, work, subject, first, name=f"prepare-{subject}-{pk}"
+                    preps[pk] = self.submit(
+                        tasks.prepare,
+                        self.cohort,
+                        self.work,
+                        subject,
+                        first,
+                        name=f"prepare-{subject}-{pk}",
                     )
-                sem = submit(
+                sem = self.submit(
                     tasks.semantic,
-                    work,
+                    self.work,
                     subject,
                     preps[pk],
                     first,
-                    models,
+                    self.models,
                     name=f"semantic-{subject}-{key}",
                     model=True,
                     prio=1,
                 )
                 flight.held += [preps[pk], sem]
-                phase_of[sem.key] = (subject, "semantic", key)
-                ac.add(sem)
+                self.phase_of[sem.key] = (subject, "semantic", key)
+                self.ac.add(sem)
 
-    def on_semantic(flight: _Flight, key: str, fut: Future, result: Any) -> None:
+    def on_semantic(self, flight: _Flight, key: str, fut: Future, result: Any) -> None:
+        """Semantic done: its instance tasks, then one reduce per setting sharing it."""
         group = flight.by_semantic[key]
         if isinstance(result, Failure):
             for x in group:
-                fail(flight, x, result.step, result.error)
+                self.fail(flight, x, result.step, result.error)
             return
         pk = group[0].key("prepare")
-        record(flight, "prepare", pk, result.timings["prepare"], result.workers["prepare"])
-        record(flight, "semantic", key, result.timings["semantic"], result.workers["semantic"])
+        self.record(flight, "prepare", pk, result.timings["prepare"], result.workers["prepare"])
+        self.record(flight, "semantic", key, result.timings["semantic"], result.workers["semantic"])
         inst = [
-            submit(
+            self.submit(
                 tasks.instance,
-                work,
+                self.work,
                 flight.subject,
                 fut,
                 b,
                 key,
-                models,
+                self.models,
                 name=f"instance{b[0]}-{flight.subject}-{key}",
                 model=True,
                 prio=2,
             )
-            for b in batch_indices(result.n_cutouts, models.cutouts_per_task)
+            for b in batch_indices(result.n_cutouts, self.models.cutouts_per_task)
         ]
         flight.held += inst
         for x in group:
-            red = submit(
+            red = self.submit(
                 tasks.reduce,
-                cohort,
-                work,
+                self.cohort,
+                self.work,
                 flight.subject,
                 x,
-                models,
+                self.models,
                 fut,
                 *inst,
                 name=f"reduce-{flight.subject}-{x.id}",
                 prio=3,
             )
             flight.held.append(red)
-            phase_of[red.key] = (flight.subject, "reduce", x)
-            ac.add(red)
+            self.phase_of[red.key] = (flight.subject, "reduce", x)
+            self.ac.add(red)
 
-    def on_reduce(flight: _Flight, setting: Setting, result: Any) -> None:
+    def on_reduce(self, flight: _Flight, setting: Setting, result: Any) -> None:
         if isinstance(result, Failure):
-            fail(flight, setting, result.step, result.error)
+            self.fail(flight, setting, result.step, result.error)
             return
         key = setting.key("instance")
-        if ("instance", key) not in flight.recorded:
+        if ("instance", key) not in flight.recorded:  # shared by the settings of this key
             for seconds, worker in result.instance:
-                record(flight, "instance", key, seconds, worker)
-        record(flight, "reduce", setting.id, result.seconds, result.worker)
-        out.parts.append(result)
-        if on_part is not None:
-            on_part(result)
-        events.part_finished(flight.subject, setting.id, False)
-        part_done(flight)
+                self.record(flight, "instance", key, seconds, worker)
+        self.record(flight, "reduce", setting.id, result.seconds, result.worker)
+        self.out.parts.append(result)
+        if self.on_part is not None:
+            self.on_part(result)
+        self.events.part_finished(flight.subject, setting.id, False)
+        self.part_done(flight)
 
-    start_next()
-    for fut in ac:
-        subject, phase, what = phase_of.pop(fut.key)
-        flight = flights[subject]
-        try:
-            result = fut.result()
-        except Exception as exc:  # lost beyond retries, or a bug in a task
-            logger.exception("sweep: %s failed in %s", subject, phase)
-            result = Failure(subject, phase, f"{type(exc).__name__}: {exc}")
-        if phase == "semantic":
-            on_semantic(flight, what, fut, result)
-        else:
-            on_reduce(flight, what, result)
-    return out
+    def record(self, flight: _Flight, stage: str, key: str, seconds: float, worker: str) -> None:
+        """One stage execution (prepare once per key even when several semantics share it)."""
+        if (stage, key) in flight.recorded and stage != "instance":
+            return
+        flight.recorded.add((stage, key))
+        row = {"subject": flight.subject, "stage": stage, "key": key}
+        self.out.stages.append({**row, "seconds": seconds, "worker": worker})
+        self.events.stage_ran(stage)
+
+    def fail(self, flight: _Flight, setting: Setting, step: str, error: str) -> None:
+        row = {"subject": flight.subject, "setting": setting.id, "step": step, "error": error}
+        self.out.failures.append(row)
+        self.events.part_finished(flight.subject, setting.id, True)
+        self.part_done(flight)
+
+    def part_done(self, flight: _Flight) -> None:
+        """One pair less; the subject's last one releases its futures and work arrays."""
+        flight.pending -= 1
+        if flight.pending == 0:
+            self.flights.pop(flight.subject)
+            for fut in flight.held:
+                fut.release()
+            self.work.delete_subject(flight.subject)
+            self.start_next()
 
 
 def stage_counts(stages: Sequence[dict[str, Any]], stage: str) -> dict[str, int]:

@@ -74,7 +74,6 @@ def _cluster(config: SweepConfig, client: Any) -> Iterator[Any]:
     client, cluster = connect(
         config.cluster, n_workers=config.workers, threads_per_worker=config.threads
     )
-    logger.info("dashboard: %s", client.dashboard_link)
     try:
         nthreads = config.threads or max(client.nthreads().values(), default=1)
         client.register_plugin(WorkerSetup(threads=nthreads))
