@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from spineps_dask.metrics.tables import _atomic, write_summary, write_table
+from spineps_dask.sweep.driver import stage_counts
 from spineps_dask.sweep.plot import plot_sweep
 from spineps_dask.sweep.tables import compare_to_baseline, comparison_markdown, grid_summary
 
@@ -35,6 +36,10 @@ class SweepResult:
     def order(self) -> list[str]:
         """Setting labels in grid order."""
         return list(self.settings["setting"])
+
+    def runs(self, stage: str) -> dict[str, int]:
+        """How often ``stage`` ran per subject in this invocation (``semantic``: the reuse)."""
+        return stage_counts(self.stages.to_dict("records"), stage)
 
     def summary(self) -> pd.DataFrame:
         """Mean ± SD per setting, structure, level and metric."""

@@ -23,7 +23,7 @@ from spineps_dask.io.nifti import load_volume, save_volume
 from spineps_dask.metrics.tables import KEY_COLUMNS, evaluate_subject
 from spineps_dask.phantom.cohort import GROUNDTRUTH, write_bids_cohort
 from spineps_dask.pipeline.segment import InstanceSpace, segment
-from spineps_dask.sweep import SweepConfig, run_sweep, stage_counts
+from spineps_dask.sweep import SweepConfig, run_sweep
 
 pytestmark = pytest.mark.slow
 
@@ -94,9 +94,9 @@ def result(config, client):
 def test_semantic_model_runs_once_per_subject(result):
     """Two settings, two subjects: prepare, semantic and the instance tasks once per subject;
     only the reduce step (merge, post-processing, scoring) once per subject and setting."""
-    assert stage_counts(result.stages.to_dict("records"), "semantic") == dict.fromkeys(GOOD, 1)
-    assert stage_counts(result.stages.to_dict("records"), "prepare") == dict.fromkeys(GOOD, 1)
-    assert stage_counts(result.stages.to_dict("records"), "reduce") == dict.fromkeys(GOOD, 2)
+    assert result.runs("semantic") == dict.fromkeys(GOOD, 1)
+    assert result.runs("prepare") == dict.fromkeys(GOOD, 1)
+    assert result.runs("reduce") == dict.fromkeys(GOOD, 2)
     inst = result.stages[result.stages.stage == "instance"]
     assert set(inst.subject) == set(GOOD)
     assert inst.groupby("subject")["key"].nunique().eq(1).all()  # one semantic key each
