@@ -20,12 +20,12 @@ from distributed.diagnostics.plugin import WorkerPlugin
 logger = logging.getLogger(__name__)
 
 _lock = threading.Lock()
-_cache: dict[tuple[str, str, str], Any] = {}
+_cache: dict[tuple[str, str, str, str], Any] = {}
 _loads: Counter[str] = Counter()
 
 
-def _get(kind: str, folder: str | Path, device: str, loader: Any) -> Any:
-    key = (kind, str(Path(folder).resolve()), device)
+def _get(kind: str, folder: str | Path, device: str, loader: Any, variant: str = "") -> Any:
+    key = (kind, str(Path(folder).resolve()), device, variant)
     with _lock:
         model = _cache.get(key)
         if model is None:
@@ -36,15 +36,25 @@ def _get(kind: str, folder: str | Path, device: str, loader: Any) -> Any:
     return model
 
 
-def semantic_model(folder: str | Path, *, device: str = "auto", threads: int | None = None) -> Any:
-    """The process-wide SemanticModel for ``folder``."""
+def semantic_model(
+    folder: str | Path,
+    *,
+    device: str = "auto",
+    threads: int | None = None,
+    folds: tuple[int | str, ...] | None = None,
+    step_size: float | None = None,
+) -> Any:
+    """The process-wide SemanticModel for ``folder`` (one per folds / step-size variant)."""
     from spineps_dask.models.semantic import SemanticModel
 
     return _get(
         "semantic",
         folder,
         device,
-        lambda: SemanticModel.from_folder(folder, device=device, threads=threads),
+        lambda: SemanticModel.from_folder(
+            folder, device=device, threads=threads, folds=folds, step_size=step_size
+        ),
+        variant=f"folds={folds},step={step_size}",
     )
 
 

@@ -171,7 +171,9 @@ def semantic(
         return prev
     with _Guard(subject, "semantic", prev.timings) as g:
         prepared = store.read_volume(subject, PREPARED)
-        model = model_cache.semantic_model(cfg.semantic_model, device=cfg.device)
+        model = model_cache.semantic_model(
+            cfg.semantic_model, device=cfg.device, step_size=cfg.step_size
+        )
         sem = semantic_phase(prepared, model)
         space = _space(str(cfg.instance_model))
         inst_in = instance_input(sem, space)

@@ -166,14 +166,17 @@ def assemble(
     space: InstanceSpace,
     *,
     postprocess_on: bool = True,
+    merge: MergeSettings | None = None,
 ) -> tuple[Volume, Volume, Labeling, dict[int, tuple[float, float, float]]]:
     """Merge, post-process and label; return semantic and instance in the input geometry.
+
+    ``merge``: merge constants (parameter sweeps); default ``space.merge_settings``.
 
     The merge runs on the instance grid; post-processing and labelling on the prepared grid in
     P-I-R orientation (reorientation is exact), so thin structures keep their full resolution.
     """
     merged = merge_predictions(
-        predictions, instance_in.shape, settings=space.merge_settings
+        predictions, instance_in.shape, settings=merge or space.merge_settings
     ).astype(np.uint16)
     sem_pir = semantic.reorient(PIR)
     merged_vol = resample(Volume(merged, instance_in.affine), shape=sem_pir.shape, order=0)
@@ -200,6 +203,7 @@ def segment(
     *,
     n4: bool = True,
     postprocess_on: bool = True,
+    merge: MergeSettings | None = None,
     subject: str = "",
     semantic: Volume | None = None,
     on_stage: Callable[[str], None] | None = None,
@@ -233,6 +237,8 @@ def segment(
     preds = stage("instance", lambda: predict_cutouts(cutouts, instance_model))
     sem_out, inst_out, labeling, ctd = stage(
         "reduce",
-        lambda: assemble(sem, inst_in, preds, record, space, postprocess_on=postprocess_on),
+        lambda: assemble(
+            sem, inst_in, preds, record, space, postprocess_on=postprocess_on, merge=merge
+        ),
     )
     return Segmentation(sem_out, inst_out, ctd, labeling.anchor, len(cutouts), timings)

@@ -1,4 +1,4 @@
-"""The quick-start and exploration notebooks run top to bottom on a two-subject cohort."""
+"""The notebooks run top to bottom on a two-subject cohort (04 needs a real cluster: not run)."""
 
 from __future__ import annotations
 
@@ -41,3 +41,17 @@ def test_quickstart_then_exploration(tmp_path, monkeypatch):
         {"SPINEPS_NB_STORE": str(work / "cohort.zarr")},
         monkeypatch,
     )
+
+
+@pytest.mark.slow
+def test_evaluation_sweep(tmp_path, monkeypatch):
+    """03 runs a with/without post-processing sweep on two phantoms: semantic model once per
+    subject, tables, box plots (an image output) and the Wilcoxon comparison."""
+    env = {"SPINEPS_NB_WORK": str(tmp_path / "work"), "SPINEPS_NB_SUBJECTS": "2"}
+    nb = _run("03_evaluation_sweep.ipynb", tmp_path, env, monkeypatch)
+    outputs = [o for c in nb.cells for o in c.get("outputs", [])]
+    printed = "".join(o.get("text", "") for o in outputs)
+    assert "0 failed subject x setting pairs" in printed
+    assert "semantic runs per subject: {'sub-001': 1, 'sub-002': 1}" in printed
+    assert any("image/png" in o.get("data", {}) for o in outputs), "no plot shown"
+    assert (tmp_path / "work" / "sweep" / "comparisons.md").is_file()
