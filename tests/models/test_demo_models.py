@@ -61,7 +61,8 @@ def test_semantic_demo_model_on_a_heldout_phantom() -> None:
 
 
 def test_instance_demo_model_on_a_ground_truth_mask() -> None:
-    """On a GT semantic mask, the instance phase separates the vertebrae (mean Dice floor)."""
+    """On a GT semantic mask, the instance model and merge find every vertebra, each with a
+    high Dice (floor below the held-out figures)."""
     from spineps_dask.geometry import resample
     from spineps_dask.models.instance import InstanceModel
     from spineps_dask.phantom import make_phantom
@@ -80,7 +81,9 @@ def test_instance_demo_model_on_a_ground_truth_mask() -> None:
         best = hits[np.argmax(np.where(hits > 0, n, -1))]
         scores.append(dice(g, vert & (merged == best)) if best > 0 else 0.0)
     assert len(gt_ids) >= 3
-    assert float(np.mean(scores)) >= 0.3, scores
+    # This phantom gave 0.974 with the shipped weights (held-out mean 0.932, MODEL_CARD.md).
+    assert float(np.mean(scores)) >= 0.85, scores
+    assert len(np.unique(merged[merged > 0])) == len(gt_ids)  # one instance per vertebra
 
 
 @pytest.mark.gpu
