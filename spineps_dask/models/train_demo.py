@@ -232,6 +232,23 @@ def _training_record(cfg: DemoTrainConfig, result: Any, which: str) -> dict[str,
     }
 
 
+_HELDOUT_LEGEND = {
+    "semantic": [
+        "Global Dice per structure over all held-out voxels, predicted from each phantom's image "
+        "in its stored orientation (`demo_eval.evaluate_semantic`).",
+        "",
+    ],
+    "instance": [
+        "On each phantom's ground-truth semantic mask (`demo_eval.evaluate_instance`): "
+        "`vertebra_dice_mean` / `count_correct_fraction` for the model's cutouts merged; "
+        "`pipeline` for the whole instance phase as `segment --semantic` runs it (merge, "
+        "post-processing, labelling), with the share of vertebrae named right in views where "
+        "the pipeline found its C2 or sacrum anchor.",
+        "",
+    ],
+}
+
+
 def write_cards(out: str | Path) -> None:
     """(Re)write ``MODEL_CARD.md`` of ``out/semantic`` and ``out/instance`` from their configs.
 
@@ -276,6 +293,7 @@ def _write_card(out: Path, which: str, config: ModelConfig, real: dict[str, Any]
         "",
         "## Held-out accuracy (phantoms never trained on)",
         "",
+        *_HELDOUT_LEGEND[which],
         "```json",
         json.dumps(t.get("heldout"), indent=2),
         "```",

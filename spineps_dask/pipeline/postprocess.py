@@ -4,9 +4,10 @@ Order used by `postprocess_instances` (each step is usable on its own):
 
 1. `remove_outside_spine`: vertebra voxels where the semantic mask has no vertebra part go.
 2. `assign_leftovers`: semantic vertebra voxels with no instance join the touching vertebra.
-3. `labeling.label_vertebrae` + `labeling.relabel`: anatomical ids.
-4. `add_sacrum`: semantic sacrum -> instance 26 (S1).
-5. `attach_discs_endplates`: IVD -> 100+X (X the nearest vertebra above), endplates on either
+3. `sacral_fragments`: small "vertebrae" at the bottom, touching the sacrum, are sacrum.
+4. `labeling.label_vertebrae` + `labeling.relabel`: anatomical ids.
+5. `add_sacrum`: semantic sacrum (and those fragments) -> instance 26 (S1).
+6. `attach_discs_endplates`: IVD -> 100+X (X the nearest vertebra above), endplates on either
    side of that IVD -> 200+X (the convention of the reference's own masks).
 
 Arrays are (P, I, R) (axis 1 inferior), uint16 instance ids from `labels`.
@@ -110,6 +111,50 @@ def assign_leftovers(instance: np.ndarray, semantic: np.ndarray) -> np.ndarray:
     return out
 
 
+def sacral_fragments(
+    instance: np.ndarray,
+    semantic: np.ndarray,
+    *,
+    inferior_axis: int = 1,
+    max_fraction: float = 0.5,
+) -> np.ndarray:
+    """Mask of vertebra instances that are really pieces of the sacrum.
+
+    A semantic model may call parts of the sacrum "corpus" (and its fused segments "disc"); the
+    merge then makes small vertebrae below L5, every name above them shifts, and the sacrum
+    anchor names the real L5 as L4 (seen on phantoms with the demo models). With the sacrum in
+    view L5 lies whole above it, so from the bottom up, each lowest vertebra that touches the
+    semantic sacrum and is smaller than ``max_fraction`` x the median vertebra is taken for
+    sacrum; the first one that is not ends the search.
+
+    Examples
+    --------
+    >>> sem = np.zeros((1, 14, 1), np.uint8); inst = np.zeros_like(sem, np.uint16)
+    >>> sem[0, 0:3] = sem[0, 4:7] = sem[0, 8:11] = 49; sem[0, 3] = sem[0, 7] = 100
+    >>> sem[0, 11] = 26; sem[0, 12] = 49; sem[0, 13] = 26
+    >>> inst[0, 0:3], inst[0, 4:7], inst[0, 8:11], inst[0, 12] = 1, 2, 3, 4
+    >>> sacral_fragments(inst, sem).ravel().nonzero()[0].tolist()
+    [12]
+    """
+    out = np.zeros(instance.shape, bool)
+    sacrum = semantic == Semantic.SACRUM
+    ids = [int(v) for v in np.unique(instance) if 0 < v < IVD_OFFSET]
+    if not sacrum.any() or len(ids) < 3:
+        return out
+    sizes = ndimage.sum_labels(np.ones(instance.shape), instance, ids)
+    typical = float(np.median(sizes))
+    levels = [c[inferior_axis] for c in ndimage.center_of_mass(instance > 0, instance, ids)]
+    near_sacrum = ndimage.binary_dilation(sacrum, structure=_FACE)
+    for k in np.argsort(levels)[::-1]:  # bottom first
+        mask = instance == ids[k]
+        if sizes[k] >= max_fraction * typical or not (mask & near_sacrum).any():
+            break
+        out |= mask
+    if out.any():
+        logger.info("%d vertebra voxels in small pieces on the sacrum: sacrum", out.sum())
+    return out
+
+
 def add_sacrum(instance: np.ndarray, semantic: np.ndarray) -> np.ndarray:
     """Semantic sacrum voxels become instance 26 (S1)."""
     out = instance.copy()
@@ -197,11 +242,15 @@ def postprocess_instances(
     Returns the (P, I, R) uint16 instance mask and the `Labeling` (anchor, T13/L6 flags).
     """
     s = settings or LabelingSettings()
-    inst = (
-        assign_leftovers(remove_outside_spine(instance, semantic), semantic) if clean else instance
-    )
+    fragments = np.zeros(instance.shape, bool)
+    inst = instance
+    if clean:
+        inst = assign_leftovers(remove_outside_spine(instance, semantic), semantic)
+        fragments = sacral_fragments(inst, semantic, inferior_axis=s.inferior_axis)
+        inst = np.where(fragments, 0, inst).astype(inst.dtype, copy=False)
     labeling = label_vertebrae(inst, semantic, settings=s)
     inst = add_sacrum(relabel(inst, labeling.mapping), semantic)
+    inst[fragments] = _S1
     inst = attach_discs_endplates(inst, semantic, inferior_axis=s.inferior_axis)
     if not labeling.anchored:
         logger.warning("no C2 or sacrum anchor: vertebrae labelled from the top as C2 downwards")

@@ -120,3 +120,22 @@ def test_whole_spine_oracle_chain_gives_c2_to_s1():
     discs = {int(x) for x in np.unique(final) if 100 < x < 200}
     assert discs == {100 + v for v in anatomy}
     assert (final[sem == 26] == 26).all()
+
+
+def test_corpus_pieces_on_the_sacrum_are_sacrum_and_keep_the_l5_name():
+    """A semantic model that calls bits of the sacrum "corpus" makes small extra vertebrae
+    below L5 (seen end to end with the demo models); they become S1 instead of spoiling the
+    names, and only when post-processing is on (the table-2 ablation keeps them)."""
+    sem, inst = build_spine([True, True, True, True], sacrum=True)
+    bottom = int(np.flatnonzero((sem == 26).any(axis=(0, 2)))[-1])
+    for k, rows in enumerate(((bottom - 9, bottom - 7), (bottom - 4, bottom - 2)), start=5):
+        sem[2:4, rows[0] : rows[1], 2:4] = 49  # two small "bodies" inside the sacrum
+        inst[2:4, rows[0] : rows[1], 2:4] = k
+    out, lab = postprocess_instances(inst, sem)
+    assert lab.anchor == "sacrum"
+    assert set(np.unique(out[inst == 4]).tolist()) == {V["L5"]}
+    assert set(np.unique(out[inst >= 5]).tolist()) == {V["S1"]}
+    raw, _ = postprocess_instances(inst, sem, clean=False)
+    # Without post-processing the pieces stay vertebrae and the true L5 loses its name.
+    assert V["S1"] not in np.unique(raw[inst >= 5])
+    assert V["L5"] not in np.unique(raw[inst == 4])
