@@ -18,7 +18,9 @@ side in one process (one torch thread each, one copy of the models).
 
     python benchmarks/throughput.py --subjects 16 --layouts 2x1 1x2 1x2m2 2x1c1
 
-The last line is the summary figure: the best end-to-end cluster/sequential throughput ratio.
+The ``load`` column is the 1-minute load average before > after each path: above the core
+count, something else shared the machine. The last line is the summary figure: the best
+end-to-end cluster/sequential throughput ratio.
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ class Measured:
     stages: dict[str, float] = field(default_factory=dict)
     peak_rss_mb: list[float] = field(default_factory=list)
     identical: int | None = None
+    load: tuple[float, float] = (0.0, 0.0)  # 1-minute load average before / after
 
     @property
     def total(self) -> float:
@@ -124,8 +127,11 @@ def _sequential_child(bids: Path, out: Path, cfg: Any, threads: int) -> Measured
 def sequential(bids: Path, out: Path, cfg: Any, threads: int) -> Measured:
     """The reference-style loop, in one fresh process."""
     ctx = multiprocessing.get_context("spawn")
+    before = os.getloadavg()[0]
     with ProcessPoolExecutor(1, mp_context=ctx) as pool:
-        return pool.submit(_sequential_child, bids, out, cfg, threads).result()
+        m = pool.submit(_sequential_child, bids, out, cfg, threads).result()
+    m.load = (before, os.getloadavg()[0])
+    return m
 
 
 def _worker_peak_rss_mb() -> float:
@@ -145,6 +151,7 @@ def clustered(bids: Path, store_path: Path, cfg: Any, layout: Layout) -> Measure
     if layout.cutouts_per_task:
         cfg = replace(cfg, cutouts_per_task=layout.cutouts_per_task)
     shutil.rmtree(store_path, ignore_errors=True)
+    before = os.getloadavg()[0]
     t0 = time.perf_counter()
     with (
         LocalCluster(
@@ -183,6 +190,7 @@ def clustered(bids: Path, store_path: Path, cfg: Any, layout: Layout) -> Measure
         summary.wall_seconds,
         stages,
         peaks,
+        load=(before, os.getloadavg()[0]),
     )
 
 
@@ -230,6 +238,7 @@ def report(seq: Measured, runs: list[tuple[Layout, Measured]]) -> float:
     head = (
         f"{'path':<30}{'setup s':>9}{'process s':>11}{'total s':>9}"
         f"{'subj/h':>8}{'subj/h proc':>13}{'ratio':>7}{'ratio proc':>12}{'peak MB':>14}"
+        f"{'load':>11}"
     )
     print(head)
 
@@ -241,6 +250,7 @@ def report(seq: Measured, runs: list[tuple[Layout, Measured]]) -> float:
             f"{m.label:<30}{sum(m.setup.values()):>9.1f}{m.process:>11.1f}{m.total:>9.1f}"
             f"{3600 * m.subjects / m.total:>8.0f}{3600 * m.subjects / m.process:>13.0f}"
             f"{ratio:>7.2f}{ratio_proc:>12.2f}{peaks:>14}"
+            f"{m.load[0]:>6.1f}>{m.load[1]:<4.1f}"
         )
         return ratio
 
