@@ -53,6 +53,9 @@ PHASES = ("prepare", "semantic", "instance", "reduce")
 PREPARED, SEMANTIC_WORK, INSTANCE_INPUT = "work_prepared", "work_semantic", "work_instance_input"
 #: Arrays whose presence (marked complete) means a subject is done.
 OUTPUT_ARRAYS = ("semantic", "instance")
+#: Timing key: seconds of store reads and writes, summed over a subject's tasks. Already part
+#: of the phase seconds; kept apart to show what parking arrays in the store costs.
+STORE_IO = "store_io"
 
 
 @dataclass(frozen=True)
@@ -90,14 +93,19 @@ class StageResult:
     def n_cutouts(self) -> int:
         return 0 if self.centres is None else len(self.centres)
 
-    def then(self, step: str, seconds: float, **changes: Any) -> StageResult:
-        """This result plus one more stage's timing and worker."""
+    def then(self, step: str, seconds: float, io: float = 0.0, **changes: Any) -> StageResult:
+        """This result plus one more stage's timing (``io``: its store seconds) and worker."""
+        timings = _add(self.timings, step, seconds)
         return replace(
             self,
-            timings={**self.timings, step: self.timings.get(step, 0.0) + seconds},
+            timings=_add(timings, STORE_IO, io) if io else timings,
             workers={**self.workers, step: _worker_name()},
             **changes,
         )
+
+
+def _add(timings: dict[str, float], key: str, seconds: float) -> dict[str, float]:
+    return {**timings, key: timings.get(key, 0.0) + seconds}
 
 
 def _worker_name() -> str:
@@ -121,6 +129,15 @@ class _Guard:
         self.timings = dict(timings or {})
         self.failure: Failure | None = None
         self.seconds = 0.0
+        self.io = 0.0
+
+    def store(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)``, a store read or write, its seconds counted in ``self.io``."""
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self.io += time.perf_counter() - t0
 
     def __enter__(self) -> _Guard:
         self._t0 = time.perf_counter()
@@ -157,10 +174,10 @@ def _space(folder: str) -> InstanceSpace:
 def prepare(store: CohortStore, subject: str, cfg: RunConfig) -> StageResult | Failure:
     """Read the scan, check and preprocess it, park the prepared image in the store."""
     with _Guard(subject, "prepare") as g:
-        image = store.read_volume(subject, IMAGE)
+        image = g.store(store.read_volume, subject, IMAGE)
         prepared, record = prepare_image(image, n4=cfg.n4, subject=subject)
-        store.write_volume(subject, PREPARED, prepared)
-    return g.failure or StageResult(subject, {}, {}).then("prepare", g.seconds, record=record)
+        g.store(store.write_volume, subject, PREPARED, prepared)
+    return g.failure or StageResult(subject, {}, {}).then("prepare", g.seconds, g.io, record=record)
 
 
 def semantic(
@@ -170,7 +187,7 @@ def semantic(
     if isinstance(prev, Failure):
         return prev
     with _Guard(subject, "semantic", prev.timings) as g:
-        prepared = store.read_volume(subject, PREPARED)
+        prepared = g.store(store.read_volume, subject, PREPARED)
         model = model_cache.semantic_model(
             cfg.semantic_model, device=cfg.device, step_size=cfg.step_size
         )
@@ -178,9 +195,9 @@ def semantic(
         space = _space(str(cfg.instance_model))
         inst_in = instance_input(sem, space)
         centres = plan_cutouts(inst_in, space)
-        store.write_volume(subject, SEMANTIC_WORK, sem)
-        store.write_volume(subject, INSTANCE_INPUT, inst_in)
-    return g.failure or prev.then("semantic", g.seconds, centres=centres)
+        g.store(store.write_volume, subject, SEMANTIC_WORK, sem)
+        g.store(store.write_volume, subject, INSTANCE_INPUT, inst_in)
+    return g.failure or prev.then("semantic", g.seconds, g.io, centres=centres)
 
 
 def instance(
@@ -196,13 +213,16 @@ def instance(
     with _Guard(subject, "instance", sem.timings) as g:
         space = _space(str(cfg.instance_model))
         array = store.open_array(subject, INSTANCE_INPUT)
-        cutouts = cutouts_at(array, sem.centres, indices, space, subject=subject)
+        cutouts = g.store(cutouts_at, array, sem.centres, indices, space, subject=subject)
         model = model_cache.instance_model(cfg.instance_model, device=cfg.device)
         preds = tuple(predict_cutouts(cutouts, model))
     if g.failure:
         return g.failure
     return StageResult(
-        subject, {"instance": g.seconds}, {"instance": _worker_name()}, predictions=preds
+        subject,
+        {"instance": g.seconds, STORE_IO: g.io},
+        {"instance": _worker_name()},
+        predictions=preds,
     )
 
 
@@ -220,11 +240,12 @@ def reduce(
         if isinstance(p, Failure):
             return p.outcome()
     inst_seconds = sum(p.timings["instance"] for p in parts)  # type: ignore[union-attr]
-    prev = sem.then("instance", inst_seconds) if parts else sem  # type: ignore[union-attr]
+    inst_io = sum(p.timings[STORE_IO] for p in parts)  # type: ignore[union-attr]
+    prev = sem.then("instance", inst_seconds, inst_io) if parts else sem  # type: ignore[union-attr]
     with _Guard(subject, "reduce", prev.timings) as g:
         preds = [pr for p in parts for pr in p.predictions]  # type: ignore[union-attr]
-        sem_vol = store.read_volume(subject, SEMANTIC_WORK)
-        inst_in = store.read_volume(subject, INSTANCE_INPUT)
+        sem_vol = g.store(store.read_volume, subject, SEMANTIC_WORK)
+        inst_in = g.store(store.read_volume, subject, INSTANCE_INPUT)
         space = _space(str(cfg.instance_model))
         sem_out, inst_out, labeling, ctd = assemble(
             sem_vol, inst_in, preds, prev.record, space, postprocess_on=cfg.postprocess
@@ -234,22 +255,24 @@ def reduce(
             "config": cfg.fingerprint(),
             "models": cfg.model_versions(),
         }
-        store.write_volume(subject, "semantic", sem_out, **attrs)
-        store.write_volume(subject, "instance", inst_out, centroids=_ctd_attr(ctd), **attrs)
+        g.store(store.write_volume, subject, "semantic", sem_out, **attrs)
+        g.store(
+            store.write_volume, subject, "instance", inst_out, centroids=_ctd_attr(ctd), **attrs
+        )
         if cfg.snapshot:
-            image = store.read_volume(subject, IMAGE)
+            image = g.store(store.read_volume, subject, IMAGE)
             png = render_snapshot(image, sem_out, inst_out, title=subject)
-            store.write_blob(subject, SNAPSHOT_BLOB, png)
+            g.store(store.write_blob, subject, SNAPSHOT_BLOB, png)
         bio = level_biomarkers(sem_out, inst_out, subject=subject)
-        store.write_blob(subject, TABLE_BLOBS["biomarkers"], _parquet(bio))
+        g.store(store.write_blob, subject, TABLE_BLOBS["biomarkers"], _parquet(bio))
         if cfg.metrics and all(store.has_volume(subject, r) for r in REFERENCES):
             table = score_against_references(store, subject, sem_out, inst_out, cfg)
-            store.write_blob(subject, TABLE_BLOBS["metrics"], _parquet(table))
+            g.store(store.write_blob, subject, TABLE_BLOBS["metrics"], _parquet(table))
         for name in (PREPARED, SEMANTIC_WORK, INSTANCE_INPUT):
-            store.delete_volume(subject, name)
+            g.store(store.delete_volume, subject, name)
     if g.failure:
         return g.failure.outcome()
-    done = prev.then("reduce", g.seconds)
+    done = prev.then("reduce", g.seconds, g.io)
     return SubjectOutcome(
         subject,
         "done",

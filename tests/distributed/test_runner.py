@@ -17,7 +17,7 @@ import pytest
 from distributed import Client, LocalCluster
 
 from spineps_dask.config import RunConfig
-from spineps_dask.distributed import model_cache
+from spineps_dask.distributed import model_cache, tasks
 from spineps_dask.distributed.cluster import MODEL_RESOURCE
 from spineps_dask.distributed.model_cache import WorkerSetup
 from spineps_dask.distributed.runner import RunEvents, run_lock, run_store
@@ -115,6 +115,15 @@ def test_reduce_writes_tables_and_snapshots(finished):
     assert status.loc[BAD, "segment"] == "failed"
     ds = cohort.dataset(GOOD[0])
     assert {"image", "semantic", "instance"} <= set(ds.data_vars)
+
+
+def test_timings_keep_store_io_apart(finished):
+    """Every finished subject reports the seconds its tasks spent on store reads and writes,
+    a positive part of its phase seconds (the benchmark's I/O overhead figure reads this)."""
+    _, summary = finished
+    for outcome in summary.done:
+        phases = sum(outcome.timings[p] for p in tasks.PHASES)
+        assert 0 < outcome.timings[tasks.STORE_IO] < phases, outcome.timings
 
 
 def test_bad_scan_is_one_failed_row(finished):
