@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 from pathlib import Path
 
@@ -105,6 +106,11 @@ def execute(
     from spineps_dask.io.store import CohortStore
 
     _check_models(cfg)
+    if report is not None and importlib.util.find_spec("bokeh") is None:
+        # Checked before any work: distributed draws the report with bokeh only at the end.
+        raise typer.BadParameter(
+            "--report needs bokeh (pip install bokeh); nothing was run", param_hint="--report"
+        )
     if bids is not None:
         _ingest(bids, store, references)
     cohort = CohortStore(store, mode="a")
@@ -113,12 +119,7 @@ def execute(
     try:
         nthreads = threads or max(client.nthreads().values(), default=1)
         client.register_plugin(WorkerSetup(threads=nthreads))
-        perf = contextlib.nullcontext()
-        if report is not None:
-            from distributed import performance_report
-
-            perf = performance_report(filename=str(report))
-        with perf, make_progress() as progress:
+        with performance_report_to(report), make_progress() as progress:
             events = _BarEvents(progress)
             summary = run_store(
                 client, cohort, cfg, force=force, events=events, max_in_flight=max_in_flight
@@ -134,6 +135,15 @@ def execute(
         paths = export_nifti(store, export)
         console.print(f"exported {len(paths)} files to {export}")
     return summary
+
+
+def performance_report_to(path: Path | None) -> contextlib.AbstractContextManager:
+    """Dask's performance report of what runs inside, saved as HTML at ``path`` (or nothing)."""
+    if path is None:
+        return contextlib.nullcontext()
+    from distributed import performance_report
+
+    return performance_report(filename=str(path))
 
 
 class _BarEvents:
