@@ -1,8 +1,9 @@
 """Fixtures shared across test folders: a small real disk that can be filled or made read-only,
-and a local S3 server (moto) for object-store tests."""
+a local S3 server (moto) for object-store tests, and real worker processes for runner tests."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import shutil
 import socket
@@ -10,6 +11,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from distributed import Client, LocalCluster
+
+from spineps_dask.distributed.cluster import MODEL_RESOURCE
+from spineps_dask.distributed.model_cache import WorkerSetup
 
 
 class SmallDisk:
@@ -90,3 +95,25 @@ def s3_options():
         yield options
     finally:
         server.stop()
+
+
+@contextlib.contextmanager
+def model_workers(n_workers: int = 2, **cluster_options):
+    """A client of ``n_workers`` real worker processes on 127.0.0.1, one model slot and one torch
+    thread each, set up as ``spineps-dask run`` sets up its workers."""
+    cluster = LocalCluster(
+        n_workers=n_workers,
+        threads_per_worker=1,
+        processes=True,
+        resources={MODEL_RESOURCE: 1},
+        dashboard_address=":0",
+        host="127.0.0.1",
+        **cluster_options,
+    )
+    client = Client(cluster)
+    try:
+        client.register_plugin(WorkerSetup(threads=1))
+        yield client
+    finally:
+        client.close()
+        cluster.close()

@@ -10,18 +10,16 @@ import time
 import dask
 import numpy as np
 import pytest
-from distributed import Client, LocalCluster
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from spineps_dask.config import RunConfig
-from spineps_dask.distributed.cluster import MODEL_RESOURCE
-from spineps_dask.distributed.model_cache import WorkerSetup
 from spineps_dask.distributed.runner import run_store
 from spineps_dask.errors import StoreError
 from spineps_dask.io.cohort import ingest
 from spineps_dask.io.manifest import Manifest
 from spineps_dask.io.store import CohortStore
 from spineps_dask.phantom.cohort import write_bids_cohort
+from tests.conftest import model_workers
 
 CFG = RunConfig(n4=False, cutouts_per_task=4, snapshot=False, metrics=False)
 PIR = ("P", "I", "R")
@@ -41,21 +39,11 @@ def bids(tmp_path_factory):
 @pytest.fixture(scope="module")
 def client():
     """Two worker processes with a 4 GiB memory limit; a task that kills two workers fails."""
-    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
-        cluster = LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            memory_limit=MEMORY_LIMIT,
-            resources={MODEL_RESOURCE: 1},
-            dashboard_address=":0",
-            host="127.0.0.1",
-        )
-    client = Client(cluster)
-    client.register_plugin(WorkerSetup(threads=1))
-    yield client
-    client.close()
-    cluster.close()
+    with (
+        dask.config.set({"distributed.scheduler.allowed-failures": 1}),
+        model_workers(2, memory_limit=MEMORY_LIMIT) as client,
+    ):
+        yield client
 
 
 def _allocate_beyond_the_limit() -> None:

@@ -14,12 +14,9 @@ import time
 
 import numpy as np
 import pytest
-from distributed import Client, LocalCluster
 
 from spineps_dask.config import RunConfig
 from spineps_dask.distributed import model_cache, tasks
-from spineps_dask.distributed.cluster import MODEL_RESOURCE
-from spineps_dask.distributed.model_cache import WorkerSetup
 from spineps_dask.distributed.runner import RunEvents, run_lock, run_store
 from spineps_dask.errors import StoreError
 from spineps_dask.explore import open_cohort
@@ -31,6 +28,7 @@ from spineps_dask.io.references import ingest_references
 from spineps_dask.io.store import CohortStore
 from spineps_dask.phantom.cohort import GROUNDTRUTH, write_bids_cohort
 from spineps_dask.pipeline.segment import segment
+from tests.conftest import model_workers
 
 CFG = RunConfig(n4=False, cutouts_per_task=2, snapshot=True)
 GOOD = ["sub-001", "sub-002"]
@@ -51,19 +49,8 @@ def bids(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client():
-    cluster = LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        resources={MODEL_RESOURCE: 1},
-        dashboard_address=":0",
-        host="127.0.0.1",
-    )
-    client = Client(cluster)
-    client.register_plugin(WorkerSetup(threads=1))
-    yield client
-    client.close()
-    cluster.close()
+    with model_workers(2) as client:
+        yield client
 
 
 def _fresh_store(bids, path):
