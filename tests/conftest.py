@@ -97,8 +97,16 @@ def s3_options():
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def model_workers():
+    """``with model_workers(2) as client``: a fixture, not an import, because a module that
+    imports ``tests.conftest`` cannot be unpickled on a worker process where ``tests`` is not a
+    package (a WorkerPlugin defined in a test module is pickled by reference; CI run 12)."""
+    return _model_workers
+
+
 @contextlib.contextmanager
-def model_workers(n_workers: int = 2, **cluster_options):
+def _model_workers(n_workers: int = 2, **cluster_options):
     """A client of ``n_workers`` real worker processes on 127.0.0.1, one model slot and one torch
     thread each, set up as ``spineps-dask run`` sets up its workers."""
     cluster = LocalCluster(

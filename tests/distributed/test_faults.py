@@ -19,7 +19,6 @@ from spineps_dask.io.cohort import ingest
 from spineps_dask.io.manifest import Manifest
 from spineps_dask.io.store import CohortStore
 from spineps_dask.phantom.cohort import write_bids_cohort
-from tests.conftest import model_workers
 
 CFG = RunConfig(n4=False, cutouts_per_task=4, snapshot=False, metrics=False)
 PIR = ("P", "I", "R")
@@ -37,7 +36,7 @@ def bids(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def client():
+def client(model_workers):
     """Two worker processes with a 4 GiB memory limit; a task that kills two workers fails."""
     with (
         dask.config.set({"distributed.scheduler.allowed-failures": 1}),

@@ -28,7 +28,6 @@ from spineps_dask.io.references import ingest_references
 from spineps_dask.io.store import CohortStore
 from spineps_dask.phantom.cohort import GROUNDTRUTH, write_bids_cohort
 from spineps_dask.pipeline.segment import segment
-from tests.conftest import model_workers
 
 CFG = RunConfig(n4=False, cutouts_per_task=2, snapshot=True)
 GOOD = ["sub-001", "sub-002"]
@@ -48,7 +47,7 @@ def bids(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def client():
+def client(model_workers):
     with model_workers(2) as client:
         yield client
 
