@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -116,6 +117,10 @@ def train_demo(
         float | None,
         typer.Option("--budget-s", help="Seconds of training per model (default: config)."),
     ] = None,
+    train_phantoms: Annotated[
+        int | None,
+        typer.Option(help="Training phantoms (seeds SEED*1000 + 0..N-1; default: config)."),
+    ] = None,
 ) -> None:
     """Train the small demo models on synthetic phantoms (CPU, minutes)."""
     from spineps_dask.models.train_demo import DemoTrainConfig, train_demo_models
@@ -124,9 +129,10 @@ def train_demo(
         raise typer.BadParameter(
             f"must be semantic, instance, both, data or cards, not {which!r}", param_hint="--which"
         )
-    cfg = DemoTrainConfig(seed=seed, threads=threads).with_limits(
-        iterations=iterations, budget_s=budget_s
-    )
+    cfg = DemoTrainConfig(seed=seed, threads=threads)
+    if train_phantoms is not None:
+        cfg = replace(cfg, n_train=train_phantoms)
+    cfg = cfg.with_limits(iterations=iterations, budget_s=budget_s)
     train_demo_models(out, cfg, which=which)
 
 

@@ -101,12 +101,18 @@ def centroids(
 
 
 def discs_above(
-    instance: np.ndarray, semantic: np.ndarray, *, inferior_axis: int = 1
+    instance: np.ndarray,
+    semantic: np.ndarray,
+    *,
+    inferior_axis: int = 1,
+    min_fraction: float = 0.1,
 ) -> dict[int, bool]:
     """For each vertebra id: is there an IVD (semantic 100) directly above it?
 
     Each disc component is given to the vertebra nearest to it (centroid distance) among those
-    whose centre lies below the disc's centre.
+    whose centre lies below the disc's centre. Components under ``min_fraction`` of the median
+    disc component are ignored: a 30-voxel disc fragment between C1 and C2 hid the C2 anchor
+    of whole-spine views (the first vertebra without a disc above it), seen with the demo model.
     """
     verts = vertebra_ids_top_down(instance, inferior_axis=inferior_axis)
     flags = dict.fromkeys(verts, False)
@@ -116,7 +122,9 @@ def discs_above(
     comps, n = ndimage.label(semantic == Semantic.DISC, structure=_FULL)
     if n == 0:
         return flags
-    for dc in centroids(comps).values():
+    sizes = np.bincount(comps.ravel())[1:]
+    kept = [k + 1 for k in np.flatnonzero(sizes >= min_fraction * np.median(sizes))]
+    for dc in centroids(comps, labels=kept).values():
         below = [v for v in verts if vc[v][inferior_axis] > dc[inferior_axis]]
         if below:
             nearest = min(below, key=lambda v: (float(np.linalg.norm(np.subtract(vc[v], dc))), v))

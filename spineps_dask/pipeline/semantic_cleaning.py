@@ -36,10 +36,16 @@ class CleaningSettings:
         int(Semantic.CORD),
     )
     connectivity: int = 26
+    #: Beyond the reference: the sacrum is one bone, so its components under this fraction of
+    #: the largest one are specks (the demo model scatters hundreds of 1-100 voxel sacrum specks
+    #: over posterior elements, which became "S1" instances in cervical and thoracic views).
+    sacrum_relative_size: float = 0.1
 
 
 class RemoveSmallComponents:
     """Set connected components under ``min_size`` voxels of the given labels to 0.
+
+    ``relative`` > 0 also removes components under that fraction of the label's largest one.
 
     Examples
     --------
@@ -48,9 +54,17 @@ class RemoveSmallComponents:
     [49, 49, 49, 49, 0, 0]
     """
 
-    def __init__(self, min_size: int, labels: tuple[int, ...], *, connectivity: int = 26):
+    def __init__(
+        self,
+        min_size: int,
+        labels: tuple[int, ...],
+        *,
+        connectivity: int = 26,
+        relative: float = 0.0,
+    ):
         self.min_size = min_size
         self.labels = labels
+        self.relative = relative
         self.structure = _structure(connectivity)
 
     def __call__(self, seg: np.ndarray) -> np.ndarray:
@@ -60,7 +74,8 @@ class RemoveSmallComponents:
             if n == 0:
                 continue
             sizes = np.bincount(comps.ravel())
-            small = np.flatnonzero(sizes < self.min_size)
+            floor = max(self.min_size, self.relative * sizes[1:].max())
+            small = np.flatnonzero(sizes < floor)
             small = small[small > 0]
             if len(small):
                 out[np.isin(comps, small)] = 0
@@ -116,4 +131,11 @@ def clean_semantic(seg: np.ndarray, *, settings: CleaningSettings | None = None)
     """
     s = settings or CleaningSettings()
     out = RemoveSmallComponents(s.min_size, s.small_labels, connectivity=s.connectivity)(seg)
+    if s.sacrum_relative_size > 0:
+        out = RemoveSmallComponents(
+            s.min_size,
+            (int(Semantic.SACRUM),),
+            connectivity=s.connectivity,
+            relative=s.sacrum_relative_size,
+        )(out)
     return FillHoles(s.fill_labels)(out)

@@ -35,6 +35,19 @@ def test_c2_anchor_when_top_vertebra_has_no_disc_above():
     assert _names(lab) == [V["C2"], V["C3"], V["C4"], V["C5"], V["C6"]]
 
 
+def test_disc_fragment_does_not_hide_the_c2_anchor():
+    """A few disc voxels above the top vertebra (a model's speck, far under a tenth of a real
+    disc) neither credit it a disc nor cost the C2 anchor."""
+    sem, inst = build_spine([False, True, True, True, True])
+    top = int(np.argmax((inst == 1).any(axis=(0, 2))))
+    sem[3, top - 2, 3] = 100
+    assert not discs_above(inst, sem)[1]
+    lab = label_vertebrae(inst, sem)
+    assert lab.anchor == "C2" and _names(lab)[0] == V["C2"]
+    sem[1:6, top - 2, 1:7] = 100  # a full-width disc there does count
+    assert discs_above(inst, sem)[1]
+
+
 def test_c1_above_c2_is_recognised():
     """Two discless vertebrae on top, then discs: C1 and C2."""
     sem, inst = build_spine([False, False, True, True])

@@ -26,6 +26,21 @@ def test_specks_under_30_voxels_removed_only_for_listed_labels():
     assert (out[15:18, 15:18, 15:18] == 60).all()
 
 
+def test_sacrum_specks_under_a_tenth_of_the_sacrum_removed():
+    """The sacrum is one bone: a 64-voxel sacrum piece beside a 1000-voxel sacrum goes (over
+    the 30-voxel floor, under 10 %); alone, the same piece stays (nothing larger to compare)."""
+    seg = np.zeros((30, 30, 30), np.uint8)
+    seg[1:5, 1:5, 1:5] = 26  # 64 voxels
+    seg[15:25, 15:25, 15:25] = 26  # 1000 voxels
+    out = clean_semantic(seg)
+    assert (out[1:5, 1:5, 1:5] == 0).all() and (out[15:25, 15:25, 15:25] == 26).all()
+    seg[15:25, 15:25, 15:25] = 0
+    assert (clean_semantic(seg)[1:5, 1:5, 1:5] == 26).all()
+    off = CleaningSettings(sacrum_relative_size=0.0)
+    seg[15:25, 15:25, 15:25] = 26
+    assert (clean_semantic(seg, settings=off)[1:5, 1:5, 1:5] == 26).all()
+
+
 def test_diagonal_neighbours_are_one_component():
     """26-connectivity: voxels touching by a corner count as one component."""
     seg = np.zeros((10, 10, 10), np.uint8)
