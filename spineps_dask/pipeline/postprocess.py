@@ -5,6 +5,8 @@ Order used by `postprocess_instances` (each step is usable on its own):
 1. `remove_outside_spine`: vertebra voxels where the semantic mask has no vertebra part go.
 2. `assign_leftovers`: semantic vertebra voxels with no instance join the touching vertebra.
 3. `sacral_fragments`: small "vertebrae" at the bottom, touching the sacrum, are sacrum.
+3b. `merge_split_vertebrae`: a small vertebra without a disc above, below C2, is a piece of
+   its neighbour (beyond the paper; seen with the demo model).
 4. `labeling.label_vertebrae` + `labeling.relabel`: anatomical ids.
 5. `add_sacrum`: semantic sacrum (and those fragments) -> instance 26 (S1).
 6. `attach_discs_endplates`: IVD -> 100+X (X the nearest vertebra above), endplates on either
@@ -33,6 +35,7 @@ from spineps_dask.pipeline.labeling import (
     Labeling,
     LabelingSettings,
     centroids,
+    discs_above,
     label_vertebrae,
     relabel,
     vertebra_ids_top_down,
@@ -142,8 +145,10 @@ def sacral_fragments(
     if not sacrum.any() or len(ids) < 3:
         return out
     sizes = ndimage.sum_labels(np.ones(instance.shape), instance, ids)
-    typical = float(np.median(sizes))
     levels = [c[inferior_axis] for c in ndimage.center_of_mass(instance > 0, instance, ids)]
+    # Lumbar-sized reference: the median of the five lowest (a whole-spine median, half of it
+    # cervical, kept a 10 000-voxel sacral piece under L5 as a vertebra).
+    typical = float(np.median(np.asarray(sizes)[np.argsort(levels)[-5:]]))
     near_sacrum = ndimage.binary_dilation(sacrum, structure=_FACE)
     for k in np.argsort(levels)[::-1]:  # bottom first
         mask = instance == ids[k]
@@ -152,6 +157,58 @@ def sacral_fragments(
         out |= mask
     if out.any():
         logger.info("%d vertebra voxels in small pieces on the sacrum: sacrum", out.sum())
+    return out
+
+
+def merge_split_vertebrae(
+    instance: np.ndarray,
+    semantic: np.ndarray,
+    *,
+    inferior_axis: int = 1,
+    max_fraction: float = 0.6,
+) -> np.ndarray:
+    """Join each small vertebra without a disc above it to the vertebra it touches most.
+
+    From C2-C3 down to the sacrum every vertebra has a disc above it, so a "vertebra" below the
+    top two without one, and under ``max_fraction`` of its larger neighbour in the top-down
+    order, is a piece that the merge split off (one extra vertebra shifted every name below
+    it on demo phantoms). A fused pair (block vertebra) has the size of two and is kept.
+
+    Examples
+    --------
+    >>> sem = np.zeros((1, 16, 1), np.uint8); inst = np.zeros_like(sem, np.uint16)
+    >>> sem[0, 0:3] = sem[0, 4:7] = sem[0, 8:10] = sem[0, 10:11] = sem[0, 12:15] = 49
+    >>> sem[0, 3] = sem[0, 7] = sem[0, 11] = 100
+    >>> inst[0, 0:3], inst[0, 4:7], inst[0, 8:10], inst[0, 10], inst[0, 12:15] = 1, 2, 3, 4, 5
+    >>> merge_split_vertebrae(inst, sem).ravel().tolist()[8:11]
+    [3, 3, 3]
+    """
+    out = instance.copy()
+    verts = vertebra_ids_top_down(instance, inferior_axis=inferior_axis)
+    flags = discs_above(instance, semantic, inferior_axis=inferior_axis)
+    sizes = dict(
+        zip(verts, ndimage.sum_labels(np.ones(instance.shape), instance, verts), strict=True)
+    )
+    vertebrae = np.where(instance < IVD_OFFSET, instance, 0)
+    k = 2
+    while k < len(verts):
+        v = verts[k]
+        neighbours = verts[k - 1 : k] + verts[k + 1 : k + 2]
+        k += 1
+        if flags[v] or sizes[v] >= max_fraction * max(sizes[u] for u in neighbours):
+            continue
+        mask = out == v
+        box = _padded_box(ndimage.find_objects(mask.astype(np.uint8))[0], mask.shape)
+        counts = _touch_counts(mask[box], vertebrae[box])
+        counts = {u: c for u, c in counts.items() if u in neighbours}
+        if counts:
+            winner = min(counts, key=lambda u: (-counts[u], u))
+            out[mask] = winner
+            vertebrae[mask] = winner
+            sizes[winner] += sizes[v]
+            verts.remove(v)
+            k -= 1
+            logger.info("vertebra piece %d without a disc above joined to %d", v, winner)
     return out
 
 
@@ -248,6 +305,7 @@ def postprocess_instances(
         inst = assign_leftovers(remove_outside_spine(instance, semantic), semantic)
         fragments = sacral_fragments(inst, semantic, inferior_axis=s.inferior_axis)
         inst = np.where(fragments, 0, inst).astype(inst.dtype, copy=False)
+        inst = merge_split_vertebrae(inst, semantic, inferior_axis=s.inferior_axis)
     labeling = label_vertebrae(inst, semantic, settings=s)
     inst = add_sacrum(relabel(inst, labeling.mapping), semantic)
     inst[fragments] = _S1

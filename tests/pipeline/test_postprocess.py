@@ -21,6 +21,7 @@ from spineps_dask.pipeline.postprocess import (
     add_sacrum,
     assign_leftovers,
     attach_discs_endplates,
+    merge_split_vertebrae,
     postprocess_instances,
     remove_outside_spine,
 )
@@ -139,3 +140,37 @@ def test_corpus_pieces_on_the_sacrum_are_sacrum_and_keep_the_l5_name():
     # Without post-processing the pieces stay vertebrae and the true L5 loses its name.
     assert V["S1"] not in np.unique(raw[inst >= 5])
     assert V["L5"] not in np.unique(raw[inst == 4])
+
+
+def _split_bottom_rows(sem, inst, vertebra: int, rows: int, new_id: int) -> None:
+    """Give the lowest ``rows`` rows of ``vertebra`` a new instance id (a split merge)."""
+    ys = np.flatnonzero((inst == vertebra).any(axis=(0, 2)))
+    piece = (inst == vertebra) & (np.arange(inst.shape[1]) >= ys[-1] - rows + 1)[None, :, None]
+    inst[piece] = new_id
+
+
+def test_piece_split_off_a_vertebra_joins_it_again_and_names_stay_right():
+    """A third of L3 made its own instance (no disc above it, a third of its neighbours' size):
+    it joins L3, and the sacrum-anchored names above it are not shifted by one."""
+    sem, inst = build_spine([True, True, True, True], sacrum=True)
+    _split_bottom_rows(sem, inst, 2, rows=2, new_id=9)
+    joined = merge_split_vertebrae(inst, sem)
+    assert 9 not in joined and (joined[inst == 9] == 2).all()
+    out, lab = postprocess_instances(inst, sem)
+    assert lab.anchor == "sacrum"
+    assert [int(np.bincount(out[inst == k]).argmax()) for k in (1, 2, 3, 4)] == [
+        V["L2"],
+        V["L3"],
+        V["L4"],
+        V["L5"],
+    ]
+
+
+def test_fused_pair_and_the_top_two_vertebrae_are_not_joined():
+    """Without a disc between them, a full-size vertebra (block vertebra) stays its own
+    instance, and so does C2 under C1 (no disc there by anatomy), however small."""
+    sem, inst = build_spine([True, True, False, True])
+    assert (merge_split_vertebrae(inst, sem) == inst).all()
+    sem, inst = build_spine([False, False, True, True])
+    _split_bottom_rows(sem, inst, 2, rows=4, new_id=0)  # C2 a third of its neighbours' size
+    assert (merge_split_vertebrae(inst, sem) == inst).all()
