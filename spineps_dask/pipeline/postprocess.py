@@ -127,8 +127,8 @@ def sacral_fragments(
     merge then makes small vertebrae below L5, every name above them shifts, and the sacrum
     anchor names the real L5 as L4 (seen on phantoms with the demo models). With the sacrum in
     view L5 lies whole above it, so from the bottom up, each lowest vertebra that touches the
-    semantic sacrum and is smaller than ``max_fraction`` x the median vertebra is taken for
-    sacrum; the first one that is not ends the search.
+    semantic sacrum and is smaller than ``max_fraction`` x the largest of the five lowest
+    vertebrae is taken for sacrum; the first one that is not ends the search.
 
     Examples
     --------
@@ -146,9 +146,10 @@ def sacral_fragments(
         return out
     sizes = ndimage.sum_labels(np.ones(instance.shape), instance, ids)
     levels = [c[inferior_axis] for c in ndimage.center_of_mass(instance > 0, instance, ids)]
-    # Lumbar-sized reference: the median of the five lowest (a whole-spine median, half of it
-    # cervical, kept a 10 000-voxel sacral piece under L5 as a vertebra).
-    typical = float(np.median(np.asarray(sizes)[np.argsort(levels)[-5:]]))
+    # Lumbar-sized reference: the largest of the five lowest (a whole-spine median, half of it
+    # cervical, kept a 10 000-voxel sacral piece under L5 as a vertebra; a median of the five
+    # lowest is itself a fragment when three pieces lie on the sacrum).
+    typical = float(np.max(np.asarray(sizes)[np.argsort(levels)[-5:]]))
     near_sacrum = ndimage.binary_dilation(sacrum, structure=_FACE)
     for k in np.argsort(levels)[::-1]:  # bottom first
         mask = instance == ids[k]
