@@ -190,6 +190,12 @@ def label_vertebrae(
         seq = vertebra_sequence(has_t13=has_t13, has_l6=has_l6)[:-1]  # no S1
         first = seq.index(_C2) - c2
         return Labeling(_zip(verts, seq[first:]), "C2", has_t13, has_l6)
+    if sacrum and len(verts) == _C2_TO_L5 + 1 and flags[verts[1]]:
+        # Counting up from L5 would call the top vertebra C1, but C1-C2 has no disc and one
+        # lies under it: it is C2, cut by the view's edge, over a spine with an extra vertebra.
+        has_t13, has_l6 = s.extra_vertebra == "T13", s.extra_vertebra == "L6"
+        seq = vertebra_sequence(has_t13=has_t13, has_l6=has_l6)[:-1]
+        return Labeling(_zip(verts, seq[seq.index(_C2) :]), "C2", has_t13, has_l6)
     if sacrum:
         seq = vertebra_sequence()[:-1]
         up = list(reversed(seq))  # L5, L4, ... C1

@@ -76,6 +76,20 @@ def test_top_vertebra_cut_by_field_of_view_is_not_taken_for_c2():
     assert label_vertebrae(inst, sem, settings=settings).anchor == "C2"
 
 
+def test_c2_at_the_edge_over_an_extra_vertebra_is_not_called_c1():
+    """24 vertebrae over the sacrum, the top one at the view's edge (no C2 anchor by margin):
+    counting up from L5 would name it C1, but a disc lies under it and C1-C2 has none, so it
+    is C2 and the spine has an L6. With a disc-less pair on top (C1, C2) the count stands."""
+    settings = LabelingSettings(top_margin=8)
+    sem, inst = build_spine([False] + [True] * 23, sacrum=True, margin=0)
+    lab = label_vertebrae(inst, sem, settings=settings)
+    assert lab.anchor == "C2" and lab.has_l6
+    assert _names(lab)[0] == V["C2"] and _names(lab)[-1] == V["L6"]
+    sem, inst = build_spine([False, False] + [True] * 22, sacrum=True, margin=0)
+    lab = label_vertebrae(inst, sem, settings=settings)
+    assert _names(lab)[:2] == [V["C1"], V["C2"]] and _names(lab)[-1] == V["L5"]
+
+
 def test_whole_spine_with_c2_and_sacrum_is_c2_to_l5():
     """23 vertebrae from C2 to the sacrum: the normal count, last one L5, no variant."""
     sem, inst = build_spine([False] + [True] * 22, sacrum=True)
