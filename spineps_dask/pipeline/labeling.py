@@ -143,8 +143,11 @@ def _c2_start(
     if not verts:
         return None
     f = [flags[v] for v in verts]
-    if len(f) >= 3 and not f[0] and not f[1] and f[2]:
-        return 1  # verts[0] is C1: two disc-less vertebrae on top are C1 and C2
+    if len(f) >= 3 and not f[1] and f[2]:
+        # verts[0] is C1: below C2 every vertebra has a disc above it, so a second vertebra
+        # without one is C2, whatever the model put over C1 (a "disc" at the skull base, seen
+        # with the demo model, is no reason to lose the anchor).
+        return 1
     if not (len(f) >= 2 and not f[0] and f[1]):
         return None
     axis = s.inferior_axis

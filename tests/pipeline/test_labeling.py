@@ -52,6 +52,9 @@ def test_c1_above_c2_is_recognised():
     """Two discless vertebrae on top, then discs: C1 and C2."""
     sem, inst = build_spine([False, False, True, True])
     assert _names(label_vertebrae(inst, sem)) == [V["C1"], V["C2"], V["C3"], V["C4"]]
+    # A false "disc" over C1 (skull base) does not hide the pair.
+    sem, inst = build_spine([True, False, True, True])
+    assert _names(label_vertebrae(inst, sem)) == [V["C1"], V["C2"], V["C3"], V["C4"]]
 
 
 def test_sacrum_anchor_names_the_last_vertebra_l5():
