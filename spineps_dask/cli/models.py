@@ -107,7 +107,7 @@ def train_demo(
         str,
         typer.Option(
             help="'semantic', 'instance', 'both', 'data' (only prepare phantoms) or 'cards' "
-            "(only rewrite the MODEL_CARD.md files in OUT)."
+            "(re-measure the models in OUT on their held-out phantoms and rewrite MODEL_CARD.md)."
         ),
     ] = "both",
     iterations: Annotated[

@@ -115,7 +115,7 @@ def train_demo_models(out: str | Path, cfg: DemoTrainConfig, *, which: str = "bo
     if which in ("instance", "both"):
         train_instance(out / "instance", cases, cfg)
     if which != "data":
-        write_cards(out)
+        write_cards(out, heldout=False)  # just measured
 
 
 def train_semantic(
@@ -251,15 +251,21 @@ _HELDOUT_LEGEND = {
 }
 
 
-def write_cards(out: str | Path) -> None:
+def write_cards(out: str | Path, *, heldout: bool = True) -> None:
     """(Re)write ``MODEL_CARD.md`` of ``out/semantic`` and ``out/instance`` from their configs.
 
-    Held-out scores come from each ``inference_config.json``; the real-data section is measured
-    now on the tptbox crops (issue 4, item 5), with the sibling model, or the shipped demo model
-    where ``out`` has none.
+    Held-out scores are measured again (``heldout``) on the phantoms each
+    ``inference_config.json`` names and written back there, so the cards follow pipeline
+    changes made after training; the
+    real-data section is measured now on the tptbox crops (issue 4, item 5), with the sibling
+    model, or the shipped demo model where ``out`` has none.
     """
     from spineps_dask.models.config import CONFIG_NAME, load_config
-    from spineps_dask.models.demo_eval import evaluate_real_samples
+    from spineps_dask.models.demo_eval import (
+        evaluate_instance,
+        evaluate_real_samples,
+        evaluate_semantic,
+    )
     from spineps_dask.models.folders import demo_model
 
     out = Path(out)
@@ -271,6 +277,13 @@ def write_cards(out: str | Path) -> None:
         if not (out / which / CONFIG_NAME).exists():
             continue
         config = load_config(out / which / CONFIG_NAME)
+        if heldout:
+            first, last = (int(x) for x in config.training["heldout_phantom_seeds"].split(".."))
+            evaluate = evaluate_semantic if which == "semantic" else evaluate_instance
+            seeds = list(range(first, last + 1))
+            scores = evaluate(out / which, seeds, threads=torch.get_num_threads())
+            config = replace(config, training={**config.training, "heldout": scores})
+            write_config(out / which, config)
         real = evaluate_real_samples(
             folders["semantic"] if which == "semantic" else None, folders["instance"]
         )

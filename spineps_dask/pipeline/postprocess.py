@@ -171,8 +171,9 @@ def merge_split_vertebrae(
     """Join each small vertebra without a disc above it to the vertebra it touches most.
 
     From C2-C3 down to the sacrum every vertebra has a disc above it, so a "vertebra" below the
-    top two without one, and under ``max_fraction`` of its larger neighbour in the top-down
-    order, is a piece that the merge split off (one extra vertebra shifted every name below
+    top two without one, under ``max_fraction`` of its larger neighbour in the top-down order
+    and not the lowest in view (a vertebra cut by the view's edge is small too), is a piece
+    that the merge split off (one extra vertebra shifted every name below
     it on demo phantoms). A fused pair (block vertebra) has the size of two and is kept.
 
     Examples
@@ -192,9 +193,9 @@ def merge_split_vertebrae(
     )
     vertebrae = np.where(instance < IVD_OFFSET, instance, 0)
     k = 2
-    while k < len(verts):
+    while k < len(verts) - 1:  # the lowest one may be cut by the view's edge, not split
         v = verts[k]
-        neighbours = verts[k - 1 : k] + verts[k + 1 : k + 2]
+        neighbours = [verts[k - 1], verts[k + 1]]
         k += 1
         if flags[v] or sizes[v] >= max_fraction * max(sizes[u] for u in neighbours):
             continue

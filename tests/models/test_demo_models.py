@@ -110,7 +110,7 @@ def test_model_card_reports_the_real_tptbox_crops(tmp_path) -> None:
     from spineps_dask.models.train_demo import write_cards
 
     shutil.copytree(demo_model("instance"), tmp_path / "instance")
-    write_cards(tmp_path)
+    write_cards(tmp_path, heldout=False)
     card = (tmp_path / "instance" / "MODEL_CARD.md").read_text()
     assert "## Real data" in card
     block = re.findall(r"```json\n(.*?)\n```", card, flags=re.S)[-1]

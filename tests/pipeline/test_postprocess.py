@@ -174,3 +174,11 @@ def test_fused_pair_and_the_top_two_vertebrae_are_not_joined():
     sem, inst = build_spine([False, False, True, True])
     _split_bottom_rows(sem, inst, 2, rows=4, new_id=0)  # C2 a third of its neighbours' size
     assert (merge_split_vertebrae(inst, sem) == inst).all()
+
+
+def test_lowest_vertebra_cut_by_the_view_is_not_joined():
+    """The lowest vertebra in view, small because the view's edge cuts it (and its disc above
+    out of the labelled mask here), stays its own instance: only pieces between two go."""
+    sem, inst = build_spine([True, True, True, False])
+    _split_bottom_rows(sem, inst, 4, rows=4, new_id=0)
+    assert (merge_split_vertebrae(inst, sem) == inst).all()
