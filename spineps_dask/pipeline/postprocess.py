@@ -172,7 +172,7 @@ def merge_split_vertebrae(
 
     From C2-C3 down to the sacrum every vertebra has a disc above it, so a "vertebra" below the
     top two without one, under ``max_fraction`` of its larger neighbour in the top-down order
-    and not the lowest in view (a vertebra cut by the view's edge is small too), is a piece
+    and not a lowest one that ends at the view's edge (cut by it, so small too), is a piece
     that the merge split off (one extra vertebra shifted every name below
     it on demo phantoms). A fused pair (block vertebra) has the size of two and is kept.
 
@@ -192,10 +192,17 @@ def merge_split_vertebrae(
         zip(verts, ndimage.sum_labels(np.ones(instance.shape), instance, verts), strict=True)
     )
     vertebrae = np.where(instance < IVD_OFFSET, instance, 0)
+    other = tuple(a for a in range(instance.ndim) if a != inferior_axis)
+    rows = np.flatnonzero(np.any(semantic > 0, axis=other))
+    last = len(verts)
+    if verts and rows.size:
+        bottom = np.flatnonzero(np.any(instance == verts[-1], axis=other))[-1]
+        if rows[-1] - bottom <= 2:
+            last -= 1  # the lowest vertebra ends at the view's edge: cut by it, not split
     k = 2
-    while k < len(verts) - 1:  # the lowest one may be cut by the view's edge, not split
+    while k < last:
         v = verts[k]
-        neighbours = [verts[k - 1], verts[k + 1]]
+        neighbours = verts[k - 1 : k] + verts[k + 1 : k + 2]
         k += 1
         if flags[v] or sizes[v] >= max_fraction * max(sizes[u] for u in neighbours):
             continue
@@ -209,7 +216,7 @@ def merge_split_vertebrae(
             vertebrae[mask] = winner
             sizes[winner] += sizes[v]
             verts.remove(v)
-            k -= 1
+            k, last = k - 1, last - 1
             logger.info("vertebra piece %d without a disc above joined to %d", v, winner)
     return out
 

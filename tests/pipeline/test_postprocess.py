@@ -177,8 +177,13 @@ def test_fused_pair_and_the_top_two_vertebrae_are_not_joined():
 
 
 def test_lowest_vertebra_cut_by_the_view_is_not_joined():
-    """The lowest vertebra in view, small because the view's edge cuts it (and its disc above
-    out of the labelled mask here), stays its own instance: only pieces between two go."""
-    sem, inst = build_spine([True, True, True, False])
-    _split_bottom_rows(sem, inst, 4, rows=4, new_id=0)
+    """The lowest vertebra, small because the view's edge cuts it, stays its own instance; the
+    same small piece with the sacrum below it (not at the edge) joins the vertebra above."""
+    sem, inst = build_spine([True, True, True, False], margin=0)
+    top = int(np.flatnonzero((inst == 4).any(axis=(0, 2)))[0])
+    sem, inst = sem[:, : top + 2].copy(), inst[:, : top + 2].copy()  # the view ends in it
     assert (merge_split_vertebrae(inst, sem) == inst).all()
+    sem, inst = build_spine([True, True, True, True], sacrum=True)
+    _split_bottom_rows(sem, inst, 4, rows=2, new_id=9)  # the lowest, over the sacrum
+    joined = merge_split_vertebrae(inst, sem)
+    assert 9 not in joined and (joined[inst == 9] == 4).all()
