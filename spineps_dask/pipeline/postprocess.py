@@ -173,8 +173,8 @@ def merge_split_vertebrae(
     From C2-C3 down to the sacrum every vertebra has a disc above it, so a "vertebra" below the
     top two without one, under ``max_fraction`` of its larger neighbour in the top-down order
     and not a lowest one that ends at the view's edge (cut by it, so small too), is a piece
-    that the merge split off (one extra vertebra shifted every name below
-    it on demo phantoms). A fused pair (block vertebra) has the size of two and is kept.
+    that the merge split off (one extra vertebra shifted every name below it on demo
+    phantoms). A fused pair (block vertebra) has the size of two and is kept.
 
     Examples
     --------
