@@ -183,6 +183,10 @@ def label_vertebrae(
     flags = discs_above(instance, semantic, inferior_axis=ax)
     c2 = _c2_start(verts, flags, instance, semantic, s)
     sacrum = _above_sacrum(instance, semantic, verts[-1], s)
+    if c2 is None and sacrum and len(verts) == _C2_TO_L5 + 1 and flags[verts[1]]:
+        # Counting up from L5 would call the top vertebra C1, but C1-C2 has no disc and one
+        # lies under it: it is C2, cut by the view's edge, over a spine with an extra vertebra.
+        c2 = 0
     if c2 is not None:
         from_c2 = len(verts) - c2
         extra = from_c2 > _C2_TO_L5
@@ -193,12 +197,6 @@ def label_vertebrae(
         seq = vertebra_sequence(has_t13=has_t13, has_l6=has_l6)[:-1]  # no S1
         first = seq.index(_C2) - c2
         return Labeling(_zip(verts, seq[first:]), "C2", has_t13, has_l6)
-    if sacrum and len(verts) == _C2_TO_L5 + 1 and flags[verts[1]]:
-        # Counting up from L5 would call the top vertebra C1, but C1-C2 has no disc and one
-        # lies under it: it is C2, cut by the view's edge, over a spine with an extra vertebra.
-        has_t13, has_l6 = s.extra_vertebra == "T13", s.extra_vertebra == "L6"
-        seq = vertebra_sequence(has_t13=has_t13, has_l6=has_l6)[:-1]
-        return Labeling(_zip(verts, seq[seq.index(_C2) :]), "C2", has_t13, has_l6)
     if sacrum:
         seq = vertebra_sequence()[:-1]
         up = list(reversed(seq))  # L5, L4, ... C1

@@ -37,8 +37,9 @@ class CleaningSettings:
     )
     connectivity: int = 26
     #: Beyond the reference: the sacrum is one bone, so its components under this fraction of
-    #: the largest one are specks (the demo model scatters hundreds of 1-100 voxel sacrum specks
-    #: over posterior elements, which became "S1" instances in cervical and thoracic views).
+    #: the largest one (and, as for the listed labels, under ``min_size``) are specks. The demo
+    #: model scattered hundreds of 1-100 voxel sacrum specks over posterior elements, which
+    #: became "S1" instances in cervical and thoracic views.
     sacrum_relative_size: float = 0.1
 
 
