@@ -118,3 +118,26 @@ def test_model_card_reports_the_real_tptbox_crops(tmp_path) -> None:
     for crop in ("sample_mri", "sample_ct"):
         scores = real[f"{crop}: instance phase on the real semantic mask"]
         assert scores["instance/vertebra/DSC"] > 0.9
+
+
+def test_cards_measure_held_out_scores_again(tmp_path) -> None:
+    """``--which cards`` measures the held-out phantoms a folder names with the current pipeline
+    and writes the scores back into its inference_config.json (one phantom here, for time)."""
+    import json
+    import shutil
+
+    pytest.importorskip("TPTBox")
+    from spineps_dask.models.train_demo import write_cards
+
+    folder = tmp_path / "instance"
+    shutil.copytree(demo_model("instance"), folder)
+    config_path = folder / "inference_config.json"
+    config = json.loads(config_path.read_text())
+    config["training"]["heldout_phantom_seeds"] = f"{HELD_OUT_SEED}..{HELD_OUT_SEED}"
+    config["training"]["heldout"] = {"stale": True}
+    config_path.write_text(json.dumps(config))
+    write_cards(tmp_path)
+    heldout = json.loads(config_path.read_text())["training"]["heldout"]
+    assert heldout["n_subjects"] == 1 and heldout["subjects"][0]["seed"] == HELD_OUT_SEED
+    assert heldout["pipeline"]["vertebra_dice_mean"] > 0.9
+    assert '"n_subjects": 1' in (folder / "MODEL_CARD.md").read_text()
