@@ -5,8 +5,8 @@ in the semantic mask (reference doc "Post-processing", "final top-to-bottom labe
 
 - C2 anchor: C1-C2 and the skull-C1 junction have no disc, so the first vertebra without a disc
   above it followed by vertebrae that do have one is C2 (C1, which has no body, may be above it).
-- sacrum anchor: the vertebra directly above the sacrum is L5 (L6 when counting down from C2
-  finds one vertebra too many; ``LabelingSettings.extra_vertebra`` picks L6 or T13).
+- sacrum anchor: the vertebra directly above the sacrum is L5 (L6 or T13 when counting down
+  from C2 finds one vertebra too many; see `extra_vertebra_name`).
 - no anchor: the top vertebra is called C2, as the reference does without its labelling model,
   and the result is flagged ``anchored=False``.
 
@@ -37,21 +37,26 @@ _FULL = ndimage.generate_binary_structure(3, 3)
 _C2, _L5 = VERTEBRA_IDS["C2"], VERTEBRA_IDS["L5"]
 #: C2..L5 without variants (reference anatomy: 6 cervical below C1, 12 thoracic, 5 lumbar).
 _C2_TO_L5 = vertebra_sequence().index(_L5) - vertebra_sequence().index(_C2) + 1
+#: The conus medullaris ends between mid-T12 and upper L3 in adults, mean the lower third of
+#: L1 (Saifuddin et al., Spine 1998; 504 MRIs): a naming that puts the end of the cord below
+#: L3's centre is implausible.
+_LOWEST_CONUS = VERTEBRA_IDS["L3"]
 
 
 @dataclass(frozen=True)
 class LabelingSettings:
     """Labelling choices.
 
-    ``extra_vertebra``: name given to the one extra vertebra found between C2 and the sacrum
-    (the count alone cannot tell a 13th thoracic from a 6th lumbar; L6 is the common call).
+    ``extra_vertebra``: name given to the one extra vertebra found between C2 and the sacrum.
+    The count alone cannot tell a 13th thoracic from a 6th lumbar; ``"auto"`` calls it L6 (the
+    common call) unless the end of the spinal cord says T13 (`extra_vertebra_name`).
     ``min_sacrum_size``: sacrum voxels needed to trust it as an anchor.
     ``top_margin``: voxels (along the inferior axis) between the top vertebra and the top of the
     labelled field of view needed before a missing disc above it can mean C2; closer, the disc
     may simply be out of view (a lumbar scan's top vertebra is not C2).
     """
 
-    extra_vertebra: Literal["L6", "T13"] = "L6"
+    extra_vertebra: Literal["auto", "L6", "T13"] = "auto"
     min_sacrum_size: int = 250
     inferior_axis: int = 1
     top_margin: int = 4
@@ -192,8 +197,8 @@ def label_vertebrae(
         extra = from_c2 > _C2_TO_L5
         if sacrum and from_c2 not in (_C2_TO_L5, _C2_TO_L5 + 1):
             logger.warning("C2 and sacrum anchors disagree: %d vertebrae from C2 to L5", from_c2)
-        has_t13 = extra and s.extra_vertebra == "T13"
-        has_l6 = extra and s.extra_vertebra == "L6"
+        name = extra_vertebra_name(instance, semantic, verts, c2, s) if extra else None
+        has_t13, has_l6 = name == "T13", name == "L6"
         seq = vertebra_sequence(has_t13=has_t13, has_l6=has_l6)[:-1]  # no S1
         first = seq.index(_C2) - c2
         return Labeling(_zip(verts, seq[first:]), "C2", has_t13, has_l6)
@@ -203,6 +208,52 @@ def label_vertebrae(
         return Labeling(_zip(list(reversed(verts)), up), "sacrum")
     seq = vertebra_sequence()[:-1]
     return Labeling(_zip(verts, seq[seq.index(_C2) :]), "none")
+
+
+def extra_vertebra_name(
+    instance: np.ndarray,
+    semantic: np.ndarray,
+    verts: list[int],
+    c2: int,
+    s: LabelingSettings,
+) -> Literal["L6", "T13"]:
+    """L6 or T13 for a spine with one vertebra too many from C2 (index ``c2`` in ``verts``).
+
+    With ``"auto"``: T13 when naming the extra vertebra L6 would put the end of the cord below
+    the centre of L3, outside the adult range (``_LOWEST_CONUS``); then T13 moves it one level
+    up. Otherwise, and when the cord's end is not seen, L6.
+    """
+    if s.extra_vertebra != "auto":
+        return s.extra_vertebra
+    above = vertebra_above_conus(instance, semantic, verts, inferior_axis=s.inferior_axis)
+    if above is None:
+        return "L6"
+    seq = vertebra_sequence(has_l6=True)
+    as_l6 = seq.index(_C2) - c2 + verts.index(above)  # its place in the sequence named with L6
+    return "T13" if as_l6 >= seq.index(_LOWEST_CONUS) else "L6"
+
+
+def vertebra_above_conus(
+    instance: np.ndarray, semantic: np.ndarray, verts: list[int], *, inferior_axis: int = 1
+) -> int | None:
+    """The lowest of ``verts`` (top-down) whose body centre lies above the end of the cord.
+
+    The cord is its largest connected component, so a model's cord specks elsewhere do not
+    move its end. None without a cord, or when the cord ends above the first body centre or
+    below the last (its end is not between two vertebrae in view).
+    """
+    comps, n = ndimage.label(semantic == Semantic.CORD, structure=_FULL)
+    if n == 0:
+        return None
+    cord = comps == 1 + int(np.argmax(np.bincount(comps.ravel())[1:]))
+    other = tuple(a for a in range(cord.ndim) if a != inferior_axis)
+    end = int(np.flatnonzero(np.any(cord, axis=other))[-1])
+    body = np.isin(semantic, (Semantic.CORPUS, Semantic.CORPUS_BORDER))
+    centres = box_centroids(np.where(body, instance, 0), verts)
+    above = [v for v in centres if centres[v][inferior_axis] < end]
+    if not above or len(above) == len(centres):
+        return None
+    return max(above, key=lambda v: centres[v][inferior_axis])
 
 
 def _zip(verts: list[int], ids: list[int]) -> dict[int, int]:

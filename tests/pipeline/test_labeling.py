@@ -117,6 +117,30 @@ def test_one_extra_vertebra_from_c2_gives_l6_or_t13(extra, flag, last_two):
         assert names[18] == V["T13"] and names[17] == V["T12"]
 
 
+@pytest.mark.parametrize(("cord_below", "named"), [(19, "L6"), (20, "T13"), (None, "L6")])
+def test_end_of_the_cord_tells_t13_from_l6(cord_below, named):
+    """24 vertebrae from C2 to the sacrum. Calling the extra one L6 names vertebra 19 (0-based
+    from C2) L2 and vertebra 20 L3: a cord ending under L2 keeps L6; one ending under "L3",
+    below the adult range of the conus, makes it T13 (which renames that vertebra L2). No cord
+    in view: L6, the common call."""
+    sem, inst = build_spine([False] + [True] * 23, sacrum=True, cord_below=cord_below)
+    lab = label_vertebrae(inst, sem)
+    assert (lab.has_t13, lab.has_l6) == (named == "T13", named == "L6")
+    names = _names(lab)
+    assert names[-1] == (V["L6"] if named == "L6" else V["L5"])
+    if named == "T13":
+        assert names[cord_below] == V["L2"] and names[18] == V["T13"]
+
+
+def test_a_cord_speck_below_the_conus_does_not_move_its_end():
+    """The cord's end is taken from its largest piece: a model's speck of cord in the low
+    lumbar canal does not turn an L6 spine into a T13 one."""
+    sem, inst = build_spine([False] + [True] * 23, sacrum=True, cord_below=19)
+    bottom = int(np.flatnonzero((inst == 22).any(axis=(0, 2)))[-1])  # under "L4"
+    sem[0, bottom, 3] = 60
+    assert label_vertebrae(inst, sem).has_l6
+
+
 def test_no_anchor_labels_from_the_top_as_c2_and_flags_it():
     """Disc above the top vertebra and no sacrum: reference behaviour, flagged unanchored."""
     sem, inst = build_spine([True, True, True])
