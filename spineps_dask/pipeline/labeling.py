@@ -238,18 +238,26 @@ def vertebra_above_conus(
 ) -> int | None:
     """The lowest of ``verts`` (top-down) whose body centre lies above the end of the cord.
 
-    The cord is its largest connected component, so a model's cord specks elsewhere do not
-    move its end. None without a cord, or when the cord ends above the first body centre or
-    below the last (its end is not between two vertebrae in view).
+    The cord runs down from its largest connected piece; a piece that starts less than half a
+    vertebra below the end so far continues it (the model breaks the thin conus off, seen
+    with the demo model), a speck further down does not. None without a cord, or when the
+    cord ends above the first body centre or below the last.
     """
     comps, n = ndimage.label(semantic == Semantic.CORD, structure=_FULL)
-    if n == 0:
-        return None
-    cord = comps == 1 + int(np.argmax(np.bincount(comps.ravel())[1:]))
-    other = tuple(a for a in range(cord.ndim) if a != inferior_axis)
-    end = int(np.flatnonzero(np.any(cord, axis=other))[-1])
     body = np.isin(semantic, (Semantic.CORPUS, Semantic.CORPUS_BORDER))
     centres = box_centroids(np.where(body, instance, 0), verts)
+    if n == 0 or len(centres) < 2:
+        return None
+    rows = sorted(c[inferior_axis] for c in centres.values())
+    gap = 0.5 * float(np.median(np.diff(rows)))
+    spans = [
+        (b[inferior_axis].start, b[inferior_axis].stop - 1) for b in ndimage.find_objects(comps)
+    ]
+    main = int(np.argmax(np.bincount(comps.ravel())[1:]))
+    end = spans[main][1]
+    for top, bottom in sorted(spans):
+        if top > spans[main][0] and top <= end + gap:
+            end = max(end, bottom)
     above = [v for v in centres if centres[v][inferior_axis] < end]
     if not above or len(above) == len(centres):
         return None

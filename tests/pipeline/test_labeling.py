@@ -132,6 +132,16 @@ def test_end_of_the_cord_tells_t13_from_l6(cord_below, named):
         assert names[cord_below] == V["L2"] and names[18] == V["T13"]
 
 
+def test_a_conus_broken_off_by_the_model_still_ends_the_cord():
+    """The demo model can break the thin end of the cord off; a piece that starts less than
+    half a vertebra below the rest continues the cord, so the T13 call of a cord ending under
+    "L3" stands."""
+    sem, inst = build_spine([False] + [True] * 23, sacrum=True, cord_below=20)
+    centre = int(np.flatnonzero((inst == 21).any(axis=(0, 2))).mean())
+    sem[0, centre : centre + 2, 3] = 61  # the cord above the break ends over "L3"'s centre
+    assert label_vertebrae(inst, sem).has_t13
+
+
 def test_a_cord_speck_below_the_conus_does_not_move_its_end():
     """The cord's end is taken from its largest piece: a model's speck of cord in the low
     lumbar canal does not turn an L6 spine into a T13 one."""
