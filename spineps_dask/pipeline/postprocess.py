@@ -74,6 +74,12 @@ def _touch_counts(comp: np.ndarray, labels: np.ndarray) -> dict[int, int]:
     return {int(i): int(c) for i, c in zip(ids, counts, strict=True)}
 
 
+def _nearest_label(labels: np.ndarray) -> np.ndarray:
+    """Each voxel's nearest non-zero label (Euclidean, in voxels)."""
+    _, index = ndimage.distance_transform_edt(labels == 0, return_indices=True)
+    return labels[tuple(index)]
+
+
 def _padded_box(box: tuple[slice, ...], shape: tuple[int, ...]) -> tuple[slice, ...]:
     return tuple(
         slice(max(b.start - 1, 0), min(b.stop + 1, n)) for b, n in zip(box, shape, strict=True)
@@ -84,7 +90,10 @@ def assign_leftovers(instance: np.ndarray, semantic: np.ndarray) -> np.ndarray:
     """Give each semantic vertebra component without an instance to the most-touching vertebra.
 
     Components are 26-connected; touching counts face neighbours; ties go to the smaller id.
-    A component touching no vertebra stays 0 (logged).
+    A component touching no vertebra stays 0 (logged). A piece of one vertebra touches two
+    vertebrae at most; a component touching more is a strip of unclaimed arches and processes
+    along the column (seen with the demo model: one strip from C1 to T12, which the whole went
+    to T11 and renamed the spine), and each of its voxels goes to the nearest vertebra instead.
 
     Examples
     --------
@@ -107,8 +116,10 @@ def assign_leftovers(instance: np.ndarray, semantic: np.ndarray) -> np.ndarray:
         if not counts:
             lost += 1
             continue
-        winner = min(counts, key=lambda k: (-counts[k], k))
-        out[big][comp] = winner
+        if len(counts) > 2:
+            out[big][comp] = _nearest_label(vertebrae[big])[comp]
+            continue
+        out[big][comp] = min(counts, key=lambda k: (-counts[k], k))
     if lost:
         logger.info("%d left-over vertebra components touch no vertebra", lost)
     return out

@@ -51,6 +51,21 @@ def test_leftover_goes_to_neighbour_with_most_touching_voxels():
     assert (out[inst > 0] == inst[inst > 0]).all()
 
 
+def test_leftover_strip_along_several_vertebrae_is_split_between_them():
+    """A strip of unclaimed arch touching four vertebrae is no piece of one of them: each part
+    goes to the vertebra it lies against, not the whole strip to the most-touching one."""
+    sem = np.zeros((8, 40, 6), np.uint8)
+    inst = np.zeros(sem.shape, np.uint16)
+    for k in range(4):
+        sem[:4, 10 * k : 10 * k + 8] = 49
+        inst[:4, 10 * k : 10 * k + 8] = k + 1
+    sem[4:6, :, 2:4] = 41  # behind all four bodies
+    sem[4:6, 30:38, 1:5] = 41  # wider behind the last: it touches most
+    out = assign_leftovers(inst, sem)
+    for k in range(4):
+        assert (out[4:6, 10 * k + 1 : 10 * k + 7, 2:4] == k + 1).all(), k
+
+
 def test_leftover_touching_nothing_stays_unlabelled():
     sem = np.zeros((5, 5, 5), np.uint8)
     sem[2, 2, 2] = 49
