@@ -142,7 +142,7 @@ def clustered(bids: Path, store_path: Path, cfg: Any, layout: Layout) -> Measure
     """`run_store` on a LocalCluster of ``layout``; cluster start and ingest timed apart."""
     from distributed import Client, LocalCluster
 
-    from spineps_dask.distributed.cluster import MODEL_RESOURCE
+    from spineps_dask.distributed.cluster import MODEL_RESOURCE, worker_environment
     from spineps_dask.distributed.model_cache import WorkerSetup
     from spineps_dask.distributed.runner import run_store
     from spineps_dask.io.cohort import ingest
@@ -154,6 +154,7 @@ def clustered(bids: Path, store_path: Path, cfg: Any, layout: Layout) -> Measure
     before = os.getloadavg()[0]
     t0 = time.perf_counter()
     with (
+        worker_environment(),
         LocalCluster(
             n_workers=layout.workers,
             threads_per_worker=layout.threads,

@@ -9,8 +9,10 @@ YAML files, never in code (style guide: cellpose hard-codes ``/scratch/{user}``)
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,13 +87,20 @@ def default_local_layout(cores: int | None = None) -> tuple[int, int]:
 
 def make_cluster(spec: ClusterSpec) -> Any:
     """Build the cluster object (not the client). Imports the backend lazily."""
+    with worker_environment():
+        return _make_cluster(spec)
+
+
+@contextlib.contextmanager
+def worker_environment() -> Iterator[None]:
+    """Start nannies in here so their workers go without ``WORKER_CONFIG``'s variables."""
     import dask
 
     # A nanny also writes its pre-spawn variables into this process's environment, which
     # every later worker inherits: drop what an earlier cluster left there.
     os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)
     with dask.config.set(WORKER_CONFIG):  # read by each nanny as it is made
-        return _make_cluster(spec)
+        yield
 
 
 def _make_cluster(spec: ClusterSpec) -> Any:
