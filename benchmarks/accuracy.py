@@ -2,7 +2,7 @@
 the paper's table 2 (the same figures without post-processing), plus the instance phase on the
 real masks that the tptbox wheel ships.
 
-    python benchmarks/accuracy.py --subjects 20 --seed 7
+    python benchmarks/accuracy.py --subjects 20 --seed 7 [--variants 12]
 
 Prints per-structure Dice (semantic, global), vertebra instance Dice / RQ / PQ, the share of
 vertebrae carrying their true anatomical label (when C2 or the sacrum is in view), and a
@@ -33,16 +33,23 @@ def _label_accuracy(pred: np.ndarray, ref: np.ndarray) -> tuple[int, int]:
     return ok, total
 
 
-def phantoms(n: int, seed: int) -> tuple[pd.DataFrame, list[dict]]:
+def _models() -> tuple:
     from spineps_dask.distributed import model_cache
-    from spineps_dask.metrics.tables import evaluate_subject
     from spineps_dask.models.folders import demo_model
+
+    return (
+        model_cache.semantic_model(demo_model("semantic")),
+        model_cache.instance_model(demo_model("instance")),
+    )
+
+
+def phantoms(n: int, seed: int) -> tuple[pd.DataFrame, list[dict]]:
+    from spineps_dask.metrics.tables import evaluate_subject
     from spineps_dask.phantom import make_phantom
     from spineps_dask.phantom.cohort import subject_seed
     from spineps_dask.pipeline.segment import segment
 
-    sem_m = model_cache.semantic_model(demo_model("semantic"))
-    inst_m = model_cache.instance_model(demo_model("instance"))
+    sem_m, inst_m = _models()
     tables, rows = [], []
     for i in range(n):
         ph = make_phantom(subject_seed(seed, i))
@@ -76,6 +83,36 @@ def phantoms(n: int, seed: int) -> tuple[pd.DataFrame, list[dict]]:
                 }
             )
     return pd.concat(tables, ignore_index=True), rows
+
+
+def variant_spines(k: int, seed: int) -> pd.DataFrame:
+    """Whole spines with a T13 and with an L6 (``k`` of each, seeds ``seed``..): is the extra
+    vertebra named right, and how many vertebrae carry their true name?"""
+    from spineps_dask.labels import VERTEBRA_IDS
+    from spineps_dask.phantom import make_phantom
+    from spineps_dask.pipeline.segment import segment
+
+    sem_m, inst_m = _models()
+    rows = []
+    for i in range(k):
+        for extra in ("T13", "L6"):
+            ph = make_phantom(
+                seed + i, region="whole", has_t13=extra == "T13", has_l6=extra == "L6"
+            )
+            res = segment(ph.image, sem_m, inst_m, n4=False, subject=f"sub-{extra}{i:02d}")
+            pred = np.asarray(res.instance.data)
+            ok, total = _label_accuracy(pred, np.asarray(ph.instance.data))
+            found = [v for v in ("T13", "L6") if (pred == VERTEBRA_IDS[v]).any()]
+            rows.append(
+                {
+                    "seed": seed + i,
+                    "extra": extra,
+                    "named": "+".join(found) or "none",
+                    "named_ok": ok,
+                    "vertebrae": total,
+                }
+            )
+    return pd.DataFrame(rows)
 
 
 def tptbox_instance_phase() -> pd.DataFrame:
@@ -119,6 +156,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subjects", type=int, default=20)
     parser.add_argument("--seed", type=int, default=7, help="cohort seed (never trained on)")
+    parser.add_argument(
+        "--variants", type=int, default=0, help="also K whole spines with T13 and K with L6"
+    )
+    parser.add_argument("--variant-seed", type=int, default=5000)
     args = parser.parse_args()
 
     from spineps_dask.metrics.stats import compare_runs
@@ -150,6 +191,15 @@ def main() -> None:
     print("tptbox real masks, instance phase only:")
     real = tptbox_instance_phase()
     print(real[real.level == "instance"].to_string(index=False))
+    if args.variants:
+        spines = variant_spines(args.variants, args.variant_seed)
+        print(spines.to_string(index=False))
+        right = (spines.extra == spines.named).groupby(spines.extra).sum()
+        share = spines.named_ok.sum() / spines.vertebrae.sum()
+        print(
+            f"T13/L6 whole spines: extra vertebra named right T13 {right['T13']}/{args.variants}, "
+            f"L6 {right['L6']}/{args.variants}; vertebrae with their true label {share:.3f}"
+        )
     vert = summary[
         (summary.level == "instance")
         & (summary.metric == "DSC")
