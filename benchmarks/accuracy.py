@@ -6,7 +6,9 @@ real masks that the tptbox wheel ships.
 
 Prints per-structure Dice (semantic, global), vertebra instance Dice / RQ / PQ, the share of
 vertebrae carrying their true anatomical label (when C2 or the sacrum is in view), and a
-Wilcoxon test with vs without post-processing. The last line is the mean vertebra instance Dice.
+Wilcoxon test with vs without post-processing; with ``--variants K`` also K whole spines with a
+T13 and K with an L6 (is the extra vertebra named right?). The last line is the mean vertebra
+instance Dice.
 """
 
 from __future__ import annotations
