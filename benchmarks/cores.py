@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import queue
 import time
 from typing import Any
 
@@ -51,7 +52,13 @@ def measure(
     ]
     for p in procs:
         p.start()
-    walls = [results.get() for _ in procs]
+    walls: list[float] = []
+    while len(walls) < processes:
+        try:
+            walls.append(results.get(timeout=5))
+        except queue.Empty:
+            if any(p.exitcode not in (None, 0) for p in procs):
+                raise RuntimeError("a benchmark process failed (its traceback is above)") from None
     for p in procs:
         p.join()
     wall = max(walls)

@@ -93,7 +93,10 @@ def make_cluster(spec: ClusterSpec) -> Any:
 
 @contextlib.contextmanager
 def worker_environment() -> Iterator[None]:
-    """Start nannies in here so their workers go without ``WORKER_CONFIG``'s variables."""
+    """Start nannies in here so their workers go without ``WORKER_CONFIG``'s variables.
+
+    It also drops MALLOC_TRIM_THRESHOLD_ from this process's environment, even one a user set.
+    """
     import dask
 
     # A nanny also writes its pre-spawn variables into this process's environment, which
