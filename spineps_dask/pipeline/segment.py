@@ -114,7 +114,10 @@ def prepare(image: Volume, *, n4: bool, subject: str = "") -> tuple[Volume, Crop
 def semantic_phase(prepared: Volume, model: Any) -> Volume:
     """Semantic model on the prepared image, then the reference cleaning (uint8 labels)."""
     raw = model.predict(prepared)
-    return raw.with_data(clean_semantic(np.asarray(raw.data, dtype=np.uint8)))
+    codes = raw.orientation
+    axis = next(k for k, c in enumerate(codes) if c in "IS")
+    down = (axis, 1 if codes[axis] == "I" else -1)
+    return raw.with_data(clean_semantic(np.asarray(raw.data, dtype=np.uint8), down=down))
 
 
 def instance_input(semantic: Volume, space: InstanceSpace) -> Volume:

@@ -41,6 +41,9 @@ class CleaningSettings:
     #: model scattered hundreds of 1-100 voxel sacrum specks over posterior elements, which
     #: became "S1" instances in cervical and thoracic views.
     sacrum_relative_size: float = 0.1
+    #: Beyond the reference: drop sacrum components away from canal and discs, or above the
+    #: lowest vertebral body (`drop_misplaced_sacrum`).
+    sacrum_position: bool = True
 
 
 class RemoveSmallComponents:
@@ -115,6 +118,35 @@ class FillHoles:
         return out
 
 
+def drop_misplaced_sacrum(seg: np.ndarray, *, down: tuple[int, int] | None = None) -> np.ndarray:
+    """Remove sacrum components that cannot be the sacrum; returns a new array.
+
+    Beyond the reference. The sacrum holds the sacral canal and lies under the L5-S1 disc, so
+    a component with no canal, cord or disc voxel within 2 voxels goes; and the sacrum lies
+    below the vertebrae, so with ``down`` = (inferior axis, +1 if the index grows downwards,
+    else -1) a component whose centre is above the centre of all vertebral-body voxels goes
+    too (the mean, not the lowest body: a model's "body" inside the sacrum must not drop it).
+    The demo model left such "sacrum" at the skull base and at the lower edge of cervical
+    views, where it became an S1 instance.
+    """
+    sac, n = ndimage.label(seg == Semantic.SACRUM, structure=_FULL)
+    if n == 0:
+        return seg.copy()
+    near = ndimage.binary_dilation(
+        np.isin(seg, (Semantic.CANAL, Semantic.CORD, Semantic.DISC)), _FULL, iterations=2
+    )
+    keep = set(np.unique(sac[near & (sac > 0)]).tolist()) - {0}
+    body_rows = np.nonzero(seg == Semantic.CORPUS)[down[0]] if down is not None else ()
+    if down is not None and len(body_rows):
+        axis, sign = down
+        middle = sign * float(body_rows.mean())
+        centres = ndimage.center_of_mass(sac > 0, sac, range(1, n + 1))
+        keep &= {k for k, c in enumerate(centres, start=1) if sign * c[axis] > middle}
+    out = seg.copy()
+    out[(sac > 0) & ~np.isin(sac, list(keep))] = 0
+    return out
+
+
 def _structure(connectivity: int) -> np.ndarray:
     rank = {6: 1, 18: 2, 26: 3}.get(connectivity)
     if rank is None:
@@ -122,13 +154,21 @@ def _structure(connectivity: int) -> np.ndarray:
     return ndimage.generate_binary_structure(3, rank)
 
 
-def clean_semantic(seg: np.ndarray, *, settings: CleaningSettings | None = None) -> np.ndarray:
+def clean_semantic(
+    seg: np.ndarray,
+    *,
+    settings: CleaningSettings | None = None,
+    down: tuple[int, int] | None = None,
+) -> np.ndarray:
     """Remove specks, then fill holes; returns a new array of the same shape and dtype.
 
     Parameters
     ----------
     seg : ndarray, shape (X, Y, Z), int
         Semantic mask (any orientation; the operations are isotropic in voxels).
+    down : (axis, sign), optional
+        The inferior axis and +1 / -1 if the index grows downwards / upwards; lets
+        `drop_misplaced_sacrum` remove "sacrum" above the lowest vertebral body.
     """
     s = settings or CleaningSettings()
     out = RemoveSmallComponents(s.min_size, s.small_labels, connectivity=s.connectivity)(seg)
@@ -139,4 +179,6 @@ def clean_semantic(seg: np.ndarray, *, settings: CleaningSettings | None = None)
             connectivity=s.connectivity,
             relative=s.sacrum_relative_size,
         )(out)
+    if s.sacrum_position:
+        out = drop_misplaced_sacrum(out, down=down)
     return FillHoles(s.fill_labels)(out)
