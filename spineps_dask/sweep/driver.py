@@ -252,9 +252,13 @@ class _Grid:
 
 
 def stage_counts(stages: Sequence[dict[str, Any]], stage: str) -> dict[str, int]:
-    """How many times ``stage`` ran per subject (instance: tasks, i.e. cutout batches)."""
+    """How many times ``stage`` ran per subject (instance: tasks, i.e. cutout batches).
+
+    Sorted by subject: stages finish in any order on a cluster, and the printed dict must not
+    change with it.
+    """
     counts: dict[str, int] = {}
     for row in stages:
         if row["stage"] == stage:
             counts[row["subject"]] = counts.get(row["subject"], 0) + 1
-    return counts
+    return dict(sorted(counts.items()))

@@ -189,3 +189,15 @@ def test_rerun_computes_nothing_new(result, config, client):
     assert again.stages.empty
     assert set(again.failures.subject) == {BAD}
     pd.testing.assert_frame_equal(again.metrics, result.metrics)
+
+
+def test_stage_counts_are_in_subject_order_whatever_order_stages_finished():
+    """Stages finish in any order on a cluster; the counts print the same every time."""
+    from spineps_dask.sweep.driver import stage_counts
+
+    rows = [
+        {"subject": "sub-002", "stage": "semantic"},
+        {"subject": "sub-001", "stage": "semantic"},
+        {"subject": "sub-001", "stage": "reduce"},
+    ]
+    assert str(stage_counts(rows, "semantic")) == "{'sub-001': 1, 'sub-002': 1}"
