@@ -42,7 +42,7 @@ class CleaningSettings:
     #: became "S1" instances in cervical and thoracic views.
     sacrum_relative_size: float = 0.1
     #: Beyond the reference: drop sacrum components away from canal and discs, or above the
-    #: lowest vertebral body (`drop_misplaced_sacrum`).
+    #: centre of the vertebral bodies (`drop_misplaced_sacrum`).
     sacrum_position: bool = True
 
 
@@ -136,10 +136,9 @@ def drop_misplaced_sacrum(seg: np.ndarray, *, down: tuple[int, int] | None = Non
         np.isin(seg, (Semantic.CANAL, Semantic.CORD, Semantic.DISC)), _FULL, iterations=2
     )
     keep = set(np.unique(sac[near & (sac > 0)]).tolist()) - {0}
-    body_rows = np.nonzero(seg == Semantic.CORPUS)[down[0]] if down is not None else ()
-    if down is not None and len(body_rows):
+    if down is not None and (seg == Semantic.CORPUS).any():
         axis, sign = down
-        middle = sign * float(body_rows.mean())
+        middle = sign * float(np.nonzero(seg == Semantic.CORPUS)[axis].mean())
         centres = ndimage.center_of_mass(sac > 0, sac, range(1, n + 1))
         keep &= {k for k, c in enumerate(centres, start=1) if sign * c[axis] > middle}
     out = seg.copy()
@@ -168,7 +167,7 @@ def clean_semantic(
         Semantic mask (any orientation; the operations are isotropic in voxels).
     down : (axis, sign), optional
         The inferior axis and +1 / -1 if the index grows downwards / upwards; lets
-        `drop_misplaced_sacrum` remove "sacrum" above the lowest vertebral body.
+        `drop_misplaced_sacrum` remove "sacrum" above the centre of the vertebral bodies.
     """
     s = settings or CleaningSettings()
     out = RemoveSmallComponents(s.min_size, s.small_labels, connectivity=s.connectivity)(seg)
