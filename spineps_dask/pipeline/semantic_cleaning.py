@@ -13,6 +13,7 @@ import numpy as np
 from scipy import ndimage
 
 from spineps_dask.labels import Semantic
+from spineps_dask.pipeline._measure import box_centroids
 
 logger = logging.getLogger(__name__)
 
@@ -136,11 +137,12 @@ def drop_misplaced_sacrum(seg: np.ndarray, *, down: tuple[int, int] | None = Non
         np.isin(seg, (Semantic.CANAL, Semantic.CORD, Semantic.DISC)), _FULL, iterations=2
     )
     keep = set(np.unique(sac[near & (sac > 0)]).tolist()) - {0}
-    if down is not None and (seg == Semantic.CORPUS).any():
+    body_rows = np.nonzero(seg == Semantic.CORPUS)[down[0]] if down is not None else None
+    if down is not None and body_rows.size:
         axis, sign = down
-        middle = sign * float(np.nonzero(seg == Semantic.CORPUS)[axis].mean())
-        centres = ndimage.center_of_mass(sac > 0, sac, range(1, n + 1))
-        keep &= {k for k, c in enumerate(centres, start=1) if sign * c[axis] > middle}
+        middle = sign * float(body_rows.mean())
+        centres = box_centroids(sac)
+        keep &= {k for k, c in centres.items() if sign * c[axis] > middle}
     out = seg.copy()
     out[(sac > 0) & ~np.isin(sac, list(keep))] = 0
     return out
