@@ -74,6 +74,16 @@ def _touch_counts(comp: np.ndarray, labels: np.ndarray) -> dict[int, int]:
     return {int(i): int(c) for i, c in zip(ids, counts, strict=True)}
 
 
+def _most_touching(counts: dict[int, int]) -> int:
+    """The label with the most touching voxels; ties go to the smaller id."""
+    return min(counts, key=lambda k: (-counts[k], k))
+
+
+def _voxel_counts(instance: np.ndarray, ids: list[int]) -> np.ndarray:
+    """Voxels of each of ``ids`` in ``instance``."""
+    return np.bincount(instance.ravel().astype(np.intp), minlength=max(ids) + 1)[ids]
+
+
 def _nearest_label(labels: np.ndarray) -> np.ndarray:
     """Each voxel's nearest non-zero label (Euclidean, in voxels)."""
     _, index = ndimage.distance_transform_edt(labels == 0, return_indices=True)
@@ -119,7 +129,7 @@ def assign_leftovers(instance: np.ndarray, semantic: np.ndarray) -> np.ndarray:
         if len(counts) > 2:
             out[big][comp] = _nearest_label(vertebrae[big])[comp]
             continue
-        out[big][comp] = min(counts, key=lambda k: (-counts[k], k))
+        out[big][comp] = _most_touching(counts)
     if lost:
         logger.info("%d left-over vertebra components touch no vertebra", lost)
     return out
@@ -155,8 +165,9 @@ def sacral_fragments(
     ids = [int(v) for v in np.unique(instance) if 0 < v < IVD_OFFSET]
     if not sacrum.any() or len(ids) < 3:
         return out
-    sizes = ndimage.sum_labels(np.ones(instance.shape), instance, ids)
-    levels = [c[inferior_axis] for c in ndimage.center_of_mass(instance > 0, instance, ids)]
+    sizes = _voxel_counts(instance, ids)
+    centres = box_centroids(instance, ids)
+    levels = [centres[i][inferior_axis] for i in ids]
     # Lumbar-sized reference: the largest of the five lowest (a whole-spine median, half of it
     # cervical, kept a 10 000-voxel sacral piece under L5 as a vertebra; a median of the five
     # lowest is itself a fragment when three pieces lie on the sacrum).
@@ -199,9 +210,7 @@ def merge_split_vertebrae(
     out = instance.copy()
     verts = vertebra_ids_top_down(instance, inferior_axis=inferior_axis)
     flags = discs_above(instance, semantic, inferior_axis=inferior_axis)
-    sizes = dict(
-        zip(verts, ndimage.sum_labels(np.ones(instance.shape), instance, verts), strict=True)
-    )
+    sizes = dict(zip(verts, _voxel_counts(instance, verts).tolist(), strict=True)) if verts else {}
     vertebrae = np.where(instance < IVD_OFFSET, instance, 0)
     other = tuple(a for a in range(instance.ndim) if a != inferior_axis)
     rows = np.flatnonzero(np.any(semantic > 0, axis=other))
@@ -222,7 +231,7 @@ def merge_split_vertebrae(
         counts = _touch_counts(mask[box], vertebrae[box])
         counts = {u: c for u, c in counts.items() if u in neighbours}
         if counts:
-            winner = min(counts, key=lambda u: (-counts[u], u))
+            winner = _most_touching(counts)
             out[mask] = winner
             vertebrae[mask] = winner
             sizes[winner] += sizes[v]
@@ -281,7 +290,7 @@ def attach_discs_endplates(
                 big = _padded_box(box, comps.shape)
                 counts = _touch_counts(comps[big] == i, discs[big])
                 if counts:
-                    x = min(counts, key=lambda k: (-counts[k], k)) - IVD_OFFSET
+                    x = _most_touching(counts) - IVD_OFFSET
             if x is not None:
                 offset = IVD_OFFSET if label == Semantic.DISC else ENDPLATE_OFFSET
                 out[box][comp] = offset + x
