@@ -17,6 +17,8 @@ import yaml
 
 #: Folders of the demo models shipped inside the package (trained on phantoms).
 DEMO_MODELS = Path(str(resources.files("spineps_dask") / "demo_models"))
+#: How the semantic network is fed and where the masks are made (`pipeline.segment`, issue 22).
+RECIPES = ("reference", "native")
 
 
 def models_dir() -> Path | None:
@@ -63,7 +65,9 @@ class RunConfig:
     """Everything that decides a run's result (and so goes into its manifest rows).
 
     ``n4``: SimpleITK N4 bias-field correction before the semantic model (the paper trains with
-    it). ``postprocess``: the post-processing of the paper's table 2. ``cutouts_per_task``:
+    it). ``recipe``: how the semantic network is fed and where masks are made, ``reference``
+    (as `spineps` 2.1.3, for published weights; issue 22) or ``native`` (nnU-Net resamples).
+    ``postprocess``: the post-processing of the paper's table 2. ``cutouts_per_task``:
     instance-model cutouts batched into one Dask task. ``metrics``: score subjects that have
     reference masks in the store (``ingest --references``) in the reduce step.
     """
@@ -72,11 +76,16 @@ class RunConfig:
     instance_model: Path = field(default_factory=lambda: DEMO_MODELS / "instance")
     device: str = "auto"
     n4: bool = True
+    recipe: str = "reference"
     step_size: float | None = None
     postprocess: bool = True
     cutouts_per_task: int = 4
     snapshot: bool = True
     metrics: bool = True
+
+    def __post_init__(self) -> None:
+        if self.recipe not in RECIPES:
+            raise ValueError(f"unknown recipe {self.recipe!r}; use one of {', '.join(RECIPES)}")
 
     #: Fields that cannot change a result; left out of the fingerprint.
     _RESULT_NEUTRAL = ("device", "cutouts_per_task", "snapshot", "metrics")

@@ -2,6 +2,12 @@
 
 Every array in the pipeline travels with its affine (voxel index -> RAS+ millimetres, the NIfTI
 convention), so any step can be undone and outputs land in the input's native space.
+
+Two resampling conventions live here. `rescale` and `resample_to` reproduce the grids of TPTBox
+``NII.rescale`` / ``NII.resample_from_to``, which `spineps` 2.1.3 uses to feed its networks (the
+new grid anchored on the first voxel's centre, voxel centres mapped onto voxel centres):
+published weights see what they were validated on (issue 22).
+`resample` keeps the field of view's outer edges instead; the ``native`` recipe uses it.
 """
 
 from __future__ import annotations
@@ -114,3 +120,116 @@ def resample(
     affine[:3, :3] = vol.affine[:3, :3] * scale[None, :]
     affine[:3, 3] = vol.affine[:3, :3] @ offset + vol.affine[:3, 3]
     return Volume(data.astype(vol.data.dtype, copy=False), affine)
+
+
+def reference_zoom(affine: np.ndarray) -> np.ndarray:
+    """Voxel sizes as TPTBox reports them (column norms rounded to 7 decimals).
+
+    The rounding matters: the new shape of `rescale` is ``rint(shape * zoom / spacing)``, and a
+    zoom of 0.8333333 instead of 0.83333333333 can move that across a half.
+    """
+    return np.round(voxel_spacing(affine), 7)
+
+
+def rescale(vol: Volume, spacing: Sequence[float], *, order: int, atol: float = 1e-3) -> Volume:
+    """Resample to ``spacing`` on the grid TPTBox ``NII.rescale`` builds (the reference's).
+
+    New shape ``rint(shape * zoom / spacing)``; the first voxel's centre stays where it was;
+    each axis keeps its direction. ``order=3`` is a cubic spline (images), ``order=0`` nearest
+    neighbour (label maps). Mode ``nearest`` at the borders; the dtype is kept (scipy
+    rounds an integer output). Returns ``vol`` itself when the zoom is already within ``atol``.
+    """
+    zoom = reference_zoom(vol.affine)
+    target = np.asarray(spacing, dtype=float)
+    if np.allclose(target, zoom, atol=atol, rtol=0):
+        return vol
+    shape = np.array(vol.shape)
+    new_shape = tuple(int(v) for v in np.rint(shape * zoom / target))
+    affine = np.array(vol.affine, dtype=float)
+    new_affine = affine.copy()
+    new_affine[:3, :3] = affine[:3, :3] * target / voxel_spacing(affine)
+    return _transform(vol, new_shape, new_affine, order=order)
+
+
+def resample_to(vol: Volume, shape: Sequence[int], affine: np.ndarray, *, order: int) -> Volume:
+    """Resample onto another grid as TPTBox ``NII.resample_from_to`` does (the reference's
+    way back from model resolution to the scan).
+
+    A grid that differs only by axis order or by whole voxels (same zoom) is reached exactly by
+    reorientation and zero padding / cropping; otherwise by `scipy.ndimage.affine_transform`
+    (voxel centres onto voxel centres, as in `rescale`).
+    """
+    shape = tuple(int(v) for v in shape)
+    affine = np.asarray(affine, dtype=float)
+    if vol.shape == shape and np.allclose(vol.affine, affine, atol=1e-6, rtol=0):
+        return Volume(vol.data, affine)
+    target_codes = tuple(nib.aff2axcodes(affine))
+    if np.allclose(reference_zoom(vol.affine), _permuted_zoom(affine, vol), atol=1e-6, rtol=0):
+        moved = _shift_onto(vol.reorient(target_codes), shape, affine)
+        if moved is not None:
+            return moved
+    return Volume(_transform(vol, shape, _grid_affine(affine), order=order).data, affine)
+
+
+def _grid_affine(affine: np.ndarray) -> np.ndarray:
+    """The target affine as TPTBox rebuilds it from its grid: rotation x rounded zoom, rounded to
+    7 decimals, origin rounded likewise. It moves a sampling point by ~1e-8 voxel, enough to flip
+    a nearest-neighbour tie at an exact half (a 1.5 mm mask onto a 0.75 mm scan)."""
+    zoom = reference_zoom(affine)
+    out = np.eye(4)
+    out[:3, :3] = np.round((affine[:3, :3] / zoom) @ np.diag(zoom), 7)
+    out[:3, 3] = np.round(affine[:3, 3], 7)
+    return out
+
+
+def _permuted_zoom(affine: np.ndarray, like: Volume) -> np.ndarray:
+    """``affine``'s zoom in ``like``'s axis order (to compare zooms across orientations)."""
+    ornt = nio.io_orientation(affine)  # for each axis of affine: which world axis
+    like_ornt = nio.io_orientation(like.affine)
+    zoom = reference_zoom(affine)
+    by_world = {int(w): z for w, z in zip(ornt[:, 0], zoom, strict=True)}
+    return np.array([by_world[int(w)] for w in like_ornt[:, 0]])
+
+
+def _shift_onto(vol: Volume, shape: tuple[int, ...], affine: np.ndarray) -> Volume | None:
+    """Pad / crop ``vol`` (same orientation and zoom as the target) by whole voxels."""
+    offset = np.linalg.inv(affine) @ np.asarray(vol.affine) @ np.array([0.0, 0.0, 0.0, 1.0])
+    shift = np.round(offset[:3]).astype(int)
+    out = np.zeros(shape, dtype=vol.data.dtype)
+    src, dst = [], []
+    for s, n_src, n_dst in zip(shift, vol.shape, shape, strict=True):
+        lo, hi = max(0, s), min(n_dst, s + n_src)
+        if hi <= lo:
+            return Volume(out, affine)
+        dst.append(slice(lo, hi))
+        src.append(slice(lo - s, hi - s))
+    placed = np.array(vol.affine, dtype=float)
+    placed[:3, 3] = (np.asarray(vol.affine) @ np.r_[-shift, 1.0])[:3]
+    if not np.allclose(placed, affine, atol=1e-4, rtol=0):
+        return None  # not a whole-voxel shift: resample instead
+    out[tuple(dst)] = np.asarray(vol.data)[tuple(src)]
+    return Volume(out, affine)
+
+
+def _transform(
+    vol: Volume,
+    shape: Sequence[int],
+    affine: np.ndarray,
+    *,
+    order: int,
+) -> Volume:
+    """TPTBox's ``_resample_from_to``: scipy ``affine_transform`` between the two voxel grids."""
+    # TPTBox can align voxel corners for nearest neighbour, but `rescale` and
+    # `resample_from_to` pass ``align_corners=False``: voxel centres map onto voxel centres.
+    to_src = np.linalg.inv(np.asarray(vol.affine, dtype=float)) @ np.asarray(affine, dtype=float)
+    data = np.asarray(vol.data)
+    out = ndimage.affine_transform(
+        data,
+        to_src[:3, :3],
+        to_src[:3, 3],
+        output_shape=tuple(int(v) for v in shape),
+        order=order,
+        mode="nearest",
+        cval=0.0 if order == 0 else float(data.min()),
+    )
+    return Volume(out, np.array(affine, dtype=float))

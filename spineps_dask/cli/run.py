@@ -36,6 +36,12 @@ def run(
     instance_model: str | None = typer.Option(None, "--instance-model", help=_MODEL_HELP),
     config: Path | None = typer.Option(None, help="Run settings YAML (RunConfig fields)."),
     n4: bool | None = typer.Option(None, "--n4/--no-n4", help="N4 bias-field correction."),
+    recipe: str | None = typer.Option(
+        None,
+        help="reference: feed the semantic network as spineps 2.1.3 does (for published weights); "
+        "native: let nnU-Net resample the scan (models trained that way). "
+        "Default: reference.",
+    ),
     postprocess: bool | None = typer.Option(
         None, "--postprocess/--no-postprocess", help="The paper's post-processing."
     ),
@@ -57,6 +63,7 @@ def run(
         "semantic_model": semantic_model,
         "instance_model": instance_model,
         "n4": n4,
+        "recipe": recipe,
         "postprocess": postprocess,
         "cutouts_per_task": cutouts_per_task,
     }

@@ -27,6 +27,11 @@ def segment(
     semantic_model: str | None = typer.Option(None, "--semantic-model", help=_MODEL_HELP),
     instance_model: str | None = typer.Option(None, "--instance-model", help=_MODEL_HELP),
     n4: bool = typer.Option(True, "--n4/--no-n4", help="N4 bias-field correction."),
+    recipe: str = typer.Option(
+        "reference",
+        help="reference: feed the semantic network as spineps 2.1.3 does (for published weights); "
+        "native: let nnU-Net resample the scan (models trained that way).",
+    ),
     postprocess: bool = typer.Option(
         True, "--postprocess/--no-postprocess", help="The paper's post-processing."
     ),
@@ -62,6 +67,7 @@ def segment(
                 sem_model,
                 inst_model,
                 n4=n4,
+                recipe=recipe,
                 postprocess=postprocess,
                 semantic=semantic,
                 snapshot=snapshot,
@@ -89,6 +95,7 @@ def segment_file(
     instance_model: Any,
     *,
     n4: bool = True,
+    recipe: str = "reference",
     postprocess: bool = True,
     semantic: Path | None = None,
     snapshot: bool = True,
@@ -108,6 +115,7 @@ def segment_file(
         semantic_model,
         instance_model,
         n4=n4,
+        recipe=recipe,
         postprocess_on=postprocess,
         subject=name.subject_key,
         semantic=load_volume(semantic) if semantic else None,

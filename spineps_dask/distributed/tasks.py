@@ -175,7 +175,7 @@ def prepare(store: CohortStore, subject: str, cfg: RunConfig) -> StageResult | F
     """Read the scan, check and preprocess it, park the prepared image in the store."""
     with _Guard(subject, "prepare") as g:
         image = g.store(store.read_volume, subject, IMAGE)
-        prepared, record = prepare_image(image, n4=cfg.n4, subject=subject)
+        prepared, record = prepare_image(image, n4=cfg.n4, subject=subject, recipe=cfg.recipe)
         g.store(store.write_volume, subject, PREPARED, prepared)
     return g.failure or StageResult(subject, {}, {}).then("prepare", g.seconds, g.io, record=record)
 
@@ -191,9 +191,10 @@ def semantic(
         model = model_cache.semantic_model(
             cfg.semantic_model, device=cfg.device, step_size=cfg.step_size
         )
-        sem = semantic_phase(prepared, model)
+        recipe = prev.record.recipe
+        sem = semantic_phase(prepared, model, recipe=recipe)
         space = _space(str(cfg.instance_model))
-        inst_in = instance_input(sem, space)
+        inst_in = instance_input(sem, space, recipe=recipe)
         centres = plan_cutouts(inst_in, space)
         g.store(store.write_volume, subject, SEMANTIC_WORK, sem)
         g.store(store.write_volume, subject, INSTANCE_INPUT, inst_in)

@@ -1,8 +1,12 @@
 """Training data for the demo models: phantoms in model space, cached, and patch samplers.
 
-Arrays are P-I-R (the models' orientation) at the demo resolution. Semantic inputs go through
-nnU-Net's own ``DefaultPreprocessor`` (z-score, resampling), exactly as at inference; instance
-inputs are cutouts made by the pipeline's ``make_cutouts`` (training matches inference).
+Training sees what inference feeds the networks, through the same functions (issue 22, the
+reference recipe of `spineps` 2.1.3): the phantom image is prepared (`pipeline.preprocess`),
+rescaled to the model grid by the cubic spline (`geometry.rescale`) and normalised into float16
+(`nnunet_input.reference_network_input`); its labels go to the same grid by nearest neighbour.
+The instance model's masks are made from the model-grid labels by nearest neighbour onto the
+instance grid, as the reference makes its instance input; cutouts come from the pipeline's
+``make_cutouts``.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from spineps_dask.geometry import resample
+from spineps_dask.geometry import Volume, reference_zoom, rescale
 from spineps_dask.labels import Semantic
 
 logger = logging.getLogger(__name__)
@@ -50,29 +54,41 @@ def prepare_case(
     plans: Mapping[str, Any],
     dataset_json: Mapping[str, Any],
     *,
+    semantic_grid: tuple[Sequence[str], Sequence[float]],
     instance_spacing: Sequence[float],
 ) -> Case:
-    """Generate phantom ``seed`` and bring it into both models' spaces."""
-    from nnunetv2.preprocessing.preprocessors.default_preprocessor import DefaultPreprocessor
+    """Generate phantom ``seed`` and bring it into both models' spaces.
+
+    ``semantic_grid``: the semantic model's (``model_expected_orientation``,
+    ``resolution_range``).
+    """
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
+    from spineps_dask.models.nnunet_input import reference_network_input
     from spineps_dask.phantom import make_phantom
+    from spineps_dask.pipeline.preprocess import PreprocessSettings, crop_pad, preprocess
 
+    orientation, resolution = semantic_grid
     ph = make_phantom(seed)
-    image, sem, inst = (v.reorient(PIR) for v in (ph.image, ph.semantic, ph.instance))
+    prepared, record = preprocess(ph.image, settings=PreprocessSettings(recipe="reference"))
+    image = rescale(prepared.reorient(orientation), resolution, order=3)
+    labels = [
+        rescale(crop_pad(v, record).reorient(orientation), resolution, order=0)
+        for v in (ph.semantic, ph.instance)
+    ]
     pm = PlansManager(dict(plans))
-    cm = pm.get_configuration("3d_fullres")
-    props = {"spacing": list(image.spacing)}
-    data, seg, _ = DefaultPreprocessor(verbose=False).run_case_npy(
-        image.data[None].astype(np.float32),
-        semantic_to_index(sem.data)[None].astype(np.int16),
-        props,
+    spacing = tuple(float(z) for z in reference_zoom(image.affine)[::-1])
+    data, props = reference_network_input(
+        np.asarray(image.data).transpose(2, 1, 0)[None],
+        spacing,
         pm,
-        cm,
-        dict(dataset_json),
+        pm.get_configuration("3d_fullres"),
     )
-    sem_i = resample(sem, instance_spacing, order=0)
-    inst_i = resample(inst, shape=sem_i.shape, order=0)
+    box = tuple(slice(a, b) for a, b in props["bbox_used_for_cropping"])
+    seg = semantic_to_index(np.asarray(labels[0].data).transpose(2, 1, 0))[box][None]
+    sem_i, inst_i = (
+        rescale(Volume(v.data, v.affine).reorient(PIR), instance_spacing, order=0) for v in labels
+    )
     return Case(data.astype(np.float32), seg.astype(np.int8), sem_i.data, inst_i.data)
 
 
@@ -82,15 +98,22 @@ def load_cases(
     plans: Mapping[str, Any],
     dataset_json: Mapping[str, Any],
     *,
+    semantic_grid: tuple[Sequence[str], Sequence[float]],
     instance_spacing: Sequence[float],
 ) -> list[Case]:
     """Cases for ``seeds``, generated once into ``cache`` (one ``.npz`` per seed, atomic)."""
     cache.mkdir(parents=True, exist_ok=True)
     cases = []
     for seed in seeds:
-        path = cache / f"case_{seed:05d}.npz"
+        path = cache / f"case_{seed:05d}_reference.npz"  # the recipe of issue 22
         if not path.exists():
-            case = prepare_case(seed, plans, dataset_json, instance_spacing=instance_spacing)
+            case = prepare_case(
+                seed,
+                plans,
+                dataset_json,
+                semantic_grid=semantic_grid,
+                instance_spacing=instance_spacing,
+            )
             tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
             np.savez_compressed(tmp, **case.__dict__)
             tmp.replace(path)

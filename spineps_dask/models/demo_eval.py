@@ -1,10 +1,12 @@
 """Held-out accuracy of the demo models on phantoms (what the model cards and tests report).
 
 Semantic: global Dice per structure (intersections and sizes summed over subjects), predicted
-from the phantom image in its stored orientation, so reorientation and resampling are part of
-what is measured. Instance: the model runs on the ground-truth semantic mask through the
-pipeline's own centres -> cutouts -> merge (issue 4: "when the instance model runs on
-ground-truth semantic masks"); vertebra Dice per ground-truth vertebra and the vertebra count.
+from the phantom image in its stored orientation through the reference recipe (prepare,
+rescale to the model grid, argmax there, nearest neighbour back to the scan), so reorientation
+and resampling are part of what is measured. Instance: the model runs on the ground-truth
+semantic mask through the pipeline's own centres -> cutouts -> merge (issue 4: "when the
+instance model runs on ground-truth semantic masks"); vertebra Dice per ground-truth vertebra
+and the vertebra count.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from spineps_dask.geometry import Volume, resample
+from spineps_dask.geometry import Volume, resample_to, rescale
 from spineps_dask.labels import VERTEBRA_SEMANTIC
 
 logger = logging.getLogger(__name__)
@@ -44,6 +46,7 @@ def evaluate_semantic(folder: str | Path, seeds: Sequence[int], *, threads: int 
     """Global Dice per structure of the semantic model over phantoms ``seeds``."""
     from spineps_dask.models.semantic import SemanticModel
     from spineps_dask.phantom import make_phantom
+    from spineps_dask.pipeline.preprocess import preprocess
 
     model = SemanticModel.from_folder(folder, device="cpu", threads=threads)
     inter = dict.fromkeys(STRUCTURES, 0)
@@ -52,7 +55,9 @@ def evaluate_semantic(folder: str | Path, seeds: Sequence[int], *, threads: int 
     for seed in seeds:
         ph = make_phantom(seed)
         t0 = time.time()
-        pred = model.predict(ph.image).data
+        prepared, _ = preprocess(ph.image)
+        grid = model.predict_model_grid(prepared)
+        pred = resample_to(grid, ph.image.shape, ph.image.affine, order=0).data
         seconds += time.time() - t0
         gt = ph.semantic.data
         for name, labels in STRUCTURES.items():
@@ -107,9 +112,9 @@ def evaluate_instance(folder: str | Path, seeds: Sequence[int], *, threads: int 
     for seed in seeds:
         ph = make_phantom(seed)
         sem, inst = ph.semantic.reorient(PIR), ph.instance.reorient(PIR)
-        sem_m = resample(sem, spacing, order=0)
+        sem_m = rescale(sem, spacing, order=0)
         merged = instance_phase(model, sem_m)
-        pred = resample(Volume(merged, sem_m.affine), shape=sem.shape, order=0).data
+        pred = resample_to(Volume(merged, sem_m.affine), sem.shape, sem.affine, order=0).data
         min_voxels = space.merge_settings.vert_size_threshold * _voxel_ratio(sem_m, sem)
         d, n_gt, n_pred = _match(pred, inst.data, sem.data, min_voxels)
         final, anchored = _postprocess(pred, sem)

@@ -2,9 +2,19 @@
 
 ``nnUNetPredictor.predict_from_files`` starts process pools, which fail inside daemonic Dask
 workers (``shared/docs/distributed-notes.md``), so :class:`SemanticModel` uses nnU-Net's public
-pieces one at a time: its preprocessor on a NumPy array, ``predict_logits_from_preprocessed_data``
-(sliding window, fold averaging, optional mirroring, float16 autocast on CUDA), and its torch
-resampling of the logits back (~100x faster than the scipy path, nnU-Net issue 2912).
+pieces one at a time: ``predict_logits_from_preprocessed_data`` (sliding window, fold averaging,
+optional mirroring, float16 autocast on CUDA) between an input and an output step.
+
+Two ways in (issue 22):
+
+- :meth:`SemanticModel.predict_model_grid`, the reference recipe: the image is rescaled to the
+  model's ``resolution_range`` by a cubic spline on TPTBox's grid, cast to float16 and
+  normalised as `spineps` 2.1.3 does (`nnunet_input`); the labels come back at model
+  resolution (argmax there). This is what published SPINEPS weights were validated with.
+- :meth:`SemanticModel.predict`, the native recipe: the image at its own spacing goes through
+  nnU-Net's ``DefaultPreprocessor`` (nnU-Net resamples it), the logits are resampled back by
+  nnU-Net's torch path (~100x faster than the scipy path, nnU-Net issue 2912) and the argmax is
+  taken on the scan's grid.
 """
 
 from __future__ import annotations
@@ -21,10 +31,12 @@ import numpy as np
 import torch
 
 from spineps_dask.errors import ModelError
-from spineps_dask.geometry import Volume
+from spineps_dask.geometry import Volume, reference_zoom, rescale
 from spineps_dask.models._checkpoint import load_checkpoint, resolve_device
 from spineps_dask.models.config import ModelConfig
 from spineps_dask.models.folders import load_model_folder
+from spineps_dask.models.nnunet_input import reference_network_input
+from spineps_dask.models.sliding_window import reference_logits
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +113,7 @@ class SemanticModel:
         return self.predictor.device
 
     def predict(self, image: Volume) -> Volume:
-        """Segment one scan.
+        """Segment one scan with the native recipe (nnU-Net resamples; labels on its grid).
 
         Parameters
         ----------
@@ -123,12 +135,42 @@ class SemanticModel:
             raise ModelError(f"internal: output shape {back.shape} != input shape {image.shape}")
         return Volume(back.data, image.affine)
 
+    def model_grid_input(self, image: Volume) -> Volume:
+        """The image on the model's grid: reoriented to ``model_expected_orientation`` and
+        rescaled to ``resolution_range`` by TPTBox's cubic spline (its dtype kept)."""
+        oriented = image.reorient(self.config.model_expected_orientation)
+        return rescale(oriented, self.config.resolution_range, order=3)
+
+    def predict_model_grid(self, image: Volume) -> Volume:
+        """Segment one scan with the reference recipe; labels stay at model resolution.
+
+        Parameters
+        ----------
+        image
+            The prepared scan (reference preprocessing), any orientation.
+
+        Returns
+        -------
+        Volume
+            uint8 SPINEPS labels on the model's grid, in ``model_expected_orientation``; put
+            them on another grid with `geometry.resample_to` (nearest neighbour), as the
+            reference does.
+        """
+        grid = self.model_grid_input(image)
+        spacing = tuple(float(z) for z in reference_zoom(grid.affine)[::-1])
+        x, props = reference_network_input(
+            np.asarray(grid.data).transpose(2, 1, 0)[None],
+            spacing,
+            self.predictor.plans_manager,
+            self.predictor.configuration_manager,
+        )
+        indices = self._indices_from_input(x, props, reference=True)
+        labels = self._lut[np.clip(indices.transpose(2, 1, 0), 0, len(self._lut) - 1)]
+        return Volume(labels, grid.affine)
+
     def predict_indices(self, data: np.ndarray, spacing: tuple[float, float, float]) -> np.ndarray:
         """nnU-Net class indices uint8 for an array in nnU-Net axis order: the model
         orientation's axes reversed (``predict`` does that), ``spacing`` in the same order."""
-        from acvl_utils.cropping_and_padding.bounding_boxes import insert_crop_into_image
-        from nnunetv2.preprocessing.resampling.resample_torch import resample_torch_fornnunet
-
         p = self.predictor
         plans, conf = p.plans_manager, p.configuration_manager
         props: dict[str, Any] = {"spacing": [float(s) for s in spacing]}
@@ -136,18 +178,59 @@ class SemanticModel:
         x, _, props = preprocessor.run_case_npy(
             np.asarray(data, dtype=np.float32)[None], None, props, plans, conf, p.dataset_json
         )
-        logits = p.predict_logits_from_preprocessed_data(torch.from_numpy(x))
-        original = [props["spacing"][i] for i in plans.transpose_forward]
-        logits = resample_torch_fornnunet(
-            logits.float(),
-            props["shape_after_cropping_and_before_resampling"],
-            conf.spacing,
-            original,
-            is_seg=False,
-            num_threads=self.threads,
+        return self._indices_from_input(x, props)
+
+    def network_logits(self, x: np.ndarray, *, reference: bool = False) -> torch.Tensor:
+        """Sliding-window logits (all folds) for a preprocessed ``(C, X, Y, Z)`` input.
+
+        ``reference``: windows summed as `spineps` sums them (`sliding_window`); otherwise by
+        nnU-Net's own predictor.
+        """
+        p = self.predictor
+        if not reference:
+            return p.predict_logits_from_preprocessed_data(
+                torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+            )
+        return reference_logits(
+            p.network,
+            p.list_of_parameters,
+            torch.from_numpy(np.ascontiguousarray(x)),
+            patch_size=p.configuration_manager.patch_size,
+            step_size=p.tile_step_size,
+            n_heads=p.label_manager.num_segmentation_heads,
+            mirror_axes=p.allowed_mirroring_axes if p.use_mirroring else None,
             device=p.device,
         )
-        seg = p.label_manager.convert_logits_to_segmentation(logits)
+
+    def _indices_from_input(
+        self, x: np.ndarray, props: dict[str, Any], *, reference: bool = False
+    ) -> np.ndarray:
+        """Logits, back to the pre-resampling spacing (a no-op when nnU-Net did not resample),
+        argmax, uncrop, undo nnU-Net's transpose: class indices uint8."""
+        from acvl_utils.cropping_and_padding.bounding_boxes import insert_crop_into_image
+        from nnunetv2.preprocessing.resampling.resample_torch import resample_torch_fornnunet
+
+        p = self.predictor
+        plans, conf = p.plans_manager, p.configuration_manager
+        logits = self.network_logits(x, reference=reference)
+        original = [props["spacing"][i] for i in plans.transpose_forward]
+        shape = tuple(props["shape_after_cropping_and_before_resampling"])
+        if tuple(logits.shape[1:]) != shape:
+            logits = resample_torch_fornnunet(
+                logits.float(),
+                shape,
+                conf.spacing,
+                original,
+                is_seg=False,
+                num_threads=self.threads,
+                device=p.device,
+            )
+        if reference and not p.label_manager.has_regions:
+            # TPTBox takes the argmax of the float16 logits directly; nnU-Net's softmax first
+            # can break float16 ties the other way.
+            seg = torch.argmax(logits, dim=0)
+        else:
+            seg = p.label_manager.convert_logits_to_segmentation(logits)
         if isinstance(seg, torch.Tensor):
             seg = seg.cpu().numpy()
         full = np.zeros(props["shape_before_cropping"], dtype=np.uint8)

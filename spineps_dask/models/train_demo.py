@@ -109,7 +109,14 @@ def train_demo_models(out: str | Path, cfg: DemoTrainConfig, *, which: str = "bo
     plans = nf.make_plans(semantic_spec(cfg), dataset_name="Dataset900_SpinepsDaskPhantom")
     dataset = nf.make_dataset_json([f"label_{lab}" for lab in SEMANTIC_CLASSES])
     seeds = [cfg.seed * 1000 + k for k in range(cfg.n_train)]
-    cases = load_cases(seeds, out / ".cache", plans, dataset, instance_spacing=INSTANCE_SPACING)
+    cases = load_cases(
+        seeds,
+        out / ".cache",
+        plans,
+        dataset,
+        semantic_grid=(SEMANTIC_ORIENTATION, SPACING[::-1]),
+        instance_spacing=INSTANCE_SPACING,
+    )
     if which in ("semantic", "both"):
         train_semantic(out / "semantic", cases, plans, dataset, cfg)
     if which in ("instance", "both"):

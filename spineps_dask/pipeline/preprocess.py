@@ -1,12 +1,20 @@
 """Prepare a scan for the semantic model and put its outputs back afterwards.
 
-Reference doc, "Preprocess": intensity normalisation to 0..1500, crop to the non-zero box,
-optional N4 bias-field correction, pad by 4 voxels. The reference runs N4 through ANTs at full
-resolution (~26 s a scan, a major CPU cost); here SimpleITK's N4 fits the field on a shrunk copy
-and applies it at full resolution, which takes seconds.
+Two recipes (issue 22):
 
-`preprocess` returns a `CropRecord`; `undo_crop_pad` uses it to return any array computed on the
-preprocessed grid to the input's exact shape and affine.
+- ``reference`` (the default), what `spineps` 2.1.3 does (``phase_pre.preprocess_input``): shift
+  the minimum to 0 and scale down to at most 1500 *in the scan's own dtype* (an int16 scan stays
+  int16, truncated), N4 on the non-zero box only, written back into the whole image, then 4 zero
+  voxels of padding around the whole image. The grid is not cropped: the semantic model's
+  resampling is anchored on the first voxel, so a crop would move every sample.
+- ``native``, this project's earlier recipe: crop to the non-zero box, float32 min-max to
+  0..1500, pad 4; the semantic model then lets nnU-Net resample. Kept as an option for models
+  trained that way.
+
+The reference runs N4 through ANTs at full resolution (~26 s a scan, a major CPU cost); here
+SimpleITK's N4 fits the field on a shrunk copy and applies it at full resolution, which takes
+seconds. `preprocess` returns a `CropRecord`; `undo_crop_pad` uses it to return any array
+computed on the preprocessed grid to the input's exact shape and affine.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ class PreprocessSettings:
     max_intensity: float = 1500.0
     pad: int = 4
     n4: bool = False
+    recipe: str = "reference"
     n4_shrink: int = 8
     n4_iterations: tuple[int, ...] = (50, 50, 50)
 
@@ -44,6 +53,7 @@ class CropRecord:
     lo: tuple[int, int, int]
     hi: tuple[int, int, int]
     pad: int
+    recipe: str = "native"
 
 
 def nonzero_box(data: np.ndarray) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -67,6 +77,29 @@ def normalize_intensity(data: np.ndarray, *, max_intensity: float = 1500.0) -> n
     if hi <= lo:
         return np.zeros_like(data)
     return ((data - lo) * (max_intensity / (hi - lo))).astype(np.float32)
+
+
+def normalize_like_reference(data: np.ndarray, *, max_intensity: float = 1500.0) -> np.ndarray:
+    """Shift the minimum to 0; if the maximum then exceeds ``max_intensity``, scale it down to it.
+
+    The dtype is kept, as TPTBox ``NII.normalize_to_range_`` keeps it: an integer scan is
+    truncated to integers after scaling. A scan already within 0..1500 is only shifted.
+
+    Examples
+    --------
+    >>> normalize_like_reference(np.array([-10, 0, 2990], dtype=np.int16)).tolist()
+    [0, 5, 1500]
+    >>> normalize_like_reference(np.array([5.0, 105.0])).tolist()
+    [0.0, 100.0]
+    """
+    data = np.asarray(data)
+    with np.errstate(over="ignore"):  # unsigned minus its minimum wraps exactly as TPTBox's does
+        shifted = data + (-data.min())
+    shifted = shifted.astype(data.dtype, copy=False)
+    top = shifted.max()
+    if top > max_intensity:
+        shifted = (shifted * (max_intensity / top)).astype(data.dtype)
+    return shifted
 
 
 def n4_correct(
@@ -98,12 +131,16 @@ def n4_correct(
 def preprocess(
     vol: Volume, *, settings: PreprocessSettings | None = None
 ) -> tuple[Volume, CropRecord]:
-    """Crop to the non-zero box, optionally N4-correct, normalise to 0..1500, pad with zeros.
+    """Normalise, optionally N4-correct, and pad the scan as ``settings.recipe`` says.
 
-    Returns the new `Volume` (float32; its affine places every voxel where it was) and the
-    `CropRecord` for `undo_crop_pad`.
+    Returns the new `Volume` (its affine places every voxel where it was) and the `CropRecord`
+    for `undo_crop_pad`.
     """
     s = settings or PreprocessSettings()
+    if s.recipe == "reference":
+        return _preprocess_reference(vol, s)
+    if s.recipe != "native":
+        raise ValueError(f"unknown recipe {s.recipe!r}; use 'reference' or 'native'")
     lo, hi = nonzero_box(vol.data)
     data = np.asarray(vol.data[tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))], np.float32)
     if s.n4:
@@ -114,6 +151,29 @@ def preprocess(
     shift = np.eye(4)
     shift[:3, 3] = np.asarray(lo) - s.pad
     record = CropRecord(vol.shape, np.array(vol.affine, dtype=float), lo, hi, s.pad)  # type: ignore[arg-type]
+    return Volume(data, vol.affine @ shift), record
+
+
+def _preprocess_reference(vol: Volume, s: PreprocessSettings) -> tuple[Volume, CropRecord]:
+    """``spineps`` ``preprocess_input``: normalise, N4 (and normalise again) inside the non-zero
+    box, put the box back, pad the whole image with zeros. The dtype is the scan's."""
+    data = normalize_like_reference(vol.data, max_intensity=s.max_intensity)
+    lo, hi = nonzero_box(data)
+    box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+    inner = data[box]
+    if s.n4:
+        inner = n4_correct(
+            np.maximum(inner, 0), vol.spacing, shrink=s.n4_shrink, iterations=s.n4_iterations
+        )
+    data = data.copy()
+    data[box] = normalize_like_reference(inner, max_intensity=s.max_intensity)
+    data = np.pad(data, s.pad)
+    shift = np.eye(4)
+    shift[:3, 3] = -s.pad
+    full = (0, 0, 0)
+    record = CropRecord(
+        vol.shape, np.array(vol.affine, dtype=float), full, vol.shape, s.pad, recipe="reference"
+    )
     return Volume(data, vol.affine @ shift), record
 
 

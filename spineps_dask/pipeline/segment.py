@@ -4,6 +4,13 @@
 -> (instance model) -> ``assemble``. `segment` runs them in one process; the distributed
 runner runs each stage as its own task with the arrays parked in the store between them.
 Both call these same functions, so their outputs are identical voxel for voxel.
+
+Grids follow the recipe (issue 22). ``reference`` (default), as `spineps` 2.1.3: the semantic
+mask is made and cleaned at the model's resolution, the instance grid is made from it by
+nearest neighbour (exactly the instance folder's resolution), and both masks go back to the
+scan's grid by nearest neighbour before post-processing. ``native``: the semantic mask comes
+back on the prepared (cropped) scan grid, the instance grid is derived from that, and
+post-processing runs there.
 """
 
 from __future__ import annotations
@@ -16,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from spineps_dask.geometry import Volume, resample
+from spineps_dask.config import RECIPES
+from spineps_dask.geometry import Volume, resample, resample_to, rescale
 from spineps_dask.pipeline.check import check_scan
 from spineps_dask.pipeline.cutouts import (
     CentreSettings,
@@ -41,6 +49,7 @@ logger = logging.getLogger(__name__)
 
 #: Orientation of the post-processing and labelling steps (axis 1 points inferior).
 PIR = ("P", "I", "R")
+
 #: Reference body / vertebra size limits were tuned at NAKO resolution: voxel counts x 2.42 mm³
 #: per voxel, floored at 40 voxels (spineps ``phase_instance.predict_instance_mask``).
 _REFERENCE_VOXEL_MM3 = 2.42
@@ -105,24 +114,49 @@ class Segmentation:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def prepare(image: Volume, *, n4: bool, subject: str = "") -> tuple[Volume, CropRecord]:
-    """Check the scan, then normalise / crop / (N4) / pad it for the semantic model."""
+def _check_recipe(recipe: str) -> None:
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}; use one of {', '.join(RECIPES)}")
+
+
+def prepare(
+    image: Volume, *, n4: bool, subject: str = "", recipe: str = "reference"
+) -> tuple[Volume, CropRecord]:
+    """Check the scan, then normalise / (crop) / (N4) / pad it for the semantic model."""
+    _check_recipe(recipe)
     check_scan(image, subject=subject)
-    return preprocess(image, settings=PreprocessSettings(n4=n4))
+    return preprocess(image, settings=PreprocessSettings(n4=n4, recipe=recipe))
 
 
-def semantic_phase(prepared: Volume, model: Any) -> Volume:
+def raw_semantic(prepared: Volume, model: Any, *, recipe: str = "reference") -> Volume:
+    """The semantic model's labels before cleaning: on the model grid in P-I-R (reference) or
+    on the prepared grid (native)."""
+    _check_recipe(recipe)
+    if recipe == "reference":
+        return model.predict_model_grid(prepared).reorient(PIR)
+    return model.predict(prepared)
+
+
+def semantic_phase(prepared: Volume, model: Any, *, recipe: str = "reference") -> Volume:
     """Semantic model on the prepared image, then the reference cleaning (uint8 labels)."""
-    raw = model.predict(prepared)
+    raw = raw_semantic(prepared, model, recipe=recipe)
     codes = raw.orientation
     axis = next(k for k, c in enumerate(codes) if c in "IS")
     down = (axis, 1 if codes[axis] == "I" else -1)
     return raw.with_data(clean_semantic(np.asarray(raw.data, dtype=np.uint8), down=down))
 
 
-def instance_input(semantic: Volume, space: InstanceSpace) -> Volume:
-    """The semantic mask on the instance model's grid (reoriented exactly, nearest resampling)."""
-    return resample(semantic.reorient(space.orientation), space.spacing, order=0)
+def instance_input(semantic: Volume, space: InstanceSpace, *, recipe: str = "reference") -> Volume:
+    """The semantic mask on the instance model's grid (reoriented exactly, nearest neighbour).
+
+    Reference: TPTBox's grid, exactly ``space.spacing`` (``phase_instance``); native: the field
+    of view's edges kept, the spacing as near as a whole number of voxels allows.
+    """
+    _check_recipe(recipe)
+    oriented = semantic.reorient(space.orientation)
+    if recipe == "reference":
+        return rescale(oriented, space.spacing, order=0)
+    return resample(oriented, space.spacing, order=0)
 
 
 def plan_cutouts(instance_in: Volume, space: InstanceSpace) -> np.ndarray:
@@ -175,28 +209,46 @@ def assemble(
 
     ``merge``: merge constants (parameter sweeps); default ``space.merge_settings``.
 
-    The merge runs on the instance grid; post-processing and labelling on the prepared grid in
-    P-I-R orientation (reorientation is exact), so thin structures keep their full resolution.
+    The merge runs on the instance grid; post-processing and labelling in P-I-R orientation
+    (reorientation is exact) on the scan's grid (reference: both masks mapped there by nearest
+    neighbour, as `spineps` does) or on the prepared grid (native), so thin structures keep
+    their full resolution.
     """
     merged = merge_predictions(
         predictions, instance_in.shape, settings=merge or space.merge_settings
     ).astype(np.uint16)
-    sem_pir = semantic.reorient(PIR)
-    merged_vol = resample(Volume(merged, instance_in.affine), shape=sem_pir.shape, order=0)
-    # A disc above the top vertebra can hide just outside the view: 8 mm of margin before a
-    # missing disc counts as the C2 cue.
-    margin = int(np.ceil(8.0 / sem_pir.spacing[1]))
-    inst, labeling = postprocess_instances(
-        np.asarray(merged_vol.data, dtype=np.uint16),
-        np.asarray(sem_pir.data),
-        clean=postprocess_on,
-        settings=LabelingSettings(top_margin=margin),
-    )
-    inst_vol = sem_pir.with_data(inst).reorient(semantic.orientation)
+    if record.recipe == "reference":
+        scan_sem = resample_to(semantic, record.shape, record.affine, order=0)
+        scan_inst = resample_to(
+            Volume(merged, instance_in.affine), record.shape, record.affine, order=0
+        )
+        inst_out, labeling = _postprocess_on(scan_sem, scan_inst, postprocess_on)
+        return scan_sem, inst_out, labeling, centroids(np.asarray(inst_out.data))
+    pir_shape = semantic.reorient(PIR).shape
+    merged_vol = resample(Volume(merged, instance_in.affine), shape=pir_shape, order=0)
+    inst_vol, labeling = _postprocess_on(semantic, merged_vol, postprocess_on)
     sem_out = undo_crop_pad(semantic, record)
     inst_out = undo_crop_pad(inst_vol, record)
     ctd = centroids(np.asarray(inst_out.data))
     return sem_out, inst_out, labeling, ctd
+
+
+def _postprocess_on(
+    semantic: Volume, merged: Volume, postprocess_on: bool
+) -> tuple[Volume, Labeling]:
+    """Post-process and label ``merged`` against ``semantic`` (same grid) in P-I-R; the instance
+    mask comes back in the grid's own orientation."""
+    sem_pir = semantic.reorient(PIR)
+    # A disc above the top vertebra can hide just outside the view: 8 mm of margin before a
+    # missing disc counts as the C2 cue.
+    margin = int(np.ceil(8.0 / sem_pir.spacing[1]))
+    inst, labeling = postprocess_instances(
+        np.asarray(merged.reorient(PIR).data, dtype=np.uint16),
+        np.asarray(sem_pir.data),
+        clean=postprocess_on,
+        settings=LabelingSettings(top_margin=margin),
+    )
+    return sem_pir.with_data(inst).reorient(semantic.orientation), labeling
 
 
 def segment(
@@ -210,11 +262,13 @@ def segment(
     subject: str = "",
     semantic: Volume | None = None,
     on_stage: Callable[[str], None] | None = None,
+    recipe: str = "reference",
 ) -> Segmentation:
     """The whole method for one scan, in one process.
 
     ``semantic``: a semantic mask in the scan's geometry (e.g. corrected by a radiologist); the
-    semantic model is then skipped and only the instance phase runs on it.
+    semantic model is then skipped and only the instance phase runs on it. ``recipe``: see the
+    module docstring.
     """
     timings: dict[str, float] = {}
     space = InstanceSpace.from_config(instance_model.config)
@@ -227,12 +281,14 @@ def segment(
         timings[name] = time.perf_counter() - t0
         return out
 
-    prepared, record = stage("prepare", lambda: prepare(image, n4=n4, subject=subject))
+    prepared, record = stage(
+        "prepare", lambda: prepare(image, n4=n4, subject=subject, recipe=recipe)
+    )
     if semantic is None:
-        sem = stage("semantic", lambda: semantic_phase(prepared, semantic_model))
+        sem = stage("semantic", lambda: semantic_phase(prepared, semantic_model, recipe=recipe))
     else:
         sem = stage("semantic", lambda: crop_pad(semantic, record))
-    inst_in = stage("instance_input", lambda: instance_input(sem, space))
+    inst_in = stage("instance_input", lambda: instance_input(sem, space, recipe=recipe))
     centres = stage("cutouts", lambda: plan_cutouts(inst_in, space))
     cutouts = cutouts_at(
         np.asarray(inst_in.data), centres, range(len(centres)), space, subject=subject

@@ -30,6 +30,7 @@ from typing import Any
 
 import yaml
 
+from spineps_dask.config import RECIPES
 from spineps_dask.errors import InputError
 from spineps_dask.phantom.spec import REGIONS, PhantomSpec
 from spineps_dask.sweep.settings import MERGE_FIELDS, Setting, make_setting
@@ -50,7 +51,14 @@ TOP_KEYS = (
 COHORT_KEYS = ("phantom", "bids", "store", "references", "subjects")
 #: ``subjects``, ``seed`` and any PhantomSpec field (fixed for every subject, e.g. ``region``).
 PHANTOM_KEYS = ("subjects", "seed", *(f.name for f in fields(PhantomSpec) if f.name != "seed"))
-SETTING_KEYS = ("n4", "step_size", "folds", "postprocess", *(f"merge.{m}" for m in MERGE_FIELDS))
+SETTING_KEYS = (
+    "n4",
+    "recipe",
+    "step_size",
+    "folds",
+    "postprocess",
+    *(f"merge.{m}" for m in MERGE_FIELDS),
+)
 
 
 class SweepConfigError(InputError):
@@ -86,6 +94,10 @@ def check_value(where: str, key: str, v: Any) -> Any:
     if key in ("n4", "postprocess"):
         if not isinstance(v, bool):
             raise _fail(where, f"{v!r} is not allowed; use true or false")
+        return v
+    if key == "recipe":
+        if v not in RECIPES:
+            raise _fail(where, f"{v!r} is not allowed; use one of {', '.join(RECIPES)}")
         return v
     if key == "step_size":
         return _fraction(where, v, low_open=True)

@@ -19,10 +19,10 @@ from spineps_dask.pipeline.merge import MergeSettings
 
 #: The stages of one subject, in order, and the setting fields each one reads.
 STAGE_FIELDS: dict[str, tuple[str, ...]] = {
-    "prepare": ("n4",),
-    "semantic": ("n4", "step_size", "folds", "models"),
-    "instance": ("n4", "step_size", "folds", "models"),
-    "reduce": ("n4", "step_size", "folds", "models", "postprocess", "merge"),
+    "prepare": ("n4", "recipe"),
+    "semantic": ("n4", "recipe", "step_size", "folds", "models"),
+    "instance": ("n4", "recipe", "step_size", "folds", "models"),
+    "reduce": ("n4", "recipe", "step_size", "folds", "models", "postprocess", "merge"),
 }
 #: MergeSettings fields a sweep may set (``inferior_axis`` is geometry, not a threshold).
 MERGE_FIELDS: tuple[str, ...] = tuple(
@@ -41,6 +41,7 @@ class Setting:
     """
 
     n4: bool = True
+    recipe: str = "reference"
     step_size: float = 0.5
     folds: tuple[int | str, ...] = (0,)
     postprocess: bool = True
@@ -65,9 +66,11 @@ class Setting:
         return replace(base, **dict(self.merge))
 
     def columns(self) -> dict[str, Any]:
-        """Flat columns for the result tables: ``n4, step_size, folds, postprocess, merge.*``."""
+        """Flat columns for the result tables: ``n4, recipe, step_size, folds, postprocess,
+        merge.*``."""
         return {
             "n4": self.n4,
+            "recipe": self.recipe,
             "step_size": float(self.step_size),
             "folds": ",".join(str(f) for f in self.folds),
             "postprocess": self.postprocess,

@@ -61,7 +61,9 @@ def prepare(
     """Check and preprocess the scan (N4 as the setting says); park it under its key."""
     with _Guard(subject, "prepare") as g:
         image = cohort.read_volume(subject, IMAGE)
-        prepared, record = prepare_image(image, n4=setting.n4, subject=subject)
+        prepared, record = prepare_image(
+            image, n4=setting.n4, subject=subject, recipe=setting.recipe
+        )
         work.write_volume(subject, work_name(setting.key("prepare"), "prepared"), prepared)
     return g.failure or StageResult(subject, {}, {}).then("prepare", g.seconds, record=record)
 
@@ -85,9 +87,9 @@ def semantic(
             folds=setting.folds,
             step_size=setting.step_size,
         )
-        sem = semantic_phase(prepared, model)
+        sem = semantic_phase(prepared, model, recipe=setting.recipe)
         space = _space(str(models.instance_model))
-        inst_in = instance_input(sem, space)
+        inst_in = instance_input(sem, space, recipe=setting.recipe)
         centres = plan_cutouts(inst_in, space)
         work.write_volume(subject, work_name(key, "semantic"), sem)
         work.write_volume(subject, work_name(key, "instance-input"), inst_in)

@@ -1,0 +1,300 @@
+"""Fidelity: `spineps` 2.1.3 and this project on the same scans and model folders, stage by stage.
+
+Issue 22. The reference runs in its own virtual environment (`fidelity_reference.py` captures
+its stages); this project runs the same scans in this process with the same captures. Printed
+per scan and in total: the semantic network input (shape, max |difference|, number of windows),
+the raw semantic argmax at model resolution (share of equal voxels), the cleaned
+model-resolution mask, the instance grid, the cutouts (count, centres, equal voxels), and the
+final semantic and instance masks (Dice per label, vertebra count and names), plus each
+package's Dice against the ground truth.
+
+The reference's virtual environment (~3 min, ~2 GB, CPU torch):
+
+    python -m venv /work/refvenv && /work/refvenv/bin/pip install torch==2.13.0
+    echo torch==2.13.0 > /tmp/c.txt && /work/refvenv/bin/pip install -c /tmp/c.txt spineps==2.1.3
+    /work/refvenv/bin/pip uninstall -y torchvision
+
+    PYTHONPATH=. python benchmarks/fidelity.py --subjects 5 --seed 7
+        [--spineps-python /work/refvenv/bin/python] [--work DIR] [--no-real]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+PYTHON_CANDIDATES = ("/work/refvenv/bin/python", "/work/venvs/spineps/bin/python")
+#: spineps 2.1.3 splits the endplate (62) into superior / inferior (52 / 53); ours keeps 62.
+SPLIT_ENDPLATES = {52: 62, 53: 62}
+SEMANTIC_LABELS = {
+    "body": (49, 50),
+    "posterior": (41, 42, 43, 44, 45, 46, 47, 48),
+    "ivd": (100,),
+    "endplate": (62,),
+    "canal": (61,),
+    "cord": (60,),
+    "sacrum": (26,),
+}
+
+
+def spineps_python(given: str | None) -> Path | None:
+    for cand in [given, os.environ.get("SPINEPS_PYTHON"), *PYTHON_CANDIDATES]:
+        if cand and Path(cand).is_file():
+            return Path(cand)
+    return None
+
+
+def write_scans(work: Path, subjects: int, seed: int, real: bool) -> list[tuple[Path, Path]]:
+    """Phantom scans (mixed regions, orientations, spacings) and the tptbox real T2w crop, each
+    with its ground-truth semantic and instance masks: [(scan, truth folder)]."""
+    from spineps_dask.phantom.cohort import GROUNDTRUTH, write_bids_cohort
+
+    bids = work / "bids"
+    shutil.rmtree(bids, ignore_errors=True)
+    scans = write_bids_cohort(bids, subjects=subjects, seed=seed)
+    out = [(s, bids / GROUNDTRUTH / s.name.split("_")[0] / "anat") for s in scans]
+    if real:
+        import TPTBox
+
+        sample = Path(TPTBox.__file__).parent / "tests" / "sample_mri"
+        folder = bids / "sub-tptbox" / "anat"
+        truth = bids / GROUNDTRUTH / "sub-tptbox" / "anat"
+        folder.mkdir(parents=True)
+        truth.mkdir(parents=True)
+        shutil.copy(sample / "sub-mri_label-6_T2w.nii.gz", folder / "sub-tptbox_T2w.nii.gz")
+        for kind, src in (("spine", "subreg"), ("vert", "vert")):
+            shutil.copy(
+                sample / f"sub-mri_seg-{src}_label-6_msk.nii.gz",
+                truth / f"sub-tptbox_mod-T2w_seg-{kind}_msk.nii.gz",
+            )
+        out.append((folder / "sub-tptbox_T2w.nii.gz", truth))
+    return out
+
+
+def _capture(work: Path, scan: Path) -> Path:
+    return work / "spineps" / f"{scan.name.split('.')[0]}.npz"
+
+
+def run_reference(python: Path, out: Path, sem: Path, inst: Path, scans: list[Path]) -> float:
+    """All scans through `spineps` in one process (models loaded once); returns wall seconds."""
+    out.mkdir(parents=True, exist_ok=True)
+    cmd = [str(python), str(HERE / "fidelity_reference.py"), str(out), str(sem), str(inst)]
+    env = {**os.environ, "SPINEPS_NO_CITATION_REMINDER": "1", "PYTHONPATH": ""}
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        cmd + [str(s) for s in scans], env=env, capture_output=True, text=True, check=False
+    )
+    (out / "spineps.log").write_text(proc.stdout + proc.stderr, encoding="utf-8")
+    if proc.returncode != 0:
+        print(proc.stderr[-3000:], file=sys.stderr)
+        raise SystemExit(f"spineps failed (rc {proc.returncode}); log in {out / 'spineps.log'}")
+    return time.perf_counter() - t0
+
+
+class Capture:
+    """This project's stages, captured by wrapping the functions `pipeline.segment` calls."""
+
+    def __init__(self, semantic_model: Any) -> None:
+        import spineps_dask.pipeline.segment as seg
+
+        self.store: dict[str, Any] = {}
+        self._seg = seg
+        self._orig = {
+            n: getattr(seg, n) for n in ("semantic_phase", "instance_input", "cutouts_at")
+        }
+        store = self.store
+        model = semantic_model
+        orig_logits, orig_grid = model.network_logits, model.predict_model_grid
+
+        def network_logits(x: np.ndarray, **k: Any) -> Any:
+            store.setdefault("net_input", np.asarray(x))
+            return orig_logits(x, **k)
+
+        def predict_model_grid(image: Any) -> Any:
+            out = orig_grid(image)
+            store["raw"] = out
+            return out
+
+        model.network_logits, model.predict_model_grid = network_logits, predict_model_grid
+        model.predictor.network.register_forward_pre_hook(self._count)
+        for name, fn in self._orig.items():
+            setattr(seg, name, self._wrap(name, fn))
+
+    def _count(self, _module: Any, args: tuple) -> None:
+        self.store["n_windows"] = self.store.get("n_windows", 0) + int(args[0].shape[0])
+
+    def _wrap(self, name: str, fn: Any) -> Any:
+        def wrapped(*a: Any, **k: Any) -> Any:
+            out = fn(*a, **k)
+            self.store.setdefault(name, out)
+            return out
+
+        return wrapped
+
+
+def agreement(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.mean(a == b)) if a.shape == b.shape else float("nan")
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    total = int(a.sum()) + int(b.sum())
+    return float("nan") if total == 0 else 2.0 * int(np.count_nonzero(a & b)) / total
+
+
+def semantic_dice(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    return {k: dice(np.isin(a, v), np.isin(b, v)) for k, v in SEMANTIC_LABELS.items()}
+
+
+def vertebra_dice(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    """Dice per vertebra label present in either mask, and their names."""
+    from spineps_dask.labels import instance_name
+
+    labels = sorted((set(np.unique(a)) | set(np.unique(b))) - {0})
+    return {instance_name(int(v)): dice(a == v, b == v) for v in labels if v < 100}
+
+
+def compare(ref: dict[str, Any], ours: dict[str, Any], lut: np.ndarray) -> dict[str, Any]:
+    """Stage-by-stage agreement of one scan (stages the reference did not reach are left out)."""
+    from spineps_dask.geometry import Volume
+
+    row: dict[str, Any] = {"spineps": ref["meta"].get("error", "")}
+    if "net_input" in ref:
+        a, b = ours["net_input"].astype(np.float32), ref["net_input"].astype(np.float32)
+        row["input_shape_same"] = a.shape == b.shape
+        row["input_max_abs_diff"] = float(np.abs(a - b).max()) if a.shape == b.shape else None
+        row["windows"] = f"{ours['n_windows']}/{ref['meta']['n_windows']}"
+    if "raw" in ref:
+        raw_ref = lut[np.clip(ref["raw"], 0, len(lut) - 1)]
+        row["raw_argmax_equal"] = agreement(np.asarray(ours["raw"].data), raw_ref)
+    if "clean" in ref:
+        clean_ref = Volume(ref["clean"], ref["clean_affine"]).reorient(("P", "I", "R"))
+        row["clean_equal"] = agreement(np.asarray(ours["semantic_phase"].data), clean_ref.data)
+    offset = np.zeros(3, int)
+    if "inst_grid" in ref:
+        grid, crop = ours["instance_input"], ref["inst_grid"]
+        to_ours = np.linalg.inv(grid.affine) @ ref["inst_grid_affine"]
+        offset = np.rint(to_ours[:3, 3]).astype(int)
+        window = tuple(slice(o, o + n) for o, n in zip(offset, crop.shape, strict=True))
+        row["instance_grid_equal"] = agreement(np.asarray(grid.data)[window], crop)
+        row["instance_grid_spacing"] = [round(float(v), 4) for v in grid.spacing]
+    if "cutouts" in ref:
+        cut, ref_cuts = ours["cutouts_at"], ref["cutouts"]
+        row["cutouts"] = f"{len(cut)}/{len(ref_cuts)}"
+        if len(cut) == len(ref_cuts) and len(cut):
+            centres = np.array([c.centre for c in cut]) - offset
+            row["cutout_centre_max_diff"] = float(np.abs(centres - ref["cutout_centres"]).max())
+            equal = [agreement(c.array, r) for c, r in zip(cut, ref_cuts, strict=True)]
+            row["cutouts_equal"] = float(np.mean(equal))
+    if "semantic" in ref:
+        sem_ref = _merged_endplates(ref["semantic"])
+        sem_ours = np.asarray(ours["result"].semantic.data).astype(np.int32)
+        inst_ours = np.asarray(ours["result"].instance.data).astype(np.int32)
+        inst_ref = ref["instance"].astype(np.int32)
+        row["final_semantic_dice"] = semantic_dice(sem_ours, sem_ref)
+        row["final_vertebra_dice"] = vertebra_dice(inst_ours, inst_ref)
+        row["vertebrae_ours_ref"] = [
+            sorted(int(v) for v in np.unique(x) if 0 < v < 100) for x in (inst_ours, inst_ref)
+        ]
+    return row
+
+
+def _merged_endplates(semantic: np.ndarray) -> np.ndarray:
+    out = semantic.astype(np.int32)
+    for src, dst in SPLIT_ENDPLATES.items():
+        out[out == src] = dst
+    return out
+
+
+def truth_scores(sem: np.ndarray, inst: np.ndarray, truth: Path, scan: Path) -> dict[str, float]:
+    """Global Dice per structure and mean vertebra Dice against the ground truth."""
+    from spineps_dask.io.nifti import load_volume
+
+    sub = scan.name.split("_")[0]
+    gt_sem = np.asarray(load_volume(truth / f"{sub}_mod-T2w_seg-spine_msk.nii.gz").data)
+    gt_inst = np.asarray(load_volume(truth / f"{sub}_mod-T2w_seg-vert_msk.nii.gz").data)
+    out = {k: v for k, v in semantic_dice(sem, gt_sem).items() if not np.isnan(v)}
+    verts = [v for v in np.unique(gt_inst) if 0 < v < 100]
+    out["vertebra_instance"] = float(np.mean([dice(inst == v, gt_inst == v) for v in verts]))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subjects", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--real", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--semantic-model", type=Path, default=None)
+    parser.add_argument("--instance-model", type=Path, default=None)
+    parser.add_argument("--spineps-python", default=None)
+    parser.add_argument("--work", type=Path, default=None, help="keep files here")
+    parser.add_argument("--json", type=Path, default=None, help="write the rows here")
+    parser.add_argument(
+        "--reuse", action="store_true", help="keep spineps captures already in --work"
+    )
+    args = parser.parse_args()
+    python = spineps_python(args.spineps_python)
+    if python is None:
+        raise SystemExit("no spineps virtual environment found: see this file's docstring")
+
+    import torch
+
+    from spineps_dask.config import DEMO_MODELS
+    from spineps_dask.io.nifti import load_volume
+    from spineps_dask.models.instance import InstanceModel
+    from spineps_dask.models.semantic import SemanticModel
+    from spineps_dask.pipeline.segment import segment
+
+    torch.set_num_threads(1)
+    sem_dir = args.semantic_model or DEMO_MODELS / "semantic"
+    inst_dir = args.instance_model or DEMO_MODELS / "instance"
+    work = args.work or Path(tempfile.mkdtemp(prefix="spineps-fidelity-"))
+    scans = write_scans(work, args.subjects, args.seed, args.real)
+    todo = [s for s, _ in scans if not (args.reuse and _capture(work, s).exists())]
+    ref_seconds = run_reference(python, work / "spineps", sem_dir, inst_dir, todo) if todo else 0.0
+
+    sem_model = SemanticModel.from_folder(sem_dir, device="cpu", threads=1)
+    inst_model = InstanceModel.from_folder(inst_dir, device="cpu")
+    capture = Capture(sem_model)
+    lut = sem_model._lut
+    rows = []
+    ours_seconds = 0.0
+    for scan, truth in scans:
+        name = scan.name.split(".")[0]
+        with np.load(_capture(work, scan)) as z:
+            ref = {k: z[k] for k in z.files}
+        ref["meta"] = json.loads(str(ref["meta"]))
+        capture.store.clear()
+        t0 = time.perf_counter()
+        result = segment(load_volume(scan), sem_model, inst_model, n4=False, subject=name)
+        ours_seconds += time.perf_counter() - t0
+        ours = {**capture.store, "result": result}
+        row = {"scan": name, **compare(ref, ours, lut)}
+        row["truth_ours"] = truth_scores(
+            np.asarray(result.semantic.data), np.asarray(result.instance.data), truth, scan
+        )
+        if "semantic" in ref:
+            sem_ref = _merged_endplates(ref["semantic"])
+            row["truth_ref"] = truth_scores(sem_ref, ref["instance"], truth, scan)
+        rows.append(row)
+        print(json.dumps(row, default=str), flush=True)
+    print(
+        f"spineps process {ref_seconds:.1f} s for {len(scans)} scans (with import and load); "
+        f"ours {ours_seconds:.1f} s in-process"
+    )
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2, default=str), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
