@@ -22,6 +22,7 @@ import hashlib
 import importlib
 import json
 import logging
+import os
 import shutil
 import sys
 import tempfile
@@ -138,6 +139,8 @@ def install_into(
     _check_folder_name(target_name)
     kind = published.kind if published else None
     target = root / target_name
+    if target.exists():  # installed: nothing to write, so read-only models directories work
+        return _existing(target, published)
     try:
         root.mkdir(parents=True, exist_ok=True)
         with _lock(root, target_name) as locked:
@@ -210,23 +213,31 @@ def _existing(target: Path, published: PublishedModel | None) -> Installed:
 @contextmanager
 def _lock(root: Path, target_name: str) -> Iterator[bool]:
     """Hold an exclusive lock on ``root/.<target_name>.lock``; yields whether locking works."""
-    with open(root / f".{target_name}.lock", "a+b") as fh:
-        locked = _acquire(fh, target_name)
+    path = root / f".{target_name}.lock"
+    try:
+        # 0o666 less the umask: with umask 002 the group can lock a shared models directory too.
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except PermissionError:  # another user's lock file; flock works on a read-only descriptor
+        fd = os.open(path, os.O_RDONLY)
+    try:
+        locked = _acquire(fd, target_name)
         try:
             yield locked
         finally:
             if locked:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
-def _acquire(fh: Any, target_name: str) -> bool:
+def _acquire(fd: int, target_name: str) -> bool:
     if fcntl is None:
         return False
     try:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         logger.info("waiting for another process that is installing %s", target_name)
-        fcntl.flock(fh, fcntl.LOCK_EX)
+        fcntl.flock(fd, fcntl.LOCK_EX)
     except OSError as err:  # e.g. Lustre mounted without flock: the rename still decides
         logger.warning("no file lock for %s (%s); relying on the atomic rename", target_name, err)
         return False

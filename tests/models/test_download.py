@@ -19,7 +19,7 @@ from spineps_dask.errors import DownloadError, ModelError
 from spineps_dask.models.catalog import catalog
 from spineps_dask.models.download import download_model
 from spineps_dask.models.folders import load_model_folder
-from spineps_dask.models.install import RECORD_NAME, read_record
+from spineps_dask.models.install import RECORD_NAME, install_model, read_record
 from tests.models.releases import ReleaseServer, corrupt
 
 REPO = Path(spineps_dask.__file__).resolve().parents[1]
@@ -230,3 +230,19 @@ def test_concurrent_downloads_without_locks(tmp_path: Path, release_server: Rele
     assert _leftovers(models) == ["T2w_semantic_v1.0.9"]
     assert (models / "T2w_semantic_v1.0.9" / RECORD_NAME).is_file()
     load_model_folder(models / "T2w_semantic_v1.0.9", kind="semantic")
+
+
+def test_installed_model_needs_neither_network_nor_write_access(
+    tmp_path: Path, release_archives: dict[str, bytes], small_disk
+) -> None:
+    """On a read-only shared models directory (compute nodes) an installed model is checked
+    and reported as installed, without contacting the server or writing a lock file."""
+    models = small_disk.path / "models"
+    (tmp_path / "t2w.zip").write_bytes(release_archives["v1.0.9/t2w.zip"])
+    install_model(tmp_path / "t2w.zip", models=models)
+    small_disk.read_only()
+    try:
+        offline = f"http://127.0.0.1:{_closed_port()}/"
+        assert download_model("t2w", models=models, base_url=offline, timeout=5).already
+    finally:
+        small_disk.read_only(False)
