@@ -21,10 +21,7 @@ import yaml
 
 #: Folders of the demo models shipped inside the package (trained on phantoms).
 DEMO_MODELS = Path(str(resources.files("spineps_dask") / "demo_models"))
-
-
-#: Environment variable naming the directory with one sub-folder per model (the reference's name,
-#: so ``spineps`` and this project share one models folder).
+#: Environment variable naming the directory with one sub-folder per model (reference name).
 MODELS_ENV = "SPINEPS_SEGMENTOR_MODELS"
 #: Environment variable overriding the base URL of the published model releases (a mirror).
 MODELS_URL_ENV = "SPINEPS_DASK_MODELS_URL"
