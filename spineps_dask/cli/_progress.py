@@ -13,6 +13,7 @@ from rich.progress import (
     MofNCompleteColumn,
     Progress,
     SpinnerColumn,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -47,7 +48,10 @@ def progress_bar(description: str, total: int) -> Iterator[Progress]:
 
 @contextmanager
 def byte_bar(description: str) -> Iterator[Callable[[int, int | None], None]]:
-    """A download bar; the yielded ``update(bytes_done, bytes_total_or_None)`` moves it."""
+    """A download bar; the yielded ``update(bytes_done, bytes_total_or_None)`` moves it.
+
+    The bar appears with the first bytes, so nothing shows when nothing is downloaded.
+    """
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -56,10 +60,12 @@ def byte_bar(description: str) -> Iterator[Callable[[int, int | None], None]]:
         TimeRemainingColumn(),
         console=console,
     ) as progress:
-        task = progress.add_task(description, total=None)
+        tasks: list[TaskID] = []
 
         def update(done: int, total: int | None) -> None:
-            progress.update(task, completed=done, total=total)
+            if not tasks:
+                tasks.append(progress.add_task(description, total=total))
+            progress.update(tasks[0], completed=done, total=total)
 
         yield update
 

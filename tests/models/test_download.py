@@ -148,14 +148,16 @@ def test_archive_of_the_wrong_kind(tmp_path: Path, release_server: ReleaseServer
 
 
 def _cli_download(models: Path, url: str, log: Path) -> subprocess.Popen:
+    """``spineps-dask models download t2w`` in its own process, output into ``log``."""
     args = ["models", "download", "t2w", "--models", str(models), "--url", url]
-    return subprocess.Popen(
-        [sys.executable, "-m", "spineps_dask.cli", *args],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-    )
+    with log.open("w") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "spineps_dask.cli", *args],
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def test_killed_download_leaves_nothing_that_looks_installed(
