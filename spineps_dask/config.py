@@ -1,6 +1,9 @@
 """Run settings as frozen dataclasses, loaded once and passed in explicitly.
 
-The only module that reads environment variables (``SPINEPS_SEGMENTOR_MODELS``).
+The only module that reads environment variables: ``SPINEPS_SEGMENTOR_MODELS`` (the reference's
+models directory), ``SPINEPS_DASK_MODELS_URL`` (a mirror of the published model releases), and
+the platform's user-data variables (``XDG_DATA_HOME``, ``LOCALAPPDATA``) for the default models
+directory.
 """
 
 from __future__ import annotations
@@ -8,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from dataclasses import asdict, dataclass, field, fields, replace
 from importlib import resources
 from pathlib import Path
@@ -19,19 +23,54 @@ import yaml
 DEMO_MODELS = Path(str(resources.files("spineps_dask") / "demo_models"))
 #: How the semantic network is fed and where the masks are made (`pipeline.segment`, issue 22).
 RECIPES = ("reference", "native")
+#: Environment variable naming the directory with one sub-folder per model (reference name).
+MODELS_ENV = "SPINEPS_SEGMENTOR_MODELS"
+#: Environment variable overriding the base URL of the published model releases (a mirror).
+MODELS_URL_ENV = "SPINEPS_DASK_MODELS_URL"
+#: Where the reference publishes its weights: ``<base>/<version>/<archive>.zip``.
+PUBLISHED_MODELS_URL = "https://github.com/Hendrik-code/spineps/releases/download/"
 
 
-def models_dir() -> Path | None:
+def models_dir_from_env() -> Path | None:
     """The directory named by ``SPINEPS_SEGMENTOR_MODELS`` (as the reference uses it), if set."""
-    value = os.environ.get("SPINEPS_SEGMENTOR_MODELS")
-    return Path(value) if value else None
+    value = os.environ.get(MODELS_ENV)
+    return Path(value).expanduser() if value else None
+
+
+def default_models_dir() -> Path:
+    """The models directory used when ``SPINEPS_SEGMENTOR_MODELS`` is unset.
+
+    The user data directory, as platformdirs would pick it: ``$XDG_DATA_HOME/spineps-dask/models``
+    (``~/.local/share/spineps-dask/models``) on Linux, ``~/Library/Application Support/
+    spineps-dask/models`` on macOS, ``%LOCALAPPDATA%\\spineps-dask\\models`` on Windows. Not
+    created here; ``models download`` creates it.
+    """
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        xdg = os.environ.get("XDG_DATA_HOME")
+        # The XDG spec says to ignore a relative value.
+        base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "share"
+    return base / "spineps-dask" / "models"
+
+
+def models_dir() -> Path:
+    """The models directory: ``$SPINEPS_SEGMENTOR_MODELS``, else :func:`default_models_dir`."""
+    return models_dir_from_env() or default_models_dir()
+
+
+def models_url() -> str:
+    """Base URL of the published model releases: ``$SPINEPS_DASK_MODELS_URL`` or the reference's."""
+    return os.environ.get(MODELS_URL_ENV) or PUBLISHED_MODELS_URL
 
 
 def resolve_model(name_or_path: str | Path | None, *, default: str) -> Path:
     """A model folder from a path, a name under ``SPINEPS_SEGMENTOR_MODELS``, or the demo model.
 
     ``name_or_path`` containing a path separator (or existing) is a folder; a bare name is looked
-    up in ``SPINEPS_SEGMENTOR_MODELS`` and then among the shipped demo models.
+    up in the models directory (:func:`models_dir`) and then among the shipped demo models.
     """
     if name_or_path is None:
         return DEMO_MODELS / default
@@ -39,7 +78,7 @@ def resolve_model(name_or_path: str | Path | None, *, default: str) -> Path:
     if "/" in str(name_or_path) or path.exists():
         return path
     for base in (models_dir(), DEMO_MODELS):
-        if base is not None and (base / str(name_or_path)).is_dir():
+        if (base / str(name_or_path)).is_dir():
             return base / str(name_or_path)
     return path  # validation reports it missing, with the places searched
 

@@ -27,3 +27,7 @@ class ModelError(SpinepsDaskError):
 
 class StoreError(SpinepsDaskError):
     """The cohort store cannot be read or written."""
+
+
+class DownloadError(ModelError):
+    """A model archive that could not be fetched (offline, refused, interrupted)."""

@@ -125,3 +125,39 @@ def _model_workers(n_workers: int = 2, **cluster_options):
     finally:
         client.close()
         cluster.close()
+
+
+@pytest.fixture(scope="session")
+def release_archives(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    """``"v1.0.9/t2w.zip"`` etc. -> zip bytes, built once from the shipped demo models."""
+    from tests.models.releases import release_archives
+
+    return release_archives(tmp_path_factory.mktemp("releases"))
+
+
+@pytest.fixture
+def release_server(release_archives: dict[str, bytes]):
+    """A model release server on 127.0.0.1 (``tests/models/releases.py``) serving the archives;
+    tests may replace or add files."""
+    from tests.models.releases import ReleaseServer
+
+    server = ReleaseServer()
+    server.files.update(release_archives)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def models_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh user: no $SPINEPS_SEGMENTOR_MODELS or mirror variable, and a home folder of its
+    own, so nothing reads or writes the real user data folder. Returns the default models
+    directory (not created)."""
+    from spineps_dask.config import MODELS_ENV, MODELS_URL_ENV, default_models_dir
+
+    monkeypatch.delenv(MODELS_ENV, raising=False)
+    monkeypatch.delenv(MODELS_URL_ENV, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "home" / "data"))
+    return default_models_dir()

@@ -41,3 +41,43 @@ def test_model_folder_change_changes_fingerprint(tmp_path):
     b = RunConfig(semantic_model=tmp_path / "b")
     assert a.fingerprint() != b.fingerprint()
     assert "semantic=a@" in a.model_versions()
+
+
+def test_models_directory_from_the_environment_or_the_default(tmp_path, monkeypatch):
+    """$SPINEPS_SEGMENTOR_MODELS wins; unset, the XDG user data folder; a relative
+    $XDG_DATA_HOME is ignored, as the XDG spec says."""
+    from spineps_dask.config import MODELS_ENV, default_models_dir, models_dir
+
+    monkeypatch.setattr("sys.platform", "linux")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv(MODELS_ENV, str(tmp_path / "shared"))
+    assert models_dir() == tmp_path / "shared"
+    monkeypatch.delenv(MODELS_ENV)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert models_dir() == default_models_dir() == tmp_path / "xdg" / "spineps-dask" / "models"
+    monkeypatch.setenv("XDG_DATA_HOME", "relative/data")
+    assert (
+        default_models_dir() == tmp_path / "home" / ".local" / "share" / "spineps-dask" / "models"
+    )
+
+
+def test_models_url_mirror_variable(monkeypatch):
+    """$SPINEPS_DASK_MODELS_URL replaces the reference's release URL (an institution's mirror)."""
+    from spineps_dask.config import MODELS_URL_ENV, PUBLISHED_MODELS_URL, models_url
+
+    monkeypatch.delenv(MODELS_URL_ENV, raising=False)
+    assert models_url() == PUBLISHED_MODELS_URL
+    monkeypatch.setenv(MODELS_URL_ENV, "http://mirror.example/spineps/")
+    assert models_url() == "http://mirror.example/spineps/"
+
+
+def test_model_names_resolve_in_the_models_directory(tmp_path, monkeypatch):
+    """A bare model name is looked up in the models directory (here the default one, as after
+    'models download' without $SPINEPS_SEGMENTOR_MODELS), then among the demo models."""
+    from spineps_dask.config import DEMO_MODELS, MODELS_ENV, default_models_dir, resolve_model
+
+    monkeypatch.delenv(MODELS_ENV, raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    (default_models_dir() / "T2w_semantic_v1.0.9").mkdir(parents=True)
+    assert resolve_model("T2w_semantic_v1.0.9", default="semantic").parent == default_models_dir()
+    assert resolve_model("instance", default="semantic") == DEMO_MODELS / "instance"

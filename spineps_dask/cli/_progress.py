@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
 from rich.progress import (
     BarColumn,
+    DownloadColumn,
     MofNCompleteColumn,
     Progress,
     SpinnerColumn,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
+    TransferSpeedColumn,
 )
 
 console = Console(stderr=True)
@@ -41,6 +44,30 @@ def progress_bar(description: str, total: int) -> Iterator[Progress]:
     with make_progress() as progress:
         progress.add_task(description, total=total, note="")
         yield progress
+
+
+@contextmanager
+def byte_bar(description: str) -> Iterator[Callable[[int, int | None], None]]:
+    """A download bar; the yielded ``update(bytes_done, bytes_total_or_None)`` moves it.
+
+    The bar appears with the first bytes, so nothing shows when nothing is downloaded.
+    """
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    ) as progress:
+        tasks: list[TaskID] = []
+
+        def update(done: int, total: int | None) -> None:
+            if not tasks:
+                tasks.append(progress.add_task(description, total=total))
+            progress.update(tasks[0], completed=done, total=total)
+
+        yield update
 
 
 class Counter:

@@ -4,98 +4,229 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+    from spineps_dask.models.catalog import CatalogEntry
+    from spineps_dask.models.install import Installed
 
 models_app = typer.Typer(
     help="Inspect, check and train SPINEPS model folders.", no_args_is_help=True
 )
 
 
+_MODELS_HELP = (
+    "Models directory (default: $SPINEPS_SEGMENTOR_MODELS, else "
+    "~/.local/share/spineps-dask/models or the platform's user data folder)."
+)
+_LOAD_HELP = "Also load the weights on the CPU (catches unsafe or mismatched checkpoints)."
+_PUBLISHED_NAMES = "t2w, t1w, vibe, ct, instance, ct_instance, t2w_labeling, ct_labeling"
+
+
 @models_app.command("list")
 def list_models(
-    models: Annotated[
-        Path | None,
-        typer.Option("--models", help="Models directory (default: $SPINEPS_SEGMENTOR_MODELS)."),
-    ] = None,
+    models: Annotated[Path | None, typer.Option("--models", help=_MODELS_HELP)] = None,
 ) -> None:
-    """Show every model sub-folder with its kind, modality, resolution and status."""
-    from rich.console import Console
-    from rich.table import Table
+    """Show the shipped demo models and the models directory: kind, modality, version, status.
 
-    from spineps_dask.errors import ModelError
-    from spineps_dask.models.folders import scan_models
+    Always lists the demo models; a models directory that does not exist yet is reported, not
+    an error (unless given with --models).
+    """
+    from rich.console import Console
+
+    from spineps_dask.models.catalog import catalog
 
     console = Console()
-    try:
-        entries = scan_models(models)
-    except ModelError as err:
-        console.print(f"[red]{err}[/red]")
-        raise typer.Exit(1) from err
-    table = Table(title="SPINEPS models")
-    for col in ("name", "kind", "modality", "resolution (mm)", "folds", "status"):
+    cat = catalog(models)
+    console.print(_table(f"shipped demo models ({cat.demo_root})", cat.demo))
+    where = f"models directory {cat.root} ({cat.root_origin})"
+    if cat.installed is None:
+        console.print(
+            f"[yellow]{escape(where)} does not exist yet[/yellow]; "
+            "'spineps-dask models download NAME' or 'models install ZIP' creates it",
+            soft_wrap=True,
+        )
+    else:
+        console.print(_table(where, cat.installed))
+    if cat.not_installed:
+        names = ", ".join(m.name for m in cat.not_installed)
+        console.print(
+            f"published, not installed: {names} (spineps-dask models download NAME)",
+            soft_wrap=True,
+        )
+    if cat.installed is None and models is not None:
+        raise typer.Exit(1)
+
+
+def _table(title: str, entries: list[CatalogEntry]) -> Table:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for col in ("name", "kind", "modality", "version", "resolution (mm)", "status"):
         table.add_column(col)
     for e in entries:
-        if e.folder is None:
-            table.add_row(e.path.name, "?", "", "", "", f"[red]{e.problems[0]}[/red]")
+        mf = e.scan.folder
+        if mf is None:
+            problem = escape(e.scan.problems[0])
+            table.add_row(e.scan.path.name, "?", "", e.version, "", f"[red]{problem}")
             continue
-        c = e.folder.config
+        c = mf.config
+        resolution = " x ".join(f"{r:g}" for r in c.resolution_range)
         table.add_row(
-            e.path.name,
-            c.kind,
-            "/".join(c.modality),
-            " x ".join(f"{r:g}" for r in c.resolution_range),
-            ",".join(str(f) for f in c.available_folds) if c.kind == "semantic" else "-",
-            "[green]ok[/green]",
+            e.scan.path.name, c.kind, "/".join(c.modality), e.version, resolution, "[green]ok"
         )
-    console.print(table)
+    return table
 
 
 @models_app.command("check")
 def check_model(
     folder: Annotated[Path, typer.Argument(help="A model folder, or a folder of model folders.")],
-    load: Annotated[
-        bool, typer.Option(help="Also load the weights (catches unsafe or mismatched ones).")
-    ] = True,
+    load: Annotated[bool, typer.Option(help=_LOAD_HELP)] = True,
 ) -> None:
     """Validate a model folder; exit code 1 and one line per problem when something is wrong."""
     from rich.console import Console
 
     from spineps_dask.errors import ModelError
     from spineps_dask.models.config import CONFIG_NAME
+    from spineps_dask.models.folders import check_model_folder
 
     console = Console()
     targets = (
         [folder]
         if (folder / CONFIG_NAME).is_file() or not folder.is_dir()
-        else [p for p in sorted(folder.iterdir()) if p.is_dir()]
+        else [p for p in sorted(folder.iterdir()) if p.is_dir() and not p.name.startswith(".")]
     )
     failed = 0
     for target in targets:
         try:
-            kind = _check_one(target, load=load)
+            kind = check_model_folder(target, load=load).kind
             console.print(f"[green]ok[/green] {target} ({kind})")
         except ModelError as err:
             failed += 1
-            console.print(f"[red]FAIL[/red] {target}: {err}")
+            console.print(f"[red]FAIL[/red] {escape(f'{target}: {err}')}", soft_wrap=True)
     if failed or not targets:
         raise typer.Exit(1)
 
 
-def _check_one(folder: Path, *, load: bool) -> str:
-    from spineps_dask.models.folders import load_model_folder
+@models_app.command("download")
+def download(
+    names: Annotated[
+        list[str], typer.Argument(help=f"Published models: {_PUBLISHED_NAMES}.", show_default=False)
+    ],
+    models: Annotated[Path | None, typer.Option("--models", help=_MODELS_HELP)] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url",
+            help="Release base URL, for an institution's mirror laid out as <URL>/<version>/"
+            "<archive>.zip (default: $SPINEPS_DASK_MODELS_URL, else the SPINEPS GitHub "
+            "releases). file:// works for a mirror on a shared file system.",
+        ),
+    ] = None,
+    load: Annotated[bool, typer.Option("--load-weights", help=_LOAD_HELP)] = False,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for the server before giving up.")
+    ] = 60.0,
+) -> None:
+    """Download published SPINEPS models into the models directory, as `spineps` names them.
 
-    mf = load_model_folder(folder)
-    if load and mf.kind == "instance":
-        from spineps_dask.models.instance import InstanceModel
+    Each archive is extracted into a hidden staging folder and moved into place only once it
+    validates (as `models check`); processes downloading the same model at once wait for each
+    other. Installed models are checked, not downloaded again. Offline (cluster compute nodes)?
+    Download the zip elsewhere and use `spineps-dask models install ZIP`.
+    """
+    from spineps_dask.cli._progress import byte_bar
+    from spineps_dask.errors import ModelError
+    from spineps_dask.models.download import download_model
+    from spineps_dask.models.registry import published_model
 
-        InstanceModel.from_folder(folder, device="cpu")
-    elif load:
-        from spineps_dask.models.semantic import SemanticModel
+    try:
+        published = [published_model(n) for n in names]
+    except ModelError as err:
+        raise typer.BadParameter(str(err), param_hint="NAMES") from err
+    failed = 0
+    for model in published:
+        try:
+            with byte_bar(model.archive) as bar:
+                result = download_model(
+                    model.name,
+                    models=models,
+                    base_url=url,
+                    progress=bar,
+                    timeout=timeout,
+                    load=load,
+                )
+        except ModelError as err:
+            failed += 1
+            _console().print(f"[red]FAIL[/red] {model.name}: {escape(str(err))}", soft_wrap=True)
+            continue
+        _report(model.name, result)
+    if failed:
+        raise typer.Exit(1)
 
-        SemanticModel.from_folder(folder, device="cpu")
-    return mf.kind
+
+@models_app.command("install")
+def install(
+    source: Annotated[
+        Path,
+        typer.Argument(
+            help="A model zip (e.g. t2w.zip from the SPINEPS releases) or a model folder.",
+            show_default=False,
+        ),
+    ],
+    name: Annotated[
+        str | None,
+        typer.Option(
+            help=f"The published model it is ({_PUBLISHED_NAMES}); default: guessed from the "
+            "file name (t2w.zip -> t2w). Installs under the reference's folder name "
+            "(T2w_semantic_v1.0.9) and checks the kind."
+        ),
+    ] = None,
+    folder_name: Annotated[
+        str | None, typer.Option("--as", help="Install under this folder name instead.")
+    ] = None,
+    models: Annotated[Path | None, typer.Option("--models", help=_MODELS_HELP)] = None,
+    load: Annotated[bool, typer.Option("--load-weights", help=_LOAD_HELP)] = False,
+) -> None:
+    """Install a model zip or folder without internet (e.g. on a cluster's compute nodes).
+
+    Same checks and the same safe move into place as `models download`: copy t2w.zip from a
+    machine with internet and run `spineps-dask models install t2w.zip`.
+    """
+    from spineps_dask.errors import ModelError
+    from spineps_dask.models.install import install_model
+
+    try:
+        result = install_model(source, models=models, name=name, folder_name=folder_name, load=load)
+    except ModelError as err:
+        _console().print(f"[red]FAIL[/red] {escape(f'{source}: {err}')}", soft_wrap=True)
+        raise typer.Exit(1) from err
+    _report(str(source), result)
+
+
+def _report(what: str, result: Installed) -> None:
+    from spineps_dask.config import models_dir
+
+    state = "already installed" if result.already else "installed"
+    option = {"semantic": "--semantic-model", "instance": "--instance-model"}.get(result.model.kind)
+    # A bare name resolves only in the models directory; elsewhere the path is needed.
+    value = result.path.name if result.path.parent == models_dir() else result.path
+    use = f"; use it with {option} {value}" if option else ""
+    _console().print(
+        f"[green]ok[/green] {escape(f'{what}: {state} at {result.path}{use}')}", soft_wrap=True
+    )
+
+
+def _console() -> Console:
+    from rich.console import Console
+
+    return Console()
 
 
 @models_app.command("train-demo")

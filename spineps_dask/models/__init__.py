@@ -3,6 +3,7 @@
 from spineps_dask.models.config import ModelConfig, load_config, models_root, parse_config
 from spineps_dask.models.folders import (
     ModelFolder,
+    check_model_folder,
     demo_model,
     find_model,
     load_model_folder,
@@ -12,6 +13,7 @@ from spineps_dask.models.folders import (
 __all__ = [
     "ModelConfig",
     "ModelFolder",
+    "check_model_folder",
     "demo_model",
     "find_model",
     "load_config",

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from spineps_dask.config import MODELS_ENV, models_dir, models_dir_from_env
 from spineps_dask.errors import ModelError
 from spineps_dask.labels import INSTANCE_INPUT_MAPPING, SEMANTIC_NAMES, VERTEBRA_IDS
 
@@ -49,7 +50,10 @@ OPTIONAL_KEYS: tuple[str, ...] = (
 
 MODALITIES: tuple[str, ...] = ("T2w", "T1w", "CT", "SEG", "MPR", "PD", "Vibe", "T2star", "T1c")
 ACQUISITIONS: tuple[str, ...] = ("sag", "ax", "iso", "cor")
-MODELTYPES: tuple[str, ...] = ("nnunet", "unet")
+# "classifier" is the reference's vertebra-labelling model (VERIDAH), which has no loader here yet.
+MODELTYPES: tuple[str, ...] = ("nnunet", "unet", "classifier")
+#: The kind of model each model type is.
+KINDS: dict[str, str] = {"nnunet": "semantic", "unet": "instance", "classifier": "labeling"}
 
 # Reference defaults (spineps seg_modelconfig): cutout (248, 304, 64) voxels, bodies >= 100
 # voxels, vertebrae >= 250 voxels, and the instance-input mapping 41..48 -> 1..8, 49/50/51 -> 9,
@@ -99,8 +103,8 @@ class ModelConfig:
 
     @property
     def kind(self) -> str:
-        """``'semantic'`` for nnU-Net folders, ``'instance'`` for the cutout U-Net."""
-        return "semantic" if self.modeltype == "nnunet" else "instance"
+        """``'semantic'`` (nnU-Net), ``'instance'`` (cutout U-Net), ``'labeling'`` (classifier)."""
+        return KINDS[self.modeltype]
 
     @property
     def n_input_channels(self) -> int:
@@ -286,26 +290,27 @@ def _int_map(value: Any, key: str, source: str) -> dict[int, int]:
         raise ModelError(f"{source}: {key} must map label ids to ints, got {value!r}") from err
 
 
-#: Environment variable naming the directory with one sub-folder per model (reference name).
-MODELS_ENV = "SPINEPS_SEGMENTOR_MODELS"
-
-
 def models_root(models: str | Path | None = None) -> Path:
-    """The models directory: ``models`` when given, else ``$SPINEPS_SEGMENTOR_MODELS``.
+    """The models directory: ``models`` when given, else :func:`spineps_dask.config.models_dir`
+    (``$SPINEPS_SEGMENTOR_MODELS``, or the default user data directory when that is unset).
 
     Raises
     ------
     ModelError
-        When neither is set or the directory does not exist.
+        When the directory does not exist.
     """
-    import os
-
-    value = models if models is not None else os.environ.get(MODELS_ENV)
-    if not value:
-        raise ModelError(f"no models directory: pass one or set ${MODELS_ENV}")
-    root = Path(value)
+    if models is not None:
+        root, origin = Path(models), "given"
+    else:
+        root = models_dir()
+        from_env = models_dir_from_env() is not None
+        origin = f"from ${MODELS_ENV}" if from_env else f"the default; ${MODELS_ENV} is unset"
     if not root.is_dir():
-        raise ModelError(f"models directory {root} does not exist (from {MODELS_ENV} or argument)")
+        raise ModelError(
+            f"models directory {root} ({origin}) does not exist; install a model into it with "
+            f"'spineps-dask models download t2w' or 'spineps-dask models install ZIP', or set "
+            f"${MODELS_ENV} to a folder of model folders"
+        )
     return root
 
 

@@ -1,9 +1,10 @@
 """Model folders on disk: find them, check them, and say exactly what is wrong.
 
 A model folder holds one ``inference_config.json`` and either an nnU-Net v2 results folder
-(semantic model: ``plans.json``, ``dataset.json``, ``fold_K/checkpoint_final.pth``) or one
-``*weights*.ckpt`` Lightning checkpoint (instance model). Layout from
-``shared/docs/spineps-reference.md`` ("Model folders").
+(semantic model: ``plans.json``, ``dataset.json``, ``fold_K/checkpoint_final.pth``), one
+``*weights*.ckpt`` Lightning checkpoint (instance model), or, for the reference's labelling
+classifier, ``*.ckpt`` checkpoints (``*val_f1=*valf1-weights.ckpt`` in the published folders).
+Layout from ``shared/docs/spineps-reference.md`` ("Model folders").
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from spineps_dask.config import DEMO_MODELS
 from spineps_dask.errors import ModelError
 from spineps_dask.models.config import CONFIG_NAME, ModelConfig, load_config, models_root
 
@@ -67,7 +69,8 @@ def load_model_folder(folder: str | Path, *, kind: str | None = None) -> ModelFo
     folder
         The model's root folder.
     kind
-        ``'semantic'`` or ``'instance'`` to insist on one kind; ``None`` accepts either.
+        ``'semantic'``, ``'instance'`` or ``'labeling'`` to insist on one kind; ``None`` accepts
+        any.
     """
     config_path = find_config(folder)
     config = load_config(config_path)
@@ -79,6 +82,8 @@ def load_model_folder(folder: str | Path, *, kind: str | None = None) -> ModelFo
     root = config_path.parent
     if config.kind == "semantic":
         weights, problems = _check_nnunet(root, config)
+    elif config.kind == "labeling":
+        weights, problems = _check_labeling(root)
     else:
         weights, problems = _check_instance(root)
     if problems:
@@ -86,11 +91,41 @@ def load_model_folder(folder: str | Path, *, kind: str | None = None) -> ModelFo
     return ModelFolder(path=root, config=config, weights=weights)
 
 
+def check_model_folder(
+    folder: str | Path, *, kind: str | None = None, load: bool = False
+) -> ModelFolder:
+    """:func:`load_model_folder`, and with ``load`` also load the weights on the CPU.
+
+    Loading catches checkpoints that are unsafe to unpickle or do not fit the network. A
+    labelling model has no loader here yet, so for it ``load`` checks only the files.
+
+    Raises
+    ------
+    ModelError
+        Everything that is wrong with the folder.
+    """
+    mf = load_model_folder(folder, kind=kind)
+    if load and mf.kind == "instance":
+        from spineps_dask.models.instance import InstanceModel
+
+        InstanceModel.from_folder(folder, device="cpu")
+    elif load and mf.kind == "semantic":
+        from spineps_dask.models.semantic import SemanticModel
+
+        SemanticModel.from_folder(folder, device="cpu")
+    return mf
+
+
 def scan_models(models: str | Path | None = None) -> list[ScanEntry]:
-    """Every sub-folder of the models directory (argument or ``$SPINEPS_SEGMENTOR_MODELS``)."""
-    root = models_root(models)
+    """Every sub-folder of the models directory (argument, ``$SPINEPS_SEGMENTOR_MODELS`` or the
+    default); hidden folders (downloads in progress) are left out."""
+    return scan_folders(models_root(models))
+
+
+def scan_folders(root: Path) -> list[ScanEntry]:
+    """Each visible sub-folder of ``root``: a :class:`ModelFolder` or the reasons it is not one."""
     entries = []
-    for sub in sorted(p for p in root.iterdir() if p.is_dir()):
+    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         try:
             entries.append(ScanEntry(sub, load_model_folder(sub), ()))
         except ModelError as err:
@@ -150,8 +185,13 @@ def _check_instance(root: Path) -> tuple[Path, list[str]]:
     return ckpts[0], []
 
 
-#: The demo models shipped inside the package (trained on phantoms by ``train_demo``).
-DEMO_MODELS = Path(__file__).resolve().parent.parent / "demo_models"
+def _check_labeling(root: Path) -> tuple[Path, list[str]]:
+    # The reference loads the last of its sorted '*val_f1=*valf1-weights.ckpt' matches; any
+    # '*.ckpt' is accepted here, the reference's pattern preferred.
+    ckpts = sorted(root.rglob("*val_f1=*valf1-weights.ckpt")) or sorted(root.rglob("*.ckpt"))
+    if not ckpts:
+        return root, [f"no '*.ckpt' checkpoint under {root} (a labelling model needs one)"]
+    return ckpts[-1], []
 
 
 def demo_model(kind: str) -> Path:

@@ -1,15 +1,24 @@
-"""``spineps-dask models list/check``: a table for good folders, exit 1 and reasons for bad ones."""
+"""``spineps-dask models list/check/download/install``: tables for good folders, exit 1 and
+reasons for bad ones, and the published models installed from a server or a copied zip."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 from typer.testing import CliRunner
 
+import spineps_dask
 from spineps_dask.cli import app
+from spineps_dask.config import DEMO_MODELS
+from spineps_dask.models.install import install_model
 from tests.models.conftest import write_tiny_instance, write_tiny_semantic
+from tests.models.releases import ReleaseServer, corrupt, labeling_folder
 
-runner = CliRunner()
+runner = CliRunner(env={"COLUMNS": "250"})  # rich wraps tables and messages at COLUMNS
 
 
 def test_list_and_check(tmp_path: Path) -> None:
@@ -53,3 +62,98 @@ def test_train_demo_options_reach_the_config_and_the_recorded_command(monkeypatc
         "--which semantic --iterations 7 --budget-s 9 --train-phantoms 48"
     )
     assert record["train_phantom_seeds"] == "0..47"
+
+
+def test_list_on_a_fresh_install(tmp_path: Path) -> None:
+    """The console script, with no models variable and an empty home: the demo models are
+    listed, the missing default models directory is explained, exit code 0."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPINEPS_", "XDG_"))}
+    env.update(
+        HOME=str(tmp_path), COLUMNS="200", PYTHONPATH=str(Path(spineps_dask.__file__).parents[1])
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "spineps_dask.cli", "models", "list"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "shipped demo models" in done.stdout
+    assert "│ semantic │ semantic │ T2w" in done.stdout
+    assert "│ instance │ instance │ SEG" in done.stdout
+    default = tmp_path / ".local" / "share" / "spineps-dask" / "models"
+    assert f"{default} (default; $SPINEPS_SEGMENTOR_MODELS is unset) does not exist yet" in (
+        done.stdout
+    )
+
+
+def test_list_shows_kind_version_and_status(
+    tmp_path: Path, release_archives: dict[str, bytes]
+) -> None:
+    """Installed published models show their release version, a labelling folder its kind, a
+    broken folder its problem; staging folders are not listed; exit code 0."""
+    models = tmp_path / "models"
+    (tmp_path / "t2w.zip").write_bytes(release_archives["v1.0.9/t2w.zip"])
+    install_model(tmp_path / "t2w.zip", models=models)
+    labeling_folder(models / "CT_labeling_v1.4.0")
+    (models / "broken").mkdir()
+    shutil.copytree(DEMO_MODELS / "instance", models / ".instance_sagittal_v1.2.0.partial-x")
+    result = runner.invoke(app, ["models", "list", "--models", str(models)])
+    assert result.exit_code == 0, result.output
+    rows = {line.split("│")[1].strip(): line for line in result.output.splitlines() if "│" in line}
+    assert "semantic" in rows["T2w_semantic_v1.0.9"] and "v1.0.9" in rows["T2w_semantic_v1.0.9"]
+    assert "labeling" in rows["CT_labeling_v1.4.0"] and "v1.4.0" in rows["CT_labeling_v1.4.0"]
+    assert "found 0" in rows["broken"]
+    assert "partial" not in result.output
+    assert "published, not installed: t1w, vibe, ct, instance, ct_instance, t2w_labeling (" in (
+        result.output
+    )
+
+
+def test_list_with_a_missing_models_option(tmp_path: Path) -> None:
+    """A --models folder that does not exist is an error (exit 1), the demo models still show."""
+    result = runner.invoke(app, ["models", "list", "--models", str(tmp_path / "nope")])
+    assert result.exit_code == 1
+    assert "shipped demo models" in result.output and "does not exist yet" in result.output
+
+
+def test_download_command(tmp_path: Path, release_server: ReleaseServer) -> None:
+    """download installs each name with a progress bar and says how to use it; again it only
+    checks; an unknown name is a usage error listing the names; offline it exits 1 with the
+    steps to install by hand."""
+    models = tmp_path / "models"
+    args = ["models", "download", "--models", str(models), "--url", release_server.url()]
+    result = runner.invoke(app, [*args, "t2w", "instance"])
+    assert result.exit_code == 0, result.output
+    assert "t2w.zip" in result.output  # the progress bar's label
+    assert f"t2w: installed at {models / 'T2w_semantic_v1.0.9'}" in result.output
+    assert f"--semantic-model {models / 'T2w_semantic_v1.0.9'}" in result.output
+    assert f"--instance-model {models / 'instance_sagittal_v1.2.0'}" in result.output
+    result = runner.invoke(app, [*args, "t2w"])
+    assert result.exit_code == 0 and "t2w: already installed" in result.output
+
+    result = runner.invoke(app, [*args, "t2w", "t3w"])
+    assert result.exit_code == 2 and "no published model 't3w'" in result.output
+
+    offline = ["models", "download", "--models", str(models), "--url", "http://127.0.0.1:9/"]
+    result = runner.invoke(app, [*offline, "t1w"])
+    assert result.exit_code == 1
+    assert "FAIL t1w: cannot reach" in result.output
+    assert "spineps-dask models install t1w.zip" in result.output
+    assert not (models / "T1w_semantic_v1.0.9").exists()
+
+
+def test_install_command(tmp_path: Path, release_archives: dict[str, bytes]) -> None:
+    """install takes a copied zip (exit 0) and refuses a corrupt one (exit 1, nothing there)."""
+    models = tmp_path / "models"
+    archive = tmp_path / "instance.zip"
+    archive.write_bytes(corrupt(release_archives["v1.2.0/instance.zip"]))
+    result = runner.invoke(app, ["models", "install", str(archive), "--models", str(models)])
+    assert result.exit_code == 1 and "not a complete zip archive" in result.output
+    assert not (models / "instance_sagittal_v1.2.0").exists()
+
+    archive.write_bytes(release_archives["v1.2.0/instance.zip"])
+    result = runner.invoke(app, ["models", "install", str(archive), "--models", str(models)])
+    assert result.exit_code == 0, result.output
+    assert f"installed at {models / 'instance_sagittal_v1.2.0'}" in result.output

@@ -13,6 +13,7 @@ from spineps_dask.models.config import MODELS_ENV, models_root
 from spineps_dask.models.folders import find_model, load_model_folder, scan_models
 
 from .conftest import write_tiny_instance, write_tiny_semantic
+from .releases import labeling_folder
 
 
 def test_valid_folders_load_with_kind_and_weights(tiny_semantic: Path, tiny_instance: Path) -> None:
@@ -84,8 +85,30 @@ def test_discovery_through_the_environment(tmp_path: Path, monkeypatch: pytest.M
         find_model("nope")
 
 
-def test_no_models_directory(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without argument or environment variable the error names the variable."""
-    monkeypatch.delenv(MODELS_ENV, raising=False)
-    with pytest.raises(ModelError, match=MODELS_ENV):
+def test_no_models_directory(models_env: Path) -> None:
+    """Without argument or environment variable the default directory is used; while it does
+    not exist the error names it, the variable and how to install a model."""
+    with pytest.raises(ModelError, match=rf"{models_env} \(the default; \${MODELS_ENV} is unset\)"):
         models_root()
+    with pytest.raises(ModelError, match=r"spineps-dask models download t2w"):
+        models_root()
+    models_env.mkdir(parents=True)
+    assert models_root() == models_env
+
+
+def test_labeling_folder_needs_a_checkpoint(tmp_path: Path) -> None:
+    """A 'classifier' config is a labelling model; without a '*.ckpt' it is refused."""
+    folder = labeling_folder(tmp_path / "lab")
+    model = load_model_folder(folder, kind="labeling")
+    assert model.kind == "labeling" and model.weights.name.endswith("valf1-weights.ckpt")
+    for ckpt in folder.glob("*.ckpt"):
+        ckpt.unlink()
+    with pytest.raises(ModelError, match=r"no '\*\.ckpt' checkpoint.*labelling model needs one"):
+        load_model_folder(folder)
+
+
+def test_scan_leaves_out_hidden_folders(tmp_path: Path) -> None:
+    """Downloads in progress (hidden staging folders) are not listed as models."""
+    write_tiny_instance(tmp_path / "inst")
+    write_tiny_instance(tmp_path / ".inst.partial-x1")
+    assert [e.path.name for e in scan_models(tmp_path)] == ["inst"]
