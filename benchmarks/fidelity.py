@@ -14,8 +14,12 @@ The reference's virtual environment (~3 min, ~2 GB, CPU torch):
     echo torch==2.13.0 > /tmp/c.txt && /work/refvenv/bin/pip install -c /tmp/c.txt spineps==2.1.3
     /work/refvenv/bin/pip uninstall -y torchvision
 
-    PYTHONPATH=. python benchmarks/fidelity.py --subjects 5 --seed 7
-        [--spineps-python /work/refvenv/bin/python] [--work DIR] [--no-real]
+    PYTHONPATH=. python benchmarks/fidelity.py --subjects 5 --seed 7 [--no-reference-mode]
+        [--spineps-python /work/refvenv/bin/python] [--work DIR] [--no-real] [--reuse]
+
+By default this project runs in its reference mode (`segment(..., reference_mode=True)`: its
+rules beyond spineps switched off); ``--no-reference-mode`` shows how far its own rules take
+the masks from the reference's, and which is closer to the ground truth.
 """
 
 from __future__ import annotations
@@ -127,6 +131,16 @@ class Capture:
             return out
 
         model.network_logits, model.predict_model_grid = network_logits, predict_model_grid
+        from spineps_dask.pipeline import reference_instance
+
+        orig_merge = reference_instance.merge
+
+        def merge(*a: Any, **k: Any) -> Any:
+            out = orig_merge(*a, **k)
+            store["merged"] = out
+            return out
+
+        reference_instance.merge = merge
         model.predictor.network.register_forward_pre_hook(self._count)
         for name, fn in self._orig.items():
             setattr(seg, name, self._wrap(name, fn))
@@ -169,34 +183,39 @@ def compare(ref: dict[str, Any], ours: dict[str, Any], lut: np.ndarray) -> dict[
     from spineps_dask.geometry import Volume
 
     row: dict[str, Any] = {"spineps": ref["meta"].get("error", "")}
-    if "net_input" in ref:
+    if "net_input" in ref and "net_input" in ours:
         a, b = ours["net_input"].astype(np.float32), ref["net_input"].astype(np.float32)
         row["input_shape_same"] = a.shape == b.shape
         row["input_max_abs_diff"] = float(np.abs(a - b).max()) if a.shape == b.shape else None
         row["windows"] = f"{ours['n_windows']}/{ref['meta']['n_windows']}"
-    if "raw" in ref:
+    if "raw" in ref and "raw" in ours:
         raw_ref = lut[np.clip(ref["raw"], 0, len(lut) - 1)]
         row["raw_argmax_equal"] = agreement(np.asarray(ours["raw"].data), raw_ref)
-    if "clean" in ref:
+    if "clean" in ref and "semantic_phase" in ours:
         clean_ref = Volume(ref["clean"], ref["clean_affine"]).reorient(("P", "I", "R"))
         row["clean_equal"] = agreement(np.asarray(ours["semantic_phase"].data), clean_ref.data)
     offset = np.zeros(3, int)
-    if "inst_grid" in ref:
+    if "inst_grid" in ref and "instance_input" in ours:
         grid, crop = ours["instance_input"], ref["inst_grid"]
         to_ours = np.linalg.inv(grid.affine) @ ref["inst_grid_affine"]
         offset = np.rint(to_ours[:3, 3]).astype(int)
         window = tuple(slice(o, o + n) for o, n in zip(offset, crop.shape, strict=True))
         row["instance_grid_equal"] = agreement(np.asarray(grid.data)[window], crop)
         row["instance_grid_spacing"] = [round(float(v), 4) for v in grid.spacing]
-    if "cutouts" in ref:
+    if "cutouts" in ref and "cutouts_at" in ours:
         cut, ref_cuts = ours["cutouts_at"], ref["cutouts"]
         row["cutouts"] = f"{len(cut)}/{len(ref_cuts)}"
         if len(cut) == len(ref_cuts) and len(cut):
             centres = np.array([c.centre for c in cut]) - offset
-            row["cutout_centre_max_diff"] = float(np.abs(centres - ref["cutout_centres"]).max())
+            ref_centres = np.trunc(ref["cutout_centres"])  # spineps truncates inside its crop
+            row["cutout_centres_equal"] = bool(np.array_equal(centres, ref_centres))
             equal = [agreement(c.array, r) for c, r in zip(cut, ref_cuts, strict=True)]
             row["cutouts_equal"] = float(np.mean(equal))
-    if "semantic" in ref:
+    if "vert_grid" in ref and "merged" in ours:
+        row["merged_equal"] = agreement(ours["merged"], ref["vert_grid"])
+    if "vert_grid" in ref and "merged" in ours:
+        row["merged_equal"] = agreement(ours["merged"], ref["vert_grid"])
+    if "semantic" in ref and ours["result"] is not None:
         sem_ref = _merged_endplates(ref["semantic"])
         sem_ours = np.asarray(ours["result"].semantic.data).astype(np.int32)
         inst_ours = np.asarray(ours["result"].instance.data).astype(np.int32)
@@ -214,6 +233,37 @@ def _merged_endplates(semantic: np.ndarray) -> np.ndarray:
     for src, dst in SPLIT_ENDPLATES.items():
         out[out == src] = dst
     return out
+
+
+def write_fixture(path: Path, ref: dict[str, Any], lut: np.ndarray, instance_config: Any) -> None:
+    """The reference's semantic cleaning and instance phase on one scan, small enough for the
+    repository: raw and cleaned model-grid masks (P-I-R), the cropped instance grid, its cutout
+    centres, the model's answer per cutout and the merged vertebrae on the same crop."""
+    from spineps_dask.geometry import Volume, reference_zoom
+
+    pir = ("P", "I", "R")
+    raw = Volume(lut[np.clip(ref["raw"], 0, len(lut) - 1)], ref["raw_affine"]).reorient(pir)
+    clean = Volume(ref["clean"].astype(np.uint8), ref["clean_affine"]).reorient(pir)
+    grid = ref["inst_grid"]
+    offset = np.rint((np.linalg.inv(ref["vert_grid_affine"]) @ ref["inst_grid_affine"])[:3, 3])
+    window = tuple(slice(int(o), int(o) + n) for o, n in zip(offset, grid.shape, strict=True))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(
+        path,
+        raw=raw.data.astype(np.uint8),
+        clean=clean.data,
+        semantic_zoom=reference_zoom(raw.affine),
+        inst_grid=grid.astype(np.uint8),
+        inst_zoom=reference_zoom(ref["inst_grid_affine"]),
+        cutout_centres=np.trunc(ref["cutout_centres"]).astype(int),
+        inst_pred=ref["inst_pred"].astype(np.uint8),
+        merged=ref["vert_grid"][window].astype(np.uint16),
+        cutout_size=np.asarray(instance_config.cutout_size),
+        resolution=np.asarray(instance_config.resolution_range, dtype=float),
+        sizes=np.asarray(
+            [instance_config.corpus_size_cleaning, instance_config.vert_size_threshold]
+        ),
+    )
 
 
 def truth_scores(sem: np.ndarray, inst: np.ndarray, truth: Path, scan: Path) -> dict[str, float]:
@@ -242,6 +292,19 @@ def main() -> None:
     parser.add_argument(
         "--reuse", action="store_true", help="keep spineps captures already in --work"
     )
+    parser.add_argument(
+        "--fixtures",
+        type=Path,
+        default=None,
+        help="write small test fixtures of the reference's cleaning and instance phase here",
+    )
+    parser.add_argument(
+        "--reference-mode",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="this project's rules beyond spineps switched off (default); --no-reference-mode "
+        "shows what they change",
+    )
     args = parser.parse_args()
     python = spineps_python(args.spineps_python)
     if python is None:
@@ -250,6 +313,7 @@ def main() -> None:
     import torch
 
     from spineps_dask.config import DEMO_MODELS
+    from spineps_dask.errors import SpinepsDaskError
     from spineps_dask.io.nifti import load_volume
     from spineps_dask.models.instance import InstanceModel
     from spineps_dask.models.semantic import SemanticModel
@@ -276,18 +340,32 @@ def main() -> None:
         ref["meta"] = json.loads(str(ref["meta"]))
         capture.store.clear()
         t0 = time.perf_counter()
-        result = segment(load_volume(scan), sem_model, inst_model, n4=False, subject=name)
+        try:
+            result = segment(
+                load_volume(scan),
+                sem_model,
+                inst_model,
+                n4=False,
+                subject=name,
+                reference_mode=args.reference_mode,
+            )
+        except SpinepsDaskError as exc:  # the reference may fail on the same scan
+            result = None
+            capture.store["error"] = str(exc)
         ours_seconds += time.perf_counter() - t0
         ours = {**capture.store, "result": result}
-        row = {"scan": name, **compare(ref, ours, lut)}
-        row["truth_ours"] = truth_scores(
-            np.asarray(result.semantic.data), np.asarray(result.instance.data), truth, scan
-        )
+        row = {"scan": name, "ours": ours.get("error", "ok"), **compare(ref, ours, lut)}
+        if result is not None:
+            row["truth_ours"] = truth_scores(
+                np.asarray(result.semantic.data), np.asarray(result.instance.data), truth, scan
+            )
         if "semantic" in ref:
             sem_ref = _merged_endplates(ref["semantic"])
             row["truth_ref"] = truth_scores(sem_ref, ref["instance"], truth, scan)
         rows.append(row)
         print(json.dumps(row, default=str), flush=True)
+        if args.fixtures and "vert_grid" in ref and "raw" in ref:
+            write_fixture(args.fixtures / f"{name}.npz", ref, lut, inst_model.config)
     print(
         f"spineps process {ref_seconds:.1f} s for {len(scans)} scans (with import and load); "
         f"ours {ours_seconds:.1f} s in-process"

@@ -10,7 +10,8 @@ the captures with this project's. One ``.npz`` per scan in the output folder:
   cleaning; ``clean`` (+ ``clean_affine``): the cleaned model-resolution mask (labels);
 - ``inst_grid`` (+ ``inst_grid_affine``): the mask on the instance grid, cropped as spineps
   crops it; ``cutout_centres`` and ``cutouts``: each cutout's centre on that grid and its
-  mapped labels, in the order the model sees them;
+  mapped labels, in the order the model sees them; ``inst_pred``: the model's answer for each;
+  ``vert_grid`` (+ affine): the merged vertebrae on the (uncropped) instance grid;
 - ``semantic`` / ``instance`` (+ ``scan_affine``): the final masks on the scan grid.
 
     /work/refvenv/bin/python benchmarks/fidelity_reference.py OUT SEM_FOLDER INST_FOLDER SCAN...
@@ -92,6 +93,28 @@ def _capture_hooks(store: dict) -> None:
         return out
 
     phase_instance.nii_calc_crop_around_centerpoint = crop
+
+    orig_batch = seg_model.SegmentationModelUnet3D.segment_scan_batch
+
+    def segment_scan_batch(self, inputs, *a, **k):
+        out = orig_batch(self, inputs, *a, **k)
+        from spineps.seg_enums import OutputType
+
+        store["inst_pred"] = np.stack([r[OutputType.seg].get_seg_array() for r in out])
+        return out
+
+    seg_model.SegmentationModelUnet3D.segment_scan_batch = segment_scan_batch
+
+    orig_instance = seg_run.predict_instance_mask
+
+    def predict_instance_mask(*a, **k):
+        out = orig_instance(*a, **k)
+        if out[0] is not None:
+            store["vert_grid"] = out[0].get_seg_array()
+            store["vert_grid_affine"] = np.asarray(out[0].affine)
+        return out
+
+    seg_run.predict_instance_mask = predict_instance_mask
 
 
 def main(argv: list[str]) -> int:

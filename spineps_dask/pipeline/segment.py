@@ -25,8 +25,10 @@ import numpy as np
 
 from spineps_dask.config import RECIPES
 from spineps_dask.geometry import Volume, resample, resample_to, rescale
+from spineps_dask.pipeline import reference_instance
 from spineps_dask.pipeline.check import check_scan
 from spineps_dask.pipeline.cutouts import (
+    DEFAULT_MAPPING,
     CentreSettings,
     Cutout,
     crop_padded,
@@ -43,7 +45,8 @@ from spineps_dask.pipeline.preprocess import (
     preprocess,
     undo_crop_pad,
 )
-from spineps_dask.pipeline.semantic_cleaning import clean_semantic
+from spineps_dask.pipeline.reference_instance import ReferenceSizes
+from spineps_dask.pipeline.semantic_cleaning import CleaningSettings, clean_semantic
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +100,17 @@ class InstanceSpace:
             erosion=erosion, corpus_size_cleaning=self._voxels(self.corpus_size_cleaning)
         )
 
+    def reference_sizes(
+        self, zoom: tuple[float, float, float]
+    ) -> reference_instance.ReferenceSizes:
+        """The reference's corpus and vertebra size limits on a grid of voxel size ``zoom``."""
+        return ReferenceSizes.from_config(
+            self.corpus_size_cleaning,
+            self.vert_size_threshold,
+            resolution=self.spacing,
+            zoom=zoom,
+        )
+
     @property
     def merge_settings(self) -> MergeSettings:
         return MergeSettings(vert_size_threshold=self._voxels(self.vert_size_threshold))
@@ -137,13 +151,21 @@ def raw_semantic(prepared: Volume, model: Any, *, recipe: str = "reference") -> 
     return model.predict(prepared)
 
 
-def semantic_phase(prepared: Volume, model: Any, *, recipe: str = "reference") -> Volume:
-    """Semantic model on the prepared image, then the reference cleaning (uint8 labels)."""
+def semantic_phase(
+    prepared: Volume, model: Any, *, recipe: str = "reference", reference_mode: bool = False
+) -> Volume:
+    """Semantic model on the prepared image, then the cleaning (uint8 labels).
+
+    ``reference_mode``: `spineps` 2.1.3's cleaning at the mask's zoom, without this project's
+    rules beyond it (`CleaningSettings.reference`).
+    """
     raw = raw_semantic(prepared, model, recipe=recipe)
     codes = raw.orientation
     axis = next(k for k, c in enumerate(codes) if c in "IS")
     down = (axis, 1 if codes[axis] == "I" else -1)
-    return raw.with_data(clean_semantic(np.asarray(raw.data, dtype=np.uint8), down=down))
+    settings = CleaningSettings.reference(raw.spacing) if reference_mode else None
+    cleaned = clean_semantic(np.asarray(raw.data, dtype=np.uint8), settings=settings, down=down)
+    return raw.with_data(cleaned)
 
 
 def instance_input(semantic: Volume, space: InstanceSpace, *, recipe: str = "reference") -> Volume:
@@ -159,9 +181,22 @@ def instance_input(semantic: Volume, space: InstanceSpace, *, recipe: str = "ref
     return resample(oriented, space.spacing, order=0)
 
 
-def plan_cutouts(instance_in: Volume, space: InstanceSpace) -> np.ndarray:
-    """Vertebral-body centres (N, 3), bottom -> top, on the instance grid."""
-    return find_centres(np.asarray(instance_in.data), settings=space.centre_settings)
+def plan_cutouts(
+    instance_in: Volume, space: InstanceSpace, *, reference_mode: bool = False
+) -> np.ndarray:
+    """Vertebral-body centres (N, 3), bottom -> top, on the instance grid.
+
+    ``reference_mode``: `spineps` 2.1.3's centres (`reference_instance.plan`).
+    """
+    data = np.asarray(instance_in.data)
+    if reference_mode:
+        return reference_instance.plan(
+            data,
+            mapping=space.mapping or DEFAULT_MAPPING,
+            sizes=space.reference_sizes(instance_in.spacing),
+            zoom=instance_in.spacing,
+        )
+    return find_centres(data, settings=space.centre_settings)
 
 
 def cutouts_at(
@@ -204,19 +239,27 @@ def assemble(
     *,
     postprocess_on: bool = True,
     merge: MergeSettings | None = None,
+    reference_mode: bool = False,
 ) -> tuple[Volume, Volume, Labeling, dict[int, tuple[float, float, float]]]:
     """Merge, post-process and label; return semantic and instance in the input geometry.
 
     ``merge``: merge constants (parameter sweeps); default ``space.merge_settings``.
+    ``reference_mode``: `spineps` 2.1.3's merge (`reference_instance.merge`).
 
     The merge runs on the instance grid; post-processing and labelling in P-I-R orientation
     (reorientation is exact) on the scan's grid (reference: both masks mapped there by nearest
     neighbour, as `spineps` does) or on the prepared grid (native), so thin structures keep
     their full resolution.
     """
-    merged = merge_predictions(
-        predictions, instance_in.shape, settings=merge or space.merge_settings
-    ).astype(np.uint16)
+    if reference_mode:
+        sizes = space.reference_sizes(instance_in.spacing)
+        merged = reference_instance.merge(
+            predictions, instance_in.shape, vertebra_size=sizes.vertebra
+        )
+    else:
+        merged = merge_predictions(
+            predictions, instance_in.shape, settings=merge or space.merge_settings
+        ).astype(np.uint16)
     if record.recipe == "reference":
         scan_sem = resample_to(semantic, record.shape, record.affine, order=0)
         scan_inst = resample_to(
@@ -263,12 +306,14 @@ def segment(
     semantic: Volume | None = None,
     on_stage: Callable[[str], None] | None = None,
     recipe: str = "reference",
+    reference_mode: bool = False,
 ) -> Segmentation:
     """The whole method for one scan, in one process.
 
     ``semantic``: a semantic mask in the scan's geometry (e.g. corrected by a radiologist); the
     semantic model is then skipped and only the instance phase runs on it. ``recipe``: see the
-    module docstring.
+    module docstring. ``reference_mode``: `spineps` 2.1.3's cleaning, instance phase and
+    post-processing, without this project's rules beyond them (for fidelity checks).
     """
     timings: dict[str, float] = {}
     space = InstanceSpace.from_config(instance_model.config)
@@ -285,11 +330,16 @@ def segment(
         "prepare", lambda: prepare(image, n4=n4, subject=subject, recipe=recipe)
     )
     if semantic is None:
-        sem = stage("semantic", lambda: semantic_phase(prepared, semantic_model, recipe=recipe))
+        sem = stage(
+            "semantic",
+            lambda: semantic_phase(
+                prepared, semantic_model, recipe=recipe, reference_mode=reference_mode
+            ),
+        )
     else:
         sem = stage("semantic", lambda: crop_pad(semantic, record))
     inst_in = stage("instance_input", lambda: instance_input(sem, space, recipe=recipe))
-    centres = stage("cutouts", lambda: plan_cutouts(inst_in, space))
+    centres = stage("cutouts", lambda: plan_cutouts(inst_in, space, reference_mode=reference_mode))
     cutouts = cutouts_at(
         np.asarray(inst_in.data), centres, range(len(centres)), space, subject=subject
     )
@@ -297,7 +347,14 @@ def segment(
     sem_out, inst_out, labeling, ctd = stage(
         "reduce",
         lambda: assemble(
-            sem, inst_in, preds, record, space, postprocess_on=postprocess_on, merge=merge
+            sem,
+            inst_in,
+            preds,
+            record,
+            space,
+            postprocess_on=postprocess_on,
+            merge=merge,
+            reference_mode=reference_mode,
         ),
     )
     return Segmentation(sem_out, inst_out, ctd, labeling.anchor, len(cutouts), timings)

@@ -2,6 +2,9 @@
 
 A sliding-window network leaves small islands of a label far from where it belongs and pin-holes
 inside large structures; both confuse the body-centre search and the instance model downstream.
+`CleaningSettings.reference` gives the cleaning of `spineps` 2.1.3 (``phase_semantic``) at a
+given zoom: 6-connected specks under 30 reference voxels' volume, then everything outside the
+chain of bounding boxes that starts at the largest structure (`keep_bbox_chain`), then holes.
 """
 
 from __future__ import annotations
@@ -14,6 +17,12 @@ from scipy import ndimage
 
 from spineps_dask.labels import Semantic
 from spineps_dask.pipeline._measure import box_centroids
+from spineps_dask.pipeline.resolution import (
+    REFERENCE_VOXEL_MM3,
+    REFERENCE_ZOOM,
+    mm3_to_voxels,
+    mm_to_voxels,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +54,21 @@ class CleaningSettings:
     #: Beyond the reference: drop sacrum components away from canal and discs, or above the
     #: centre of the vertebral bodies (`drop_misplaced_sacrum`).
     sacrum_position: bool = True
+    #: The reference's bounding-box chain (`keep_bbox_chain`): margins in voxels, (all axes,
+    #: extra along the inferior axis); None leaves it out.
+    bbox_chain: tuple[int, int] | None = None
+
+    @classmethod
+    def reference(cls, zoom: tuple[float, float, float]) -> CleaningSettings:
+        """`spineps` 2.1.3's semantic cleaning for a mask of voxel size ``zoom`` (mm)."""
+        margin_mm = 4 * min(REFERENCE_ZOOM)
+        return cls(
+            min_size=mm3_to_voxels(30 * REFERENCE_VOXEL_MM3, zoom),
+            connectivity=6,
+            sacrum_relative_size=0.0,
+            sacrum_position=False,
+            bbox_chain=(int(margin_mm / min(zoom)), mm_to_voxels(margin_mm, zoom)),
+        )
 
 
 class RemoveSmallComponents:
@@ -148,6 +172,75 @@ def drop_misplaced_sacrum(seg: np.ndarray, *, down: tuple[int, int] | None = Non
     return out
 
 
+def keep_bbox_chain(
+    seg: np.ndarray, *, margin: int, inferior_margin: int, inferior_axis: int = 1
+) -> np.ndarray:
+    """Keep the largest connected structure and every structure whose box touches the chain.
+
+    As the reference's ``semantic_bounding_box_clean``: the foreground's 26-connected components;
+    starting from the largest, a component joins when its box (grown by ``margin`` voxels)
+    overlaps or touches a joined one's on every axis, the joined box's inferior range grown by
+    ``inferior_margin`` more (gaps between vertebrae); repeated until nothing joins. Voxels of
+    other components, or outside the joined boxes' hull, go to 0.
+
+    Examples
+    --------
+    >>> seg = np.zeros((1, 12, 1), np.uint8)
+    >>> seg[0, 0:4] = 49; seg[0, 6:7] = 100; seg[0, 11] = 26
+    >>> keep_bbox_chain(seg, margin=0, inferior_margin=2)[0, :, 0].tolist()
+    [49, 49, 49, 49, 0, 0, 100, 0, 0, 0, 0, 0]
+    """
+    comps, n = ndimage.label(seg > 0, structure=_FULL)
+    if n <= 1:
+        return seg.copy()
+    sizes = np.bincount(comps.ravel())[1:]
+    order = np.argsort(-sizes, kind="stable") + 1  # largest first
+    boxes = ndimage.find_objects(comps)
+    grown = {
+        k: [
+            (max(sl.start - margin, 0), min(sl.stop + margin, dim))
+            for sl, dim in zip(boxes[k - 1], seg.shape, strict=True)
+        ]
+        for k in range(1, n + 1)
+    }
+    joined = [int(order[0])]
+    changed = True
+    while changed:
+        changed = False
+        for k in (int(k) for k in order[1:] if int(k) not in joined):
+            if any(_chained(grown[j], grown[k], inferior_margin, inferior_axis) for j in joined):
+                joined.append(k)
+                changed = True
+    hull = tuple(
+        slice(min(grown[j][a][0] for j in joined), max(grown[j][a][1] for j in joined))
+        for a in range(seg.ndim)
+    )
+    keep = np.zeros(seg.shape, bool)
+    keep[hull] = True
+    keep &= np.isin(comps, joined)
+    out = seg.copy()
+    out[~keep] = 0
+    return out
+
+
+def _chained(
+    box: list[tuple[int, int]], other: list[tuple[int, int]], extra: int, inferior_axis: int
+) -> bool:
+    for axis, (a, b) in enumerate(zip(box, other, strict=True)):
+        if axis == inferior_axis:
+            a = (max(a[0] - extra, 0), a[1] + extra)
+        if not _touch(a, b):
+            return False
+    return True
+
+
+def _touch(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    """The reference's ``overlap_slice``: ranges that overlap or share an end point."""
+    if a[0] in b or a[1] in b:
+        return True
+    return (a[0] < b[0] <= a[1]) or (b[0] < a[0] <= b[1])
+
+
 def _structure(connectivity: int) -> np.ndarray:
     rank = {6: 1, 18: 2, 26: 3}.get(connectivity)
     if rank is None:
@@ -182,4 +275,9 @@ def clean_semantic(
         )(out)
     if s.sacrum_position:
         out = drop_misplaced_sacrum(out, down=down)
+    if s.bbox_chain is not None:
+        axis = down[0] if down is not None else 1
+        out = keep_bbox_chain(
+            out, margin=s.bbox_chain[0], inferior_margin=s.bbox_chain[1], inferior_axis=axis
+        )
     return FillHoles(s.fill_labels)(out)
