@@ -13,6 +13,7 @@ from pathlib import Path
 
 from spineps_dask.errors import StoreError
 from spineps_dask.io import outputs
+from spineps_dask.io.atomic import write_file, write_json
 from spineps_dask.io.bids import ScanName, parse_scan_name
 from spineps_dask.io.nifti import save_volume
 from spineps_dask.io.store import CohortStore
@@ -70,15 +71,12 @@ def _instance_extras(store: CohortStore, subject: str, scan: ScanName, folder: P
         doc = outputs.centroids_json(
             ctd, orientation=tuple(attrs["orientation"]), spacing=attrs["spacing"]
         )
-        out.append(outputs.write_json(doc, paths["centroids"]))
+        out.append(write_json(doc, paths["centroids"]))
     try:
         png = store.read_blob(subject, SNAPSHOT_BLOB)
     except StoreError:
         return out
-    tmp = paths["snapshot"].with_name(f".{paths['snapshot'].name}.tmp{os.getpid()}")
-    tmp.write_bytes(png)
-    os.replace(tmp, paths["snapshot"])
-    return [*out, paths["snapshot"]]
+    return [*out, write_file(png, paths["snapshot"])]
 
 
 def scan_name_of(store: CohortStore, subject: str) -> ScanName:

@@ -10,6 +10,7 @@ import numpy as np
 
 from spineps_dask.errors import InputError
 from spineps_dask.geometry import Volume
+from spineps_dask.io.atomic import atomic_write
 
 
 def load_volume(
@@ -105,12 +106,7 @@ def save_volume(vol: Volume, path: str | os.PathLike) -> Path:
 
     The file is written under a temporary name and renamed, so a reader never sees half a file.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     img = nib.Nifti1Image(vol.data, vol.affine)
     img.set_qform(vol.affine, code=1)
     img.set_sform(vol.affine, code=1)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}" + "".join(path.suffixes))
-    nib.save(img, str(tmp))
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda tmp: nib.save(img, str(tmp)))

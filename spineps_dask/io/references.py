@@ -17,6 +17,7 @@ from spineps_dask.io.export import scan_name_of
 from spineps_dask.io.nifti import load_volume
 from spineps_dask.io.outputs import INSTANCE, SEMANTIC
 from spineps_dask.io.store import CohortStore
+from spineps_dask.labels import VALID_INSTANCE, VALID_SEMANTIC, check_labels
 
 logger = logging.getLogger(__name__)
 
@@ -33,9 +34,6 @@ def ingest_references(
     dataset's ids would silently score zero), is refused with the reason; the subject is still
     segmented, just not scored.
     """
-    from spineps_dask.metrics.structures import VALID_INSTANCE, VALID_SEMANTIC
-    from spineps_dask.metrics.tables import check_labels
-
     valid = {"ref_semantic": VALID_SEMANTIC, "ref_instance": VALID_INSTANCE}
     root = Path(derivatives)
     out: dict = {"ingested": [], "missing": [], "failed": {}}

@@ -37,6 +37,7 @@ from spineps_dask.geometry import Volume
 from spineps_dask.io import _ngff
 from spineps_dask.io._oserror import store_write_error
 from spineps_dask.io._urls import is_remote, join_url, local_path, redact_url
+from spineps_dask.io.atomic import write_file
 from spineps_dask.io.bids import validate_subject_key
 
 if TYPE_CHECKING:
@@ -303,14 +304,7 @@ class CohortStore:
                 with fsspec.open(url, "wb", **self._storage_options) as fh:
                     fh.write(data)
                 return url
-            path = local_path(url)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            try:
-                tmp.write_bytes(data)
-                os.replace(tmp, path)
-            finally:
-                tmp.unlink(missing_ok=True)
+            write_file(data, local_path(url))
         except OSError as exc:
             raise store_write_error(exc, f"{name} of {subject}", redact_url(self.url)) from exc
         return url

@@ -20,7 +20,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from spineps_dask.io.outputs import write_file
+from spineps_dask.io.atomic import write_file
 from spineps_dask.labels import VERTEBRA_IDS, vertebra_sequence
 from spineps_dask.metrics.structures import TITLES
 
