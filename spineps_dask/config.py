@@ -1,6 +1,9 @@
 """Run settings as frozen dataclasses, loaded once and passed in explicitly.
 
-The only module that reads environment variables (``SPINEPS_SEGMENTOR_MODELS``).
+The only module that reads environment variables: ``SPINEPS_SEGMENTOR_MODELS`` (the models
+directory, the reference's name) and ``SPINEPS_DASK_CLUSTER_DIR`` (where cluster YAML files
+live). `fingerprint` is the one hash of settings: a run's manifest rows and a sweep's stage
+keys both use it.
 """
 
 from __future__ import annotations
@@ -8,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from importlib import resources
 from pathlib import Path
@@ -17,12 +21,36 @@ import yaml
 
 #: Folders of the demo models shipped inside the package (trained on phantoms).
 DEMO_MODELS = Path(str(resources.files("spineps_dask") / "demo_models"))
+#: Environment variable naming the directory with one sub-folder per model (reference name).
+MODELS_ENV = "SPINEPS_SEGMENTOR_MODELS"
+#: Environment variable naming the folder of cluster YAML files (default ``./cluster``).
+CLUSTER_DIR_ENV = "SPINEPS_DASK_CLUSTER_DIR"
 
 
 def models_dir() -> Path | None:
     """The directory named by ``SPINEPS_SEGMENTOR_MODELS`` (as the reference uses it), if set."""
-    value = os.environ.get("SPINEPS_SEGMENTOR_MODELS")
+    value = os.environ.get(MODELS_ENV)
     return Path(value) if value else None
+
+
+def cluster_dir() -> Path:
+    """Where ``--cluster NAME`` finds its YAML: ``$SPINEPS_DASK_CLUSTER_DIR`` or ``cluster``."""
+    return Path(os.environ.get(CLUSTER_DIR_ENV) or "cluster")
+
+
+def fingerprint(values: Mapping[str, Any], *, length: int = 12) -> str:
+    """Short, stable hash of a flat mapping of settings (key order does not matter).
+
+    Parameters
+    ----------
+    values
+        JSON-able settings (anything else is hashed by its ``str``).
+    length
+        Hex digits kept: 12 for a run's config, 10 for a sweep's stage keys (the lengths
+        stores and sweep folders already carry, so their results stay valid).
+    """
+    blob = json.dumps(dict(values), sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:length]
 
 
 def resolve_model(name_or_path: str | Path | None, *, default: str) -> Path:
@@ -90,7 +118,7 @@ class RunConfig:
         d = {k: v for k, v in self.to_dict().items() if k not in self._RESULT_NEUTRAL}
         d.pop("semantic_model"), d.pop("instance_model")
         d["models"] = self.model_versions()
-        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+        return fingerprint(d)
 
     def model_versions(self) -> str:
         """``semantic=<name>@<hash>,instance=<name>@<hash>`` from the folders' files."""

@@ -39,6 +39,8 @@ from spineps_dask.io._oserror import store_write_error
 from spineps_dask.io._urls import is_remote, join_url, local_path, redact_url
 from spineps_dask.io.atomic import write_file
 from spineps_dask.io.bids import validate_subject_key
+from spineps_dask.io.manifest import Manifest
+from spineps_dask.io.names import IMAGE, MANIFEST
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -49,7 +51,6 @@ CHUNK = 64  # 64^3 voxels: ~0.5 MB of int16, a few chunks per sagittal slab (iss
 LEVEL = "0"  # NGFF level-0 array inside each volume group; coarser levels may follow
 _ATTR = "spineps_dask"
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
-MANIFEST_NAME = "manifest.parquet"
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ def _open_zarr_store(url: str, *, read_only: bool, storage_options: dict | None)
     return LocalStore(path, read_only=read_only)
 
 
-def _open_root(zstore, mode: str) -> zarr.Group:
+def _open_root(zstore: Any, mode: Literal["r", "a"]) -> zarr.Group:
     """Open the root group; two processes creating one store at once both succeed."""
     try:
         return zarr.open_group(store=zstore, mode=mode, zarr_format=3)
@@ -156,7 +157,12 @@ class CohortStore:
     @property
     def manifest_url(self) -> str:
         """Where the Parquet manifest of this store lives (inside the store folder)."""
-        return join_url(self.url, MANIFEST_NAME)
+        return join_url(self.url, MANIFEST)
+
+    @property
+    def manifest(self) -> Manifest:
+        """The store's manifest: what is done, one row per subject and phase."""
+        return Manifest(self.manifest_url, storage_options=self._storage_options or None)
 
     @property
     def storage_options(self) -> dict[str, Any]:
@@ -193,7 +199,8 @@ class CohortStore:
         group = self._group(subject, name)
         if group is None:
             return False
-        return bool(group.attrs.get(_ATTR, {}).get("complete", False))
+        ours = group.attrs.get(_ATTR)
+        return isinstance(ours, dict) and bool(ours.get("complete", False))
 
     def _group(self, subject: str, name: str | None) -> zarr.Group | None:
         path = validate_subject_key(subject) + ("" if name is None else "/" + _check_name(name))
@@ -238,7 +245,7 @@ class CohortStore:
         if not data.dtype.isnative:  # big-endian NIfTI: same values, native bytes
             data = data.astype(data.dtype.newbyteorder("="))
         if label is None:
-            label = name != "image" and np.issubdtype(data.dtype, np.integer)
+            label = name != IMAGE and np.issubdtype(data.dtype, np.integer)
         try:
             subject_group = self._root.require_group(key.subject)
         except zarr.errors.ContainsGroupError:  # another task created it a moment ago
@@ -258,7 +265,7 @@ class CohortStore:
         array[...] = zyx
         meta: dict[str, Any] = {"ome": _ngff.multiscales(f"{subject}/{name}", vol.affine)}
         if label:
-            meta["ome"]["image-label"] = {"source": {"image": "../image"}}
+            meta["ome"]["image-label"] = {"source": {"image": f"../{IMAGE}"}}
         meta[_ATTR] = {
             "complete": True,
             "label": bool(label),

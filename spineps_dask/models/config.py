@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from spineps_dask.config import MODELS_ENV, models_dir
 from spineps_dask.errors import ModelError
 from spineps_dask.labels import INSTANCE_INPUT_MAPPING, SEMANTIC_NAMES, VERTEBRA_IDS
 
@@ -162,7 +163,7 @@ def parse_config(raw: Mapping[str, Any], *, source: str = CONFIG_NAME) -> ModelC
         modality=modality,
         acquisition=_choice(raw["acquisition"], ACQUISITIONS, "acquisition", source),
         modeltype=modeltype,
-        model_expected_orientation=orientation,  # type: ignore[arg-type]
+        model_expected_orientation=orientation,
         available_folds=_folds(raw["available_folds"], source),
         inference_augmentation=bool(raw["inference_augmentation"]),
         resolution_range=_resolution(raw["resolution_range"], source),
@@ -286,10 +287,6 @@ def _int_map(value: Any, key: str, source: str) -> dict[int, int]:
         raise ModelError(f"{source}: {key} must map label ids to ints, got {value!r}") from err
 
 
-#: Environment variable naming the directory with one sub-folder per model (reference name).
-MODELS_ENV = "SPINEPS_SEGMENTOR_MODELS"
-
-
 def models_root(models: str | Path | None = None) -> Path:
     """The models directory: ``models`` when given, else ``$SPINEPS_SEGMENTOR_MODELS``.
 
@@ -298,12 +295,9 @@ def models_root(models: str | Path | None = None) -> Path:
     ModelError
         When neither is set or the directory does not exist.
     """
-    import os
-
-    value = models if models is not None else os.environ.get(MODELS_ENV)
-    if not value:
+    root = models_dir() if models is None else (Path(models) if str(models) else None)
+    if root is None:
         raise ModelError(f"no models directory: pass one or set ${MODELS_ENV}")
-    root = Path(value)
     if not root.is_dir():
         raise ModelError(f"models directory {root} does not exist (from {MODELS_ENV} or argument)")
     return root

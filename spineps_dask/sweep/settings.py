@@ -9,12 +9,11 @@ semantic model once per subject.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from spineps_dask.config import fingerprint
 from spineps_dask.pipeline.merge import MergeSettings
 
 #: The stages of one subject, in order, and the setting fields each one reads.
@@ -52,8 +51,7 @@ class Setting:
         d = {**self.columns(), "models": self.models}
         wanted = STAGE_FIELDS[stage]
         part = {k: v for k, v in d.items() if k in wanted or k.split(".")[0] in wanted}
-        blob = json.dumps(part, sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:10]
+        return fingerprint(part, length=10)
 
     @property
     def id(self) -> str:
@@ -62,7 +60,8 @@ class Setting:
 
     def merge_settings(self, base: MergeSettings) -> MergeSettings:
         """``base`` (the instance model's merge constants) with this setting's overrides."""
-        return replace(base, **dict(self.merge))
+        overrides: dict[str, Any] = dict(self.merge)  # field types vary (int and float)
+        return replace(base, **overrides)
 
     def columns(self) -> dict[str, Any]:
         """Flat columns for the result tables: ``n4, step_size, folds, postprocess, merge.*``."""
