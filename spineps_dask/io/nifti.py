@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
+from nibabel.spatialimages import SpatialImage
 
 from spineps_dask.errors import InputError
 from spineps_dask.geometry import Volume
@@ -33,6 +35,8 @@ def load_volume(
         img = nib.load(str(path))  # reads the header only; voxels stay on disk
     except Exception as exc:  # nibabel raises many types for broken files
         raise InputError(f"cannot read {path.name} as NIfTI: {exc}. Is the file complete?") from exc
+    if not isinstance(img, SpatialImage):
+        raise InputError(f"{path.name} is not an image on a voxel grid ({type(img).__name__})")
     if max_bytes is not None:
         check_size(path.name, tuple(img.shape), np.dtype(img.get_data_dtype()), max_bytes)
     try:
@@ -76,15 +80,17 @@ def _size(n: float) -> str:
     return f"{n:.2f} GiB"
 
 
-def _check_header(path: Path, img: nib.spatialimages.SpatialImage) -> None:
+def _check_header(path: Path, img: SpatialImage) -> None:
     """Refuse headers whose geometry nibabel would silently guess or repair.
 
     nibabel replaces a zero or negative ``pixdim`` by 1 or its absolute value and, without
     qform and sform, invents an orientation; a scan segmented in a guessed geometry gives
     plausible-looking but wrong vertebra labels, so such files must be fixed at the source.
     """
-    header_type = type(img.header)
-    if not hasattr(header_type, "from_fileobj") or "qform_code" not in img.header:
+    # nibabel types headers as the generic SpatialHeader; NIfTI fields are read by name.
+    header: Any = img.header
+    header_type: Any = type(header)
+    if not hasattr(header_type, "from_fileobj") or "qform_code" not in header:
         return
     with nib.openers.ImageOpener(str(path)) as fh:
         raw = header_type.from_fileobj(fh, check=False)  # pixdim as written, not repaired
