@@ -9,6 +9,7 @@ layer, or a type error, fails the suite with the tool's own report.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -25,9 +26,9 @@ MYPY = "from mypy.main import main; main()"
 
 
 def _python(code: str, *, cwd: Path = ROOT, timeout: int = 300) -> subprocess.CompletedProcess:
-    """``python -c code`` in ``cwd``, with ``cwd``'s package first on the path."""
+    """``python -c code`` in ``cwd``, with ``cwd``'s package first on the path; plain output."""
     env = {**os.environ, "PYTHONPATH": str(cwd), "NO_COLOR": "1"}
-    return subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-c", code],
         cwd=cwd,
         env=env,
@@ -35,6 +36,8 @@ def _python(code: str, *, cwd: Path = ROOT, timeout: int = 300) -> subprocess.Co
         text=True,
         timeout=timeout,
     )
+    done.stdout = re.sub(r"\x1b\[[0-9;]*m", "", done.stdout)  # the linter colours regardless
+    return done
 
 
 def test_layer_contracts_hold():
