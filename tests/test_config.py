@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from spineps_dask.config import RunConfig
+from spineps_dask.config import (
+    CLUSTER_DIR_ENV,
+    MODELS_ENV,
+    RunConfig,
+    cluster_dir,
+    fingerprint,
+    models_dir,
+)
+from spineps_dask.sweep.settings import Setting
 
 
 def test_unknown_setting_is_an_error(tmp_path):
@@ -41,3 +51,22 @@ def test_model_folder_change_changes_fingerprint(tmp_path):
     b = RunConfig(semantic_model=tmp_path / "b")
     assert a.fingerprint() != b.fingerprint()
     assert "semantic=a@" in a.model_versions()
+
+
+def test_one_fingerprint_is_stable_across_versions_and_key_order():
+    """Run fingerprints and sweep stage keys share `fingerprint`; its values are pinned, because
+    stores and sweep folders written earlier must keep matching (resume, reused parts)."""
+    assert fingerprint({"n4": False, "models": "x"}) == "2fd5a8091ec6"
+    assert fingerprint({"models": "x", "n4": False}) == "2fd5a8091ec6"
+    s = Setting(models="semantic=a@1,instance=b@2", merge=(("vote_base", 0.5),))
+    assert (s.key("prepare"), s.key("semantic"), s.id) == ("64a48b7ff8", "0e792fcf29", "0aec8f504b")
+
+
+def test_environment_is_read_here(monkeypatch, tmp_path):
+    """The models directory and the cluster folder come from their variables, else defaults."""
+    monkeypatch.delenv(MODELS_ENV, raising=False)
+    monkeypatch.delenv(CLUSTER_DIR_ENV, raising=False)
+    assert models_dir() is None and cluster_dir() == Path("cluster")
+    monkeypatch.setenv(MODELS_ENV, str(tmp_path))
+    monkeypatch.setenv(CLUSTER_DIR_ENV, str(tmp_path / "site"))
+    assert models_dir() == tmp_path and cluster_dir() == tmp_path / "site"
