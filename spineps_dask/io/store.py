@@ -104,8 +104,8 @@ def _open_root(zstore: Any, mode: Literal["r", "a"]) -> zarr.Group:
         return zarr.open_group(store=zstore, mode="r+", zarr_format=3)
 
 
-def _reopen(url: str, mode: str, storage_options: dict | None) -> CohortStore:
-    return CohortStore(url, mode=mode, storage_options=storage_options)  # type: ignore[arg-type]
+def _reopen(url: str, mode: Literal["r", "a"], storage_options: dict | None) -> CohortStore:
+    return CohortStore(url, mode=mode, storage_options=storage_options)
 
 
 class CohortStore:
@@ -379,8 +379,13 @@ class CohortStore:
                 f"complete volumes: {self.volumes(subject)}"
             )
         group = self._group(subject, name)
-        assert group is not None  # has_volume checked it
-        return group[LEVEL]  # type: ignore[return-value]
+        level0 = None if group is None else group.get(LEVEL)
+        if not isinstance(level0, zarr.Array):  # a complete volume always has one
+            raise StoreError(
+                f"{name!r} of {subject} in {redact_url(self.url)} has no level-0 array; "
+                "delete the volume and run again to rewrite it"
+            )
+        return level0
 
 
 class VoxelView:
