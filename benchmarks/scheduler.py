@@ -1,9 +1,9 @@
 """Scheduler throughput for the runner's graph shape, with trivial tasks.
 
-Per subject: prepare -> semantic -> k instance tasks -> reduce, submitted by the same bounded
-window loop as a real run (`run_cohort`), but every task returns at once. The figure says how
-many subjects per second one scheduler can drive, i.e. the ceiling before model time counts,
-to project a 1 000-worker cluster on paper.
+Per subject: prepare -> semantic -> k instance tasks -> reduce, submitted through the bounded
+window of a real run (`distributed.window.Window`), but every task returns at once. The figure
+says how many subjects per second one scheduler can drive, i.e. the ceiling before model time
+counts, to project a 1 000-worker cluster on paper.
 
     python benchmarks/scheduler.py --subjects 400 --cutouts 6
 
@@ -15,7 +15,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from distributed import Client, LocalCluster, as_completed
+from distributed import Client, LocalCluster
+
+from spineps_dask.distributed.window import Watched, Window
 
 
 def _noop(*_args, **_kwargs):
@@ -27,37 +29,31 @@ def _centres(_prep, k: int):
 
 
 def drive(client: Client, subjects: int, cutouts: int, batch: int, window: int) -> int:
-    """Same submission pattern as `distributed.runner.run_cohort`; returns tasks run."""
-    pending, ac, n_tasks = list(range(subjects)), as_completed(), 0
-    phase: dict[str, str] = {}
+    """The runner's `Window` and graph shape with no-op tasks; returns tasks run."""
+    w = Window(client, size=window)
+    n_tasks = 0
 
-    def start() -> None:
+    def start(s: str) -> None:
         nonlocal n_tasks
-        while pending and len(phase) < window:
-            s = pending.pop()
-            prep = client.submit(_noop, s, key=f"prepare-{s}")
-            sem = client.submit(
-                _centres, prep, cutouts, key=f"semantic-{s}", resources={"MODEL": 1}
-            )
-            phase[sem.key] = "semantic"
-            ac.add(sem)
-            n_tasks += 2
+        prep = w.submit(s, _noop, s, name="prepare")
+        sem = w.submit(s, _centres, prep, cutouts, name="semantic", model=True)
+        w.watch(sem, s, "semantic")
+        n_tasks += 2
 
-    start()
-    for fut in ac:
-        kind = phase.pop(fut.key)
-        if kind == "semantic":
-            k = len(fut.result())
-            inst = [
-                client.submit(_noop, fut, i, key=f"inst-{fut.key}-{i}", resources={"MODEL": 1})
-                for i in range(0, k, batch)
-            ]
-            red = client.submit(_noop, fut, *inst, key=f"reduce-{fut.key}")
-            phase[red.key] = "reduce"
-            ac.add(red)
-            n_tasks += len(inst) + 1
-        else:
-            start()
+    def on_result(done: Watched, result) -> None:
+        nonlocal n_tasks
+        if done.step == "reduce":
+            w.finish(done.subject)
+            return
+        inst = [
+            w.submit(done.subject, _noop, done.future, i, name=f"instance{i}", model=True)
+            for i in range(0, len(result), batch)
+        ]
+        red = w.submit(done.subject, _noop, done.future, *inst, name="reduce")
+        w.watch(red, done.subject, "reduce")
+        n_tasks += len(inst) + 1
+
+    w.run([f"sub-{i}" for i in range(subjects)], start, on_result)
     return n_tasks
 
 

@@ -144,7 +144,7 @@ def clustered(bids: Path, store_path: Path, cfg: Any, layout: Layout) -> Measure
 
     from spineps_dask.distributed.cluster import MODEL_RESOURCE, worker_environment
     from spineps_dask.distributed.model_cache import WorkerSetup
-    from spineps_dask.distributed.runner import run_store
+    from spineps_dask.distributed.resume import run_store
     from spineps_dask.io.cohort import ingest
     from spineps_dask.io.store import CohortStore
 

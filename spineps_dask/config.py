@@ -1,9 +1,11 @@
 """Run settings as frozen dataclasses, loaded once and passed in explicitly.
 
 The only module that reads environment variables: ``SPINEPS_SEGMENTOR_MODELS`` (the reference's
-models directory), ``SPINEPS_DASK_MODELS_URL`` (a mirror of the published model releases), and
-the platform's user-data variables (``XDG_DATA_HOME``, ``LOCALAPPDATA``) for the default models
-directory.
+models directory), ``SPINEPS_DASK_MODELS_URL`` (a mirror of the published model releases),
+``SPINEPS_DASK_CLUSTER_DIR`` (where cluster YAML files live), and the platform's user-data
+variables (``XDG_DATA_HOME``, ``LOCALAPPDATA``) for the default models directory.
+`fingerprint` is the one hash of settings: a run's manifest rows and a sweep's stage keys both
+use it.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import hashlib
 import json
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from importlib import resources
 from pathlib import Path
@@ -29,6 +32,8 @@ MODELS_ENV = "SPINEPS_SEGMENTOR_MODELS"
 MODELS_URL_ENV = "SPINEPS_DASK_MODELS_URL"
 #: Where the reference publishes its weights: ``<base>/<version>/<archive>.zip``.
 PUBLISHED_MODELS_URL = "https://github.com/Hendrik-code/spineps/releases/download/"
+#: Environment variable naming the folder of cluster YAML files (default ``./cluster``).
+CLUSTER_DIR_ENV = "SPINEPS_DASK_CLUSTER_DIR"
 
 
 def models_dir_from_env() -> Path | None:
@@ -64,6 +69,26 @@ def models_dir() -> Path:
 def models_url() -> str:
     """Base URL of the published model releases: ``$SPINEPS_DASK_MODELS_URL`` or the reference's."""
     return os.environ.get(MODELS_URL_ENV) or PUBLISHED_MODELS_URL
+
+
+def cluster_dir() -> Path:
+    """Where ``--cluster NAME`` finds its YAML: ``$SPINEPS_DASK_CLUSTER_DIR`` or ``cluster``."""
+    return Path(os.environ.get(CLUSTER_DIR_ENV) or "cluster")
+
+
+def fingerprint(values: Mapping[str, Any], *, length: int = 12) -> str:
+    """Short, stable hash of a flat mapping of settings (key order does not matter).
+
+    Parameters
+    ----------
+    values
+        JSON-able settings (anything else is hashed by its ``str``).
+    length
+        Hex digits kept: 12 for a run's config, 10 for a sweep's stage keys (the lengths
+        stores and sweep folders already carry, so their results stay valid).
+    """
+    blob = json.dumps(dict(values), sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:length]
 
 
 def resolve_model(name_or_path: str | Path | None, *, default: str) -> Path:
@@ -106,6 +131,8 @@ class RunConfig:
     ``n4``: SimpleITK N4 bias-field correction before the semantic model (the paper trains with
     it). ``recipe``: how the semantic network is fed and where masks are made, ``reference``
     (as `spineps` 2.1.3, for published weights; issue 22) or ``native`` (nnU-Net resamples).
+    ``reference_mode``: spineps 2.1.3's cleaning, instance phase and post-processing, without
+    this project's rules beyond them (fidelity checks; the project's rules are the default).
     ``postprocess``: the post-processing of the paper's table 2. ``cutouts_per_task``:
     instance-model cutouts batched into one Dask task. ``metrics``: score subjects that have
     reference masks in the store (``ingest --references``) in the reduce step.
@@ -116,6 +143,7 @@ class RunConfig:
     device: str = "auto"
     n4: bool = True
     recipe: str = "reference"
+    reference_mode: bool = False
     step_size: float | None = None
     postprocess: bool = True
     cutouts_per_task: int = 4
@@ -138,7 +166,7 @@ class RunConfig:
         d = {k: v for k, v in self.to_dict().items() if k not in self._RESULT_NEUTRAL}
         d.pop("semantic_model"), d.pop("instance_model")
         d["models"] = self.model_versions()
-        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+        return fingerprint(d)
 
     def model_versions(self) -> str:
         """``semantic=<name>@<hash>,instance=<name>@<hash>`` from the folders' files."""

@@ -14,9 +14,10 @@ from typing import Any
 import pandas as pd
 
 from spineps_dask.errors import StoreError
-from spineps_dask.io.export import SNAPSHOT_BLOB, TABLE_BLOBS
 from spineps_dask.io.manifest import Manifest
+from spineps_dask.io.names import IMAGE, INSTANCE, SEMANTIC, SNAPSHOT, TABLES
 from spineps_dask.io.store import CohortStore
+from spineps_dask.io.tables import table_from_bytes
 
 
 @dataclass(frozen=True)
@@ -54,24 +55,22 @@ class Cohort:
         """``xr.Dataset`` with the image and whichever masks exist, on one grid."""
         import xarray as xr
 
-        names = [n for n in ("image", "semantic", "instance") if self.store.has_volume(subject, n)]
+        names = [n for n in (IMAGE, SEMANTIC, INSTANCE) if self.store.has_volume(subject, n)]
         return xr.Dataset({n: self.volume(subject, n) for n in names})
 
     def snapshot(self, subject: str) -> bytes:
         """The PNG the run made for ``subject`` (IPython: ``Image(cohort.snapshot(s))``)."""
-        return self.store.read_blob(subject, SNAPSHOT_BLOB)
+        return self.store.read_blob(subject, SNAPSHOT)
 
     def table(self, kind: str) -> pd.DataFrame:
         """``'metrics'`` or ``'biomarkers'`` of every subject that has them, concatenated."""
-        import io
-
         parts = []
         for subject in self.subjects:
             try:
-                blob = self.store.read_blob(subject, TABLE_BLOBS[kind])
+                blob = self.store.read_blob(subject, TABLES[kind])
             except StoreError:  # a subject without the table simply has none
                 continue
-            parts.append(pd.read_parquet(io.BytesIO(blob)))
+            parts.append(table_from_bytes(blob))
         return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 

@@ -10,6 +10,10 @@ from __future__ import annotations
 from enum import IntEnum
 from types import MappingProxyType
 
+import numpy as np
+
+from spineps_dask.errors import InputError
+
 
 class Semantic(IntEnum):
     """Semantic mask labels (14 structures; 50 is only produced by some models)."""
@@ -91,6 +95,44 @@ def instance_name(label: int) -> str:
     if label >= IVD_OFFSET:
         return f"IVD {VERTEBRA_NAMES.get(label - IVD_OFFSET, label - IVD_OFFSET)}"
     return VERTEBRA_NAMES.get(label, str(label))
+
+
+#: Every label a semantic mask may hold (0 = background).
+VALID_SEMANTIC: frozenset[int] = frozenset({0, *SPINE_SEMANTIC, *(int(s) for s in Semantic)})
+#: Every label an instance mask may hold: vertebrae, their discs (100+X) and endplates (200+X).
+VALID_INSTANCE: frozenset[int] = frozenset(
+    {0, *(offset + v for offset in (0, IVD_OFFSET, ENDPLATE_OFFSET) for v in VERTEBRA_IDS.values())}
+)
+
+
+def check_labels(
+    labelmap: np.ndarray, valid: frozenset[int], *, what: str, subject: str | None = None
+) -> None:
+    """Refuse a mask holding labels outside the SPINEPS scheme (`VALID_SEMANTIC`, ...).
+
+    Raises
+    ------
+    InputError
+        Naming the unexpected labels, so a mask in another scheme (e.g. SPIDER's raw ids) is
+        recognised instead of silently scoring zero.
+    """
+    arr = np.asarray(labelmap)
+    if not np.issubdtype(arr.dtype, np.integer) or arr.min(initial=0) < 0:
+        raise InputError(
+            f"{what} must hold non-negative integer labels, got dtype {arr.dtype}",
+            subject=subject,
+            step="evaluate",
+        )
+    present = {int(x) for x in np.flatnonzero(np.bincount(arr.ravel()))}
+    bad = sorted(present - valid)
+    if bad:
+        raise InputError(
+            f"{what} holds labels {bad[:10]} outside the SPINEPS scheme "
+            f"(allowed: {sorted(valid - {0})[:6]}...); convert it with the labels in "
+            "spineps_dask/labels.py",
+            subject=subject,
+            step="evaluate",
+        )
 
 
 def region(label: int) -> str:

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from spineps_dask.config import RunConfig
+from spineps_dask.config import (
+    CLUSTER_DIR_ENV,
+    MODELS_ENV,
+    RunConfig,
+    cluster_dir,
+    fingerprint,
+    models_dir,
+)
+from spineps_dask.sweep.settings import Setting
 
 
 def test_unknown_setting_is_an_error(tmp_path):
@@ -81,3 +91,26 @@ def test_model_names_resolve_in_the_models_directory(tmp_path, monkeypatch):
     (default_models_dir() / "T2w_semantic_v1.0.9").mkdir(parents=True)
     assert resolve_model("T2w_semantic_v1.0.9", default="semantic").parent == default_models_dir()
     assert resolve_model("instance", default="semantic") == DEMO_MODELS / "instance"
+
+
+def test_one_fingerprint_is_stable_across_versions_and_key_order():
+    """Run fingerprints and sweep stage keys share `fingerprint`; its values are pinned, because
+    stores and sweep folders written earlier must keep matching (resume, reused parts). The
+    stage keys changed once on purpose, when the recipe and the reference mode became settings
+    (issue 22): results made the old way must not be reused."""
+    assert fingerprint({"n4": False, "models": "x"}) == "2fd5a8091ec6"
+    assert fingerprint({"models": "x", "n4": False}) == "2fd5a8091ec6"
+    s = Setting(models="semantic=a@1,instance=b@2", merge=(("vote_base", 0.5),))
+    assert (s.key("prepare"), s.key("semantic"), s.id) == ("58c03085f0", "673e0b93ce", "69496b5350")
+
+
+def test_environment_is_read_here(monkeypatch, tmp_path):
+    """The models directory and the cluster folder come from their variables, else defaults."""
+    from spineps_dask.config import default_models_dir
+
+    monkeypatch.delenv(MODELS_ENV, raising=False)
+    monkeypatch.delenv(CLUSTER_DIR_ENV, raising=False)
+    assert models_dir() == default_models_dir() and cluster_dir() == Path("cluster")
+    monkeypatch.setenv(MODELS_ENV, str(tmp_path))
+    monkeypatch.setenv(CLUSTER_DIR_ENV, str(tmp_path / "site"))
+    assert models_dir() == tmp_path and cluster_dir() == tmp_path / "site"

@@ -25,7 +25,7 @@ def biomarkers(
 
     from spineps_dask.biomarkers.folders import biomarkers_folder
     from spineps_dask.errors import SpinepsDaskError
-    from spineps_dask.metrics.tables import write_table
+    from spineps_dask.io.tables import write_table
 
     out = out or mask_dir / "biomarkers.parquet"
     try:

@@ -59,8 +59,9 @@ def demo(
 def _score(pred: Path, ref: Path, out: Path) -> None:
     from rich.table import Table
 
-    from spineps_dask.metrics.folders import evaluate_folders
-    from spineps_dask.metrics.tables import summarize, write_summary, write_table
+    from spineps_dask.evaluate import evaluate_folders, write_summary
+    from spineps_dask.io.tables import write_table
+    from spineps_dask.metrics.tables import summarize
 
     with console.status("scoring against the phantoms' ground truth"):
         table, failures = evaluate_folders(pred, ref, run_id="demo")

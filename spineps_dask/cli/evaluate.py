@@ -32,15 +32,10 @@ def evaluate(
     from rich.table import Table
 
     from spineps_dask.errors import SpinepsDaskError
-    from spineps_dask.metrics.folders import evaluate_folders
+    from spineps_dask.evaluate import evaluate_folders, write_summary
+    from spineps_dask.io.tables import write_table
     from spineps_dask.metrics.structures import TITLES
-    from spineps_dask.metrics.tables import (
-        format_mean_sd,
-        metric_label,
-        summarize,
-        write_summary,
-        write_table,
-    )
+    from spineps_dask.metrics.tables import format_mean_sd, metric_label, summarize
 
     out = out or pred_dir / "evaluation.parquet"
     context = {"run_id": run_id} if run_id else {}

@@ -53,7 +53,7 @@ def phantom(
                 out,
                 subjects=subjects,
                 seed=seed,
-                on_subject=lambda _p: progress.advance(0),
+                on_subject=lambda _p: progress.advance(progress.task_ids[0]),
                 **overrides,
             )
     except InputError as err:

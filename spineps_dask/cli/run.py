@@ -1,15 +1,26 @@
-"""``spineps-dask run``: a cohort through the cluster; ``segment``: one scan, no cluster."""
+"""``spineps-dask run``: a cohort through the cluster, as `spineps_dask.batch.run_batch`."""
 
 from __future__ import annotations
 
-import contextlib
-import importlib.util
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from spineps_dask.cli._progress import Counter, console, make_progress
+
+if TYPE_CHECKING:  # imported by the command itself, so that --help stays instant
+    from rich.progress import Progress
+
+    from spineps_dask.batch import BatchEvents
+    from spineps_dask.config import RunConfig
+    from spineps_dask.distributed.outcomes import SubjectOutcome
+    from spineps_dask.distributed.resume import RunSummary
+    from spineps_dask.io.cohort import IngestSummary
+    from spineps_dask.io.references import ReferenceSummary
+else:
+    BatchEvents = object  # the no-op base only matters to the type checker
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +53,12 @@ def run(
         "native: let nnU-Net resample the scan (models trained that way). "
         "Default: reference.",
     ),
+    reference_mode: bool | None = typer.Option(
+        None,
+        "--reference-mode/--project-rules",
+        help="Switch off this project's rules beyond spineps 2.1.3 (its cleaning, instance "
+        "phase and post-processing as the reference runs them), for fidelity checks.",
+    ),
     postprocess: bool | None = typer.Option(
         None, "--postprocess/--no-postprocess", help="The paper's post-processing."
     ),
@@ -64,102 +81,74 @@ def run(
         "instance_model": instance_model,
         "n4": n4,
         "recipe": recipe,
+        "reference_mode": reference_mode,
         "postprocess": postprocess,
         "cutouts_per_task": cutouts_per_task,
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    from spineps_dask.errors import StoreError
-
     cfg = RunConfig.from_file(config, **overrides) if config else RunConfig.from_dict(overrides)
-    try:
-        summary = execute(
-            store,
-            cfg,
-            bids=bids,
-            references=references,
-            cluster=cluster,
-            workers=workers,
-            threads=threads,
-            max_in_flight=max_in_flight,
-            force=force,
-            report=report,
-            export=export,
-        )
-    except StoreError as exc:  # store locked, full or read-only: a message, not a traceback
-        console.print(f"[red]store problem:[/red] {exc}")
-        raise typer.Exit(code=2) from exc
+    summary = execute(
+        store,
+        cfg,
+        bids=bids,
+        references=references,
+        cluster=cluster,
+        workers=workers,
+        threads=threads,
+        max_in_flight=max_in_flight,
+        force=force,
+        report=report,
+        export=export,
+    )
     if summary.failed:
         raise typer.Exit(code=1)
 
 
-def execute(
-    store: str,
-    cfg,
-    *,
-    bids: Path | None = None,
-    references: Path | None = None,
-    cluster: str = "local",
-    workers: int | None = None,
-    threads: int | None = None,
-    max_in_flight: int | None = None,
-    force: bool = False,
-    report: Path | None = None,
-    export: Path | None = None,
-):
-    """Ingest (optional), run on a cluster with progress bars, print the summary, export."""
-    from spineps_dask.distributed.cluster import connect
-    from spineps_dask.distributed.model_cache import WorkerSetup
-    from spineps_dask.distributed.runner import run_store
-    from spineps_dask.io.store import CohortStore
+def execute(store: str, cfg: RunConfig, **options: Any) -> RunSummary:
+    """`run_batch` with progress bars and a printed summary; problems become exit codes.
 
-    _check_models(cfg)
-    if report is not None and importlib.util.find_spec("bokeh") is None:
-        # Checked before any work: distributed draws the report with bokeh only at the end.
-        raise typer.BadParameter(
-            "--report needs bokeh (pip install bokeh); nothing was run", param_hint="--report"
-        )
-    if bids is not None:
-        _ingest(bids, store, references)
-    cohort = CohortStore(store, mode="a")
-    client, cluster_obj = connect(cluster, n_workers=workers, threads_per_worker=threads)
-    console.print(f"[bold]Dashboard:[/bold] {client.dashboard_link}")
+    Exit code 2: a model or the store cannot be used (the message says why and the fix).
+    """
+    from spineps_dask.batch import run_batch
+    from spineps_dask.errors import ModelError, StoreError
+
     try:
-        nthreads = threads or max(client.nthreads().values(), default=1)
-        client.register_plugin(WorkerSetup(threads=nthreads))
-        with performance_report_to(report), make_progress() as progress:
-            events = _BarEvents(progress)
-            summary = run_store(
-                client, cohort, cfg, force=force, events=events, max_in_flight=max_in_flight
-            )
-    finally:
-        client.close()
-        if cluster_obj is not None:
-            cluster_obj.close()
+        with make_progress() as progress:
+            summary = run_batch(store, cfg, events=_BarEvents(progress), **options)
+    except ModelError as exc:
+        console.print(f"[red]model problem:[/red] {exc}")
+        raise typer.Exit(code=2) from exc
+    except StoreError as exc:  # store locked, full or read-only: a message, not a traceback
+        console.print(f"[red]store problem:[/red] {exc}")
+        raise typer.Exit(code=2) from exc
+    except ModuleNotFoundError as exc:  # --report without bokeh
+        raise typer.BadParameter(str(exc), param_hint="--report") from exc
     _print_summary(summary)
-    if export is not None:
-        from spineps_dask.io.export import export as export_nifti
-
-        paths = export_nifti(store, export)
-        console.print(f"exported {len(paths)} files to {export}")
     return summary
 
 
-def performance_report_to(path: Path | None) -> contextlib.AbstractContextManager:
-    """Dask's performance report of what runs inside, saved as HTML at ``path`` (or nothing)."""
-    if path is None:
-        return contextlib.nullcontext()
-    from distributed import performance_report
+class _BarEvents(BatchEvents):
+    """Batch events -> printed lines and two rich bars (subjects, cutouts)."""
 
-    return performance_report(filename=str(path))
-
-
-class _BarEvents:
-    """Runner events -> three rich bars."""
-
-    def __init__(self, progress):
+    def __init__(self, progress: Progress) -> None:
         self.subjects = Counter(progress, "subjects", 0)
         self.cutouts = Counter(progress, "cutouts", 0)
         self.failed = 0
+
+    def ingested(self, summary: IngestSummary) -> None:
+        console.print(
+            f"ingest: {len(summary.ingested)} new, {len(summary.skipped)} unchanged, "
+            f"{len(summary.failed)} failed"
+        )
+
+    def references_ingested(self, found: ReferenceSummary) -> None:
+        console.print(f"references: {len(found['ingested'])} subjects")
+
+    def cluster_ready(self, dashboard: str) -> None:
+        console.print(f"[bold]Dashboard:[/bold] {dashboard}")
+
+    def exported(self, folder: Path, paths: list[Path]) -> None:
+        console.print(f"exported {len(paths)} files to {folder}")
 
     def subjects_total(self, n: int) -> None:
         self.subjects.add_total(n)
@@ -170,39 +159,12 @@ class _BarEvents:
     def cutouts_done(self, n: int) -> None:
         self.cutouts.advance(n)
 
-    def subject_finished(self, outcome) -> None:
+    def subject_finished(self, outcome: SubjectOutcome) -> None:
         self.failed += outcome.status == "failed"
         self.subjects.advance(1, note=f"[red]{self.failed} failed" if self.failed else "")
 
 
-def _check_models(cfg) -> None:
-    from spineps_dask.errors import ModelError
-    from spineps_dask.models.folders import load_model_folder
-
-    try:
-        load_model_folder(cfg.semantic_model, kind="semantic")
-        load_model_folder(cfg.instance_model, kind="instance")
-    except ModelError as exc:
-        console.print(f"[red]model problem:[/red] {exc}")
-        raise typer.Exit(code=2) from exc
-
-
-def _ingest(bids: Path, store: str, references: Path | None) -> None:
-    from spineps_dask.io.cohort import ingest
-    from spineps_dask.io.references import ingest_references
-    from spineps_dask.io.store import CohortStore
-
-    summary = ingest(bids, store)
-    console.print(
-        f"ingest: {len(summary.ingested)} new, {len(summary.skipped)} unchanged, "
-        f"{len(summary.failed)} failed"
-    )
-    if references is not None:
-        refs = ingest_references(references, CohortStore(store))
-        console.print(f"references: {len(refs['ingested'])} subjects")
-
-
-def _print_summary(summary) -> None:
+def _print_summary(summary: RunSummary) -> None:
     from rich.table import Table
 
     table = Table(title=f"run {summary.run_id}")

@@ -32,6 +32,12 @@ def segment(
         help="reference: feed the semantic network as spineps 2.1.3 does (for published weights); "
         "native: let nnU-Net resample the scan (models trained that way).",
     ),
+    reference_mode: bool = typer.Option(
+        False,
+        "--reference-mode/--project-rules",
+        help="Switch off this project's rules beyond spineps 2.1.3 (its cleaning, instance "
+        "phase and post-processing as the reference runs them), for fidelity checks.",
+    ),
     postprocess: bool = typer.Option(
         True, "--postprocess/--no-postprocess", help="The paper's post-processing."
     ),
@@ -68,6 +74,7 @@ def segment(
                 inst_model,
                 n4=n4,
                 recipe=recipe,
+                reference_mode=reference_mode,
                 postprocess=postprocess,
                 semantic=semantic,
                 snapshot=snapshot,
@@ -96,6 +103,7 @@ def segment_file(
     *,
     n4: bool = True,
     recipe: str = "reference",
+    reference_mode: bool = False,
     postprocess: bool = True,
     semantic: Path | None = None,
     snapshot: bool = True,
@@ -116,6 +124,7 @@ def segment_file(
         instance_model,
         n4=n4,
         recipe=recipe,
+        reference_mode=reference_mode,
         postprocess_on=postprocess,
         subject=name.subject_key,
         semantic=load_volume(semantic) if semantic else None,

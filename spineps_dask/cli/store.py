@@ -111,10 +111,11 @@ def export_command(
 
     from spineps_dask.errors import SpinepsDaskError
     from spineps_dask.io.export import export
+    from spineps_dask.io.names import OUTPUTS
 
     console = Console()
     try:
-        written = export(store, out, arrays=tuple(arrays or ("semantic", "instance")))
+        written = export(store, out, arrays=tuple(arrays or OUTPUTS))
     except SpinepsDaskError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from spineps_dask.cli._progress import Counter, console, make_progress
+
+if TYPE_CHECKING:  # imported by the command itself, so that --help stays instant
+    from rich.progress import Progress
+
+    from spineps_dask.sweep import SweepEvents, SweepResult
+else:
+    SweepEvents = object  # the no-op base only matters to the type checker
 
 #: What the printed table shows per setting (the files hold everything).
 _SHOWN = (("global", "DSC"), ("instance", "RQ"), ("instance", "SQ"), ("instance", "PQ"))
@@ -56,10 +64,10 @@ def sweep(
         raise typer.Exit(code=1)
 
 
-class _BarEvents:
+class _BarEvents(SweepEvents):
     """Sweep events -> a bar of subject x setting results; model runs counted beside it."""
 
-    def __init__(self, progress):
+    def __init__(self, progress: Progress) -> None:
         self.parts = Counter(progress, "subject x setting", 0)
         self.failed = 0
         self.semantic = 0
@@ -76,7 +84,7 @@ class _BarEvents:
         self.parts.advance(1, note=note + (f", [red]{self.failed} failed" if self.failed else ""))
 
 
-def _print_result(result) -> None:
+def _print_result(result: SweepResult) -> None:
     from rich.console import Console
     from rich.table import Table
 

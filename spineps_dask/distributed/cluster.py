@@ -19,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from spineps_dask.config import cluster_dir
+
 logger = logging.getLogger(__name__)
 
 #: Resource every model task asks for; each worker offers as many as it may run at once.
@@ -53,7 +55,7 @@ def load_cluster_spec(name_or_path: str, *, config_dir: Path | None = None) -> C
     """
     path = Path(name_or_path)
     if not path.suffix:
-        base = config_dir or Path(os.environ.get("SPINEPS_DASK_CLUSTER_DIR", "cluster"))
+        base = config_dir or cluster_dir()
         path = base / f"{name_or_path}.yaml"
         if not path.is_file():
             return ClusterSpec(kind=name_or_path)
@@ -161,6 +163,37 @@ def _make_cluster(spec: ClusterSpec) -> Any:
         f"unknown cluster kind {kind!r}: use local, cuda, slurm, pbs, lsf, sge, gateway, "
         "kubernetes, a YAML file, or a scheduler address such as tcp://host:8786"
     )
+
+
+@contextlib.contextmanager
+def cluster_client(
+    cluster: str = "local",
+    *,
+    client: Any = None,
+    workers: int | None = None,
+    threads: int | None = None,
+) -> Iterator[Any]:
+    """A client to run on, inside the ``with`` block: ``client`` as given, or a new one.
+
+    A new client starts (or joins, for an address) ``cluster`` as `connect` does, registers
+    `WorkerSetup` so every worker sets its torch threads (``threads``, else the workers' own
+    count), and is closed with its cluster afterwards. A given client is used as it is: its
+    workers should have `WorkerSetup` registered already.
+    """
+    if client is not None:
+        yield client
+        return
+    from spineps_dask.distributed.model_cache import WorkerSetup
+
+    client, cluster_obj = connect(cluster, n_workers=workers, threads_per_worker=threads)
+    try:
+        nthreads = threads or max(client.nthreads().values(), default=1)
+        client.register_plugin(WorkerSetup(threads=nthreads))
+        yield client
+    finally:
+        client.close()
+        if cluster_obj is not None:
+            cluster_obj.close()
 
 
 def connect(name_or_path: str = "local", **overrides: Any) -> tuple[Any, Any]:

@@ -1,4 +1,8 @@
-"""All file access: NIfTI, BIDS names, the Zarr cohort store, the manifest."""
+"""All file access: NIfTI, BIDS names, the Zarr cohort store, the manifest.
+
+The store's vocabulary lives here too: `names` (every name a store holds), `atomic` (the one
+atomic file write), `tables` (Parquet), `lock` (one run per store).
+"""
 
 from spineps_dask.io.bids import ScanName, parse_scan_name, validate_subject_key
 from spineps_dask.io.cohort import (

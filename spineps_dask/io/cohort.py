@@ -19,7 +19,8 @@ from typing import Any
 
 from spineps_dask.errors import InputError, SpinepsDaskError
 from spineps_dask.io.bids import ScanName, parse_scan_name
-from spineps_dask.io.manifest import Manifest, make_row
+from spineps_dask.io.manifest import make_row
+from spineps_dask.io.names import IMAGE
 from spineps_dask.io.nifti import load_volume
 from spineps_dask.io.store import CohortStore
 from spineps_dask.io.validate import ScanLimits, validate_scan
@@ -27,10 +28,7 @@ from spineps_dask.io.validate import ScanLimits, validate_scan
 logger = logging.getLogger(__name__)
 
 PHASE = "ingest"
-IMAGE = "image"
-# Derivative names of the reference SPINEPS outputs (see io/bids.py).
 FLUSH_ROWS = 64  # manifest rows written in batches: one Parquet rewrite per 64 scans
-DERIVATIVE_DESC = {"semantic": "seg-spine_msk", "instance": "seg-vert_msk"}
 
 
 @dataclass(frozen=True)
@@ -79,7 +77,7 @@ def discover_scans(bids_dir: str | os.PathLike, *, suffix: str = "T2w") -> list[
     by_key: dict[str, list[Scan]] = {}
     for scan in scans:
         by_key.setdefault(scan.subject, []).append(scan)
-    out = []
+    out: list[Scan] = []
     for key, group in sorted(by_key.items()):
         if len(group) > 1:
             names = ", ".join(str(s.path.relative_to(root)) for s in group)
@@ -161,7 +159,7 @@ def ingest_scan(
 
 def ingest(
     bids_dir: str | os.PathLike,
-    store_url: str | os.PathLike,
+    store_url: str | os.PathLike | CohortStore,
     *,
     workers: int | None = None,
     suffix: str = "T2w",
@@ -173,13 +171,14 @@ def ingest(
 
     Re-running adds new subjects, re-ingests changed scans (checksum) and failed ones, and
     skips unchanged ones. Several ingests of *different* subjects may share one store.
+    ``store_url`` may be an open `CohortStore` (its own storage options then apply).
     ``progress`` is called with each finished row (the CLI's progress bar); ``limits`` what a
     usable scan is (spacing, size: `ScanLimits`).
     """
     start = time.perf_counter()
     scans = discover_scans(bids_dir, suffix=suffix)
-    store = CohortStore(store_url, mode="a", storage_options=storage_options)
-    manifest = Manifest(store.manifest_url, storage_options=storage_options)
+    store = _writable(store_url, storage_options)
+    manifest = store.manifest
     previous = manifest.rows(phase=PHASE)
     workers = workers or min(4, os.cpu_count() or 1)
     rows: list[dict[str, Any]] = []
@@ -211,6 +210,12 @@ def ingest(
         summary.seconds,
     )
     return summary
+
+
+def _writable(store: str | os.PathLike | CohortStore, options: dict | None) -> CohortStore:
+    if isinstance(store, CohortStore):
+        return store
+    return CohortStore(store, mode="a", storage_options=options)
 
 
 def _merge_duplicates(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:

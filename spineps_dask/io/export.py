@@ -13,23 +13,20 @@ from pathlib import Path
 
 from spineps_dask.errors import StoreError
 from spineps_dask.io import outputs
+from spineps_dask.io.atomic import write_file, write_json
 from spineps_dask.io.bids import ScanName, parse_scan_name
+from spineps_dask.io.names import IMAGE, INSTANCE, OUTPUTS, SEMANTIC, SNAPSHOT
 from spineps_dask.io.nifti import save_volume
 from spineps_dask.io.store import CohortStore
 
 logger = logging.getLogger(__name__)
 
-IMAGE = "image"
-SNAPSHOT_BLOB = "snapshot.png"  # what the runner writes beside the volumes (distributed/tasks.py)
-#: Per-subject tables the reduce step writes beside the masks.
-TABLE_BLOBS = {"metrics": "metrics.parquet", "biomarkers": "biomarkers.parquet"}
-
 
 def export(
-    store_url: str | os.PathLike,
+    store_url: str | os.PathLike | CohortStore,
     out_dir: str | os.PathLike,
     *,
-    arrays: Iterable[str] = ("semantic", "instance"),
+    arrays: Iterable[str] = OUTPUTS,
     storage_options: dict | None = None,
 ) -> list[Path]:
     """Write the named volumes of every subject as NIfTI with BIDS derivative names.
@@ -38,9 +35,14 @@ def export(
     plus ``..._ctd.json`` (from its ``centroids`` attribute) and ``..._snp.png`` when the
     runner stored a snapshot; ``image`` goes under its source name; any other name ``x`` ->
     ``..._seg-x_msk.nii.gz``. Subjects lacking a volume are skipped. Voxels, dtype and affine
-    are exactly those in the store. Returns the files written.
+    are exactly those in the store. Returns the files written. ``store_url`` may be an open
+    `CohortStore`.
     """
-    store = CohortStore(store_url, mode="r", storage_options=storage_options)
+    store = (
+        store_url
+        if isinstance(store_url, CohortStore)
+        else CohortStore(store_url, mode="r", storage_options=storage_options)
+    )
     arrays = tuple(arrays)
     written: list[Path] = []
     for subject in store.subjects():
@@ -54,7 +56,7 @@ def export(
         for name in present:
             vol = store.read_volume(subject, name)
             written.append(save_volume(vol, folder / _file_name(scan, name)))
-            if name == "instance":
+            if name == INSTANCE:
                 written += _instance_extras(store, subject, scan, folder)
     logger.info("export: wrote %d files to %s", len(written), out_dir)
     return written
@@ -64,21 +66,18 @@ def _instance_extras(store: CohortStore, subject: str, scan: ScanName, folder: P
     """Centroid JSON and snapshot PNG next to the instance mask, where the store has them."""
     paths = outputs.output_paths(folder, scan)
     out = []
-    attrs = store.read_attrs(subject, "instance")
+    attrs = store.read_attrs(subject, INSTANCE)
     if "centroids" in attrs:
         ctd = {int(k): v for k, v in attrs["centroids"].items()}
         doc = outputs.centroids_json(
             ctd, orientation=tuple(attrs["orientation"]), spacing=attrs["spacing"]
         )
-        out.append(outputs.write_json(doc, paths["centroids"]))
+        out.append(write_json(doc, paths["centroids"]))
     try:
-        png = store.read_blob(subject, SNAPSHOT_BLOB)
+        png = store.read_blob(subject, SNAPSHOT)
     except StoreError:
         return out
-    tmp = paths["snapshot"].with_name(f".{paths['snapshot'].name}.tmp{os.getpid()}")
-    tmp.write_bytes(png)
-    os.replace(tmp, paths["snapshot"])
-    return [*out, paths["snapshot"]]
+    return [*out, write_file(png, paths["snapshot"])]
 
 
 def scan_name_of(store: CohortStore, subject: str) -> ScanName:
@@ -94,5 +93,5 @@ def scan_name_of(store: CohortStore, subject: str) -> ScanName:
 def _file_name(scan: ScanName, name: str) -> str:
     if name == IMAGE:
         return f"{scan.stem}_{scan.suffix}.nii.gz"
-    desc = {"semantic": outputs.SEMANTIC[0], "instance": outputs.INSTANCE[0]}.get(name)
+    desc = {SEMANTIC: outputs.SEMANTIC[0], INSTANCE: outputs.INSTANCE[0]}.get(name)
     return scan.derivative(desc or f"seg-{name}_msk", ".nii.gz")

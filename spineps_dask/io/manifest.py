@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from spineps_dask.errors import StoreError
 from spineps_dask.io._oserror import store_write_error
 from spineps_dask.io._urls import is_remote, local_path, redact_url
+from spineps_dask.io.atomic import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -147,14 +148,7 @@ class Manifest:
             with fsspec.open(self.url, "wb", **self._storage_options) as fh:
                 pq.write_table(table, fh)
             return
-        path = local_path(self.url)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        try:
-            pq.write_table(table, tmp)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)  # a half-written copy never lingers
+        atomic_write(local_path(self.url), lambda tmp: pq.write_table(table, tmp))
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
+from nibabel.spatialimages import SpatialImage
 
 from spineps_dask.errors import InputError
 from spineps_dask.geometry import Volume
+from spineps_dask.io.atomic import atomic_write
 
 
 def load_volume(
@@ -32,6 +35,8 @@ def load_volume(
         img = nib.load(str(path))  # reads the header only; voxels stay on disk
     except Exception as exc:  # nibabel raises many types for broken files
         raise InputError(f"cannot read {path.name} as NIfTI: {exc}. Is the file complete?") from exc
+    if not isinstance(img, SpatialImage):
+        raise InputError(f"{path.name} is not an image on a voxel grid ({type(img).__name__})")
     if max_bytes is not None:
         check_size(path.name, tuple(img.shape), np.dtype(img.get_data_dtype()), max_bytes)
     try:
@@ -75,15 +80,17 @@ def _size(n: float) -> str:
     return f"{n:.2f} GiB"
 
 
-def _check_header(path: Path, img: nib.spatialimages.SpatialImage) -> None:
+def _check_header(path: Path, img: SpatialImage) -> None:
     """Refuse headers whose geometry nibabel would silently guess or repair.
 
     nibabel replaces a zero or negative ``pixdim`` by 1 or its absolute value and, without
     qform and sform, invents an orientation; a scan segmented in a guessed geometry gives
     plausible-looking but wrong vertebra labels, so such files must be fixed at the source.
     """
-    header_type = type(img.header)
-    if not hasattr(header_type, "from_fileobj") or "qform_code" not in img.header:
+    # nibabel types headers as the generic SpatialHeader; NIfTI fields are read by name.
+    header: Any = img.header
+    header_type: Any = type(header)
+    if not hasattr(header_type, "from_fileobj") or "qform_code" not in header:
         return
     with nib.openers.ImageOpener(str(path)) as fh:
         raw = header_type.from_fileobj(fh, check=False)  # pixdim as written, not repaired
@@ -105,12 +112,7 @@ def save_volume(vol: Volume, path: str | os.PathLike) -> Path:
 
     The file is written under a temporary name and renamed, so a reader never sees half a file.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     img = nib.Nifti1Image(vol.data, vol.affine)
     img.set_qform(vol.affine, code=1)
     img.set_sform(vol.affine, code=1)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}" + "".join(path.suffixes))
-    nib.save(img, str(tmp))
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda tmp: nib.save(img, str(tmp)))

@@ -6,12 +6,11 @@
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from spineps_dask.geometry import Volume
+from spineps_dask.io.atomic import write_file, write_json
 from spineps_dask.io.bids import ScanName
 from spineps_dask.io.nifti import save_volume
 
@@ -52,24 +51,6 @@ def centroids_json(
     return out
 
 
-def write_file(data: bytes | str, path: str | Path) -> Path:
-    """Atomic write of bytes or UTF-8 text: a temporary name, then a rename over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
-def write_json(obj: object, path: str | Path) -> Path:
-    """Atomic JSON write (temporary name, then rename)."""
-    return write_file(json.dumps(obj, indent=1), path)
-
-
 def write_subject_outputs(
     out_dir: str | Path,
     name: ScanName,
@@ -88,9 +69,7 @@ def write_subject_outputs(
         paths["centroids"],
     )
     if snapshot_png is not None:
-        tmp = paths["snapshot"].with_name(f".{paths['snapshot'].name}.tmp")
-        tmp.write_bytes(snapshot_png)
-        os.replace(tmp, paths["snapshot"])
+        write_file(snapshot_png, paths["snapshot"])
     else:
         del paths["snapshot"]
     return paths

@@ -11,21 +11,31 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import TypedDict
 
 from spineps_dask.errors import SpinepsDaskError
 from spineps_dask.io.export import scan_name_of
+from spineps_dask.io.names import IMAGE, REF_INSTANCE, REF_SEMANTIC
 from spineps_dask.io.nifti import load_volume
 from spineps_dask.io.outputs import INSTANCE, SEMANTIC
 from spineps_dask.io.store import CohortStore
+from spineps_dask.labels import VALID_INSTANCE, VALID_SEMANTIC, check_labels
 
 logger = logging.getLogger(__name__)
 
-REFERENCES = {"ref_semantic": SEMANTIC, "ref_instance": INSTANCE}
+#: Store name -> BIDS derivative (description, extension) of each reference mask.
+_DERIVATIVES = {REF_SEMANTIC: SEMANTIC, REF_INSTANCE: INSTANCE}
 
 
-def ingest_references(
-    derivatives: str | os.PathLike, store: CohortStore
-) -> dict[str, list[str] | dict[str, str]]:
+class ReferenceSummary(TypedDict):
+    """What `ingest_references` did: subjects ingested, without files, refused (and why)."""
+
+    ingested: list[str]
+    missing: list[str]
+    failed: dict[str, str]
+
+
+def ingest_references(derivatives: str | os.PathLike, store: CohortStore) -> ReferenceSummary:
     """Copy every subject's reference masks found under ``derivatives`` into the store.
 
     Returns ``{"ingested": [...], "missing": [...], "failed": {subject: reason}}``. A reference
@@ -33,23 +43,20 @@ def ingest_references(
     dataset's ids would silently score zero), is refused with the reason; the subject is still
     segmented, just not scored.
     """
-    from spineps_dask.metrics.structures import VALID_INSTANCE, VALID_SEMANTIC
-    from spineps_dask.metrics.tables import check_labels
-
-    valid = {"ref_semantic": VALID_SEMANTIC, "ref_instance": VALID_INSTANCE}
+    valid = {REF_SEMANTIC: VALID_SEMANTIC, REF_INSTANCE: VALID_INSTANCE}
     root = Path(derivatives)
-    out: dict = {"ingested": [], "missing": [], "failed": {}}
+    out: ReferenceSummary = {"ingested": [], "missing": [], "failed": {}}
     for subject in store.subjects():
-        if not store.has_volume(subject, "image"):
+        if not store.has_volume(subject, IMAGE):
             continue
         name = scan_name_of(store, subject)
         anat = root / f"sub-{name.sub}" / (f"ses-{name.ses}" if name.ses else "") / "anat"
-        paths = {key: anat / name.derivative(*desc) for key, desc in REFERENCES.items()}
+        paths = {key: anat / name.derivative(*desc) for key, desc in _DERIVATIVES.items()}
         if not all(p.is_file() for p in paths.values()):
             out["missing"].append(subject)
             continue
         try:
-            image = store.read_attrs(subject, "image")
+            image = store.read_attrs(subject, IMAGE)
             vols = {key: load_volume(path) for key, path in paths.items()}
             for key, vol in vols.items():  # both checked before either is written
                 want = tuple(image["shape"])

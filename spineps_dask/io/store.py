@@ -37,7 +37,10 @@ from spineps_dask.geometry import Volume
 from spineps_dask.io import _ngff
 from spineps_dask.io._oserror import store_write_error
 from spineps_dask.io._urls import is_remote, join_url, local_path, redact_url
+from spineps_dask.io.atomic import write_file
 from spineps_dask.io.bids import validate_subject_key
+from spineps_dask.io.manifest import Manifest
+from spineps_dask.io.names import IMAGE, MANIFEST
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -48,7 +51,6 @@ CHUNK = 64  # 64^3 voxels: ~0.5 MB of int16, a few chunks per sagittal slab (iss
 LEVEL = "0"  # NGFF level-0 array inside each volume group; coarser levels may follow
 _ATTR = "spineps_dask"
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
-MANIFEST_NAME = "manifest.parquet"
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,7 @@ def _open_zarr_store(url: str, *, read_only: bool, storage_options: dict | None)
     return LocalStore(path, read_only=read_only)
 
 
-def _open_root(zstore, mode: str) -> zarr.Group:
+def _open_root(zstore: Any, mode: Literal["r", "a"]) -> zarr.Group:
     """Open the root group; two processes creating one store at once both succeed."""
     try:
         return zarr.open_group(store=zstore, mode=mode, zarr_format=3)
@@ -102,8 +104,8 @@ def _open_root(zstore, mode: str) -> zarr.Group:
         return zarr.open_group(store=zstore, mode="r+", zarr_format=3)
 
 
-def _reopen(url: str, mode: str, storage_options: dict | None) -> CohortStore:
-    return CohortStore(url, mode=mode, storage_options=storage_options)  # type: ignore[arg-type]
+def _reopen(url: str, mode: Literal["r", "a"], storage_options: dict | None) -> CohortStore:
+    return CohortStore(url, mode=mode, storage_options=storage_options)
 
 
 class CohortStore:
@@ -155,7 +157,12 @@ class CohortStore:
     @property
     def manifest_url(self) -> str:
         """Where the Parquet manifest of this store lives (inside the store folder)."""
-        return join_url(self.url, MANIFEST_NAME)
+        return join_url(self.url, MANIFEST)
+
+    @property
+    def manifest(self) -> Manifest:
+        """The store's manifest: what is done, one row per subject and phase."""
+        return Manifest(self.manifest_url, storage_options=self._storage_options or None)
 
     @property
     def storage_options(self) -> dict[str, Any]:
@@ -192,7 +199,8 @@ class CohortStore:
         group = self._group(subject, name)
         if group is None:
             return False
-        return bool(group.attrs.get(_ATTR, {}).get("complete", False))
+        ours = group.attrs.get(_ATTR)
+        return isinstance(ours, dict) and bool(ours.get("complete", False))
 
     def _group(self, subject: str, name: str | None) -> zarr.Group | None:
         path = validate_subject_key(subject) + ("" if name is None else "/" + _check_name(name))
@@ -237,7 +245,7 @@ class CohortStore:
         if not data.dtype.isnative:  # big-endian NIfTI: same values, native bytes
             data = data.astype(data.dtype.newbyteorder("="))
         if label is None:
-            label = name != "image" and np.issubdtype(data.dtype, np.integer)
+            label = name != IMAGE and np.issubdtype(data.dtype, np.integer)
         try:
             subject_group = self._root.require_group(key.subject)
         except zarr.errors.ContainsGroupError:  # another task created it a moment ago
@@ -257,7 +265,7 @@ class CohortStore:
         array[...] = zyx
         meta: dict[str, Any] = {"ome": _ngff.multiscales(f"{subject}/{name}", vol.affine)}
         if label:
-            meta["ome"]["image-label"] = {"source": {"image": "../image"}}
+            meta["ome"]["image-label"] = {"source": {"image": f"../{IMAGE}"}}
         meta[_ATTR] = {
             "complete": True,
             "label": bool(label),
@@ -303,14 +311,7 @@ class CohortStore:
                 with fsspec.open(url, "wb", **self._storage_options) as fh:
                     fh.write(data)
                 return url
-            path = local_path(url)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            try:
-                tmp.write_bytes(data)
-                os.replace(tmp, path)
-            finally:
-                tmp.unlink(missing_ok=True)
+            write_file(data, local_path(url))
         except OSError as exc:
             raise store_write_error(exc, f"{name} of {subject}", redact_url(self.url)) from exc
         return url
@@ -378,8 +379,13 @@ class CohortStore:
                 f"complete volumes: {self.volumes(subject)}"
             )
         group = self._group(subject, name)
-        assert group is not None  # has_volume checked it
-        return group[LEVEL]  # type: ignore[return-value]
+        level0 = None if group is None else group.get(LEVEL)
+        if not isinstance(level0, zarr.Array):  # a complete volume always has one
+            raise StoreError(
+                f"{name!r} of {subject} in {redact_url(self.url)} has no level-0 array; "
+                "delete the volume and run again to rewrite it"
+            )
+        return level0
 
 
 class VoxelView:

@@ -2,7 +2,8 @@
 
 Plain functions on numpy arrays; :mod:`.tables` builds one tidy row per subject x structure x
 level x metric, :mod:`.stats` compares two runs over subjects (Wilcoxon signed-rank, as in the
-paper), :mod:`.folders` evaluates folders of BIDS-named masks (the ``eval`` command).
+paper). No file I/O here: `spineps_dask.evaluate` scores folders of masks, `spineps_dask.io.tables`
+writes the tables.
 """
 
 from spineps_dask.metrics.overlap import dice, dice_per_label, iou
@@ -11,10 +12,8 @@ from spineps_dask.metrics.stats import compare_runs, wilcoxon_paired
 from spineps_dask.metrics.surface import assd, assd_per_label
 from spineps_dask.metrics.tables import (
     evaluate_subject,
-    read_table,
     summarize,
     summary_markdown,
-    write_table,
 )
 
 __all__ = [
@@ -28,9 +27,7 @@ __all__ = [
     "iou",
     "match_instances",
     "panoptic_quality",
-    "read_table",
     "summarize",
     "summary_markdown",
     "wilcoxon_paired",
-    "write_table",
 ]

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from spineps_dask.labels import (
     ENDPLATE_OFFSET,
     IVD_OFFSET,
-    SPINE_SEMANTIC,
     VERTEBRA_IDS,
     VERTEBRA_SEMANTIC,
     Semantic,
@@ -63,10 +62,5 @@ INSTANCE_GROUPS: tuple[Structure, ...] = (
     Structure("ivd", "IVD", tuple(IVD_OFFSET + v for v in _VERT_IDS)),
     Structure("endplate", "Endplate", tuple(ENDPLATE_OFFSET + v for v in _VERT_IDS)),
 )
-
-#: Every label a semantic reference may hold (0 = background).
-VALID_SEMANTIC: frozenset[int] = frozenset({0, *SPINE_SEMANTIC, *(int(s) for s in Semantic)})
-#: Every label an instance reference may hold.
-VALID_INSTANCE: frozenset[int] = frozenset({0, *(i for g in INSTANCE_GROUPS for i in g.labels)})
 
 TITLES: dict[str, str] = {s.name: s.title for s in (*GLOBAL_STRUCTURES, *INSTANCE_GROUPS)}

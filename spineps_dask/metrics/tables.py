@@ -3,33 +3,28 @@
 Levels: ``"global"`` (a whole structure of the semantic mask, e.g. all vertebrae as one mask),
 ``"instance"`` (a subject's instance group: RQ/SQ/PQ, mean Dice/ASSD of matched instances,
 TP/FP/FN), or an instance name such as ``"L3"`` / ``"IVD L3"`` (one matched reference instance).
-Structures absent from both prediction and reference produce no rows.
-
-Parquet helpers live here until ``spineps_dask.io`` has table I/O (issue 6).
+Structures absent from both prediction and reference produce no rows. Files: the tables are
+written with `spineps_dask.io.tables`, summaries with `spineps_dask.evaluate.write_summary`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from spineps_dask.errors import InputError
-from spineps_dask.labels import instance_name
+from spineps_dask.labels import VALID_INSTANCE, VALID_SEMANTIC, check_labels, instance_name
 from spineps_dask.metrics.overlap import dice_per_label
 from spineps_dask.metrics.panoptic import panoptic_quality
 from spineps_dask.metrics.structures import (
     GLOBAL_STRUCTURES,
     INSTANCE_GROUPS,
     TITLES,
-    VALID_INSTANCE,
-    VALID_SEMANTIC,
     Structure,
 )
 from spineps_dask.metrics.surface import assd_per_label
@@ -48,36 +43,6 @@ HIGHER_IS_BETTER: dict[str, bool] = {
 KEY_COLUMNS: tuple[str, ...] = ("subject", "structure", "level", "metric")
 _LEVEL_ORDER = {"global": 0, "instance": 1}
 _METRIC_ORDER = ("DSC", "IoU", "RQ", "SQ", "PQ", "ASSD", "TP", "FP", "FN")
-
-
-def check_labels(
-    labelmap: np.ndarray, valid: frozenset[int], *, what: str, subject: str | None = None
-) -> None:
-    """Refuse a mask holding labels outside the SPINEPS scheme (``labels.py``).
-
-    Raises
-    ------
-    InputError
-        Naming the unexpected labels, so a mask in another scheme (e.g. SPIDER's raw ids) is
-        recognised instead of silently scoring zero.
-    """
-    arr = np.asarray(labelmap)
-    if not np.issubdtype(arr.dtype, np.integer) or arr.min(initial=0) < 0:
-        raise InputError(
-            f"{what} must hold non-negative integer labels, got dtype {arr.dtype}",
-            subject=subject,
-            step="evaluate",
-        )
-    present = {int(x) for x in np.flatnonzero(np.bincount(arr.ravel()))}
-    bad = sorted(present - valid)
-    if bad:
-        raise InputError(
-            f"{what} holds labels {bad[:10]} outside the SPINEPS scheme "
-            f"(allowed: {sorted(valid - {0})[:6]}...); convert it with the labels in "
-            "spineps_dask/labels.py",
-            subject=subject,
-            step="evaluate",
-        )
 
 
 def _layers(structures: Sequence[Structure]) -> list[list[Structure]]:
@@ -312,37 +277,3 @@ def summary_markdown(summary: pd.DataFrame, *, digits: int = 3) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cells) + " |" for cells in rows]
     return "\n".join(lines) + "\n"
-
-
-def _atomic(path: str | os.PathLike, write) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
-def write_table(df: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Write a table as Parquet under a temporary name, then rename (readers never see half)."""
-    return _atomic(path, lambda tmp: df.to_parquet(tmp, index=False))
-
-
-def read_table(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a table written by :func:`write_table`."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"no such table: {path}")
-    return pd.read_parquet(path)
-
-
-def write_summary(summary: pd.DataFrame, stem: str | os.PathLike) -> tuple[Path, Path]:
-    """Write ``<stem>.csv`` and ``<stem>.md`` (atomic) and return both paths."""
-    stem = Path(stem)
-    csv = _atomic(stem.with_suffix(".csv"), lambda tmp: summary.to_csv(tmp, index=False))
-    text = summary_markdown(summary)
-    md = _atomic(stem.with_suffix(".md"), lambda tmp: tmp.write_text(text, encoding="utf-8"))
-    return csv, md

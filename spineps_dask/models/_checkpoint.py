@@ -16,7 +16,7 @@ from spineps_dask.errors import ModelError
 def _safe_globals() -> list[Any]:
     """Harmless classes real checkpoints carry: Lightning's ``opt`` Namespace, nnU-Net's numpy
     scalars in its training log. Nothing here can run code when unpickled."""
-    scalar = getattr(np, "_core", np.core).multiarray.scalar  # type: ignore[attr-defined]
+    scalar = getattr(np, "_core", np.core).multiarray.scalar
     dtypes = [type(np.dtype(t)) for t in (np.float64, np.float32, np.int64, np.int32, np.bool_)]
     return [argparse.Namespace, scalar, np.dtype, *dtypes]
 

@@ -89,12 +89,12 @@ class Unet3D(nn.Module):
         x = self.init_conv(x)
         first = x
         skips = []
-        for block1, block2, down in self.downs:  # type: ignore[misc]
+        for block1, block2, down in self.downs:
             x = block2(block1(x))
             skips.append(x)
             x = down(x)
         x = self.mid_block2(self.mid_block1(x))
-        for block1, block2, up in self.ups:  # type: ignore[misc]
+        for block1, block2, up in self.ups:
             # Skips are averaged, not concatenated (reference layout: 0.5 * (x + skip)).
             x = up(block2(block1(0.5 * (x + skips.pop()))))
         return self.final_conv(self.final_res_block(torch.cat((x, first), dim=1)))

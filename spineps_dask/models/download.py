@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from spineps_dask import __version__
+from spineps_dask._version import __version__
 from spineps_dask.config import models_url
 from spineps_dask.errors import DownloadError
 from spineps_dask.models._archive import extract_archive, model_root

@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from spineps_dask import __version__
+from spineps_dask._version import __version__
 from spineps_dask.config import folder_version, models_dir
 from spineps_dask.errors import ModelError
 from spineps_dask.models._archive import extract_archive, model_root
@@ -105,6 +105,7 @@ def install_model(
     if not is_zip and not source.is_dir():
         what = "not a zip archive" if source.exists() else "does not exist"
         raise ModelError(f"{source} {what}; give a model zip (e.g. t2w.zip) or a model folder")
+    published: PublishedModel | None
     if name is not None:
         published = published_model(name)
     elif is_zip:
@@ -224,7 +225,7 @@ def _lock(root: Path, target_name: str) -> Iterator[bool]:
         try:
             yield locked
         finally:
-            if locked:
+            if locked and fcntl is not None:
                 fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)

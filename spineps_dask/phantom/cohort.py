@@ -21,9 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
+from spineps_dask.io.atomic import write_json
 from spineps_dask.io.bids import ScanName
 from spineps_dask.io.nifti import save_volume
-from spineps_dask.io.outputs import write_json, write_subject_outputs
+from spineps_dask.io.outputs import write_subject_outputs
 from spineps_dask.phantom.generate import Phantom, make_phantom
 
 logger = logging.getLogger(__name__)

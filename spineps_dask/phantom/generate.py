@@ -87,7 +87,7 @@ def _paint(canvas: Canvas, levels: list[Level], spec: PhantomSpec) -> None:
     """Paint every structure in priority order: bodies and sacrum, discs, canal and cord (so
     their cross-sections stay exact ellipses), then the posterior elements around them."""
     by_id = {lv.vid: lv for lv in levels}
-    for prev, lv in itertools.pairwise([None, *levels]):
+    for prev, lv in zip([None, *levels[:-1]], levels, strict=True):
         if lv.kind == "sacrum":
             paint_sacrum(canvas, lv)
         elif lv.kind != "C1":

@@ -9,6 +9,7 @@ bodies and sacrum, then discs, then posterior elements, then canal and cord into
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import overload
 
 import numpy as np
 
@@ -136,7 +137,11 @@ def paint_capsule(
     paint(canvas, loc, mask, *labels)
 
 
-def body_height_at(lv: Level, a: np.ndarray) -> np.ndarray:
+@overload
+def body_height_at(lv: Level, a: np.ndarray) -> np.ndarray: ...
+@overload
+def body_height_at(lv: Level, a: np.floating) -> np.floating: ...
+def body_height_at(lv: Level, a: np.ndarray | np.floating) -> np.ndarray | np.floating:
     """Body height (mm) at local AP position ``a``: linear between posterior and anterior."""
     span = (0.5 + BACK_WALL) * lv.dims["depth"]
     return lv.dims["height"] + (lv.height_anterior - lv.height_posterior) * (a / span)

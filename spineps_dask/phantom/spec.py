@@ -128,28 +128,33 @@ class PhantomSpec:
         return out
 
 
-def to_world_order(values: tuple[float, ...], orientation: tuple[str, ...]) -> tuple[float, ...]:
+def to_world_order(
+    values: tuple[float, ...], orientation: tuple[str, ...]
+) -> tuple[float, float, float]:
     """Reorder per-array-axis values into world order (LR, AP, SI)."""
     out = [0.0, 0.0, 0.0]
     for value, code in zip(values, orientation, strict=True):
         out[_WORLD_AXIS[code]] = float(value)
-    return tuple(out)  # type: ignore[return-value]
+    return out[0], out[1], out[2]
 
 
-def from_world_order(values: tuple[float, ...], orientation: tuple[str, ...]) -> tuple[float, ...]:
+def from_world_order(
+    values: tuple[float, ...], orientation: tuple[str, ...]
+) -> tuple[float, float, float]:
     """Reorder world-order (LR, AP, SI) values into the array axes of ``orientation``."""
-    return tuple(float(values[_WORLD_AXIS[c]]) for c in orientation)  # type: ignore[return-value]
+    a, b, c = (float(values[_WORLD_AXIS[code]]) for code in orientation)
+    return a, b, c
 
 
 def _check_orientation(orientation: tuple[str, ...]) -> tuple[str, str, str]:
     """Upper-case axis codes, refused unless they cover the three world axes once each."""
-    codes = tuple(str(c).upper() for c in orientation)
+    codes = [str(c).upper() for c in orientation]
     if len(codes) != 3 or sorted(_WORLD_AXIS[c] for c in codes if c in _WORLD_AXIS) != [0, 1, 2]:
         raise InputError(
             f"orientation {orientation!r} is not three axis codes covering R/L, A/P and S/I; "
             "use e.g. ('P', 'I', 'R')"
         )
-    return codes  # type: ignore[return-value]
+    return codes[0], codes[1], codes[2]
 
 
 def _fov_levels(rng: np.random.Generator, region: str, seq: list[int], c1: bool) -> tuple:

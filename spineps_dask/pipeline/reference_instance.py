@@ -110,7 +110,7 @@ def corpus_centres(semantic: np.ndarray, *, corpus_size: int, zoom: Sequence[flo
     return centres[::-1]
 
 
-def _centres(comps: np.ndarray, n: int) -> dict[int, tuple[float, float, float]]:
+def _centres(comps: np.ndarray, n: int) -> dict[int, tuple[float, ...]]:
     if n == 0:
         return {}
     found = ndimage.center_of_mass(np.ones(comps.shape), comps, range(1, n + 1))

@@ -9,11 +9,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from spineps_dask.errors import InputError
 from spineps_dask.io.cohort import ingest
 from spineps_dask.io.manifest import Manifest
-from spineps_dask.io.references import REFERENCES, ingest_references
+from spineps_dask.io.names import REFERENCES
+from spineps_dask.io.references import ingest_references
 from spineps_dask.io.store import CohortStore
 from spineps_dask.phantom.cohort import GROUNDTRUTH, write_bids_cohort
 from spineps_dask.sweep.config import CohortSpec, SweepConfigError
@@ -40,7 +42,7 @@ def open_sweep_cohort(spec: CohortSpec, out: Path) -> SweepCohort:
     if spec.phantom is not None:
         bids = out / "bids"
         if not bids.exists():
-            extra = {
+            extra: dict[str, Any] = {
                 k: tuple(v) if isinstance(v, list) else v
                 for k, v in spec.phantom.items()
                 if k not in ("subjects", "seed")

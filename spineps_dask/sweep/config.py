@@ -54,6 +54,7 @@ PHANTOM_KEYS = ("subjects", "seed", *(f.name for f in fields(PhantomSpec) if f.n
 SETTING_KEYS = (
     "n4",
     "recipe",
+    "reference_mode",
     "step_size",
     "folds",
     "postprocess",
@@ -91,7 +92,7 @@ def _count(where: str, v: Any, *, minimum: int) -> int:
 
 def check_value(where: str, key: str, v: Any) -> Any:
     """One setting value, checked and normalised (``where`` names it in errors)."""
-    if key in ("n4", "postprocess"):
+    if key in ("n4", "postprocess", "reference_mode"):
         if not isinstance(v, bool):
             raise _fail(where, f"{v!r} is not allowed; use true or false")
         return v

@@ -2,25 +2,24 @@
 
 Per subject, one ``prepare`` task per distinct prepare key, one ``semantic`` task per distinct
 semantic key; when a semantic task ends, its instance tasks and one ``reduce`` per setting that
-shares it. So the models run once per subject and key, not once per setting. As in the runner,
-at most ``max_in_flight`` subjects are in the cluster at once, and a failure ends only the
+shares it. So the models run once per subject and key, not once per setting. The run's
+`Window` keeps at most ``max_in_flight`` subjects in the cluster, and a failure ends only the
 settings of that subject that depend on the failed stage.
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from distributed import Client, Future, as_completed
+from distributed import Client, Future
 
 from spineps_dask.config import RunConfig
-from spineps_dask.distributed.cluster import MODEL_RESOURCE
-from spineps_dask.distributed.tasks import Failure, batch_indices
+from spineps_dask.distributed.outcomes import Failure
+from spineps_dask.distributed.steps import batch_indices
+from spineps_dask.distributed.window import Watched, Window
 from spineps_dask.io.store import CohortStore
 from spineps_dask.sweep import tasks
 from spineps_dask.sweep.settings import Setting
@@ -50,7 +49,6 @@ class _Flight:
     subject: str
     pending: int
     by_semantic: dict[str, list[Setting]]
-    held: list[Future] = field(default_factory=list)
     recorded: set[tuple[str, str]] = field(default_factory=set)
 
 
@@ -66,106 +64,74 @@ def run_grid(
     max_in_flight: int | None = None,
     retries: int = 2,
     events: SweepEvents | None = None,
-    on_part: Callable[[tasks.SweepPart], None] | None = None,
+    on_part: Callable[[tasks.SweepPart], object] | None = None,
 ) -> GridRun:
     """Run every (subject, setting) not in ``done``; ``on_part`` sees each result as it lands."""
     done = done or set()
     todo = {s: [x for x in settings if (s, x.id) not in done] for s in subjects}
     todo = {s: xs for s, xs in todo.items() if xs}
-    n_workers = max(1, len(client.scheduler_info(n_workers=-1).get("workers", {})))
-    grid = _Grid(client, cohort, work, models, todo, events or SweepEvents())
-    grid.window = max_in_flight or 2 * n_workers + 1
-    grid.on_part, grid.retries = on_part, retries
+    grid = _Grid(Window(client, size=max_in_flight, retries=retries), cohort, work, models)
+    grid.events, grid.on_part = events or SweepEvents(), on_part
     grid.events.parts_total(sum(len(xs) for xs in todo.values()))
-    return grid.run()
+    grid.todo = todo
+    grid.window.run(todo, grid.start, grid.on_result)
+    return grid.out
 
 
 class _Grid:
-    """The client-side state of one grid run: subjects in flight and what each future is."""
+    """The client-side state of one grid run: what each subject in flight still waits for."""
 
     def __init__(
-        self,
-        client: Client,
-        cohort: CohortStore,
-        work: CohortStore,
-        models: RunConfig,
-        todo: dict[str, list[Setting]],
-        events: SweepEvents,
+        self, window: Window, cohort: CohortStore, work: CohortStore, models: RunConfig
     ) -> None:
-        self.client, self.cohort, self.work, self.models = client, cohort, work, models
-        self.todo, self.events = todo, events
-        self.queue: deque[str] = deque(todo)
-        self.window = 1
-        self.retries = 2
-        self.on_part: Callable[[tasks.SweepPart], None] | None = None
-        self.token = uuid.uuid4().hex[:6]
+        self.window, self.cohort, self.work, self.models = window, cohort, work, models
+        self.todo: dict[str, list[Setting]] = {}
+        self.events = SweepEvents()
+        self.on_part: Callable[[tasks.SweepPart], object] | None = None
         self.flights: dict[str, _Flight] = {}
-        self.phase_of: dict[str, tuple[str, str, Any]] = {}
-        self.ac = as_completed()
         self.out = GridRun()
 
-    def run(self) -> GridRun:
-        self.start_next()
-        for fut in self.ac:
-            subject, phase, what = self.phase_of.pop(fut.key)
-            flight = self.flights[subject]
-            try:
-                result = fut.result()
-            except Exception as exc:  # lost beyond retries, or a bug in a task
-                logger.exception("sweep: %s failed in %s", subject, phase)
-                result = Failure(subject, phase, f"{type(exc).__name__}: {exc}")
-            if phase == "semantic":
-                self.on_semantic(flight, what, fut, result)
-            else:
-                self.on_reduce(flight, what, result)
-        return self.out
-
-    def submit(self, fn: Any, *args: Any, name: str, model: bool = False, prio: int = 0) -> Future:
-        return self.client.submit(
-            fn,
-            *args,
-            key=f"sweep-{name}-{self.token}",
-            resources={MODEL_RESOURCE: 1} if model else None,
-            retries=self.retries,
-            priority=prio,
-            pure=False,
-        )
-
-    def start_next(self) -> None:
-        """Fill the window: one prepare per prepare key, one semantic per semantic key."""
-        while self.queue and len(self.flights) < self.window:
-            subject = self.queue.popleft()
-            by_sem: dict[str, list[Setting]] = {}
-            for x in self.todo[subject]:
-                by_sem.setdefault(x.key("semantic"), []).append(x)
-            flight = _Flight(subject, len(self.todo[subject]), by_sem)
-            self.flights[subject] = flight
-            preps: dict[str, Future] = {}
-            for key, group in by_sem.items():
-                first, pk = group[0], group[0].key("prepare")
-                if pk not in preps:
-                    preps[pk] = self.submit(
-                        tasks.prepare,
-                        self.cohort,
-                        self.work,
-                        subject,
-                        first,
-                        name=f"prepare-{subject}-{pk}",
-                    )
-                sem = self.submit(
-                    tasks.semantic,
+    def start(self, subject: str) -> None:
+        """One prepare per prepare key, one semantic per semantic key."""
+        by_sem: dict[str, list[Setting]] = {}
+        for x in self.todo[subject]:
+            by_sem.setdefault(x.key("semantic"), []).append(x)
+        self.flights[subject] = _Flight(subject, len(self.todo[subject]), by_sem)
+        preps: dict[str, Future] = {}
+        for key, group in by_sem.items():
+            first, pk = group[0], group[0].key("prepare")
+            if pk not in preps:
+                preps[pk] = self.window.submit(
+                    subject,
+                    tasks.prepare,
+                    self.cohort,
                     self.work,
                     subject,
-                    preps[pk],
                     first,
-                    self.models,
-                    name=f"semantic-{subject}-{key}",
-                    model=True,
-                    prio=1,
+                    name="prepare",
+                    tag=pk,
                 )
-                flight.held += [preps[pk], sem]
-                self.phase_of[sem.key] = (subject, "semantic", key)
-                self.ac.add(sem)
+            sem = self.window.submit(
+                subject,
+                tasks.semantic,
+                self.work,
+                subject,
+                preps[pk],
+                first,
+                self.models,
+                name="semantic",
+                tag=key,
+                model=True,
+                priority=1,
+            )
+            self.window.watch(sem, subject, "semantic", key)
+
+    def on_result(self, done: Watched, result: Any) -> None:
+        flight = self.flights[done.subject]
+        if done.step == "semantic":
+            self.on_semantic(flight, done.tag, done.future, result)
+        else:
+            self.on_reduce(flight, done.tag, result)
 
     def on_semantic(self, flight: _Flight, key: str, fut: Future, result: Any) -> None:
         """Semantic done: its instance tasks, then one reduce per setting sharing it."""
@@ -174,41 +140,43 @@ class _Grid:
             for x in group:
                 self.fail(flight, x, result.step, result.error)
             return
-        pk = group[0].key("prepare")
+        first, subject = group[0], flight.subject
+        pk = first.key("prepare")
         self.record(flight, "prepare", pk, result.timings["prepare"], result.workers["prepare"])
         self.record(flight, "semantic", key, result.timings["semantic"], result.workers["semantic"])
         inst = [
-            self.submit(
+            self.window.submit(
+                subject,
                 tasks.instance,
                 self.work,
-                flight.subject,
+                subject,
                 fut,
                 b,
-                key,
+                first,
                 self.models,
-                name=f"instance{b[0]}-{flight.subject}-{key}",
+                name=f"instance{b[0]}",
+                tag=key,
                 model=True,
-                prio=2,
+                priority=2,
             )
             for b in batch_indices(result.n_cutouts, self.models.cutouts_per_task)
         ]
-        flight.held += inst
         for x in group:
-            red = self.submit(
+            red = self.window.submit(
+                subject,
                 tasks.reduce,
                 self.cohort,
                 self.work,
-                flight.subject,
+                subject,
                 x,
                 self.models,
                 fut,
                 *inst,
-                name=f"reduce-{flight.subject}-{x.id}",
-                prio=3,
+                name="reduce",
+                tag=x.id,
+                priority=3,
             )
-            flight.held.append(red)
-            self.phase_of[red.key] = (flight.subject, "reduce", x)
-            self.ac.add(red)
+            self.window.watch(red, subject, "reduce", x)
 
     def on_reduce(self, flight: _Flight, setting: Setting, result: Any) -> None:
         if isinstance(result, Failure):
@@ -245,10 +213,8 @@ class _Grid:
         flight.pending -= 1
         if flight.pending == 0:
             self.flights.pop(flight.subject)
-            for fut in flight.held:
-                fut.release()
+            self.window.finish(flight.subject)
             self.work.delete_subject(flight.subject)
-            self.start_next()
 
 
 def stage_counts(stages: Sequence[dict[str, Any]], stage: str) -> dict[str, int]:

@@ -8,16 +8,15 @@ what is missing.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from spineps_dask.config import RunConfig
-from spineps_dask.distributed.runner import run_lock
+from spineps_dask.distributed.cluster import cluster_client
+from spineps_dask.io.lock import run_lock
 from spineps_dask.io.store import CohortStore
 from spineps_dask.models.folders import load_model_folder
 from spineps_dask.sweep.cohort import open_sweep_cohort
@@ -63,27 +62,6 @@ def resolve_grid(config: SweepConfig) -> tuple[RunConfig, list[Setting], list[st
     return models, settings, [s.label(tuple(config.grid)) for s in settings]
 
 
-@contextlib.contextmanager
-def _cluster(config: SweepConfig, client: Any) -> Iterator[Any]:
-    if client is not None:
-        yield client
-        return
-    from spineps_dask.distributed.cluster import connect
-    from spineps_dask.distributed.model_cache import WorkerSetup
-
-    client, cluster = connect(
-        config.cluster, n_workers=config.workers, threads_per_worker=config.threads
-    )
-    try:
-        nthreads = config.threads or max(client.nthreads().values(), default=1)
-        client.register_plugin(WorkerSetup(threads=nthreads))
-        yield client
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
-
-
 def run_sweep(
     config: SweepConfig, *, client: Any = None, events: SweepEvents | None = None
 ) -> SweepResult:
@@ -99,7 +77,10 @@ def run_sweep(
     baseline = labels[config.baseline_index()]
     cohort = open_sweep_cohort(config.cohort, out)
     work = CohortStore(str(out / "work.zarr"), mode="a")
-    with run_lock(work), _cluster(config, client) as c:
+    cluster = cluster_client(
+        config.cluster, client=client, workers=config.workers, threads=config.threads
+    )
+    with run_lock(work), cluster as c:
         grid = run_grid(
             c,
             cohort.store,

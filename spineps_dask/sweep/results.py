@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from spineps_dask.metrics.tables import _atomic, write_summary, write_table
+from spineps_dask.evaluate import write_summary
+from spineps_dask.io.atomic import atomic_write, write_file
+from spineps_dask.io.tables import write_table
 from spineps_dask.sweep.driver import stage_counts
 from spineps_dask.sweep.plot import plot_sweep
 from spineps_dask.sweep.tables import compare_to_baseline, comparison_markdown, grid_summary
@@ -57,19 +59,16 @@ class SweepResult:
             "stages": write_table(self.stages, out / "stages.parquet"),
         }
         for name, df in (("failures", self.failures), ("settings", self.settings)):
-            paths[name] = _atomic(out / f"{name}.csv", lambda tmp, d=df: d.to_csv(tmp, index=False))
+            paths[name] = write_file(df.to_csv(index=False), out / f"{name}.csv")
         paths["summary"], paths["summary_md"] = write_summary(self.summary(), out / "summary")
         comparisons = self.comparisons()
-        paths["comparisons"] = _atomic(
-            out / "comparisons.csv", lambda tmp: comparisons.to_csv(tmp, index=False)
-        )
-        text = comparison_markdown(comparisons)
-        paths["comparisons_md"] = _atomic(
-            out / "comparisons.md", lambda tmp: tmp.write_text(text, encoding="utf-8")
+        paths["comparisons"] = write_file(comparisons.to_csv(index=False), out / "comparisons.csv")
+        paths["comparisons_md"] = write_file(
+            comparison_markdown(comparisons), out / "comparisons.md"
         )
         if len(self.metrics):
             fig = plot_sweep(self.metrics, order=self.order)
-            paths["plot"] = _atomic(
+            paths["plot"] = atomic_write(
                 out / "metrics.png", lambda tmp: fig.savefig(tmp, dpi=110, format="png")
             )
         logger.info("sweep outputs in %s", out)

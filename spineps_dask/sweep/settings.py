@@ -9,20 +9,28 @@ semantic model once per subject.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from spineps_dask.config import fingerprint
 from spineps_dask.pipeline.merge import MergeSettings
 
 #: The stages of one subject, in order, and the setting fields each one reads.
 STAGE_FIELDS: dict[str, tuple[str, ...]] = {
     "prepare": ("n4", "recipe"),
-    "semantic": ("n4", "recipe", "step_size", "folds", "models"),
-    "instance": ("n4", "recipe", "step_size", "folds", "models"),
-    "reduce": ("n4", "recipe", "step_size", "folds", "models", "postprocess", "merge"),
+    "semantic": ("n4", "recipe", "reference_mode", "step_size", "folds", "models"),
+    "instance": ("n4", "recipe", "reference_mode", "step_size", "folds", "models"),
+    "reduce": (
+        "n4",
+        "recipe",
+        "reference_mode",
+        "step_size",
+        "folds",
+        "models",
+        "postprocess",
+        "merge",
+    ),
 }
 #: MergeSettings fields a sweep may set (``inferior_axis`` is geometry, not a threshold).
 MERGE_FIELDS: tuple[str, ...] = tuple(
@@ -42,6 +50,7 @@ class Setting:
 
     n4: bool = True
     recipe: str = "reference"
+    reference_mode: bool = False
     step_size: float = 0.5
     folds: tuple[int | str, ...] = (0,)
     postprocess: bool = True
@@ -53,8 +62,7 @@ class Setting:
         d = {**self.columns(), "models": self.models}
         wanted = STAGE_FIELDS[stage]
         part = {k: v for k, v in d.items() if k in wanted or k.split(".")[0] in wanted}
-        blob = json.dumps(part, sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:10]
+        return fingerprint(part, length=10)
 
     @property
     def id(self) -> str:
@@ -63,7 +71,8 @@ class Setting:
 
     def merge_settings(self, base: MergeSettings) -> MergeSettings:
         """``base`` (the instance model's merge constants) with this setting's overrides."""
-        return replace(base, **dict(self.merge))
+        overrides: dict[str, Any] = dict(self.merge)  # field types vary (int and float)
+        return replace(base, **overrides)
 
     def columns(self) -> dict[str, Any]:
         """Flat columns for the result tables: ``n4, recipe, step_size, folds, postprocess,
@@ -71,6 +80,7 @@ class Setting:
         return {
             "n4": self.n4,
             "recipe": self.recipe,
+            "reference_mode": self.reference_mode,
             "step_size": float(self.step_size),
             "folds": ",".join(str(f) for f in self.folds),
             "postprocess": self.postprocess,

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from spineps_dask.io.tables import read_table, write_table
 from spineps_dask.metrics.stats import compare_runs
-from spineps_dask.metrics.tables import KEY_COLUMNS, read_table, summarize, write_table
+from spineps_dask.metrics.tables import KEY_COLUMNS, summarize
 from spineps_dask.sweep.settings import Setting
 
 PARTS = "parts"

@@ -20,7 +20,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from spineps_dask.io.outputs import write_file
+from spineps_dask.io.atomic import write_file
 from spineps_dask.labels import VERTEBRA_IDS, vertebra_sequence
 from spineps_dask.metrics.structures import TITLES
 
@@ -164,7 +164,7 @@ def subject_states(manifest: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=cols)
     rows = manifest[manifest["phase"].isin(["ingest", "segment"])]
     by_phase = {p: g.set_index("subject") for p, g in rows.groupby("phase")}
-    out = []
+    out: list[tuple[str, str, str | None, str | None, str | None]] = []
     for subject in sorted(rows["subject"].unique()):
         ing = _row(by_phase.get("ingest"), subject)
         seg = _row(by_phase.get("segment"), subject)

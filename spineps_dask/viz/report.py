@@ -24,7 +24,7 @@ import pandas as pd
 from spineps_dask.errors import StoreError
 from spineps_dask.explore import Cohort, open_cohort
 from spineps_dask.io._urls import redact_url
-from spineps_dask.io.outputs import write_file
+from spineps_dask.io.atomic import write_file
 from spineps_dask.metrics.tables import format_mean_sd, summarize, summary_cells
 from spineps_dask.viz import cohort as plots
 

@@ -15,6 +15,7 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 
 from spineps_dask.geometry import Volume
+from spineps_dask.io.atomic import write_file
 from spineps_dask.labels import instance_name
 
 _VIEW = ("P", "I", "R")  # array axes after reorientation: columns A->P, rows S->I, slices L->R
@@ -94,8 +95,7 @@ def render_snapshot(
     fig.savefig(buf, format="png")
     data = buf.getvalue()
     if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_bytes(data)
+        write_file(data, path)
     return data
 
 

@@ -13,7 +13,7 @@ import pytest
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from spineps_dask.config import RunConfig
-from spineps_dask.distributed.runner import run_store
+from spineps_dask.distributed.resume import run_store
 from spineps_dask.errors import StoreError
 from spineps_dask.io.cohort import ingest
 from spineps_dask.io.manifest import Manifest
@@ -70,9 +70,9 @@ class OutOfMemoryInjection(WorkerPlugin):
         self.memory_error, self.over_limit = memory_error, over_limit
 
     def setup(self, worker) -> None:
-        from spineps_dask.distributed import tasks
+        from spineps_dask.distributed import steps
 
-        original = self.original = tasks.prepare_image
+        original = self.original = steps.prepare_image
 
         def prepare_image(image, *, subject, **kwargs):
             if subject == self.memory_error:
@@ -81,12 +81,12 @@ class OutOfMemoryInjection(WorkerPlugin):
                 _allocate_beyond_the_limit()
             return original(image, subject=subject, **kwargs)
 
-        tasks.prepare_image = prepare_image
+        steps.prepare_image = prepare_image
 
     def teardown(self, worker) -> None:
-        from spineps_dask.distributed import tasks
+        from spineps_dask.distributed import steps
 
-        tasks.prepare_image = self.original
+        steps.prepare_image = self.original
 
 
 @pytest.mark.slow

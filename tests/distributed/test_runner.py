@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from spineps_dask.config import RunConfig
-from spineps_dask.distributed import model_cache, tasks
-from spineps_dask.distributed.runner import RunEvents, run_lock, run_store
-from spineps_dask.errors import StoreError
+from spineps_dask.distributed import model_cache, outcomes
+from spineps_dask.distributed.resume import run_store
+from spineps_dask.distributed.runner import RunEvents
 from spineps_dask.explore import open_cohort
 from spineps_dask.geometry import Volume
 from spineps_dask.io.cohort import ingest
@@ -108,8 +108,8 @@ def test_timings_keep_store_io_apart(finished):
     a positive part of its phase seconds (the benchmark's I/O overhead figure reads this)."""
     _, summary = finished
     for outcome in summary.done:
-        phases = sum(outcome.timings[p] for p in tasks.PHASES)
-        assert 0 < outcome.timings[tasks.STORE_IO] < phases, outcome.timings
+        phases = sum(outcome.timings[p] for p in outcomes.PHASES)
+        assert 0 < outcome.timings[outcomes.STORE_IO] < phases, outcome.timings
 
 
 def test_bad_scan_is_one_failed_row(finished):
@@ -179,12 +179,3 @@ def test_worker_killed_mid_run(bids, client, finished, tmp_path):
             reference.read_volume(subject, "instance").data,
         )
     client.wait_for_workers(2, timeout=60)
-
-
-def test_second_run_on_the_same_store_refuses(tmp_path):
-    """Two runs on one store: the second stops at once with a message, the first is untouched."""
-    store = CohortStore(str(tmp_path / "store.zarr"))
-    with run_lock(store), pytest.raises(StoreError, match="another run is using"), run_lock(store):
-        pass
-    with run_lock(store):  # released: the next run may go
-        pass

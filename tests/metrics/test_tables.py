@@ -7,14 +7,9 @@ import pandas as pd
 import pytest
 
 from spineps_dask.errors import InputError
-from spineps_dask.metrics.tables import (
-    evaluate_subject,
-    read_table,
-    summarize,
-    summary_markdown,
-    write_summary,
-    write_table,
-)
+from spineps_dask.evaluate import write_summary
+from spineps_dask.io.tables import read_table, write_table
+from spineps_dask.metrics.tables import evaluate_subject, summarize, summary_markdown
 
 from .conftest import load_sample
 

@@ -15,7 +15,7 @@ from distributed import Client, LocalCluster
 from spineps_dask.config import RunConfig
 from spineps_dask.distributed.cluster import MODEL_RESOURCE
 from spineps_dask.distributed.model_cache import WorkerSetup
-from spineps_dask.distributed.runner import run_store
+from spineps_dask.distributed.resume import run_store
 from spineps_dask.geometry import Volume
 from spineps_dask.io.cohort import ingest
 from spineps_dask.io.nifti import load_volume, save_volume

@@ -1,10 +1,22 @@
-"""``run --report``: Dask's performance report is written (its bokeh dependency is installed)."""
+"""The batch entry point: what it checks before any work, and ``run --report``'s HTML file
+(its bokeh dependency is installed)."""
 
 from __future__ import annotations
 
+import pytest
 from distributed import Client
 
-from spineps_dask.cli.run import performance_report_to
+from spineps_dask.batch import performance_report_to, run_batch
+from spineps_dask.config import RunConfig
+from spineps_dask.errors import ModelError
+
+
+def test_a_missing_model_stops_before_the_store_or_a_cluster_is_made(tmp_path):
+    """A wrong model folder is reported at once: no store is created, no cluster started."""
+    cfg = RunConfig.from_dict({"semantic_model": str(tmp_path / "no-such-model")})
+    with pytest.raises(ModelError, match="no-such-model"):
+        run_batch(tmp_path / "cohort.zarr", cfg, cluster="yarn")
+    assert not (tmp_path / "cohort.zarr").exists()
 
 
 def test_performance_report_is_written_as_html(tmp_path):

@@ -1,5 +1,8 @@
 """Evaluate a folder of predictions against a folder of references (BIDS derivative names).
 
+The file layer over `spineps_dask.metrics` (arrays in, tables out) and `spineps_dask.io`
+(NIfTI, BIDS names, atomic files): the ``eval`` command and the demo's scoring call it.
+
 Masks pair by scan: ``<stem>_[mod-X_]seg-spine_msk.nii.gz`` (semantic) and ``..._seg-vert_msk``
 (instance) in each folder, matched on the subject key and the other entities (``seg`` and ``mod``
 ignored, so a reference without ``mod-T2w`` still pairs). One subject failing (missing file, other
@@ -19,9 +22,10 @@ import numpy as np
 import pandas as pd
 
 from spineps_dask.errors import InputError, SpinepsDaskError
+from spineps_dask.io.atomic import write_file
 from spineps_dask.io.bids import parse_scan_name
 from spineps_dask.io.nifti import load_volume
-from spineps_dask.metrics.tables import evaluate_subject
+from spineps_dask.metrics.tables import evaluate_subject, summary_markdown
 
 logger = logging.getLogger(__name__)
 
@@ -180,3 +184,11 @@ def evaluate_folders(
             on_subject(pair.subject, error)
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
     return table, errors
+
+
+def write_summary(summary: pd.DataFrame, stem: str | os.PathLike) -> tuple[Path, Path]:
+    """Write ``<stem>.csv`` and ``<stem>.md`` (atomic) and return both paths."""
+    stem = Path(stem)
+    csv = write_file(summary.to_csv(index=False), stem.with_suffix(".csv"))
+    md = write_file(summary_markdown(summary), stem.with_suffix(".md"))
+    return csv, md

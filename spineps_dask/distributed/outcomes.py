@@ -1,0 +1,183 @@
+"""What a stage hands on and how a subject ends: the types every task and driver share.
+
+A task returns a `StageResult` (timings, workers, and the small values later stages need) or,
+for an expected error (a bad scan, a bad model, out of memory), a `Failure` value instead of
+raising, so Dask does not retry it; `Guard` makes that conversion and times the stage. A
+driver turns a subject's last result into a `SubjectOutcome`: its manifest rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from spineps_dask.errors import SpinepsDaskError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from spineps_dask.pipeline.merge import CutoutPrediction
+    from spineps_dask.pipeline.preprocess import CropRecord
+
+logger = logging.getLogger(__name__)
+
+#: A subject's stages, in order; each gets a manifest row when it ran.
+PHASES = ("prepare", "semantic", "instance", "reduce")
+#: Timing key: seconds of store reads and writes, summed over a subject's tasks. Already part
+#: of the phase seconds; kept apart to show what parking arrays in the store costs.
+STORE_IO = "store_io"
+
+T = TypeVar("T")
+
+
+@dataclass
+class SubjectOutcome:
+    """What happened to one subject in this run (one manifest row per subject and run)."""
+
+    subject: str
+    status: str  # "done" | "failed" | "skipped"
+    step: str = ""
+    error: str = ""
+    n_cutouts: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+    workers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A subject that cannot be finished, and why: becomes a failed manifest row."""
+
+    subject: str
+    step: str
+    error: str
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def outcome(self) -> SubjectOutcome:
+        return SubjectOutcome(self.subject, "failed", self.step, self.error, timings=self.timings)
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """What a finished stage hands on: timings, workers, and the small values later stages need.
+
+    ``record`` undoes the preprocessing crop/pad; ``centres`` are the cutout centres on the
+    instance grid (after ``semantic``); ``predictions`` the instance model's output for a few
+    cutouts (after ``instance``).
+    """
+
+    subject: str
+    timings: dict[str, float]
+    workers: dict[str, str]
+    record: CropRecord | None = None
+    centres: np.ndarray | None = None
+    predictions: tuple[CutoutPrediction, ...] = ()
+
+    @property
+    def n_cutouts(self) -> int:
+        return 0 if self.centres is None else len(self.centres)
+
+    def then(self, step: str, seconds: float, io: float = 0.0, **changes: Any) -> StageResult:
+        """This result plus one more stage's timing (``io``: its store seconds) and worker."""
+        timings = _add(self.timings, step, seconds)
+        return replace(
+            self,
+            timings=_add(timings, STORE_IO, io) if io else timings,
+            workers={**self.workers, step: worker_name()},
+            **changes,
+        )
+
+    def joined(self, parts: Sequence[StageResult]) -> StageResult:
+        """This (semantic) result with its instance tasks: seconds summed, predictions in order."""
+        if not parts:
+            return self
+        seconds = sum(p.timings["instance"] for p in parts)
+        io = sum(p.timings.get(STORE_IO, 0.0) for p in parts)
+        predictions = tuple(pr for p in parts for pr in p.predictions)
+        return self.then("instance", seconds, io, predictions=predictions)
+
+
+def _add(timings: dict[str, float], key: str, seconds: float) -> dict[str, float]:
+    return {**timings, key: timings.get(key, 0.0) + seconds}
+
+
+def gather(
+    sem: StageResult | Failure, parts: Sequence[StageResult | Failure]
+) -> StageResult | Failure:
+    """A subject's semantic result joined with its instance tasks, or the first failure."""
+    done: list[StageResult] = []
+    for result in (sem, *parts):
+        if isinstance(result, Failure):
+            return result
+        done.append(result)
+    return done[0].joined(done[1:])
+
+
+def worker_name() -> str:
+    """The Dask worker running this code, or ``pid<N>`` outside a worker."""
+    try:
+        from distributed import get_worker
+
+        return str(get_worker().address)
+    except ValueError:
+        return f"pid{os.getpid()}"
+
+
+class Guard:
+    """Times a stage; an expected error inside becomes ``self.failure`` instead of raising.
+
+    Expected: our typed errors and `MemoryError` (retrying a subject too big for the worker
+    only fails again, so it becomes a failed row at once, saying "out of memory"). Anything
+    else propagates, and Dask retries the task.
+
+    Examples
+    --------
+    >>> with Guard("sub-001", "prepare") as g:  # doctest: +SKIP
+    ...     image = g.store(store.read_volume, "sub-001", IMAGE)
+    >>> g.failure or result.then("prepare", g.seconds, g.io)  # doctest: +SKIP
+    """
+
+    def __init__(self, subject: str, step: str, timings: dict[str, float] | None = None):
+        self.subject, self.step = subject, step
+        self.timings = dict(timings or {})
+        self.failure: Failure | None = None
+        self.seconds = 0.0
+        self.io = 0.0
+        self._t0 = 0.0
+
+    def store(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``fn(*args, **kwargs)``, a store read or write, its seconds counted in ``self.io``."""
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self.io += time.perf_counter() - t0
+
+    def __enter__(self) -> Guard:
+        self._t0 = time.perf_counter()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        self.seconds = time.perf_counter() - self._t0
+        if isinstance(exc, SpinepsDaskError | MemoryError):
+            logger.warning("%s failed in %s: %s", self.subject, self.step, exc)
+            message = str(exc) or type(exc).__name__
+            if isinstance(exc, MemoryError):  # this subject is too big for the worker
+                message = (
+                    f"out of memory in {self.step} (MemoryError: {message}); run it on workers "
+                    "with more memory (memory_limit in the cluster config) or fewer threads each"
+                )
+            self.failure = Failure(
+                self.subject, self.step, message, {**self.timings, self.step: self.seconds}
+            )
+            return True
+        return False

@@ -1,0 +1,47 @@
+"""The store's vocabulary: every name a cohort store holds, defined once.
+
+Per subject group: the scan, the two output masks, the ingested reference masks, work arrays
+parked between a subject's tasks (deleted when it is done), and small files beside the volumes
+(the snapshot and per-subject tables). At the store root: the manifest and the run lock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import astuple, dataclass
+
+#: The ingested scan.
+IMAGE = "image"
+#: The run's output masks; both present and complete means the subject is done.
+SEMANTIC, INSTANCE = "semantic", "instance"
+OUTPUTS: tuple[str, ...] = (SEMANTIC, INSTANCE)
+#: Reference masks ingested beside the scan; a subject with both is scored.
+REF_SEMANTIC, REF_INSTANCE = "ref_semantic", "ref_instance"
+REFERENCES: tuple[str, ...] = (REF_SEMANTIC, REF_INSTANCE)
+#: Files beside a subject's volumes (`CohortStore.write_blob`).
+SNAPSHOT = "snapshot.png"
+TABLES: dict[str, str] = {"metrics": "metrics.parquet", "biomarkers": "biomarkers.parquet"}
+#: Files at the store root, beside the subject groups (zarr ignores them).
+MANIFEST = "manifest.parquet"
+RUN_LOCK = ".run.lock"
+
+
+@dataclass(frozen=True)
+class WorkNames:
+    """Where one subject's tasks park their intermediate arrays in a store.
+
+    ``prepared``: the preprocessed scan; ``semantic``: the cleaned semantic mask on the
+    prepared grid; ``instance_input``: that mask on the instance model's grid, read in
+    cutout windows. A sweep gives each stage key its own names so settings share work.
+    """
+
+    prepared: str
+    semantic: str
+    instance_input: str
+
+    def all(self) -> tuple[str, ...]:
+        """Every name, for deleting them once the subject is done."""
+        return astuple(self)
+
+
+#: The run's work arrays (one set per subject, deleted by its reduce task).
+RUN_WORK = WorkNames("work_prepared", "work_semantic", "work_instance_input")

@@ -1,0 +1,81 @@
+"""The bounded window under `run` and `sweep`, driven with stand-in tasks (this file is about
+scheduling, not segmentation): it never holds more subjects than its size, hands every result
+back, and turns a task that raised into a `Failure` naming the step."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from distributed import Client, LocalCluster
+
+from spineps_dask.distributed.cluster import MODEL_RESOURCE
+from spineps_dask.distributed.outcomes import Failure
+from spineps_dask.distributed.window import Window
+
+
+def _stand_in_echo(x: str) -> str:
+    time.sleep(0.05)
+    return x
+
+
+def _stand_in_bug(x: str) -> str:
+    raise RuntimeError(f"stand-in bug on {x}")
+
+
+@pytest.fixture(scope="module")
+def client():
+    with (
+        LocalCluster(
+            n_workers=1,
+            threads_per_worker=2,
+            processes=False,
+            resources={MODEL_RESOURCE: 2},
+            dashboard_address=":0",
+        ) as cluster,
+        Client(cluster) as c,
+    ):
+        yield c
+
+
+def test_never_more_subjects_in_flight_than_its_size(client):
+    window = Window(client, size=2)
+    in_flight: set[str] = set()
+    peak, results = [0], []
+
+    def start(subject: str) -> None:
+        in_flight.add(subject)
+        peak[0] = max(peak[0], len(in_flight))
+        prep = window.submit(subject, _stand_in_echo, subject, name="prepare")
+        window.watch(prep, subject, "prepare")
+
+    def on_result(done, result) -> None:
+        results.append(result)
+        in_flight.discard(done.subject)
+        window.finish(done.subject)
+
+    subjects = [f"sub-{i}" for i in range(7)]
+    window.run(subjects, start, on_result)
+    assert peak[0] == 2
+    assert sorted(results) == subjects
+
+
+def test_a_task_that_raises_comes_back_as_a_failure_naming_its_step(client):
+    window = Window(client, size=1, retries=0)
+    got = []
+
+    def start(subject: str) -> None:
+        sem = window.submit(subject, _stand_in_bug, subject, name="semantic", model=True)
+        window.watch(sem, subject, "semantic")
+
+    def on_result(done, result) -> None:
+        got.append(result)
+        window.finish(done.subject)
+
+    window.run(["sub-1"], start, on_result)
+    assert got == [Failure("sub-1", "semantic", "RuntimeError: stand-in bug on sub-1")]
+
+
+def test_default_size_keeps_every_worker_busy(client):
+    """Twice the workers plus one: results come back while the next subjects run."""
+    assert Window(client).size == 3
