@@ -15,10 +15,17 @@ and no N4, and writes one ``.npz`` per scan for `tests/pipeline/test_reference_p
 - ``kwargs``: the phase's keyword arguments that are plain values (JSON).
 
     /work/refvenv/bin/python benchmarks/fidelity_post_capture.py OUT SEM_FOLDER INST_FOLDER SCAN...
+
+The scans rarely reach some branches (a split top vertebra, stray arch pieces, ids above 25),
+so a second mode edits captured inputs to provoke them, stores the result in another
+orientation and runs the phase itself on it, written the same way (``variant`` in ``meta``):
+
+    /work/refvenv/bin/python benchmarks/fidelity_post_capture.py variants OUT CAPTURE.npz...
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import sys
@@ -85,7 +92,7 @@ def _wrap_post(store: dict) -> None:
     seg_run.phase_postprocess_combined = phase_postprocess_combined
 
 
-def _save(store: dict, path: Path) -> dict:
+def _save(store: dict, path: Path, variant: str | None = None) -> dict:
     """Write one scan's capture, cut to its box; returns the metadata written."""
     box = _box(store["seg_in"], store["vert_in"], store["seg_out"], store["vert_out"])
     arrays = {k: _compact(store[k][box]) for k in ("seg_in", "vert_in", "seg_out", "vert_out")}
@@ -96,11 +103,159 @@ def _save(store: dict, path: Path) -> dict:
         "full_shape": list(store["seg_in"].shape),
         "kwargs": store["kwargs"],
     }
+    if variant is not None:
+        meta["variant"] = variant
     np.savez_compressed(path, affine=store["affine"], meta=json.dumps(meta), **arrays)
     return meta
 
 
+def _reorient(arr: np.ndarray, codes_from: str, codes_to: str) -> np.ndarray:
+    from nibabel import orientations as nio
+
+    move = nio.ornt_transform(
+        nio.axcodes2ornt(tuple(codes_from)), nio.axcodes2ornt(tuple(codes_to))
+    )
+    return np.ascontiguousarray(nio.apply_orientation(arr, move))
+
+
+def _split_end(sem: np.ndarray, vert: np.ndarray, *, top: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Cut the top (or bottom) vertebra's outer quarter into an instance of its own and drop
+    the discs and endplates on the rows of that vertebra and beyond, so two vertebra pieces
+    lead the reference's height order (arrays in P-I-R, axis 1 inferior)."""
+    out = vert.astype(np.uint16)
+    ids = [int(i) for i in np.unique(vert) if i]
+    rows = {i: np.nonzero(vert == i)[1] for i in ids}
+    end = (min if top else max)(ids, key=lambda i: rows[i].mean())
+    lo, hi = rows[end].min(), rows[end].max()
+    axis = np.arange(vert.shape[1])[None, :, None]
+    piece = (vert == end) & (
+        (axis < lo + 0.25 * (hi - lo)) if top else (axis > hi - 0.25 * (hi - lo))
+    )
+    out[piece] = max(ids) + 1
+    beyond = (axis <= hi) if top else (axis >= lo)
+    sem = np.where(np.isin(sem, (62, 100)) & beyond, 0, sem).astype(sem.dtype)
+    return sem, out
+
+
+def _split_top(sem: np.ndarray, vert: np.ndarray, rng: np.random.Generator):
+    """A split top vertebra: merged in a scan whose axis 1 points inferior (or posterior...)."""
+    return _split_end(sem, vert, top=True)
+
+
+def _split_bottom(sem: np.ndarray, vert: np.ndarray, rng: np.random.Generator):
+    """A split bottom vertebra: merged only where axis 1 of the scan points superior."""
+    return _split_end(sem, vert, top=False)
+
+
+def _stray_arches(sem: np.ndarray, vert: np.ndarray, rng: np.random.Generator):
+    """Tips of each spinous process and arch given to the next vertebra down (P-I-R)."""
+    out = vert.astype(np.uint16)
+    ids = [int(i) for i in np.unique(vert) if i]
+    ids.sort(key=lambda i: np.nonzero(vert == i)[1].mean())
+    for upper, lower in itertools.pairwise(ids):
+        for part in (42, 41):
+            where = (vert == upper) & (sem == part)
+            if where.sum() < 10:
+                continue
+            depth = np.nonzero(where)[0]
+            tip = where & (np.arange(vert.shape[0])[:, None, None] >= np.percentile(depth, 85))
+            out[tip] = lower
+    return sem, out
+
+
+def _shuffle_and_punch(sem: np.ndarray, vert: np.ndarray, rng: np.random.Generator):
+    """Ids permuted into 1..30 (some above 25), holes punched, random blocks mislabelled."""
+    ids = [int(i) for i in np.unique(vert) if i]
+    new = rng.choice(np.arange(1, 31), size=len(ids), replace=False)
+    table = np.zeros(int(vert.max()) + 1, dtype=np.uint16)
+    table[ids] = new
+    out = table[vert]
+    for _ in range(12):
+        size = rng.integers(2, 9, size=3)
+        start = [int(rng.integers(0, max(n - s, 1))) for n, s in zip(out.shape, size, strict=True)]
+        box = tuple(slice(a, a + int(s)) for a, s in zip(start, size, strict=True))
+        out[box] = 0 if rng.random() < 0.5 else int(rng.choice(new))
+    return sem, out
+
+
+#: (capture, edit, orientation to store and run in, seed)
+VARIANTS = [
+    ("sub-tptbox_T2w", _split_top, "PIR", 0),
+    ("sub-tptbox_T2w", _split_top, "LPS", 0),
+    ("sub-001_T2w", _split_bottom, "ASR", 1),
+    ("sub-001_T2w", _split_bottom, "PIR", 1),
+    ("sub-001_T2w", _stray_arches, "ASR", 2),
+    ("sub-004_T2w", _stray_arches, "SRP", 3),
+    ("sub-004_T2w", _shuffle_and_punch, "RAS", 4),
+    ("sub-003_T2w", _shuffle_and_punch, "PIR", 5),
+]
+
+
+def variants(out_dir: Path, captures: list[Path]) -> None:
+    """Edit captured inputs (`VARIANTS`), run the reference phase on them, save like captures."""
+    import nibabel as nib
+    from spineps.phase_post import phase_postprocess_combined
+    from TPTBox import NII
+
+    by_name = {p.name.split(".")[0]: p for p in captures}
+    for name, edit, codes, seed in VARIANTS:
+        if name not in by_name:
+            continue
+        data = np.load(by_name[name])
+        meta = json.loads(str(data["meta"]))
+        pir = {
+            key: _reorient(data[key], meta["orientation"], "PIR") for key in ("seg_in", "vert_in")
+        }
+        sem, vert = edit(pir["seg_in"], pir["vert_in"], np.random.default_rng(seed))
+        seg_n = _reorient(sem, "PIR", codes)
+        vert_n = _reorient(vert, "PIR", codes)
+        # A voxel grid in ``codes`` with the capture's spacing: only orientation and zoom matter.
+        affine = _affine(codes, _zoom_in(meta["zoom"], meta["orientation"], codes))
+        seg_nii = NII(nib.Nifti1Image(seg_n, affine), seg=True)
+        vert_nii = NII(nib.Nifti1Image(vert_n, affine), seg=True)
+        assert "".join(seg_nii.orientation) == codes, (seg_nii.orientation, codes)
+        kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in meta["kwargs"].items()}
+        kwargs["debug_data"] = None
+        store = {
+            "seg_in": seg_n,
+            "vert_in": vert_n,
+            "orientation": codes,
+            "zoom": [float(z) for z in seg_nii.zoom],
+            "affine": np.asarray(seg_nii.affine, dtype=float),
+            "kwargs": meta["kwargs"],
+        }
+        seg_out, vert_out = phase_postprocess_combined(
+            seg_nii.copy(), seg_nii.copy(), vert_nii, **kwargs
+        )
+        store["seg_out"], store["vert_out"] = seg_out.get_seg_array(), vert_out.get_seg_array()
+        tag = f"{name}_{edit.__name__.strip('_')}_{codes}"
+        written = _save(store, out_dir / f"variant-{tag}.npz", variant=tag)
+        print(f"{tag}: {written['orientation']}, zoom {written['zoom']}", flush=True)
+
+
+def _affine(codes: str, spacing: list[float]) -> np.ndarray:
+    """Voxel -> RAS+ affine whose axes point along ``codes`` with the given spacing."""
+    world = {"R": (0, 1), "L": (0, -1), "A": (1, 1), "P": (1, -1), "S": (2, 1), "I": (2, -1)}
+    affine = np.eye(4)
+    affine[:3, :3] = 0
+    for axis, (code, mm) in enumerate(zip(codes, spacing, strict=True)):
+        row, sign = world[code]
+        affine[row, axis] = sign * mm
+    return affine
+
+
+def _zoom_in(zoom: list[float], codes_from: str, codes_to: str) -> list[float]:
+    """Per-axis spacing of ``codes_from`` rearranged for the axes of ``codes_to``."""
+    pairs = {"P": "PA", "A": "PA", "I": "IS", "S": "IS", "R": "RL", "L": "RL"}
+    return [zoom[[pairs[c] for c in codes_from].index(pairs[c])] for c in codes_to]
+
+
 def main(argv: list[str]) -> int:
+    if argv and argv[0] == "variants":
+        out = Path(argv[1])
+        out.mkdir(parents=True, exist_ok=True)
+        variants(out, [Path(p) for p in argv[2:]])
+        return 0
     out, sem_folder, inst_folder, *scans = argv
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from nibabel import orientations as nio
+from scipy import ndimage
 
 from spineps_dask.errors import InputError
 from spineps_dask.pipeline.reference import (
@@ -85,8 +86,10 @@ def test_port_reproduces_captured_reference_output(path):
 
 
 def test_there_are_captured_fixtures():
-    """The capture must not silently vanish: phantoms in four orientations + the real crop."""
-    assert len(FIXTURES) >= 5
+    """The fixtures must not silently vanish: four phantoms and the real crop as captured from
+    the pipeline, plus edited inputs (``variant-*``) that reach the rarer branches."""
+    variants = [p for p in FIXTURES if p.name.startswith("variant-")]
+    assert len(FIXTURES) - len(variants) >= 5 and len(variants) >= 8
 
 
 # --- primitives against the TPTBox helpers the reference calls --------------------------------
@@ -147,6 +150,18 @@ def test_centroids_match_tptbox_exactly():
     ours = label_centroids(arr)
     assert ref.keys() == ours.keys()
     assert all(np.array_equal(np.asarray(ref[k]), ours[k]) for k in ref)
+
+
+def test_rounds_of_growth_equal_chessboard_distance():
+    """split_endplates replaces the reference's r rounds of 26-connected dilation inside a box
+    by chessboard distance <= r inside the same box: the same voxels for every r."""
+    rng = np.random.default_rng(11)
+    seed = rng.random((9, 10, 11)) > 0.97
+    dist = ndimage.distance_transform_cdt(~seed, metric="chessboard")
+    grown = seed.copy()
+    for r in range(1, 8):
+        grown = ndimage.binary_dilation(grown, structure=np.ones((3, 3, 3), bool))
+        assert np.array_equal(grown, dist <= r)
 
 
 # --- one behaviour per step -------------------------------------------------------------------

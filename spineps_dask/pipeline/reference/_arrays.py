@@ -30,8 +30,12 @@ def components(mask: np.ndarray, connectivity: int) -> tuple[np.ndarray, int]:
 
 def present_labels(arr: np.ndarray) -> list[int]:
     """Sorted non-zero values of ``arr`` (TPTBox ``np_unique_withoutzero`` / ``NII.unique``)."""
-    values = np.unique(arr)
-    return [int(v) for v in values if v != 0]
+    if arr.size == 0:
+        return []
+    small = arr.dtype.kind in "ub" or (arr.dtype.kind == "i" and int(arr.min()) >= 0)
+    if small and int(arr.max()) < 2**20:  # a count per value beats sorting the volume
+        return [int(v) for v in np.flatnonzero(np.bincount(arr.ravel().astype(np.intp))) if v]
+    return [int(v) for v in np.unique(arr) if v != 0]
 
 
 def label_centroids(arr: np.ndarray) -> dict[int, np.ndarray]:
@@ -77,6 +81,16 @@ def bounding_box(mask: np.ndarray, pad: int = 0) -> tuple[slice, ...] | None:
     return tuple(out)
 
 
+def label_boxes(arr: np.ndarray, pad: int = 0) -> dict[int, tuple[slice, ...]]:
+    """Box of every positive label of an integer array, grown by ``pad`` (one pass)."""
+    found = ndimage.find_objects(arr.astype(np.intp, copy=False))
+    return {
+        lbl: grow_box(box, pad, arr.shape)
+        for lbl, box in enumerate(found, start=1)
+        if box is not None
+    }
+
+
 def grow_box(box: tuple[slice, ...], pad: int, shape: tuple[int, ...]) -> tuple[slice, ...]:
     """``box`` grown by ``pad`` voxels per side, clamped to ``shape``."""
     return tuple(
@@ -107,8 +121,11 @@ def dilate_labels_in_mask(
     struct = STRUCTURES[connectivity]
     first = True
     for _ in range(steps):
+        # A label's voxels only shrink (the mask) before its turn, so its box from the start of
+        # the step, grown by the one voxel it may gain, holds everything it touches.
+        boxes = label_boxes(out, pad=1)
         for lbl in order:
-            box = bounding_box(out == lbl, pad=1)
+            box = boxes.get(lbl)
             if box is None:
                 continue
             window = out[box]

@@ -14,9 +14,8 @@ from scipy import ndimage
 
 from spineps_dask.errors import InputError
 from spineps_dask.pipeline.reference._arrays import (
-    STRUCTURES,
-    bounding_box,
     components,
+    label_boxes,
     label_centroids,
     map_values,
     nearest_higher,
@@ -136,49 +135,61 @@ def split_endplates(instance: np.ndarray, semantic: np.ndarray) -> np.ndarray:
     """Which endplate voxels are inferior (53) or superior (52) plates; 62 for unreached ones.
 
     As spineps ``phase_post._split_endplates``. Each vertebra (ids below 40, ascending) grows
-    one voxel per round (26-connected, through anything). An endplate voxel it reaches that
-    no plate claimed yet adds its endplate instance id, mapped: 200 + the vertebra's own id
-    gives 53, 200 + the id of the vertebra handled just before gives 52 (before the first
-    round that "previous" is 1; in every later round it starts as the last, largest id of the
-    round before), any other id stays as it is. These sums accumulate: a voxel first reached
-    by an unrelated vertebra holds a value that is neither 52 nor 53 and ends as 0 (dropped
-    from the semantic mask). Rounds stop when nothing new was claimed, all is claimed or
-    after 14. Returns int32 with 52, 53, 62 or 0 on endplate voxels, 0 elsewhere.
+    one voxel per round (26-connected, through anything, inside its box grown by 15). An
+    endplate voxel it reaches that no plate claimed yet adds its endplate instance id, mapped:
+    200 + the vertebra's own id gives 53, 200 + the id of the vertebra handled just before
+    gives 52 (before the first round that "previous" is 1; in every later round it starts as
+    the last, largest id of the round before), any other id stays as it is. These sums
+    accumulate: a voxel first reached by an unrelated vertebra holds a value that is neither
+    52 nor 53 and ends as 0 (dropped from the semantic mask). Rounds stop when nothing new was
+    claimed, all is claimed or after 14. Returns int32 with 52, 53, 62 or 0 on endplate
+    voxels, 0 elsewhere.
+
+    Growing r rounds reaches exactly the voxels within chessboard distance r, so one distance
+    transform per vertebra replaces the reference's repeated dilations (same result).
     """
     plates = np.isin(semantic, ENDPLATE_LABELS)
-    out = np.zeros(semantic.shape, dtype=np.int32)
-    total = int(plates.sum())
+    result = np.zeros(semantic.shape, dtype=np.int32)
+    where = np.nonzero(plates)
+    total = where[0].size
     if total == 0:
-        return out
+        return result
+    plate_ids = instance[where].astype(np.int64)
     growing = [v for v in present_labels(instance) if v < INSTANCE_LABEL_LIMIT]
-    windows: dict[int, tuple[slice, ...]] = {}
-    grown: dict[int, np.ndarray] = {}
+    # For each vertebra: the plate voxels inside its window and their distance to it.
+    reach: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    windows = label_boxes(
+        np.where(instance < INSTANCE_LABEL_LIMIT, instance, 0), MAX_ENDPLATE_ROUNDS
+    )
     for v in growing:
-        box = bounding_box(instance == v, pad=MAX_ENDPLATE_ROUNDS)
-        assert box is not None
-        windows[v], grown[v] = box, instance[box] == v
+        box = windows[v]
+        inside = np.all([(w >= b.start) & (w < b.stop) for w, b in zip(where, box, strict=True)], 0)
+        picked = np.flatnonzero(inside)
+        local = tuple(w[picked] - b.start for w, b in zip(where, box, strict=True))
+        dist = ndimage.distance_transform_cdt(instance[box] != v, metric="chessboard")[local]
+        reach[v] = (picked, dist)
+    sums = np.zeros(total, dtype=np.int64)
     previous, last_count = 1, -1
-    for _ in range(1, MAX_ENDPLATE_ROUNDS):
-        claimed = int(np.count_nonzero((out == ENDPLATE_INFERIOR) | (out == ENDPLATE_SUPERIOR)))
+    for rounds in range(1, MAX_ENDPLATE_ROUNDS):
+        claimed = int(np.count_nonzero((sums == ENDPLATE_INFERIOR) | (sums == ENDPLATE_SUPERIOR)))
         if claimed == last_count and last_count != 0:
             break
         last_count = claimed
         if claimed == total:
             break
         for v in growing:
-            box = windows[v]
-            grown[v] = ndimage.binary_dilation(grown[v], structure=STRUCTURES[3])
-            window = out[box]
-            free = (window != ENDPLATE_INFERIOR) & (window != ENDPLATE_SUPERIOR)
-            reached = np.where(plates[box] & grown[v] & free, instance[box], 0)
+            picked, dist = reach[v]
+            hit = picked[dist <= rounds]
+            hit = hit[(sums[hit] != ENDPLATE_INFERIOR) & (sums[hit] != ENDPLATE_SUPERIOR)]
             # A dict literal, as in the reference: when v == previous the second key wins (52).
             mapping = {
                 ENDPLATE_OFFSET + v: ENDPLATE_INFERIOR,
                 ENDPLATE_OFFSET + previous: ENDPLATE_SUPERIOR,
             }
-            out[box] = window + map_values(reached, mapping)
+            sums[hit] += map_values(plate_ids[hit], mapping)
             previous = v
-    unclaimed = plates & (out != ENDPLATE_INFERIOR) & (out != ENDPLATE_SUPERIOR)
-    out[unclaimed] += ENDPLATE
-    keep = np.isin(out, (ENDPLATE_INFERIOR, ENDPLATE_SUPERIOR, ENDPLATE))
-    return np.where(keep, out, 0).astype(np.int32)
+    unclaimed = (sums != ENDPLATE_INFERIOR) & (sums != ENDPLATE_SUPERIOR)
+    sums[unclaimed] += ENDPLATE
+    keep = np.isin(sums, (ENDPLATE_INFERIOR, ENDPLATE_SUPERIOR, ENDPLATE))
+    result[where] = np.where(keep, sums, 0)
+    return result

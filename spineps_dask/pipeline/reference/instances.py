@@ -11,10 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from spineps_dask.pipeline.reference._arrays import (
-    bounding_box,
     components,
     face_contacts,
-    grow_box,
+    label_boxes,
     label_centroids,
     label_volumes,
     map_values,
@@ -122,24 +121,19 @@ def fix_posterior_fragments(instance: np.ndarray, semantic: np.ndarray) -> np.nd
     and the ids seen are those before any relabelling in this step.
     """
     out = instance.copy()
-    for vert in present_labels(instance):
-        if not 1 <= vert <= MAX_FRAGMENT_CHECK_LABEL:
-            continue
+    checked = np.where(instance <= MAX_FRAGMENT_CHECK_LABEL, instance, 0)
+    for vert, vert_box in label_boxes(checked, pad=1).items():
         # Inside the vertebra's box grown by one, each piece's own box grown by one is the
         # same as it would be in the whole volume (both are clamped at the same borders).
-        vert_box = bounding_box(instance == vert, pad=1)
-        if vert_box is None:
-            continue
         comps, n = components(instance[vert_box] == vert, connectivity=3)
         if n < 2:
             continue
         sizes = np.bincount(comps.ravel())[1:]
         ranked = sorted(range(1, n + 1), key=lambda k: -sizes[k - 1])[:FRAGMENT_COMPONENTS]
         sem_v, inst_v, out_v = semantic[vert_box], instance[vert_box], out[vert_box]
+        comp_boxes = label_boxes(comps, pad=1)
         for comp_id in ranked[1:]:
-            tight = bounding_box(comps == comp_id)
-            assert tight is not None
-            box = grow_box(tight, 1, comps.shape)
+            box = comp_boxes[comp_id]
             piece = comps[box] == comp_id
             if not set(present_labels(sem_v[box][piece])) <= {ARCUS, SPINOSUS}:
                 continue
