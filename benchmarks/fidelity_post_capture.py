@@ -178,16 +178,55 @@ def _shuffle_and_punch(sem: np.ndarray, vert: np.ndarray, rng: np.random.Generat
     return sem, out
 
 
-#: (capture, edit, orientation to store and run in, seed)
+def _thirds(sem: np.ndarray, vert: np.ndarray, rng: np.random.Generator):
+    """Every vertebra cut into three bands of rows, each its own instance: 25 or more ids, so
+    the numbering runs into 26 (S1) and 28 (T13) and past the 25 / 40 limits (P-I-R)."""
+    out = np.zeros(vert.shape, np.uint16)
+    rows = np.arange(vert.shape[1])[None, :, None]
+    new = 1
+    for i in [int(i) for i in np.unique(vert) if i]:
+        cuts = np.percentile(np.nonzero(vert == i)[1], [33, 66])
+        band = np.digitize(rows, cuts)
+        for b in range(3):
+            out[(vert == i) & (band == b)] = new
+            new += 1
+    return sem, out
+
+
+def _dens_metal_plates(sem: np.ndarray, vert: np.ndarray, rng: np.random.Generator):
+    """Semantic labels the demo model never emits: the top body's upper third as dens (51), a
+    metal (80) block, and endplate components alternately pre-split into 52 / 53 (P-I-R)."""
+    from scipy import ndimage
+
+    sem = sem.copy()
+    ids = [int(i) for i in np.unique(vert) if i]
+    top = min(ids, key=lambda i: np.nonzero(vert == i)[1].mean())
+    body = (vert == top) & (sem == 49)
+    rows = np.arange(sem.shape[1])[None, :, None]
+    sem[body & (rows < np.percentile(np.nonzero(body)[1], 33))] = 51
+    centre = np.argwhere(sem == 49)[len(np.argwhere(sem == 49)) // 2]
+    block = tuple(slice(max(int(c) - 3, 0), int(c) + 3) for c in centre)
+    sem[block][sem[block] != 0] = 80
+    plates, n = ndimage.label(sem == 62, structure=np.ones((3, 3, 3), bool))
+    for k in range(1, n + 1):
+        sem[plates == k] = (52, 53, 62)[k % 3]
+    return sem, vert
+
+
+#: (capture, edit, orientation to store and run in, seed, labeling_offset or None = as captured)
 VARIANTS = [
-    ("sub-tptbox_T2w", _split_top, "PIR", 0),
-    ("sub-tptbox_T2w", _split_top, "LPS", 0),
-    ("sub-001_T2w", _split_bottom, "ASR", 1),
-    ("sub-001_T2w", _split_bottom, "PIR", 1),
-    ("sub-001_T2w", _stray_arches, "ASR", 2),
-    ("sub-004_T2w", _stray_arches, "SRP", 3),
-    ("sub-004_T2w", _shuffle_and_punch, "RAS", 4),
-    ("sub-003_T2w", _shuffle_and_punch, "PIR", 5),
+    ("sub-tptbox_T2w", _split_top, "PIR", 0, None),
+    ("sub-tptbox_T2w", _split_top, "LPS", 0, None),
+    ("sub-001_T2w", _split_bottom, "ASR", 1, None),
+    ("sub-001_T2w", _split_bottom, "PIR", 1, None),
+    ("sub-001_T2w", _stray_arches, "ASR", 2, None),
+    ("sub-004_T2w", _stray_arches, "SRP", 3, None),
+    ("sub-004_T2w", _shuffle_and_punch, "RAS", 4, None),
+    ("sub-003_T2w", _shuffle_and_punch, "PIR", 5, None),
+    ("sub-001_T2w", _thirds, "LAS", 6, None),
+    ("sub-003_T2w", _thirds, "PIR", 7, 0),
+    ("sub-003_T2w", _dens_metal_plates, "SPL", 8, 0),
+    ("sub-tptbox_T2w", _dens_metal_plates, "PIR", 9, None),
 ]
 
 
@@ -198,7 +237,7 @@ def variants(out_dir: Path, captures: list[Path]) -> None:
     from TPTBox import NII
 
     by_name = {p.name.split(".")[0]: p for p in captures}
-    for name, edit, codes, seed in VARIANTS:
+    for name, edit, codes, seed, offset in VARIANTS:
         if name not in by_name:
             continue
         data = np.load(by_name[name])
@@ -216,19 +255,23 @@ def variants(out_dir: Path, captures: list[Path]) -> None:
         assert "".join(seg_nii.orientation) == codes, (seg_nii.orientation, codes)
         kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in meta["kwargs"].items()}
         kwargs["debug_data"] = None
+        if offset is not None:
+            kwargs["labeling_offset"] = offset
         store = {
             "seg_in": seg_n,
             "vert_in": vert_n,
             "orientation": codes,
             "zoom": [float(z) for z in seg_nii.zoom],
             "affine": np.asarray(seg_nii.affine, dtype=float),
-            "kwargs": meta["kwargs"],
+            "kwargs": meta["kwargs"] | {"labeling_offset": kwargs["labeling_offset"]},
         }
         seg_out, vert_out = phase_postprocess_combined(
             seg_nii.copy(), seg_nii.copy(), vert_nii, **kwargs
         )
         store["seg_out"], store["vert_out"] = seg_out.get_seg_array(), vert_out.get_seg_array()
-        tag = f"{name}_{edit.__name__.strip('_')}_{codes}"
+        tag = f"{name}_{edit.__name__.strip('_')}_{codes}" + (
+            "" if offset is None else f"_o{offset}"
+        )
         written = _save(store, out_dir / f"variant-{tag}.npz", variant=tag)
         print(f"{tag}: {written['orientation']}, zoom {written['zoom']}", flush=True)
 
