@@ -275,6 +275,41 @@ def test_posterior_fragment_with_body_voxels_stays():
     assert np.array_equal(fix_posterior_fragments(inst, sem), inst)
 
 
+def test_posterior_fragment_touches_by_bounding_box_not_adjacency():
+    """Quirk kept: an L-shaped arch piece of 3 goes to 4 although no voxel of 4 touches it, as
+    4 lies inside the piece's bounding box grown by one."""
+    sem = np.zeros((8, 16, 8), np.uint8)
+    inst = np.zeros(sem.shape, np.int64)
+    sem[1:7, 1:5, 1:7], inst[1:7, 1:5, 1:7] = 49, 3
+    piece = ((3, 7, 3), (3, 7, 4), (4, 7, 3))
+    for p in piece:
+        sem[p], inst[p] = 41, 3
+    sem[5, 8, 5], inst[5, 8, 5] = 42, 4  # in the box, two voxels from each piece voxel
+    sem[1:7, 11:14, 1:7], inst[1:7, 11:14, 1:7] = 49, 4
+    out = fix_posterior_fragments(inst, sem)
+    assert [out[p] for p in piece] == [4, 4, 4] and out[5, 8, 5] == 4
+
+
+def test_only_second_and_third_largest_fragments_are_checked():
+    """Quirk kept: of vertebra 3's four pieces, the 2nd and 3rd largest (inside 4's spinous
+    process) go to 4; the 4th, equally stray, stays 3."""
+    sem = np.zeros((10, 20, 10), np.uint8)
+    inst = np.zeros(sem.shape, np.int64)
+    sem[1:9, 1:6, 1:9], inst[1:9, 1:6, 1:9] = 49, 3
+    sem[1:9, 8:18, 1:9], inst[1:9, 8:18, 1:9] = 42, 4
+    for (a, b, c), size in (((2, 10, 2), 3), ((2, 14, 5), 2), ((6, 12, 2), 1)):
+        inst[a : a + size, b, c : c + size] = 3
+    out = fix_posterior_fragments(inst, sem)
+    assert (out[2, 10, 2], out[2, 14, 5], out[6, 12, 2]) == (4, 4, 3)
+
+
+def test_numbering_runs_into_the_sacrum_id_past_24_vertebrae():
+    """Quirk kept: every id is renumbered, so the 25th vertebra from the top gets 26 (S1)."""
+    inst = np.zeros((1, 25, 1), np.int64)
+    inst[0, :, 0] = np.arange(25, 0, -1)
+    assert number_top_to_bottom(inst)[0, -1, 0] == 26
+
+
 def test_numbering_runs_from_the_top_with_offset():
     """Ids by centre along axis 1 (inferior): top gets 1 + offset (C2 = 2 by default)."""
     inst = np.zeros((1, 9, 1), np.int64)

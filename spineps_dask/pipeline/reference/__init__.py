@@ -16,6 +16,20 @@ Steps, in order (all on (P, I, R) arrays)::
     number_top_to_bottom            # phase_post.label_instance_top_to_bottom
     apply_overrides                 # sacrum / metal / dens assignments
     attach_discs_endplates          # phase_post.add_ivd_ep_vert_label (+ _split_endplates)
+
+Reference behaviour kept on purpose (each pinned by a test):
+
+- the one orientation-dependent step: the split-top-vertebra merge sorts by axis 1 of the
+  scan's *own* orientation (``scan_orientation``), so on an A-S-R scan it looks at the bottom;
+- the lowest id grows once from its voxels outside the semantic vertebra (on discs) before
+  the mask clears them; later ids do not;
+- an articular process dominated by unlabelled voxels is removed from its vertebra;
+- a posterior fragment "touches" the ids found in its bounding box (+1), not its neighbours;
+  only the 2nd and 3rd largest pieces of ids 1..25 are looked at;
+- every id is renumbered from the top, so 25+ vertebrae run into 26 (S1) and 28 (T13);
+- the sacrum counts as the top of the image when discs are attached: a disc above every
+  vertebra becomes 126; both endplates of a disc take the vertebra above it;
+- endplate voxels first reached by an unrelated vertebra end as 0 in the semantic mask.
 """
 
 from spineps_dask.pipeline.reference.discs import attach_discs_endplates, split_endplates

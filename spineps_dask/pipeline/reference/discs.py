@@ -79,10 +79,14 @@ def attach_discs_endplates(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Label disc and endplate voxels after the vertebra above them; split the endplates.
 
-    A disc whose centre is above every vertebra gets 100 + (top id - 1), or 0 when that is 0.
-    An endplate above every vertebra goes to the vertebra highest in the image instead. Ties
-    in centre rows go to the smaller id. Where the semantic mask already has split plates (52
-    / 53) an endplate takes the vertebra's own id, a superior plate the vertebra below.
+    Heights are centre rows of each vertebra's body voxels; a vertebra without any (the
+    sacrum) counts as row 0, the top of the image. Each disc component becomes 100 + the
+    nearest vertebra above its centre; one above all of them gets 100 + (smallest id - 1), or
+    0 when that is 0, except that with a sacrum present nothing is above row 0 and the disc
+    becomes 126. Endplate components take 200 + the nearest vertebra above too, both plates
+    of a disc the same one; a plate above all of them falls back to the smallest row. Ties
+    go to the smaller id. With plates already split (52 / 53) in the semantic mask there is
+    no offset and a superior plate takes the nearest vertebra below instead.
 
     Returns
     -------
