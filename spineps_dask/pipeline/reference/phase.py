@@ -107,7 +107,7 @@ def postprocess_like_reference(
         logger.warning("empty semantic mask: nothing to post-process")
         return sem_out, inst_out
     sem = np.ascontiguousarray(sem_out[box])
-    inst = np.where(sem != 0, instance[box], 0).astype(np.int64)
+    inst = np.where(sem != 0, instance[box], 0).astype(np.int32)
     inst = assign_articular_processes(inst, sem)
     inst, sem = assign_missing_components(inst, sem)
     if np.any(sem == DISC):
