@@ -1,9 +1,10 @@
 """Capture what `spineps` 2.1.3's post-processing phase receives and returns, scan by scan.
 
 Runs with the *reference's* Python (its own virtual environment), never this project's; it
-imports only spineps, TPTBox and numpy. It wraps ``phase_postprocess_combined`` where
-``spineps.seg_run`` calls it, runs ``segment_image`` with ``-ml none`` (no labelling model)
-and no N4, and writes one ``.npz`` per scan for `tests/pipeline/test_reference_post.py`:
+imports only spineps, TPTBox and what they bring (numpy, scipy, nibabel). It wraps
+``phase_postprocess_combined`` where ``spineps.seg_run`` calls it, runs ``segment_image`` with
+``-ml none`` (no labelling model) and no N4, and writes one ``.npz`` per scan for
+`tests/pipeline/test_reference_post.py`:
 
 - ``seg_in`` / ``vert_in``: the semantic and merged instance masks handed to the phase, on the
   scan grid, in the scan's own orientation;
@@ -21,6 +22,15 @@ so a second mode edits captured inputs to provoke them, stores the result in ano
 orientation and runs the phase itself on it, written the same way (``variant`` in ``meta``):
 
     /work/refvenv/bin/python benchmarks/fidelity_post_capture.py variants OUT CAPTURE.npz...
+
+The committed fixtures (``tests/pipeline/data/reference_post``) came from the demo models on
+``spineps-dask phantom PHANTOMS --subjects 6 --seed 7`` (sub-002 and sub-005 stop in the
+reference's instance phase: no vertebral body found) and TPTBox's real crop
+``tests/sample_mri/sub-mri_label-6_T2w.nii.gz`` copied as ``sub-tptbox_T2w.nii.gz``::
+
+    python benchmarks/fidelity_post_capture.py CAPTURE spineps_dask/demo_models/semantic \
+        spineps_dask/demo_models/instance TPTBOX/sub-tptbox_T2w.nii.gz PHANTOMS/sub-*/anat/*.nii.gz
+    python benchmarks/fidelity_post_capture.py variants CAPTURE_VARIANTS CAPTURE/*.npz
 """
 
 from __future__ import annotations
