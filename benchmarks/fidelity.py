@@ -131,16 +131,16 @@ class Capture:
             return out
 
         model.network_logits, model.predict_model_grid = network_logits, predict_model_grid
-        from spineps_dask.pipeline import reference_instance
+        from spineps_dask.pipeline.reference import instance_phase
 
-        orig_merge = reference_instance.merge
+        orig_merge = instance_phase.merge
 
         def merge(*a: Any, **k: Any) -> Any:
             out = orig_merge(*a, **k)
             store["merged"] = out
             return out
 
-        reference_instance.merge = merge
+        instance_phase.merge = merge
         model.predictor.network.register_forward_pre_hook(self._count)
         for name, fn in self._orig.items():
             setattr(seg, name, self._wrap(name, fn))
@@ -217,7 +217,7 @@ def compare(ref: dict[str, Any], ours: dict[str, Any], lut: np.ndarray) -> dict[
         row["merged_equal"] = agreement(ours["merged"], ref["vert_grid"])
     if "semantic" in ref and ours["result"] is not None:
         sem_ref = _merged_endplates(ref["semantic"])
-        sem_ours = np.asarray(ours["result"].semantic.data).astype(np.int32)
+        sem_ours = _merged_endplates(np.asarray(ours["result"].semantic.data))
         inst_ours = np.asarray(ours["result"].instance.data).astype(np.int32)
         inst_ref = ref["instance"].astype(np.int32)
         row["final_semantic_dice"] = semantic_dice(sem_ours, sem_ref)
@@ -356,8 +356,9 @@ def main() -> None:
         ours = {**capture.store, "result": result}
         row = {"scan": name, "ours": ours.get("error", "ok"), **compare(ref, ours, lut)}
         if result is not None:
+            sem_ours = _merged_endplates(np.asarray(result.semantic.data))
             row["truth_ours"] = truth_scores(
-                np.asarray(result.semantic.data), np.asarray(result.instance.data), truth, scan
+                sem_ours, np.asarray(result.instance.data), truth, scan
             )
         if "semantic" in ref:
             sem_ref = _merged_endplates(ref["semantic"])

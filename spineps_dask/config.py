@@ -153,6 +153,8 @@ class RunConfig:
     def __post_init__(self) -> None:
         if self.recipe not in RECIPES:
             raise ValueError(f"unknown recipe {self.recipe!r}; use one of {', '.join(RECIPES)}")
+        if self.reference_mode and self.recipe != "reference":
+            raise ValueError("reference_mode needs recipe 'reference' (spineps' own grids)")
 
     #: Fields that cannot change a result; left out of the fingerprint.
     _RESULT_NEUTRAL = ("device", "cutouts_per_task", "snapshot", "metrics")

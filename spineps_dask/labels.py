@@ -32,6 +32,10 @@ class Semantic(IntEnum):
     CORD = 60
     CANAL = 61
     ENDPLATE = 62
+    #: spineps 2.1.3 splits the endplate into superior / inferior (its semantic output; ours in
+    #: reference mode too).
+    ENDPLATE_SUPERIOR = 52
+    ENDPLATE_INFERIOR = 53
     DISC = 100
 
 
@@ -50,13 +54,17 @@ SEMANTIC_NAMES: dict[int, str] = {
     60: "Spinal_Cord",
     61: "Spinal_Canal",
     62: "Endplate",
+    52: "Vertebral_Body_Endplate_Superior",
+    53: "Vertebral_Body_Endplate_Inferior",
     100: "Vertebra_Disc",
 }
 
 #: Labels that make up a vertebra (posterior elements + body); endplates are separate instances.
 VERTEBRA_SEMANTIC: tuple[int, ...] = (41, 42, 43, 44, 45, 46, 47, 48, 49, 50)
+#: An endplate, whole or split as spineps 2.1.3 splits it.
+ENDPLATE_SEMANTIC: tuple[int, ...] = (62, 52, 53)
 #: Everything the instance mask may cover.
-SPINE_SEMANTIC: tuple[int, ...] = (*VERTEBRA_SEMANTIC, 26, 62, 100)
+SPINE_SEMANTIC: tuple[int, ...] = (*VERTEBRA_SEMANTIC, 26, *ENDPLATE_SEMANTIC, 100)
 
 #: Semantic label -> instance-model input id (reference: 41..48 -> 1..8, 49/50/51 -> 9, sacrum
 #: 26 -> 0 = background, everything else 0). 51 is not in our scheme; some reference models

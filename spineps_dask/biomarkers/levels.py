@@ -20,6 +20,7 @@ from spineps_dask.errors import InputError
 from spineps_dask.geometry import Volume
 from spineps_dask.labels import (
     ENDPLATE_OFFSET,
+    ENDPLATE_SEMANTIC,
     IVD_OFFSET,
     VERTEBRA_IDS,
     Semantic,
@@ -235,7 +236,7 @@ def _body_part(sem, inst, affine, boxes: dict, x: int) -> _Part | None:
     i, s = inst[box], sem[box]
     corpus = (i > 0) & (i < IVD_OFFSET) & np.isin(s, _BODY_SEMANTIC)
     core = corpus & (i == x)
-    endplate = (s == Semantic.ENDPLATE) & (i >= ENDPLATE_OFFSET)
+    endplate = np.isin(s, ENDPLATE_SEMANTIC) & (i >= ENDPLATE_OFFSET)
     if endplate.any() and corpus.any():
         _, nearest = ndimage.distance_transform_edt(~corpus, return_indices=True)
         owner = i[tuple(nearest)]

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from spineps_dask.labels import (
     ENDPLATE_OFFSET,
+    ENDPLATE_SEMANTIC,
     IVD_OFFSET,
     VERTEBRA_IDS,
     VERTEBRA_SEMANTIC,
@@ -36,7 +37,7 @@ GLOBAL_STRUCTURES: tuple[Structure, ...] = (
     Structure("ivd", "IVD", (int(Semantic.DISC),)),
     Structure("spinal_canal", "Spinal Canal", (int(Semantic.CANAL),)),
     Structure("spinal_cord", "Spinal Cord", (int(Semantic.CORD),)),
-    Structure("endplate", "Endplate", (int(Semantic.ENDPLATE),)),
+    Structure("endplate", "Endplate", ENDPLATE_SEMANTIC),
     Structure("sacrum", "Sacrum", (int(Semantic.SACRUM),)),
     Structure("arcus", "Arcus Vertebrae", (int(Semantic.ARCUS),)),
     Structure("spinosus", "Spinosus Process", (int(Semantic.SPINOSUS),)),

@@ -25,7 +25,6 @@ import numpy as np
 
 from spineps_dask.config import RECIPES
 from spineps_dask.geometry import Volume, resample, resample_to, rescale
-from spineps_dask.pipeline import reference_instance
 from spineps_dask.pipeline.check import check_scan
 from spineps_dask.pipeline.cutouts import (
     DEFAULT_MAPPING,
@@ -45,7 +44,8 @@ from spineps_dask.pipeline.preprocess import (
     preprocess,
     undo_crop_pad,
 )
-from spineps_dask.pipeline.reference_instance import ReferenceSizes
+from spineps_dask.pipeline.reference import instance_phase, postprocess_like_reference
+from spineps_dask.pipeline.reference.instance_phase import ReferenceSizes
 from spineps_dask.pipeline.semantic_cleaning import CleaningSettings, clean_semantic
 
 logger = logging.getLogger(__name__)
@@ -100,9 +100,7 @@ class InstanceSpace:
             erosion=erosion, corpus_size_cleaning=self._voxels(self.corpus_size_cleaning)
         )
 
-    def reference_sizes(
-        self, zoom: tuple[float, float, float]
-    ) -> reference_instance.ReferenceSizes:
+    def reference_sizes(self, zoom: tuple[float, float, float]) -> ReferenceSizes:
         """The reference's corpus and vertebra size limits on a grid of voxel size ``zoom``."""
         return ReferenceSizes.from_config(
             self.corpus_size_cleaning,
@@ -186,11 +184,11 @@ def plan_cutouts(
 ) -> np.ndarray:
     """Vertebral-body centres (N, 3), bottom -> top, on the instance grid.
 
-    ``reference_mode``: `spineps` 2.1.3's centres (`reference_instance.plan`).
+    ``reference_mode``: `spineps` 2.1.3's centres (`instance_phase.plan`).
     """
     data = np.asarray(instance_in.data)
     if reference_mode:
-        return reference_instance.plan(
+        return instance_phase.plan(
             data,
             mapping=space.mapping or DEFAULT_MAPPING,
             sizes=space.reference_sizes(instance_in.spacing),
@@ -244,7 +242,7 @@ def assemble(
     """Merge, post-process and label; return semantic and instance in the input geometry.
 
     ``merge``: merge constants (parameter sweeps); default ``space.merge_settings``.
-    ``reference_mode``: `spineps` 2.1.3's merge (`reference_instance.merge`).
+    ``reference_mode``: `spineps` 2.1.3's merge (`instance_phase.merge`).
 
     The merge runs on the instance grid; post-processing and labelling in P-I-R orientation
     (reorientation is exact) on the scan's grid (reference: both masks mapped there by nearest
@@ -253,9 +251,7 @@ def assemble(
     """
     if reference_mode:
         sizes = space.reference_sizes(instance_in.spacing)
-        merged = reference_instance.merge(
-            predictions, instance_in.shape, vertebra_size=sizes.vertebra
-        )
+        merged = instance_phase.merge(predictions, instance_in.shape, vertebra_size=sizes.vertebra)
     else:
         merged = merge_predictions(
             predictions, instance_in.shape, settings=merge or space.merge_settings
@@ -265,7 +261,10 @@ def assemble(
         scan_inst = resample_to(
             Volume(merged, instance_in.affine), record.shape, record.affine, order=0
         )
-        inst_out, labeling = _postprocess_on(scan_sem, scan_inst, postprocess_on)
+        if reference_mode and postprocess_on:
+            scan_sem, inst_out, labeling = _postprocess_like_reference(scan_sem, scan_inst)
+        else:
+            inst_out, labeling = _postprocess_on(scan_sem, scan_inst, postprocess_on)
         return scan_sem, inst_out, labeling, centroids(np.asarray(inst_out.data))
     pir_shape = semantic.reorient(PIR).shape
     merged_vol = resample(Volume(merged, instance_in.affine), shape=pir_shape, order=0)
@@ -274,6 +273,22 @@ def assemble(
     inst_out = undo_crop_pad(inst_vol, record)
     ctd = centroids(np.asarray(inst_out.data))
     return sem_out, inst_out, labeling, ctd
+
+
+def _postprocess_like_reference(
+    semantic: Volume, merged: Volume
+) -> tuple[Volume, Volume, Labeling]:
+    """`spineps` 2.1.3's post-processing (`reference.postprocess_like_reference`): vertebrae
+    named from the top as C2 downwards, as ``spineps sample -ml none`` names them."""
+    sem_pir, inst_pir = semantic.reorient(PIR), merged.reorient(PIR)
+    sem, inst = postprocess_like_reference(
+        np.asarray(sem_pir.data),
+        np.asarray(inst_pir.data),
+        zoom=sem_pir.spacing,
+        scan_orientation="".join(semantic.orientation),
+    )
+    sem_out, inst_out = (sem_pir.with_data(a).reorient(semantic.orientation) for a in (sem, inst))
+    return sem_out, inst_out, Labeling(mapping={}, anchor="none")
 
 
 def _postprocess_on(

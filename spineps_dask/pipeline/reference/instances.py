@@ -19,6 +19,7 @@ from spineps_dask.pipeline.reference._arrays import (
     map_values,
     present_labels,
 )
+from spineps_dask.pipeline.resolution import REFERENCE_ZOOM
 
 DISC = 100
 ENDPLATE = 62
@@ -29,14 +30,12 @@ DENS = 51
 C2 = 2
 S1 = 26
 METAL = 80
-#: Voxel spacing the reference's thresholds were tuned at (``utils.resolution.REFERENCE_ZOOM``).
-REFERENCE_ZOOM_MM = (0.75, 0.75, 1.65)
 #: The upper of two stacked instances is merged only if smaller than this fraction of the lower
 #: (``MERGED_VERTEBRA_SIZE_RATIO``) ...
 MERGED_SIZE_RATIO = 0.5
 #: ... and they share more than this contact area (``MERGED_VERTEBRA_MIN_CONTACT_MM2``: 20
 #: voxel faces at the reference zoom).
-MERGED_MIN_CONTACT_MM2 = 20 * float(np.prod(REFERENCE_ZOOM_MM)) ** (2.0 / 3.0)
+MERGED_MIN_CONTACT_MM2 = 20 * float(np.prod(REFERENCE_ZOOM)) ** (2.0 / 3.0)
 #: Only instances up to this id are checked for posterior fragments
 #: (``proc_functions.MAX_VERTEBRA_INSTANCE_LABEL``).
 MAX_FRAGMENT_CHECK_LABEL = 25

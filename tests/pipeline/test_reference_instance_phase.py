@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from spineps_dask.errors import InputError
-from spineps_dask.pipeline import reference_instance as ri
 from spineps_dask.pipeline.cutouts import DEFAULT_MAPPING
 from spineps_dask.pipeline.merge import CutoutPrediction
+from spineps_dask.pipeline.reference import instance_phase as ri
 from spineps_dask.pipeline.semantic_cleaning import (
     CleaningSettings,
     clean_semantic,
