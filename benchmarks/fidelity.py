@@ -235,6 +235,50 @@ def _merged_endplates(semantic: np.ndarray) -> np.ndarray:
     return out
 
 
+def summary_table(rows: list[dict[str, Any]]) -> str:
+    """One Markdown row per scan: each stage's agreement, then the final masks' lowest Dice."""
+
+    def cell(v: Any, fmt: str = "{:.4f}") -> str:
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            return "–"
+        return fmt.format(v) if isinstance(v, float) else str(v)
+
+    head = (
+        "| scan | outcome (ours / spineps) | input max abs diff | windows | raw argmax equal | "
+        "cleaned equal | instance grid equal | cutouts (centres equal) | merged equal | "
+        "final semantic Dice min | final vertebra Dice min | names equal |"
+    )
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        sem = [v for v in r.get("final_semantic_dice", {}).values() if not np.isnan(v)]
+        vert = list(r.get("final_vertebra_dice", {}).values())
+        names = r.get("vertebrae_ours_ref")
+        cuts = r.get("cutouts", "–")
+        if "cutout_centres_equal" in r:
+            cuts = f"{cuts} ({'yes' if r['cutout_centres_equal'] else 'no'})"
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    r["scan"],
+                    f"{r.get('ours', '')[:40]} / {r.get('spineps', '')}",
+                    cell(r.get("input_max_abs_diff"), "{:.1e}"),
+                    cell(r.get("windows")),
+                    cell(r.get("raw_argmax_equal")),
+                    cell(r.get("clean_equal")),
+                    cell(r.get("instance_grid_equal")),
+                    cell(cuts),
+                    cell(r.get("merged_equal")),
+                    cell(min(sem) if sem else None),
+                    cell(min(vert) if vert else None),
+                    cell(None if names is None else names[0] == names[1]),
+                ]
+            )
+            + " |"
+        )
+    return "\n".join(lines)
+
+
 def write_fixture(path: Path, ref: dict[str, Any], lut: np.ndarray, instance_config: Any) -> None:
     """The reference's semantic cleaning and instance phase on one scan, small enough for the
     repository: raw and cleaned model-grid masks (P-I-R), the cropped instance grid, its cutout
@@ -367,6 +411,7 @@ def main() -> None:
         print(json.dumps(row, default=str), flush=True)
         if args.fixtures and "vert_grid" in ref and "raw" in ref:
             write_fixture(args.fixtures / f"{name}.npz", ref, lut, inst_model.config)
+    print(summary_table(rows))
     print(
         f"spineps process {ref_seconds:.1f} s for {len(scans)} scans (with import and load); "
         f"ours {ours_seconds:.1f} s in-process"
