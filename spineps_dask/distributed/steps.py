@@ -25,6 +25,7 @@ from spineps_dask.pipeline.segment import (
     Segmentation,
     cutouts_at,
     instance_input,
+    model_modality,
     plan_cutouts,
     predict_cutouts,
     semantic_phase,
@@ -37,6 +38,12 @@ from spineps_dask.pipeline.segment import prepare as prepare_image
 def instance_space(folder: str) -> InstanceSpace:
     """How the instance model in ``folder`` sees a mask (its config read once per process)."""
     return InstanceSpace.from_config(load_model_folder(folder, kind="instance").config)
+
+
+@functools.lru_cache(maxsize=8)
+def semantic_modality(folder: str) -> str:
+    """``"CT"`` or ``"MR"``: what the semantic model in ``folder`` was trained on."""
+    return model_modality(load_model_folder(folder, kind="semantic").config)
 
 
 def batch_indices(n: int, size: int) -> list[list[int]]:
@@ -53,14 +60,18 @@ def prepare(
     *,
     n4: bool,
     recipe: str = "reference",
+    modality: str = "MR",
 ) -> StageResult | Failure:
-    """Read the scan, check and preprocess it (N4 or not, as ``recipe`` says), park it.
+    """Read the scan, check and preprocess it (N4 or not, as ``recipe`` and the semantic
+    model's ``modality`` say), park it.
 
     The crop record it returns carries the recipe to the later steps.
     """
     with Guard(subject, "prepare") as g:
         image = g.store(source.read_volume, subject, IMAGE)
-        prepared, record = prepare_image(image, n4=n4, subject=subject, recipe=recipe)
+        prepared, record = prepare_image(
+            image, n4=n4, subject=subject, recipe=recipe, modality=modality
+        )
         g.store(work.write_volume, subject, names.prepared, prepared)
     return g.failure or StageResult(subject, {}, {}).then("prepare", g.seconds, g.io, record=record)
 

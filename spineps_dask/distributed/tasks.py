@@ -26,7 +26,10 @@ from spineps_dask.io.store import CohortStore
 
 def prepare(store: CohortStore, subject: str, cfg: RunConfig) -> StageResult | Failure:
     """Check and preprocess the scan; park it as ``work_prepared``."""
-    return steps.prepare(store, store, subject, RUN_WORK, n4=cfg.n4, recipe=cfg.recipe)
+    modality = steps.semantic_modality(str(cfg.semantic_model))
+    return steps.prepare(
+        store, store, subject, RUN_WORK, n4=cfg.n4, recipe=cfg.recipe, modality=modality
+    )
 
 
 def semantic(

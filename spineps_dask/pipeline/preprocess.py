@@ -40,6 +40,9 @@ class PreprocessSettings:
     pad: int = 4
     n4: bool = False
     recipe: str = "reference"
+    #: False for CT models: the reference leaves CT intensities (Hounsfield units) as they are,
+    #: skips N4 and pads with the scan's minimum (nnU-Net's CTNormalization does the rest).
+    normalize: bool = True
     n4_shrink: int = 8
     n4_iterations: tuple[int, ...] = (50, 50, 50)
 
@@ -156,7 +159,17 @@ def preprocess(
 
 def _preprocess_reference(vol: Volume, s: PreprocessSettings) -> tuple[Volume, CropRecord]:
     """``spineps`` ``preprocess_input``: normalise, N4 (and normalise again) inside the non-zero
-    box, put the box back, pad the whole image with zeros. The dtype is the scan's."""
+    box, put the box back, pad the whole image with zeros. The dtype is the scan's. Without
+    ``normalize`` (CT) the intensities stay and the pad takes the scan's minimum."""
+    if not s.normalize:
+        floor = np.asarray(vol.data).min()
+        data = np.pad(np.asarray(vol.data), s.pad, constant_values=floor)
+        shift = np.eye(4)
+        shift[:3, 3] = -s.pad
+        record = CropRecord(
+            vol.shape, np.array(vol.affine, dtype=float), (0, 0, 0), vol.shape, s.pad, "reference"
+        )
+        return Volume(data, vol.affine @ shift), record
     data = normalize_like_reference(vol.data, max_intensity=s.max_intensity)
     lo, hi = nonzero_box(data)
     box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))

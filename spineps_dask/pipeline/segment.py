@@ -126,18 +126,35 @@ class Segmentation:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+def model_modality(config: Any) -> str:
+    """``"CT"`` for a semantic model trained on CT (the reference then neither normalises nor
+    runs N4), else ``"MR"``."""
+    return "CT" if "CT" in tuple(config.modality) else "MR"
+
+
 def _check_recipe(recipe: str) -> None:
     if recipe not in RECIPES:
         raise ValueError(f"unknown recipe {recipe!r}; use one of {', '.join(RECIPES)}")
 
 
 def prepare(
-    image: Volume, *, n4: bool, subject: str = "", recipe: str = "reference"
+    image: Volume,
+    *,
+    n4: bool,
+    subject: str = "",
+    recipe: str = "reference",
+    modality: str = "MR",
 ) -> tuple[Volume, CropRecord]:
-    """Check the scan, then normalise / (crop) / (N4) / pad it for the semantic model."""
+    """Check the scan, then normalise / (crop) / (N4) / pad it for the semantic model.
+
+    ``modality="CT"`` (a CT semantic model): as the reference, no intensity normalisation and
+    no N4 (reference recipe only).
+    """
     _check_recipe(recipe)
     check_scan(image, subject=subject)
-    return preprocess(image, settings=PreprocessSettings(n4=n4, recipe=recipe))
+    ct = modality == "CT" and recipe == "reference"
+    settings = PreprocessSettings(n4=n4 and not ct, recipe=recipe, normalize=not ct)
+    return preprocess(image, settings=settings)
 
 
 def raw_semantic(prepared: Volume, model: Any, *, recipe: str = "reference") -> Volume:
@@ -341,8 +358,10 @@ def segment(
         timings[name] = time.perf_counter() - t0
         return out
 
+    modality = model_modality(semantic_model.config) if semantic_model is not None else "MR"
     prepared, record = stage(
-        "prepare", lambda: prepare(image, n4=n4, subject=subject, recipe=recipe)
+        "prepare",
+        lambda: prepare(image, n4=n4, subject=subject, recipe=recipe, modality=modality),
     )
     if semantic is None:
         sem = stage(

@@ -108,6 +108,7 @@ class _Grid:
                     self.work,
                     subject,
                     first,
+                    self.models,
                     name="prepare",
                     tag=pk,
                 )

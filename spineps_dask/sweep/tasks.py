@@ -48,11 +48,18 @@ class SweepPart:
 
 
 def prepare(
-    cohort: CohortStore, work: CohortStore, subject: str, setting: Setting
+    cohort: CohortStore, work: CohortStore, subject: str, setting: Setting, models: RunConfig
 ) -> StageResult | Failure:
-    """Check and preprocess the scan (N4 as the setting says); park it under its key."""
+    """Check and preprocess the scan (N4 as the setting says, as the semantic model's modality
+    needs); park it under its key."""
     return steps.prepare(
-        cohort, work, subject, work_names(setting), n4=setting.n4, recipe=setting.recipe
+        cohort,
+        work,
+        subject,
+        work_names(setting),
+        n4=setting.n4,
+        recipe=setting.recipe,
+        modality=steps.semantic_modality(str(models.semantic_model)),
     )
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from spineps_dask.geometry import resample
 from spineps_dask.phantom import make_phantom
 from spineps_dask.pipeline.cutouts import crop_padded, cutout_targets
 from spineps_dask.pipeline.merge import CutoutPrediction
@@ -42,7 +41,7 @@ def _run(seed, **overrides):
     ph = make_phantom(seed, **overrides)
     _, record = preprocess(ph.image)
     sem = crop_pad(ph.semantic, record)
-    gt = resample(crop_pad(ph.instance, record).reorient(SPACE.orientation), SPACE.spacing, order=0)
+    gt = instance_input(crop_pad(ph.instance, record), SPACE)  # the very grid of the mask
     inst_in = instance_input(sem, SPACE)
     centres = plan_cutouts(inst_in, SPACE)
     cutouts = cutouts_at(np.asarray(inst_in.data), centres, range(len(centres)), SPACE)
