@@ -1,4 +1,5 @@
-"""A CT semantic model runs end to end as the reference runs CT (issue 16, item 4).
+"""Every published semantic folder kind runs end to end (issue 16, item 4): T2w, T1w and Vibe
+(MR: normalised, N4 as asked) and CT, run as the reference runs CT.
 
 `spineps` 2.1.3 neither normalises nor N4-corrects a scan for a CT model (``segment_image``:
 ``proc_normalize_input = False``, ``proc_sem_n4_bias_correction = False``); the padding then
@@ -88,3 +89,23 @@ def test_ct_semantic_model_runs_end_to_end(tmp_path: Path) -> None:
     lo = (CT_PROPERTIES["percentile_00_5"] - CT_PROPERTIES["mean"]) / CT_PROPERTIES["std"]
     hi = (CT_PROPERTIES["percentile_99_5"] - CT_PROPERTIES["mean"]) / CT_PROPERTIES["std"]
     assert x.min() >= lo - 1e-2 and x.max() <= hi + 1e-2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("modality", ["T2w", "T1w", "Vibe"])
+def test_mr_semantic_kinds_run_end_to_end(tmp_path: Path, modality: str) -> None:
+    """An MR folder of each published kind segments a sagittal scan; intensities are prepared
+    the MR way (shifted to 0, at most 1500)."""
+    from .conftest import write_tiny_semantic
+
+    config = replace(SEMANTIC_CONFIG, log_name=f"tiny-{modality}", modality=(modality,))
+    folder = write_tiny_semantic(tmp_path / modality, config=config)
+    model = SemanticModel.from_folder(folder, device="cpu", threads=1)
+    assert model_modality(model.config) == "MR"
+    inst = InstanceModel.from_folder(write_tiny_instance(tmp_path / "inst"), device="cpu")
+    rng = np.random.default_rng(1)
+    scan = Volume(rng.integers(0, 3000, (16, 48, 40)).astype(np.int16), np.diag([3.0, 1, 1, 1]))
+    prepared, _ = prepare(scan, n4=False, modality=model_modality(model.config))
+    assert prepared.data.min() == 0 and prepared.data.max() <= 1500
+    result = segment(scan, model, inst, n4=False, subject=modality)
+    assert result.semantic.shape == scan.shape
