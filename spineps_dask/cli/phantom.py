@@ -27,13 +27,19 @@ def phantom(
             help="Voxel size in mm along the stored axes, e.g. 1,1,3 (with --orientation)."
         ),
     ] = None,
+    appearance: Annotated[
+        str,
+        typer.Option(
+            help="Contrast: t2w, t1w (CSF dark) or random (tissue signals drawn per subject)."
+        ),
+    ] = "t2w",
 ) -> None:
-    """Generate seeded phantoms: T2w scans plus semantic/instance masks, centroids and truth."""
+    """Generate seeded phantoms: scans plus semantic/instance masks, centroids and truth."""
     from spineps_dask.cli._progress import console, progress_bar
     from spineps_dask.errors import InputError
     from spineps_dask.phantom.cohort import write_bids_cohort
 
-    overrides: dict[str, object] = {}
+    overrides: dict[str, object] = {"appearance": appearance}
     if region is not None:
         if region not in _REGIONS:
             console.print(f"[red]--region {region!r} is not one of {', '.join(_REGIONS)}[/red]")

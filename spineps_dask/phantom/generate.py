@@ -16,7 +16,7 @@ import numpy as np
 from spineps_dask.geometry import Volume, reorient
 from spineps_dask.phantom import anatomy
 from spineps_dask.phantom.anatomy import Level
-from spineps_dask.phantom.image import t2w_image
+from spineps_dask.phantom.image import render_image
 from spineps_dask.phantom.posterior import (
     paint_atlas,
     paint_canal,
@@ -147,7 +147,7 @@ def make_phantom(seed_or_spec: int | PhantomSpec, **overrides: object) -> Phanto
     _paint(canvas, levels, spec)
     if not spec.c1_in_view:
         canvas = _below_c1(canvas)
-    image = t2w_image(canvas.semantic, canvas.disc_signal, canvas.axes, curve, spec)
+    image = render_image(canvas.semantic, canvas.disc_signal, canvas.axes, curve, spec)
     affine = np.diag([*spec.world_spacing, 1.0])
     affine[:3, 3] = [float(a[0]) for a in axes]
     affine[:3, 3] += np.asarray(spec.origin_mm)

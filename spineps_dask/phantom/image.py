@@ -1,8 +1,9 @@
-"""T2-weighted image from the label map: tissue signal, texture, partial volume, bias, noise.
+"""The image from the label map: tissue signal, texture, partial volume, bias, noise.
 
-T2w contrast (issue 3): CSF and disc nuclei bright, cord intermediate, bone marrow darker,
-endplates dark, muscle dark grey, subcutaneous fat bright, air black. The image is a
-by-product for training and demos; the label geometry is the ground truth.
+The contrast comes from `appearance` (issue 17): T2w by default (issue 3: CSF and disc nuclei
+bright, cord intermediate, bone marrow darker, endplates dark, muscle dark grey, subcutaneous
+fat bright, air black), T1w, or a randomised look with extra blur, gamma and a motion ghost.
+The image is a by-product for training and demos; the label geometry is the ground truth.
 """
 
 from __future__ import annotations
@@ -10,31 +11,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from spineps_dask.labels import Semantic
+from spineps_dask.phantom.appearance import Look, look
 from spineps_dask.phantom.spec import PhantomSpec
-
-# Relative T2w signal per structure (CSF = 1), close to the label medians of the real T2w sample
-# shipped with tptbox (body 0.35, cord 0.36, posterior elements 0.19, endplate 0.12 of CSF).
-_SIGNAL = {
-    0: 0.15,
-    Semantic.ARCUS: 0.24,
-    Semantic.SPINOSUS: 0.24,
-    Semantic.COSTALIS_LEFT: 0.24,
-    Semantic.COSTALIS_RIGHT: 0.24,
-    Semantic.ARTICULARIS_SUP_LEFT: 0.24,
-    Semantic.ARTICULARIS_SUP_RIGHT: 0.24,
-    Semantic.ARTICULARIS_INF_LEFT: 0.24,
-    Semantic.ARTICULARIS_INF_RIGHT: 0.24,
-    Semantic.CORPUS: 0.38,
-    Semantic.SACRUM: 0.36,
-    Semantic.CORD: 0.42,
-    Semantic.CANAL: 1.00,
-    Semantic.ENDPLATE: 0.10,
-    Semantic.DISC: 0.22,
-}
-_LUT = np.zeros(256, np.float32)
-for _label, _value in _SIGNAL.items():
-    _LUT[int(_label)] = _value
 
 
 def _interp_matrix(n: int, m: int) -> np.ndarray:
@@ -60,19 +38,19 @@ def _smooth_field(rng: np.random.Generator, shape: tuple[int, ...], cells) -> np
     return np.ascontiguousarray(field)
 
 
-def _background(axes, curve: np.ndarray, spec: PhantomSpec) -> np.ndarray:
+def _background(axes, curve: np.ndarray, spec: PhantomSpec, lk: Look) -> np.ndarray:
     """``(1, Y, Z)`` signal outside the spine: muscle, a subcutaneous fat layer, air behind."""
     y, z = axes[1], axes[2]
     order = np.argsort(curve[:, 3])
     spine_y = np.interp(z, curve[order, 3], curve[order, 2])
     skin = spine_y - (spec.fov_ap_mm[1] - 12.0)
     depth = y[:, None] - skin[None, :]  # mm in front of the skin, (Y, Z)
-    out = np.where(depth < 0, 0.0, np.where(depth < 10.0, 0.7, _SIGNAL[0]))
+    out = np.where(depth < 0, 0.0, np.where(depth < 10.0, lk.fat, lk.lut[0]))
     return out.astype(np.float32)[None]
 
 
-def t2w_image(semantic: np.ndarray, disc_signal: np.ndarray, axes, curve, spec: PhantomSpec):
-    """Float32 T2w image on the same RAS grid as ``semantic``.
+def render_image(semantic: np.ndarray, disc_signal: np.ndarray, axes, curve, spec: PhantomSpec):
+    """Float32 image of ``spec.appearance`` on the same RAS grid as ``semantic``.
 
     Parameters
     ----------
@@ -88,15 +66,24 @@ def t2w_image(semantic: np.ndarray, disc_signal: np.ndarray, axes, curve, spec: 
     Written with in-place operations: image synthesis is most of the cost of a phantom.
     """
     rng = np.random.default_rng([spec.seed, 11])
+    # Its own stream: the T2w default draws nothing here, so its images stay as they were.
+    lk = look(spec.appearance, np.random.default_rng([spec.seed, 13]))
     shape = semantic.shape
-    img = np.where(semantic == 0, _background(axes, curve, spec), _LUT[semantic])
-    np.maximum(img, disc_signal, out=img)
+    img = np.where(semantic == 0, _background(axes, curve, spec, lk), lk.lut[semantic])
+    if lk.nucleus > 0:
+        np.maximum(img, disc_signal * np.float32(lk.nucleus), out=img)
     texture = _smooth_field(rng, shape, 12.0 / np.array(spec.world_spacing))  # ~12 mm blobs
-    texture *= 0.12
+    texture *= np.float32(lk.spread)
     texture += 1.0
     img *= texture
     del texture
     img = ndimage.gaussian_filter(img, sigma=0.5, mode="nearest", truncate=2.0)  # partial volume
+    if lk.blur_mm > 0:
+        sigma = [lk.blur_mm / s for s in spec.world_spacing]
+        img = ndimage.gaussian_filter(img, sigma=sigma, mode="nearest", truncate=2.0)
+    if lk.ghost > 0:  # motion ghost along the phase-encoding (anterior-posterior) axis
+        shift = round(lk.ghost_shift_mm / spec.world_spacing[1])
+        img += np.float32(lk.ghost) * np.roll(img, shift, axis=1)
     for axis, term in enumerate(_bias_terms(rng, shape, spec.bias_strength)):
         img *= term.reshape([-1 if i == axis else 1 for i in range(3)])
     sigma = np.float32(1.0 / spec.snr)
@@ -112,6 +99,11 @@ def t2w_image(semantic: np.ndarray, disc_signal: np.ndarray, axes, curve, spec: 
         np.sqrt(img, out=img)
     else:
         np.abs(img, out=img)
+    if lk.gamma != 1.0:
+        top = np.float32(img.max() or 1.0)
+        img /= top
+        np.power(img, np.float32(lk.gamma), out=img)
+        img *= top
     img *= np.float32(spec.intensity_scale)
     return img
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from spineps_dask.errors import InputError
 from spineps_dask.labels import vertebra_sequence
+from spineps_dask.phantom.appearance import APPEARANCES
 
 REGIONS: tuple[str, ...] = ("cervical", "thoracic", "lumbar", "whole")
 #: Stored orientations drawn by `sample_spec`; the models expect P-I-R, the rest test reorienting.
@@ -75,6 +76,9 @@ class PhantomSpec:
     fracture_vid, fracture_ratio
         Vertebra with an anterior wedge fracture (0: none) and its anterior / posterior body
         height ratio (Genant grades: < 0.8 mild, < 0.75 moderate, < 0.6 severe).
+    appearance
+        ``"t2w"`` (default), ``"t1w"`` or ``"random"`` (tissue signals drawn per phantom,
+        `phantom.appearance`); never drawn from the seed, so a seed's T2w phantom stays the same.
     """
 
     seed: int
@@ -100,6 +104,7 @@ class PhantomSpec:
     rician: bool
     fracture_vid: int = 0
     fracture_ratio: float = 1.0
+    appearance: str = "t2w"
 
     @property
     def vertebrae(self) -> list[int]:
@@ -266,6 +271,8 @@ def _validated(spec: PhantomSpec) -> PhantomSpec:
     """Refuse overrides that would make an impossible phantom."""
     if spec.region not in REGIONS:
         raise InputError(f"region {spec.region!r} is not one of {REGIONS}")
+    if spec.appearance not in APPEARANCES:
+        raise InputError(f"appearance {spec.appearance!r} is not one of {APPEARANCES}")
     if len(spec.spacing) != 3 or min(spec.spacing) <= 0.2 or max(spec.spacing) > 8.0:
         raise InputError(f"spacing {spec.spacing!r} must be three values in (0.2, 8] mm")
     if not 0.0 <= spec.scoliosis_deg <= 45.0:
