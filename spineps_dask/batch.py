@@ -26,6 +26,7 @@ from spineps_dask.distributed.resume import RunSummary, run_store
 from spineps_dask.distributed.runner import RunEvents
 from spineps_dask.io.cohort import IngestSummary, ingest
 from spineps_dask.io.export import export as export_nifti
+from spineps_dask.io.lock import writer_lock
 from spineps_dask.io.references import ReferenceSummary, ingest_references
 from spineps_dask.io.store import CohortStore
 from spineps_dask.models.folders import load_model_folder
@@ -96,7 +97,8 @@ def run_batch(
     ModelError
         A model folder is missing or broken (checked before anything starts).
     StoreError
-        The store is locked by another run, not writable, or full.
+        The store is locked by another run or ingest (checked before anything is written),
+        not writable, or full.
     ModuleNotFoundError
         ``report`` is asked for but bokeh, which draws it, is not installed.
     """
@@ -109,25 +111,28 @@ def run_batch(
         raise ModuleNotFoundError("report= needs bokeh (pip install bokeh); nothing was run")
     if not isinstance(store, CohortStore):
         store = CohortStore(store, mode="a", storage_options=storage_options)
-    if bids is not None:
-        events.ingested(ingest(bids, store))
-    if references is not None:
-        events.references_ingested(ingest_references(references, store))
-    with cluster_client(cluster, client=client, workers=workers, threads=threads) as c:
-        events.cluster_ready(str(c.dashboard_link))
-        with performance_report_to(report):
-            summary = run_store(
-                c,
-                store,
-                cfg,
-                force=force,
-                events=events,
-                max_in_flight=max_in_flight,
-                retries=retries,
-            )
-    logger.info("%s", summary)
-    if export is not None:
-        events.exported(Path(export), export_nifti(store, export))
+    # One lock from the first write to the last: another driver, or an ingest, started
+    # meanwhile is refused before it touches a scan this run is segmenting.
+    with writer_lock(store, purpose="run"):
+        if bids is not None:
+            events.ingested(ingest(bids, store))
+        if references is not None:
+            events.references_ingested(ingest_references(references, store))
+        with cluster_client(cluster, client=client, workers=workers, threads=threads) as c:
+            events.cluster_ready(str(c.dashboard_link))
+            with performance_report_to(report):
+                summary = run_store(
+                    c,
+                    store,
+                    cfg,
+                    force=force,
+                    events=events,
+                    max_in_flight=max_in_flight,
+                    retries=retries,
+                )
+        logger.info("%s", summary)
+        if export is not None:
+            events.exported(Path(export), export_nifti(store, export))
     return summary
 
 

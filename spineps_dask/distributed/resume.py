@@ -20,7 +20,7 @@ from spineps_dask.config import RunConfig
 from spineps_dask.distributed.outcomes import PHASES, SubjectOutcome
 from spineps_dask.distributed.runner import RunEvents, run_cohort
 from spineps_dask.errors import StoreError
-from spineps_dask.io.lock import run_lock
+from spineps_dask.io.lock import writer_lock
 from spineps_dask.io.manifest import Manifest, make_row
 from spineps_dask.io.names import OUTPUTS
 from spineps_dask.io.store import CohortStore
@@ -152,8 +152,9 @@ def run_store(
 ) -> RunSummary:
     """Process every ingested subject of ``store`` that is not done yet; resumable.
 
-    Holds the store's run lock throughout. Manifest rows are flushed every ``flush_seconds``
-    and at the end, so an interrupted run keeps the subjects it finished.
+    Holds the store's lock throughout (or runs inside the caller's, `run_batch`). Manifest
+    rows are flushed every ``flush_seconds`` and at the end, so an interrupted run keeps the
+    subjects it finished.
 
     Raises
     ------
@@ -161,7 +162,7 @@ def run_store(
         Another run holds the store, or the manifest cannot be written at the end (the file
         on disk then stays the previous, whole one).
     """
-    with run_lock(store):
+    with writer_lock(store, purpose="run"):
         manifest = store.manifest
         todo, skipped = select_subjects(store, manifest, cfg, subjects=subjects, force=force)
         run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:4]

@@ -20,6 +20,7 @@ from typing import Any
 
 from spineps_dask.errors import InputError, SpinepsDaskError
 from spineps_dask.io.bids import ScanName, parse_scan_name
+from spineps_dask.io.lock import INGEST_WAIT_S, writer_lock
 from spineps_dask.io.manifest import make_row
 from spineps_dask.io.names import IMAGE
 from spineps_dask.io.nifti import load_volume
@@ -206,7 +207,9 @@ def ingest(
     """Ingest every scan of a BIDS cohort into the store and record it in the manifest.
 
     Re-running adds new subjects, re-ingests changed scans (checksum) and failed ones, and
-    skips unchanged ones. Several ingests of *different* subjects may share one store.
+    skips unchanged ones. It holds the store's lock (`writer_lock`): an ingest beside a run
+    is refused at once (it would replace scans the run is segmenting), and ingests of one
+    store wait for each other.
     ``store_url`` may be an open `CohortStore` (its own storage options then apply).
     ``progress`` is called with each finished row (the CLI's progress bar); ``limits`` what a
     usable scan is (spacing, size: `ScanLimits`).
@@ -214,6 +217,29 @@ def ingest(
     start = time.perf_counter()
     scans = discover_scans(bids_dir, suffix=suffix)
     store = _writable(store_url, storage_options)
+    with writer_lock(store, purpose="ingest", wait=INGEST_WAIT_S):
+        rows = _ingest_scans(scans, store, workers=workers, progress=progress, limits=limits)
+    summary = _summarise(rows)
+    summary.seconds = time.perf_counter() - start
+    logger.info(
+        "ingest: %d ingested, %d skipped, %d failed in %.1f s",
+        len(summary.ingested),
+        len(summary.skipped),
+        len(summary.failed),
+        summary.seconds,
+    )
+    return summary
+
+
+def _ingest_scans(
+    scans: list[Scan],
+    store: CohortStore,
+    *,
+    workers: int | None,
+    progress: Callable[[dict[str, Any]], None] | None,
+    limits: ScanLimits | None,
+) -> list[dict[str, Any]]:
+    """Ingest ``scans`` on a thread pool; manifest rows are written every `FLUSH_ROWS`."""
     manifest = store.manifest
     previous = manifest.rows(phase=PHASE)
     workers = workers or min(4, os.cpu_count() or 1)
@@ -236,16 +262,7 @@ def ingest(
                     progress(row)
     finally:  # rows of finished scans survive an interrupted ingest
         manifest.upsert(_merge_duplicates(pending))
-    summary = _summarise(rows)
-    summary.seconds = time.perf_counter() - start
-    logger.info(
-        "ingest: %d ingested, %d skipped, %d failed in %.1f s",
-        len(summary.ingested),
-        len(summary.skipped),
-        len(summary.failed),
-        summary.seconds,
-    )
-    return summary
+    return rows
 
 
 def _writable(store: str | os.PathLike | CohortStore, options: dict | None) -> CohortStore:

@@ -163,7 +163,8 @@ def _geometry_notes(name: str, img: Any, *, sform: int, qform: int) -> list[str]
                 f"{name}: its sform and qform disagree (by up to {diff:.3g} mm); the sform is "
                 "used (as nibabel and most tools do), check that it is the right one"
             )
-    degrees = np.degrees(nib.affines.obliquity(img.affine))
+    with np.errstate(divide="ignore", invalid="ignore"):  # a zero axis: validate refuses it
+        degrees = np.nan_to_num(np.degrees(nib.affines.obliquity(img.affine)))
     if float(np.max(degrees)) > 1.0:
         notes.append(
             f"{name}: its voxel axes are oblique to the scanner axes (by up to "

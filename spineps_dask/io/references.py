@@ -16,6 +16,7 @@ from typing import TypedDict
 from spineps_dask.errors import SpinepsDaskError
 from spineps_dask.io.cohort import not_a_regular_file
 from spineps_dask.io.export import scan_name_of
+from spineps_dask.io.lock import INGEST_WAIT_S, writer_lock
 from spineps_dask.io.names import IMAGE, REF_INSTANCE, REF_SEMANTIC
 from spineps_dask.io.nifti import load_volume
 from spineps_dask.io.outputs import INSTANCE, SEMANTIC
@@ -49,8 +50,12 @@ def ingest_references(
     with the reason; the subject is still segmented, just not scored.
     """
     limits = limits or ScanLimits()
+    with writer_lock(store, purpose="ingest", wait=INGEST_WAIT_S):
+        return _ingest_references(Path(derivatives), store, limits)
+
+
+def _ingest_references(root: Path, store: CohortStore, limits: ScanLimits) -> ReferenceSummary:
     valid = {REF_SEMANTIC: VALID_SEMANTIC, REF_INSTANCE: VALID_INSTANCE}
-    root = Path(derivatives)
     out: ReferenceSummary = {"ingested": [], "missing": [], "failed": {}}
     for subject in store.subjects():
         if not store.has_volume(subject, IMAGE):
