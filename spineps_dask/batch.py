@@ -55,6 +55,7 @@ def run_batch(
     threads: int | None = None,
     max_in_flight: int | None = None,
     force: bool = False,
+    verify: bool = False,
     retries: int = 2,
     events: BatchEvents | None = None,
     report: str | os.PathLike | None = None,
@@ -77,9 +78,10 @@ def run_batch(
         Run on ``client`` if given; otherwise start ``cluster`` (``local``, ``cuda``,
         ``slurm``, a YAML file or a scheduler address, see `cluster_client`) and close it
         afterwards. ``workers``/``threads``: its layout.
-    max_in_flight, force, retries
-        Subjects in the cluster at once; recompute finished subjects; retries of a task
-        whose worker died.
+    max_in_flight, force, verify, retries
+        Subjects in the cluster at once; recompute finished subjects; check every voxel of
+        finished subjects against their checksums (default: their stored chunk sizes), and
+        redo the damaged ones; retries of a task whose worker died.
     events
         Progress hooks (`BatchEvents`).
     report
@@ -126,6 +128,7 @@ def run_batch(
                     store,
                     cfg,
                     force=force,
+                    verify=verify,
                     events=events,
                     max_in_flight=max_in_flight,
                     retries=retries,

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from spineps_dask.errors import InputError, SpinepsDaskError
+from spineps_dask.errors import DamagedVolumeError, InputError, SpinepsDaskError
 from spineps_dask.io.bids import ScanName, parse_scan_name
 from spineps_dask.io.lock import INGEST_WAIT_S, writer_lock
 from spineps_dask.io.manifest import make_row
@@ -121,6 +121,17 @@ def _scan_of(path: Path, root: Path) -> Scan:
     return Scan(key, path, name)
 
 
+def _intact(store: CohortStore, subject: str) -> bool:
+    """The stored scan's chunks are as written (sizes only: no voxel is read); a damaged
+    scan is logged and ingested again."""
+    try:
+        store.verify_volume(subject, IMAGE)
+    except DamagedVolumeError as exc:
+        logger.warning("%s: %s; ingesting it again", subject, exc)
+        return False
+    return True
+
+
 def not_a_regular_file(path: str | os.PathLike) -> str | None:
     """Why ``path`` cannot be read as a scan without opening it (None: a regular file).
 
@@ -166,6 +177,7 @@ def ingest_scan(
             and previous.get("status") == "ok"
             and previous.get("sha256") == digest
             and store.has_volume(scan.subject, IMAGE)
+            and _intact(store, scan.subject)
         ):
             return make_row(scan.subject, "skipped", source=str(scan.path), sha256=digest)
         limits = limits or ScanLimits()
