@@ -29,7 +29,7 @@ from spineps_dask.io.export import export as export_nifti
 from spineps_dask.io.lock import writer_lock
 from spineps_dask.io.references import ReferenceSummary, ingest_references
 from spineps_dask.io.store import CohortStore
-from spineps_dask.models.folders import load_model_folder
+from spineps_dask.models.folders import check_weights
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +97,8 @@ def run_batch(
     Raises
     ------
     ModelError
-        A model folder is missing or broken (checked before anything starts).
+        A model folder is missing or broken, or a checkpoint holds pickled objects that are
+        not weights (all checked before anything starts).
     StoreError
         The store is locked by another run or ingest (checked before anything is written),
         not writable, or full.
@@ -106,8 +107,8 @@ def run_batch(
     """
     cfg = cfg or RunConfig()
     events = events or BatchEvents()
-    load_model_folder(cfg.semantic_model, kind="semantic")
-    load_model_folder(cfg.instance_model, kind="instance")
+    check_weights(cfg.semantic_model, kind="semantic")  # before the store, the cluster, a task
+    check_weights(cfg.instance_model, kind="instance")
     if report is not None and importlib.util.find_spec("bokeh") is None:
         # Checked before any work: distributed draws the report with bokeh only at the end.
         raise ModuleNotFoundError("report= needs bokeh (pip install bokeh); nothing was run")
