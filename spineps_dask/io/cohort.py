@@ -186,7 +186,7 @@ def ingest_scan(
         vol = validate_scan(vol, name=scan.path.name, limits=limits)
         if previous is not None:
             store.delete_subject(scan.subject)  # results of an older scan are stale now
-        extra = {"geometry_notes": notes} if notes else {}
+        extra: dict[str, Any] = {"geometry_notes": notes} if notes else {}
         store.write_volume(scan.subject, IMAGE, vol, source=str(scan.path), sha256=digest, **extra)
     except (SpinepsDaskError, OSError) as exc:  # OSError: unreadable file, store unreachable
         logger.warning("%s: %s", scan.subject, exc)

@@ -407,7 +407,6 @@ class CohortStore:
         """
         array = self._level0(subject, name)
         recorded = self._checksums(subject, name)
-        read = array.__getitem__
         if recorded is None:
             if full:
                 self.read_volume(subject, name, verify=False)  # decodes every chunk
@@ -418,7 +417,8 @@ class CohortStore:
             _checksums.check_sizes(recorded, array, self._stored_sizes(subject, name)),
         )
         if full:
-            self._raise_if(subject, name, _checksums.check_voxels(recorded, array, read))
+            problems = _checksums.check_voxels(recorded, array, lambda box: np.asarray(array[box]))
+            self._raise_if(subject, name, problems)
         return True
 
     def _checksums(self, subject: str, name: str) -> dict[str, Any] | None:
