@@ -81,7 +81,7 @@ def run_batch(
     max_in_flight, force, verify, retries
         Subjects in the cluster at once; recompute finished subjects; check every voxel of
         finished subjects against their checksums (default: their stored chunk sizes), and
-        redo the damaged ones; retries of a task whose worker died.
+        redo the damaged ones; retries of a task that raised a transient I/O error.
     events
         Progress hooks (`BatchEvents`).
     report

@@ -35,7 +35,6 @@ from spineps_dask.io.manifest import Manifest
 from spineps_dask.io.nifti import load_volume, save_volume
 from spineps_dask.io.store import CohortStore
 from spineps_dask.phantom.cohort import write_bids_cohort
-from tests.io.damage import damage_chunk
 
 CFG = RunConfig(n4=False, cutouts_per_task=4, snapshot=False, metrics=False)
 SUBJECTS = ["sub-001", "sub-002"]
@@ -146,6 +145,10 @@ def test_damaged_chunks_become_failed_rows_that_the_next_run_recomputes(raced, c
     """A truncated and a deleted chunk (sub-001) and a flipped one (sub-002): the quick check
     on skipping finds the first two, ``verify`` all three; export writes no damaged file and
     marks both subjects failed; the next run recomputes exactly them, to the same masks."""
+    # Imported here: workers unpickle this module's plugin, and `tests` may not be this
+    # checkout's package on their path (tests/conftest.py, `model_workers`).
+    from tests.io.damage import damage_chunk
+
     url = tmp_path / "store.zarr"
     shutil.copytree(raced[0].url, url)
     store = CohortStore(url)
