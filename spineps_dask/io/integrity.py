@@ -73,8 +73,9 @@ def verify_store(store: CohortStore, *, full: bool = True, mark: bool = True) ->
                     report.checked += 1
                     report.damaged.setdefault(subject, {})[name] = str(exc)
                     logger.warning("%s", exc)
-        if mark and report.damaged:
-            store.manifest.upsert(damage_rows(report.damaged))
+        rows = damage_rows(report.damaged) if mark else []
+        if rows:
+            store.manifest.upsert(rows)
     logger.info("verify: %s", str(report).splitlines()[0])
     return report
 
@@ -84,11 +85,13 @@ def damage_rows(damaged: Mapping[str, Mapping[str, str]]) -> list[dict[str, Any]
 
     A failed ``segment`` row (the next run segments the subject again) for damaged masks or
     a damaged scan, and a failed ``ingest`` row for a damaged scan (the next ingest reads it
-    again). Damaged references only fail the ``segment`` row: re-ingest them with
-    ``--references``.
+    again). Damaged references alone give no row: the masks are sound, the subject is only
+    not scored until its references are ingested again (``--references``).
     """
     rows = []
     for subject, volumes in damaged.items():
+        if not set(volumes) & {IMAGE, *OUTPUTS}:
+            continue
         error = "; ".join(volumes.values())
         rows.append(make_row(subject, "failed", phase="segment", step=STEP, error=error))
         if IMAGE in volumes:

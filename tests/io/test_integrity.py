@@ -110,3 +110,19 @@ def test_verify_command_lists_damage_in_one_line_each(tmp_path, bids):
     assert bad.exit_code == 1, bad.output
     assert "damaged sub-001: 'image' of sub-001" in " ".join(bad.output.split())
     assert "Traceback" not in bad.output
+
+
+def test_damaged_references_are_reported_but_fail_nothing(tmp_path, bids):
+    """A damaged reference mask is listed by `verify_store`, but the subject's masks are sound:
+    no manifest row is failed (it is only not scored until its references are ingested
+    again)."""
+    url = tmp_path / "c.zarr"
+    ingest(bids, url)
+    store = CohortStore(url)
+    store.write_volume("sub-001", "ref_semantic", _mask(), label=True)
+    damage_chunk(url, "sub-001", "ref_semantic", "deleted")
+    report = verify_store(store)
+    assert list(report.damaged) == ["sub-001"] and list(report.damaged["sub-001"]) == [
+        "ref_semantic"
+    ]
+    assert Manifest(url / "manifest.parquet").rows(phase="segment") == {}
