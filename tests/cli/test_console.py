@@ -43,7 +43,7 @@ def test_a_run_on_a_full_disk_says_so_in_lines_not_tracebacks(small_disk, tmp_pa
     text = proc.stdout + proc.stderr
     assert proc.returncode == 2, text[-3000:]
     assert "Traceback" not in text, text
-    assert "store problem: cannot write the manifest" in " ".join(proc.stdout.split())
+    assert "store problem: cannot write the manifest" in " ".join(text.split())
     for subject in ("sub-001", "sub-002"):
         lines = [line for line in proc.stderr.splitlines() if f"{subject} failed in" in line]
         assert lines and all("No space left on device" in line for line in lines), subject
