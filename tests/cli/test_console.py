@@ -49,3 +49,25 @@ def test_a_run_on_a_full_disk_says_so_in_lines_not_tracebacks(small_disk, tmp_pa
         assert lines and all("No space left on device" in line for line in lines), subject
     assert Manifest(url / "manifest.parquet").read().equals(before)
     assert not list(url.glob("sub-*/work_*"))
+
+
+def test_run_verify_checks_every_voxel_of_what_it_skips(tmp_path, monkeypatch):
+    """``run --verify`` asks `run_batch` for the full check of finished subjects; without the
+    flag the run makes the quick one."""
+    from typer.testing import CliRunner
+
+    from spineps_dask import batch
+    from spineps_dask.cli import app
+    from spineps_dask.distributed.resume import RunSummary
+
+    seen: list[bool] = []
+
+    def stand_in_run_batch(store, cfg, *, verify=False, **options):
+        seen.append(verify)
+        return RunSummary("stand-in", [], [], 0.0)
+
+    monkeypatch.setattr(batch, "run_batch", stand_in_run_batch)
+    runner = CliRunner()
+    assert runner.invoke(app, ["run", str(tmp_path / "s.zarr"), "--verify"]).exit_code == 0
+    assert runner.invoke(app, ["run", str(tmp_path / "s.zarr")]).exit_code == 0
+    assert seen == [True, False]
