@@ -71,7 +71,8 @@ def main() -> None:
             threads_per_worker=1,
             processes=True,
             resources={"MODEL": 1},
-            dashboard_address=":0",
+            dashboard_address="127.0.0.1:0",
+            host="127.0.0.1",
         ) as cluster,
         Client(cluster) as client,
     ):

@@ -160,7 +160,7 @@ def clustered(bids: Path, store_path: Path, cfg: Any, layout: Layout) -> Measure
             threads_per_worker=layout.threads,
             processes=True,
             resources={MODEL_RESOURCE: layout.slots},
-            dashboard_address=":0",
+            dashboard_address="127.0.0.1:0",
             host="127.0.0.1",
         ) as cluster,
         Client(cluster) as client,

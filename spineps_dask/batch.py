@@ -26,9 +26,10 @@ from spineps_dask.distributed.resume import RunSummary, run_store
 from spineps_dask.distributed.runner import RunEvents
 from spineps_dask.io.cohort import IngestSummary, ingest
 from spineps_dask.io.export import export as export_nifti
+from spineps_dask.io.lock import writer_lock
 from spineps_dask.io.references import ReferenceSummary, ingest_references
 from spineps_dask.io.store import CohortStore
-from spineps_dask.models.folders import load_model_folder
+from spineps_dask.models.folders import check_weights
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ def run_batch(
     threads: int | None = None,
     max_in_flight: int | None = None,
     force: bool = False,
+    verify: bool = False,
     retries: int = 2,
     events: BatchEvents | None = None,
     report: str | os.PathLike | None = None,
@@ -76,9 +78,10 @@ def run_batch(
         Run on ``client`` if given; otherwise start ``cluster`` (``local``, ``cuda``,
         ``slurm``, a YAML file or a scheduler address, see `cluster_client`) and close it
         afterwards. ``workers``/``threads``: its layout.
-    max_in_flight, force, retries
-        Subjects in the cluster at once; recompute finished subjects; retries of a task
-        whose worker died.
+    max_in_flight, force, verify, retries
+        Subjects in the cluster at once; recompute finished subjects; check every voxel of
+        finished subjects against their checksums (default: their stored chunk sizes), and
+        redo the damaged ones; retries of a task that raised a transient I/O error.
     events
         Progress hooks (`BatchEvents`).
     report
@@ -94,40 +97,46 @@ def run_batch(
     Raises
     ------
     ModelError
-        A model folder is missing or broken (checked before anything starts).
+        A model folder is missing or broken, or a checkpoint holds pickled objects that are
+        not weights (all checked before anything starts).
     StoreError
-        The store is locked by another run, not writable, or full.
+        The store is locked by another run or ingest (checked before anything is written),
+        not writable, or full.
     ModuleNotFoundError
         ``report`` is asked for but bokeh, which draws it, is not installed.
     """
     cfg = cfg or RunConfig()
     events = events or BatchEvents()
-    load_model_folder(cfg.semantic_model, kind="semantic")
-    load_model_folder(cfg.instance_model, kind="instance")
+    check_weights(cfg.semantic_model, kind="semantic")  # before the store, the cluster, a task
+    check_weights(cfg.instance_model, kind="instance")
     if report is not None and importlib.util.find_spec("bokeh") is None:
         # Checked before any work: distributed draws the report with bokeh only at the end.
         raise ModuleNotFoundError("report= needs bokeh (pip install bokeh); nothing was run")
     if not isinstance(store, CohortStore):
         store = CohortStore(store, mode="a", storage_options=storage_options)
-    if bids is not None:
-        events.ingested(ingest(bids, store))
-    if references is not None:
-        events.references_ingested(ingest_references(references, store))
-    with cluster_client(cluster, client=client, workers=workers, threads=threads) as c:
-        events.cluster_ready(str(c.dashboard_link))
-        with performance_report_to(report):
-            summary = run_store(
-                c,
-                store,
-                cfg,
-                force=force,
-                events=events,
-                max_in_flight=max_in_flight,
-                retries=retries,
-            )
-    logger.info("%s", summary)
-    if export is not None:
-        events.exported(Path(export), export_nifti(store, export))
+    # One lock from the first write to the last: another driver, or an ingest, started
+    # meanwhile is refused before it touches a scan this run is segmenting.
+    with writer_lock(store, purpose="run"):
+        if bids is not None:
+            events.ingested(ingest(bids, store))
+        if references is not None:
+            events.references_ingested(ingest_references(references, store))
+        with cluster_client(cluster, client=client, workers=workers, threads=threads) as c:
+            events.cluster_ready(str(c.dashboard_link))
+            with performance_report_to(report):
+                summary = run_store(
+                    c,
+                    store,
+                    cfg,
+                    force=force,
+                    verify=verify,
+                    events=events,
+                    max_in_flight=max_in_flight,
+                    retries=retries,
+                )
+        logger.info("%s", summary)
+        if export is not None:
+            events.exported(Path(export), export_nifti(store, export))
     return summary
 
 

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import sys
+import threading
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from importlib import resources
@@ -108,19 +109,52 @@ def resolve_model(name_or_path: str | Path | None, *, default: str) -> Path:
     return path  # validation reports it missing, with the places searched
 
 
-def folder_version(folder: str | Path) -> str:
-    """``name@hash`` of a model folder: its config and the names and sizes of its weights.
+#: Files that decide what a model folder computes: weights and the JSON configs beside them.
+MODEL_FILE_SUFFIXES = (".pth", ".ckpt", ".pt", ".safetensors", ".json")
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+_DIGESTS_LOCK = threading.Lock()
 
-    Cheap (no checkpoint is read), stable across copies of the same folder.
+
+def file_digest(path: str | Path) -> str:
+    """Hex SHA-256 of a file's content, computed once per (path, size, mtime) in this process.
+
+    Weights retrained or edited in place keep their names and often their sizes; their
+    content is what tells them apart. Reading a few hundred MB of weights takes about a
+    second, so the digest is kept until the file's size or modification time changes.
+    """
+    path = Path(path).resolve()
+    info = path.stat()
+    key = (str(path), info.st_size, info.st_mtime_ns)
+    with _DIGESTS_LOCK:
+        known = _DIGESTS.get(key)
+    if known is not None:
+        return known
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    with _DIGESTS_LOCK:
+        _DIGESTS[key] = digest.hexdigest()
+    return _DIGESTS[key]
+
+
+def folder_version(folder: str | Path) -> str:
+    """``name@hash`` of a model folder: the content of its weights and JSON configs.
+
+    Files are known by content (`file_digest`, cached by size and modification time), so
+    weights retrained or edited in place are a new version even with the same names and
+    sizes. Hidden files (an install record) are left out: copies of one folder, installed or
+    copied by hand, have one version.
     """
     folder = Path(folder)
     h = hashlib.sha256()
     if folder.is_dir():
         for f in sorted(folder.rglob("*")):
-            if f.name == "inference_config.json":
-                h.update(f.read_bytes())
-            elif f.suffix in (".pth", ".ckpt", ".pt"):
-                h.update(f"{f.relative_to(folder)}:{f.stat().st_size}".encode())
+            rel = f.relative_to(folder)
+            if f.suffix not in MODEL_FILE_SUFFIXES or any(p.startswith(".") for p in rel.parts):
+                continue
+            if f.is_file():
+                h.update(f"{rel.as_posix()}:{file_digest(f)}\n".encode())
     return f"{folder.name}@{h.hexdigest()[:8]}"
 
 

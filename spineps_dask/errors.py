@@ -31,3 +31,19 @@ class StoreError(SpinepsDaskError):
 
 class DownloadError(ModelError):
     """A model archive that could not be fetched (offline, refused, interrupted)."""
+
+
+class DamagedVolumeError(StoreError):
+    """A stored volume that no longer matches the checksums written with it (or cannot be
+    decoded): a chunk deleted, truncated or changed. ``volume`` names it (``semantic``)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        subject: str | None = None,
+        step: str | None = None,
+        volume: str | None = None,
+    ):
+        super().__init__(message, subject=subject, step=step)
+        self.volume = volume

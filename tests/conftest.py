@@ -114,7 +114,7 @@ def _model_workers(n_workers: int = 2, **cluster_options):
         threads_per_worker=1,
         processes=True,
         resources={MODEL_RESOURCE: 1},
-        dashboard_address=":0",
+        dashboard_address="127.0.0.1:0",
         host="127.0.0.1",
         **cluster_options,
     )

@@ -19,6 +19,31 @@ def test_a_missing_model_stops_before_the_store_or_a_cluster_is_made(tmp_path):
     assert not (tmp_path / "cohort.zarr").exists()
 
 
+class _Payload:
+    """Stands for any class a malicious checkpoint could smuggle in (code run on unpickling)."""
+
+
+def test_a_malicious_model_stops_before_the_store_or_a_cluster_is_made(tmp_path):
+    """An instance checkpoint carrying a pickled object is refused by the driver before the
+    store is opened or a cluster started, not by every worker after every semantic step."""
+    import shutil
+
+    import torch
+
+    from spineps_dask.config import DEMO_MODELS
+
+    folder = tmp_path / "evil"
+    shutil.copytree(DEMO_MODELS / "instance", folder)
+    (ckpt_path,) = folder.glob("*.ckpt")
+    ckpt = torch.load(ckpt_path, weights_only=True)
+    ckpt["callbacks"] = _Payload()
+    torch.save(ckpt, ckpt_path)
+    cfg = RunConfig(instance_model=folder)
+    with pytest.raises(ModelError, match=r"refusing to load .*evil.*pickled objects"):
+        run_batch(tmp_path / "cohort.zarr", cfg, cluster="yarn")
+    assert not (tmp_path / "cohort.zarr").exists()
+
+
 def test_performance_report_is_written_as_html(tmp_path):
     """The report of a small computation is a non-empty HTML file: without bokeh, distributed
     fails only when the report is saved, after a whole cohort ran (seen in `spineps-dask demo`).

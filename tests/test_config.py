@@ -53,6 +53,50 @@ def test_model_folder_change_changes_fingerprint(tmp_path):
     assert "semantic=a@" in a.model_versions()
 
 
+def _flip_one_byte(path: Path) -> None:
+    """Edit a file in place: same name, same size, one byte of content changed."""
+    blob = bytearray(path.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    path.write_bytes(bytes(blob))
+
+
+def test_weights_edited_in_place_are_a_new_model_version(tmp_path, monkeypatch):
+    """Weights retrained or edited in place (same names and sizes) change the model version
+    and the fingerprint: the version hashes file content, not names and sizes. Copies of one
+    folder share a version (install records, hidden files, are left out); an unchanged file
+    is read once per process (its digest is cached by size and modification time)."""
+    import shutil
+
+    from spineps_dask import config
+    from spineps_dask.config import DEMO_MODELS, folder_version
+
+    folder = tmp_path / "instance"
+    shutil.copytree(DEMO_MODELS / "instance", folder)
+    (folder / ".spineps-dask-install.json").write_text('{"source": "here"}')
+    cfg = RunConfig(instance_model=folder)
+    before, fp = folder_version(folder), cfg.fingerprint()
+    assert before == folder_version(DEMO_MODELS / "instance")
+    (ckpt,) = folder.glob("*.ckpt")
+    size = ckpt.stat().st_size
+    _flip_one_byte(ckpt)
+    assert ckpt.stat().st_size == size
+    assert folder_version(folder) != before
+    assert cfg.fingerprint() != fp
+    opened: list[str] = []
+    real_open = open
+
+    def counting_open(path, *args, **kwargs):
+        opened.append(str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(config, "open", counting_open, raising=False)
+    cfg.fingerprint(), cfg.fingerprint()
+    assert opened == [], "unchanged files were read again"
+    (folder / "inference_config.json").touch()  # a new modification time: read once more
+    cfg.fingerprint(), cfg.fingerprint()
+    assert opened == [str((folder / "inference_config.json").resolve())]
+
+
 def test_models_directory_from_the_environment_or_the_default(tmp_path, monkeypatch):
     """$SPINEPS_SEGMENTOR_MODELS wins; unset, the XDG user data folder; a relative
     $XDG_DATA_HOME is ignored, as the XDG spec says."""

@@ -65,6 +65,12 @@ def run(
     cutouts_per_task: int | None = typer.Option(None, help="Cutouts per instance task."),
     max_in_flight: int | None = typer.Option(None, help="Subjects in the cluster at once."),
     force: bool = typer.Option(False, help="Recompute subjects that are already done."),
+    verify: bool = typer.Option(
+        False,
+        "--verify",
+        help="Check every voxel of finished subjects against their checksums (default: the "
+        "stored chunk sizes) and redo the damaged ones.",
+    ),
     report: Path | None = typer.Option(None, help="Save Dask's performance report (HTML)."),
     export: Path | None = typer.Option(None, help="Also write NIfTI outputs to this folder."),
 ) -> None:
@@ -97,6 +103,7 @@ def run(
         threads=threads,
         max_in_flight=max_in_flight,
         force=force,
+        verify=verify,
         report=report,
         export=export,
     )

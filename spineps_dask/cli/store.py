@@ -70,7 +70,11 @@ def ingest_command(
         from spineps_dask.io.references import ingest_references
         from spineps_dask.io.store import CohortStore
 
-        refs = ingest_references(references, CohortStore(store))
+        try:  # the store's lock may be held by a run started meanwhile
+            refs = ingest_references(references, CohortStore(store))
+        except SpinepsDaskError as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from exc
         console.print(
             f"references: {len(refs['ingested'])} subjects, {len(refs['missing'])} without, "
             f"{len(refs['failed'])} refused"

@@ -191,9 +191,32 @@ def cluster_client(
         client.register_plugin(WorkerSetup(threads=nthreads))
         yield client
     finally:
-        client.close()
-        if cluster_obj is not None:
-            cluster_obj.close()
+        close_quietly(client, cluster_obj)
+
+
+def close_quietly(client: Any, cluster: Any) -> None:
+    """Close the client, then the cluster, without distributed's shutdown noise on the console.
+
+    When a run stops with workers still busy (Ctrl-C, a full disk, a failure), their nannies
+    kill them and the comms closing under the scheduler and the client log warnings and
+    ``CommClosedError`` tracebacks that say nothing about the run. Below debug level they are
+    held back while closing, and an error closing is one debug line: the run's own outcome
+    (its summary, or the error that stopped it) is what the console shows.
+    """
+    noisy = logging.getLogger("distributed")
+    level = noisy.level
+    if noisy.getEffectiveLevel() > logging.DEBUG:
+        noisy.setLevel(logging.CRITICAL)
+    try:
+        for closing in (client, cluster):
+            if closing is None:
+                continue
+            try:
+                closing.close()
+            except Exception as exc:  # CommClosedError, a timeout: it is going away anyway
+                logger.debug("closing %s: %s: %s", type(closing).__name__, type(exc).__name__, exc)
+    finally:
+        noisy.setLevel(level)
 
 
 def connect(name_or_path: str = "local", **overrides: Any) -> tuple[Any, Any]:

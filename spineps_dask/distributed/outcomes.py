@@ -1,7 +1,8 @@
 """What a stage hands on and how a subject ends: the types every task and driver share.
 
 A task returns a `StageResult` (timings, workers, and the small values later stages need) or,
-for an expected error (a bad scan, a bad model, out of memory), a `Failure` value instead of
+for an error that another try would not mend (a bad scan, a bad model, out of memory, a
+library's error on a scan it cannot handle), a `Failure` value naming its step instead of
 raising, so Dask does not retry it; `Guard` makes that conversion and times the stage. A
 driver turns a subject's last result into a `SubjectOutcome`: its manifest rows.
 """
@@ -127,12 +128,37 @@ def worker_name() -> str:
         return f"pid{os.getpid()}"
 
 
-class Guard:
-    """Times a stage; an expected error inside becomes ``self.failure`` instead of raising.
+#: Errors that may pass on another try (a network or object store hiccup): Dask retries them.
+#: Everything else fails the same way again, so it becomes a failed row at once.
+_DETERMINISTIC_OS = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
+#: Attribute naming the step a retried error came from (it survives pickling to the driver).
+STEP_ATTR = "spineps_step"
 
-    Expected: our typed errors and `MemoryError` (retrying a subject too big for the worker
-    only fails again, so it becomes a failed row at once, saying "out of memory"). Anything
-    else propagates, and Dask retries the task.
+
+def is_transient(exc: BaseException) -> bool:
+    """True for errors worth another try: I/O errors other than a missing or forbidden path."""
+    return isinstance(exc, OSError) and not isinstance(exc, _DETERMINISTIC_OS)
+
+
+def _where(exc: BaseException) -> str:
+    """``file.py:line`` of the innermost frame of ``exc`` (where an unexpected error rose)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return "?"
+    return f"{os.path.basename(tb.tb_frame.f_code.co_filename)}:{tb.tb_lineno}"
+
+
+class Guard:
+    """Times a stage; an error inside becomes ``self.failure`` instead of raising.
+
+    Expected errors (our typed errors, `MemoryError`: retrying a subject too big for the
+    worker only fails again, so it says "out of memory") and unexpected ones that would fail
+    the same way again (a library's error on a scan it cannot handle, ``ValueError``, ...)
+    become a failure of this step at once: one line in the worker's log, the traceback at
+    debug level. Only transient errors (`is_transient`: I/O other than a missing path)
+    propagate, marked with their step, and Dask retries the task.
 
     Examples
     --------
@@ -168,16 +194,26 @@ class Guard:
         tb: TracebackType | None,
     ) -> bool:
         self.seconds = time.perf_counter() - self._t0
-        if isinstance(exc, SpinepsDaskError | MemoryError):
-            logger.warning("%s failed in %s: %s", self.subject, self.step, exc)
-            message = str(exc) or type(exc).__name__
-            if isinstance(exc, MemoryError):  # this subject is too big for the worker
-                message = (
-                    f"out of memory in {self.step} (MemoryError: {message}); run it on workers "
-                    "with more memory (memory_limit in the cluster config) or fewer threads each"
-                )
-            self.failure = Failure(
-                self.subject, self.step, message, {**self.timings, self.step: self.seconds}
+        if exc is None or not isinstance(exc, Exception | MemoryError):
+            return False  # KeyboardInterrupt, SystemExit: not the subject's fault
+        if is_transient(exc):
+            setattr(exc, STEP_ATTR, self.step)  # the driver names the step that raised
+            return False
+        message = str(exc) or type(exc).__name__
+        if isinstance(exc, MemoryError):  # this subject is too big for the worker
+            message = (
+                f"out of memory in {self.step} (MemoryError: {message}); run it on workers "
+                "with more memory (memory_limit in the cluster config) or fewer threads each"
             )
-            return True
-        return False
+        elif not isinstance(exc, SpinepsDaskError):
+            message = (
+                f"unexpected error in {self.step}: {type(exc).__name__}: {message} (at "
+                f"{_where(exc)}); not retried, it would fail the same way; the worker's log "
+                "has the traceback at debug level"
+            )
+        logger.warning("%s failed in %s: %s", self.subject, self.step, message)
+        logger.debug("%s failed in %s", self.subject, self.step, exc_info=exc)
+        self.failure = Failure(
+            self.subject, self.step, message, {**self.timings, self.step: self.seconds}
+        )
+        return True

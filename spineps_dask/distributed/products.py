@@ -9,6 +9,7 @@ turn, so a new product, or a late step, is one more writer here, not a branch in
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -17,6 +18,7 @@ import pandas as pd
 from spineps_dask.biomarkers.levels import level_biomarkers
 from spineps_dask.config import RunConfig
 from spineps_dask.distributed.outcomes import Guard
+from spineps_dask.errors import DamagedVolumeError
 from spineps_dask.io.names import (
     IMAGE,
     INSTANCE,
@@ -34,6 +36,8 @@ from spineps_dask.viz.snapshot import render_snapshot
 
 if TYPE_CHECKING:
     from spineps_dask.pipeline.segment import Segmentation
+
+logger = logging.getLogger(__name__)
 
 
 class Writer(Protocol):
@@ -80,15 +84,19 @@ def write_metrics(
     """Dice, ASSD and RQ/SQ/PQ against the ingested references (``metrics.parquet``), if any."""
     if not all(store.has_volume(subject, r) for r in REFERENCES):
         return
-    table = score_against_references(
-        store,
-        subject,
-        seg,
-        config=cfg.fingerprint(),
-        models=cfg.model_versions(),
-        postprocess=cfg.postprocess,
-        n4=cfg.n4,
-    )
+    try:
+        table = score_against_references(
+            store,
+            subject,
+            seg,
+            config=cfg.fingerprint(),
+            models=cfg.model_versions(),
+            postprocess=cfg.postprocess,
+            n4=cfg.n4,
+        )
+    except DamagedVolumeError as exc:  # the masks are sound: segmented, just not scored
+        logger.warning("%s not scored, its references are damaged: %s", subject, exc)
+        return
     g.store(store.write_blob, subject, TABLES["metrics"], table_bytes(table))
 
 

@@ -19,8 +19,8 @@ from distributed import Client
 from spineps_dask.config import RunConfig
 from spineps_dask.distributed.outcomes import PHASES, SubjectOutcome
 from spineps_dask.distributed.runner import RunEvents, run_cohort
-from spineps_dask.errors import StoreError
-from spineps_dask.io.lock import run_lock
+from spineps_dask.errors import DamagedVolumeError, StoreError
+from spineps_dask.io.lock import writer_lock
 from spineps_dask.io.manifest import Manifest, make_row
 from spineps_dask.io.names import OUTPUTS
 from spineps_dask.io.store import CohortStore
@@ -72,11 +72,14 @@ def select_subjects(
     *,
     subjects: Iterable[str] | None = None,
     force: bool = False,
+    verify: bool = False,
 ) -> tuple[list[str], list[str]]:
     """``(to_process, skipped)``: ingested subjects minus those already done with this config.
 
     Done means: a ``segment`` row with status ok, the same config fingerprint, and both output
-    arrays present and marked complete in the store (a half-written mask never counts).
+    arrays present, marked complete and matching the checksums written with them (a
+    half-written or damaged mask never counts): the stored chunk sizes, or with ``verify``
+    every voxel. A damaged subject is segmented again.
     """
     ingested = manifest.rows(phase="ingest")
     wanted = list(subjects) if subjects is not None else sorted(ingested)
@@ -94,11 +97,23 @@ def select_subjects(
             and done["status"] == "ok"
             and done.get("config") == fingerprint
             and all(store.has_volume(subject, n) for n in OUTPUTS)
+            and _intact(store, subject, full=verify)
         ):
             skipped.append(subject)
         else:
             todo.append(subject)
     return todo, skipped
+
+
+def _intact(store: CohortStore, subject: str, *, full: bool) -> bool:
+    """The subject's masks match their checksums; damage is logged (one line) and redone."""
+    try:
+        for name in OUTPUTS:
+            store.verify_volume(subject, name, full=full)
+    except DamagedVolumeError as exc:
+        logger.warning("%s: %s; segmenting it again", subject, exc)
+        return False
+    return True
 
 
 def outcome_rows(outcome: SubjectOutcome, *, common: dict[str, Any]) -> list[dict[str, Any]]:
@@ -149,11 +164,14 @@ def run_store(
     max_in_flight: int | None = None,
     retries: int = 2,
     flush_seconds: float = 10.0,
+    verify: bool = False,
 ) -> RunSummary:
     """Process every ingested subject of ``store`` that is not done yet; resumable.
 
-    Holds the store's run lock throughout. Manifest rows are flushed every ``flush_seconds``
-    and at the end, so an interrupted run keeps the subjects it finished.
+    Holds the store's lock throughout (or runs inside the caller's, `run_batch`). Manifest
+    rows are flushed every ``flush_seconds`` and at the end, so an interrupted run keeps the
+    subjects it finished. ``verify``: check every voxel of the subjects it skips as done, not
+    only their stored chunk sizes (`select_subjects`).
 
     Raises
     ------
@@ -161,9 +179,11 @@ def run_store(
         Another run holds the store, or the manifest cannot be written at the end (the file
         on disk then stays the previous, whole one).
     """
-    with run_lock(store):
+    with writer_lock(store, purpose="run"):
         manifest = store.manifest
-        todo, skipped = select_subjects(store, manifest, cfg, subjects=subjects, force=force)
+        todo, skipped = select_subjects(
+            store, manifest, cfg, subjects=subjects, force=force, verify=verify
+        )
         run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:4]
         logger.info("run %s: %d to process, %d already done", run_id, len(todo), len(skipped))
         # Hashing the model folders once per run, not once per finished subject.

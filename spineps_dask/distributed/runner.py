@@ -51,8 +51,10 @@ def run_cohort(
 ) -> list[SubjectOutcome]:
     """Process ``subjects`` (already filtered for resume) and return one outcome each.
 
-    ``retries`` re-runs a task whose worker died or that raised an unexpected error; expected
-    errors (bad scan, bad model) come back as `Failure` values and are not retried.
+    ``retries`` re-runs a task that raised a transient error (I/O that may pass, see
+    `outcomes.is_transient`); every other error in a step (bad scan, bad model, a library's
+    error on a scan) comes back as a `Failure` value naming the step and is not retried.
+    Worker deaths are Dask's to reschedule (``allowed-failures``).
     ``on_outcome`` is called as each subject ends (the manifest is written from it, so a crash
     loses at most the subjects in flight).
     """

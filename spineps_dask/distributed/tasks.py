@@ -8,6 +8,7 @@ and deletes the work arrays. Expected failures come back as `Failure` values (se
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 from spineps_dask.config import RunConfig
@@ -20,8 +21,11 @@ from spineps_dask.distributed.outcomes import (
     gather,
 )
 from spineps_dask.distributed.products import products_for
+from spineps_dask.errors import StoreError
 from spineps_dask.io.names import RUN_WORK
 from spineps_dask.io.store import CohortStore
+
+logger = logging.getLogger(__name__)
 
 
 def prepare(store: CohortStore, subject: str, cfg: RunConfig) -> StageResult | Failure:
@@ -35,8 +39,12 @@ def prepare(store: CohortStore, subject: str, cfg: RunConfig) -> StageResult | F
 def semantic(
     store: CohortStore, subject: str, prev: StageResult | Failure, cfg: RunConfig
 ) -> StageResult | Failure:
-    """Semantic model + cleaning; park the mask on both grids; plan the cutouts."""
-    return steps.semantic(
+    """Semantic model + cleaning; park the mask on both grids; plan the cutouts.
+
+    A subject that failed here or in ``prepare`` ends (no reduce follows): its work arrays
+    are dropped now.
+    """
+    result = steps.semantic(
         store,
         subject,
         prev,
@@ -45,6 +53,9 @@ def semantic(
         step_size=cfg.step_size,
         reference_mode=cfg.reference_mode,
     )
+    if isinstance(result, Failure):
+        drop_work(store, subject)
+    return result
 
 
 def instance(
@@ -68,6 +79,7 @@ def reduce(
     """Merge, post-process, label; write the products whole; drop the work arrays."""
     prev = gather(sem, parts)
     if isinstance(prev, Failure):
+        drop_work(store, subject)
         return prev.outcome()
     with Guard(subject, "reduce", prev.timings) as g:
         seg = steps.assemble(
@@ -85,8 +97,19 @@ def reduce(
         for name in RUN_WORK.all():
             g.store(store.delete_volume, subject, name)
     if g.failure:
+        drop_work(store, subject)
         return g.failure.outcome()
     done = prev.then("reduce", g.seconds, g.io)
     return SubjectOutcome(
         subject, "done", n_cutouts=prev.n_cutouts, timings=done.timings, workers=done.workers
     )
+
+
+def drop_work(store: CohortStore, subject: str) -> None:
+    """Delete a failed subject's work arrays, as far as the store lets us (a full disk may
+    still refuse): they would only be rewritten by the subject's next try."""
+    for name in RUN_WORK.all():
+        try:
+            store.delete_volume(subject, name)
+        except StoreError as exc:
+            logger.debug("%s: %s left behind: %s", subject, name, exc)

@@ -22,7 +22,7 @@ from typing import Any
 from distributed import Client, Future, as_completed
 
 from spineps_dask.distributed.cluster import MODEL_RESOURCE
-from spineps_dask.distributed.outcomes import Failure
+from spineps_dask.distributed.outcomes import STEP_ATTR, Failure
 
 logger = logging.getLogger(__name__)
 
@@ -132,11 +132,28 @@ class Window:
             try:
                 result = future.result()
             except Exception as exc:  # lost beyond retries, or an unexpected bug in a task
-                logger.exception("subject %s failed in %s", watched.subject, watched.step)
-                step, message = describe_error(self.client, exc, watched.step)
+                step, message = describe_error(self.client, exc, self._origin(watched, exc))
+                logger.warning("%s failed in %s: %s", watched.subject, step, message)
+                logger.debug("%s failed in %s", watched.subject, step, exc_info=exc)
                 result = Failure(watched.subject, step, message)
             on_result(watched, result)
             fill()
+
+    def _origin(self, watched: Watched, exc: BaseException) -> str:
+        """The step whose task raised ``exc``: a watched task's error may be a dependency's.
+
+        The step a `Guard` marked on the error, else the first of the subject's tasks (they
+        are held in the order submitted, dependencies first) that erred, else the watched one.
+        """
+        marked = getattr(exc, STEP_ATTR, None)
+        if isinstance(marked, str):
+            return marked
+        flight = self._subjects.get(watched.subject)
+        for future in flight.held if flight else ():
+            if future.status == "error":
+                match = re.match(r"[a-z]+", str(future.key))
+                return match.group(0) if match else watched.step
+        return watched.step
 
 
 def describe_error(client: Client, exc: BaseException, phase: str) -> tuple[str, str]:

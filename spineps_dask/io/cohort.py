@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import stat
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -17,8 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from spineps_dask.errors import InputError, SpinepsDaskError
+from spineps_dask.errors import DamagedVolumeError, InputError, SpinepsDaskError
 from spineps_dask.io.bids import ScanName, parse_scan_name
+from spineps_dask.io.lock import INGEST_WAIT_S, writer_lock
 from spineps_dask.io.manifest import make_row
 from spineps_dask.io.names import IMAGE
 from spineps_dask.io.nifti import load_volume
@@ -64,8 +66,9 @@ def discover_scans(bids_dir: str | os.PathLike, *, suffix: str = "T2w") -> list[
     """Scans ``sub-*/[ses-*/]anat/*_<suffix>.nii[.gz]`` under ``bids_dir``, sorted by subject.
 
     A scan gets ``error`` set (and is never read) when its name is not BIDS, its subject or
-    session disagrees with its folders, it is a symlink leading outside ``bids_dir``, or several
-    scans map to the same subject key (add a ``ses-`` level or remove the extra scan).
+    session disagrees with its folders, it is a symlink leading outside ``bids_dir``, it is not a
+    regular file (a FIFO, a device, a folder), or several scans map to the same subject key (add
+    a ``ses-`` level or remove the extra scan).
     """
     root = Path(bids_dir).resolve()
     if not root.is_dir():
@@ -89,28 +92,67 @@ def discover_scans(bids_dir: str | os.PathLike, *, suffix: str = "T2w") -> list[
 
 
 def _scan_of(path: Path, root: Path) -> Scan:
-    """Parse one candidate file into a Scan, recording (not raising) what is wrong with it."""
+    """Parse one candidate file into a Scan, recording (not raising) what is wrong with it.
+
+    A scan with a usable name is recorded under its subject id whatever else is wrong with it
+    (a link leading out, not a regular file), so its failed row says which subject it is.
+    Nothing here opens the file: a FIFO or a device named like a scan would block a read.
+    """
     rel = path.relative_to(root)
-    try:
-        real = path.resolve(strict=True)
-    except OSError:
-        return Scan(str(rel), path, error=f"{rel} is a broken link")
-    if not real.is_relative_to(root):
-        return Scan(str(rel), path, error=f"{rel} links outside the cohort folder (to {real})")
     try:
         name = parse_scan_name(path)
     except InputError as exc:
         return Scan(str(rel), path, error=str(exc))
+    key = name.subject_key
     folders = list(rel.parts[:-2])
     expected = [f"sub-{name.sub}"] + ([f"ses-{name.ses}"] if name.ses else [])
     if folders != expected:
-        return Scan(
-            name.subject_key,
-            path,
-            name,
-            f"{rel}: file name says {'/'.join(expected)} but it lies in {'/'.join(folders)}",
-        )
-    return Scan(name.subject_key, path, name)
+        said, lies = "/".join(expected), "/".join(folders)
+        return Scan(key, path, name, f"{rel}: file name says {said} but it lies in {lies}")
+    try:
+        real = path.resolve(strict=True)
+    except OSError:
+        return Scan(key, path, name, f"{rel} is a broken link")
+    if not real.is_relative_to(root):
+        return Scan(key, path, name, f"{rel} links outside the cohort folder (to {real})")
+    odd = not_a_regular_file(real)
+    if odd:
+        return Scan(key, path, name, f"{rel} {odd}")
+    return Scan(key, path, name)
+
+
+def _intact(store: CohortStore, subject: str) -> bool:
+    """The stored scan's chunks are as written (sizes only: no voxel is read); a damaged
+    scan is logged and ingested again."""
+    try:
+        store.verify_volume(subject, IMAGE)
+    except DamagedVolumeError as exc:
+        logger.warning("%s: %s; ingesting it again", subject, exc)
+        return False
+    return True
+
+
+def not_a_regular_file(path: str | os.PathLike) -> str | None:
+    """Why ``path`` cannot be read as a scan without opening it (None: a regular file).
+
+    Checked from ``stat`` alone, before any read: opening a FIFO blocks until something
+    writes to it, and a device can be endless.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    if stat.S_ISREG(mode):
+        return None
+    kinds = {
+        stat.S_ISDIR: "a folder",
+        stat.S_ISFIFO: "a FIFO (named pipe)",
+        stat.S_ISSOCK: "a socket",
+        stat.S_ISCHR: "a character device",
+        stat.S_ISBLK: "a block device",
+    }
+    kind = next((k for test, k in kinds.items() if test(mode)), "not a plain file")
+    return f"is {kind}, not a regular file; refused without reading it"
 
 
 def ingest_scan(
@@ -124,6 +166,10 @@ def ingest_scan(
     start = time.perf_counter()
     if scan.error:
         return make_row(scan.subject, "failed", source=str(scan.path), error=scan.error, step=PHASE)
+    odd = not_a_regular_file(scan.path)
+    if odd:  # before the checksum: reading a FIFO would block this ingest forever
+        error = f"{scan.path.name} {odd}"
+        return make_row(scan.subject, "failed", source=str(scan.path), error=error, step=PHASE)
     try:
         digest = sha256sum(scan.path)
         if (
@@ -131,14 +177,17 @@ def ingest_scan(
             and previous.get("status") == "ok"
             and previous.get("sha256") == digest
             and store.has_volume(scan.subject, IMAGE)
+            and _intact(store, scan.subject)
         ):
             return make_row(scan.subject, "skipped", source=str(scan.path), sha256=digest)
         limits = limits or ScanLimits()
-        vol = load_volume(scan.path, max_bytes=limits.max_bytes)
+        notes: list[str] = []  # geometry kept but worth a look: logged, and kept with the scan
+        vol = load_volume(scan.path, max_bytes=limits.max_bytes, notes=notes)
         vol = validate_scan(vol, name=scan.path.name, limits=limits)
         if previous is not None:
             store.delete_subject(scan.subject)  # results of an older scan are stale now
-        store.write_volume(scan.subject, IMAGE, vol, source=str(scan.path), sha256=digest)
+        extra: dict[str, Any] = {"geometry_notes": notes} if notes else {}
+        store.write_volume(scan.subject, IMAGE, vol, source=str(scan.path), sha256=digest, **extra)
     except (SpinepsDaskError, OSError) as exc:  # OSError: unreadable file, store unreachable
         logger.warning("%s: %s", scan.subject, exc)
         return make_row(scan.subject, "failed", source=str(scan.path), error=str(exc), step=PHASE)
@@ -170,7 +219,9 @@ def ingest(
     """Ingest every scan of a BIDS cohort into the store and record it in the manifest.
 
     Re-running adds new subjects, re-ingests changed scans (checksum) and failed ones, and
-    skips unchanged ones. Several ingests of *different* subjects may share one store.
+    skips unchanged ones. It holds the store's lock (`writer_lock`): an ingest beside a run
+    is refused at once (it would replace scans the run is segmenting), and ingests of one
+    store wait for each other.
     ``store_url`` may be an open `CohortStore` (its own storage options then apply).
     ``progress`` is called with each finished row (the CLI's progress bar); ``limits`` what a
     usable scan is (spacing, size: `ScanLimits`).
@@ -178,6 +229,29 @@ def ingest(
     start = time.perf_counter()
     scans = discover_scans(bids_dir, suffix=suffix)
     store = _writable(store_url, storage_options)
+    with writer_lock(store, purpose="ingest", wait=INGEST_WAIT_S):
+        rows = _ingest_scans(scans, store, workers=workers, progress=progress, limits=limits)
+    summary = _summarise(rows)
+    summary.seconds = time.perf_counter() - start
+    logger.info(
+        "ingest: %d ingested, %d skipped, %d failed in %.1f s",
+        len(summary.ingested),
+        len(summary.skipped),
+        len(summary.failed),
+        summary.seconds,
+    )
+    return summary
+
+
+def _ingest_scans(
+    scans: list[Scan],
+    store: CohortStore,
+    *,
+    workers: int | None,
+    progress: Callable[[dict[str, Any]], None] | None,
+    limits: ScanLimits | None,
+) -> list[dict[str, Any]]:
+    """Ingest ``scans`` on a thread pool; manifest rows are written every `FLUSH_ROWS`."""
     manifest = store.manifest
     previous = manifest.rows(phase=PHASE)
     workers = workers or min(4, os.cpu_count() or 1)
@@ -200,16 +274,7 @@ def ingest(
                     progress(row)
     finally:  # rows of finished scans survive an interrupted ingest
         manifest.upsert(_merge_duplicates(pending))
-    summary = _summarise(rows)
-    summary.seconds = time.perf_counter() - start
-    logger.info(
-        "ingest: %d ingested, %d skipped, %d failed in %.1f s",
-        len(summary.ingested),
-        len(summary.skipped),
-        len(summary.failed),
-        summary.seconds,
-    )
-    return summary
+    return rows
 
 
 def _writable(store: str | os.PathLike | CohortStore, options: dict | None) -> CohortStore:

@@ -11,10 +11,12 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from spineps_dask.errors import StoreError
+from spineps_dask.errors import DamagedVolumeError, StoreError
 from spineps_dask.io import outputs
+from spineps_dask.io._urls import redact_url
 from spineps_dask.io.atomic import write_file, write_json
 from spineps_dask.io.bids import ScanName, parse_scan_name
+from spineps_dask.io.integrity import mark_damaged
 from spineps_dask.io.names import IMAGE, INSTANCE, OUTPUTS, SEMANTIC, SNAPSHOT
 from spineps_dask.io.nifti import save_volume
 from spineps_dask.io.store import CohortStore
@@ -35,8 +37,15 @@ def export(
     plus ``..._ctd.json`` (from its ``centroids`` attribute) and ``..._snp.png`` when the
     runner stored a snapshot; ``image`` goes under its source name; any other name ``x`` ->
     ``..._seg-x_msk.nii.gz``. Subjects lacking a volume are skipped. Voxels, dtype and affine
-    are exactly those in the store. Returns the files written. ``store_url`` may be an open
-    `CohortStore`.
+    are exactly those in the store, checked against the checksums written with them. Returns
+    the files written. ``store_url`` may be an open `CohortStore`.
+
+    Raises
+    ------
+    DamagedVolumeError
+        After every other subject is written: the subjects whose volumes are damaged (a
+        chunk deleted, truncated or changed). None of their files is written; they are
+        marked failed in the manifest, so the next run segments them again.
     """
     store = (
         store_url
@@ -45,20 +54,46 @@ def export(
     )
     arrays = tuple(arrays)
     written: list[Path] = []
+    damaged: dict[str, dict[str, str]] = {}
     for subject in store.subjects():
         present = [n for n in arrays if store.has_volume(subject, n)]
         if not present:
             continue
-        scan = scan_name_of(store, subject)
-        folder = Path(
-            out_dir, f"sub-{scan.sub}", *([f"ses-{scan.ses}"] if scan.ses else []), "anat"
-        )
-        for name in present:
-            vol = store.read_volume(subject, name)
-            written.append(save_volume(vol, folder / _file_name(scan, name)))
-            if name == INSTANCE:
-                written += _instance_extras(store, subject, scan, folder)
+        try:
+            written += _export_subject(store, subject, present, Path(out_dir))
+        except DamagedVolumeError as exc:
+            logger.warning("export: %s not written: %s", subject, exc)
+            damaged[subject] = {exc.volume or "volume": str(exc)}
     logger.info("export: wrote %d files to %s", len(written), out_dir)
+    if damaged:
+        marked = mark_damaged(store, damaged)
+        names = ", ".join(sorted(damaged))
+        raise DamagedVolumeError(
+            f"{len(damaged)} subject(s) of {redact_url(store.url)} are damaged and were not "
+            f"exported ({names}; the log says which chunks); the other {len(written)} files "
+            "were written. "
+            + (
+                "They are marked failed: `spineps-dask run` on the store segments them again."
+                if marked
+                else "Run `spineps-dask verify` on the store, then `run`, to redo them."
+            )
+        )
+    return written
+
+
+def _export_subject(
+    store: CohortStore, subject: str, present: list[str], out_dir: Path
+) -> list[Path]:
+    """One subject's files; every volume is read (and checked) before any file is written,
+    so a damaged subject leaves nothing half-exported."""
+    scan = scan_name_of(store, subject)
+    folder = Path(out_dir, f"sub-{scan.sub}", *([f"ses-{scan.ses}"] if scan.ses else []), "anat")
+    volumes = {name: store.read_volume(subject, name) for name in present}
+    written = []
+    for name, vol in volumes.items():
+        written.append(save_volume(vol, folder / _file_name(scan, name)))
+        if name == INSTANCE:
+            written += _instance_extras(store, subject, scan, folder)
     return written
 
 

@@ -14,11 +14,14 @@ from pathlib import Path
 from typing import TypedDict
 
 from spineps_dask.errors import SpinepsDaskError
+from spineps_dask.io.cohort import not_a_regular_file
 from spineps_dask.io.export import scan_name_of
+from spineps_dask.io.lock import INGEST_WAIT_S, writer_lock
 from spineps_dask.io.names import IMAGE, REF_INSTANCE, REF_SEMANTIC
 from spineps_dask.io.nifti import load_volume
 from spineps_dask.io.outputs import INSTANCE, SEMANTIC
 from spineps_dask.io.store import CohortStore
+from spineps_dask.io.validate import ScanLimits
 from spineps_dask.labels import VALID_INSTANCE, VALID_SEMANTIC, check_labels
 
 logger = logging.getLogger(__name__)
@@ -35,16 +38,24 @@ class ReferenceSummary(TypedDict):
     failed: dict[str, str]
 
 
-def ingest_references(derivatives: str | os.PathLike, store: CohortStore) -> ReferenceSummary:
+def ingest_references(
+    derivatives: str | os.PathLike, store: CohortStore, *, limits: ScanLimits | None = None
+) -> ReferenceSummary:
     """Copy every subject's reference masks found under ``derivatives`` into the store.
 
     Returns ``{"ingested": [...], "missing": [...], "failed": {subject: reason}}``. A reference
-    on another grid than its scan, or holding labels outside the SPINEPS scheme (another
-    dataset's ids would silently score zero), is refused with the reason; the subject is still
-    segmented, just not scored.
+    on another grid than its scan (known from its header, before its voxels are read), over
+    the size limit of a scan (``limits``, as `ingest`), not a regular file, or holding labels
+    outside the SPINEPS scheme (another dataset's ids would silently score zero), is refused
+    with the reason; the subject is still segmented, just not scored.
     """
+    limits = limits or ScanLimits()
+    with writer_lock(store, purpose="ingest", wait=INGEST_WAIT_S):
+        return _ingest_references(Path(derivatives), store, limits)
+
+
+def _ingest_references(root: Path, store: CohortStore, limits: ScanLimits) -> ReferenceSummary:
     valid = {REF_SEMANTIC: VALID_SEMANTIC, REF_INSTANCE: VALID_INSTANCE}
-    root = Path(derivatives)
     out: ReferenceSummary = {"ingested": [], "missing": [], "failed": {}}
     for subject in store.subjects():
         if not store.has_volume(subject, IMAGE):
@@ -52,17 +63,20 @@ def ingest_references(derivatives: str | os.PathLike, store: CohortStore) -> Ref
         name = scan_name_of(store, subject)
         anat = root / f"sub-{name.sub}" / (f"ses-{name.ses}" if name.ses else "") / "anat"
         paths = {key: anat / name.derivative(*desc) for key, desc in _DERIVATIVES.items()}
-        if not all(p.is_file() for p in paths.values()):
+        if not all(os.path.lexists(p) for p in paths.values()):
             out["missing"].append(subject)
             continue
         try:
-            image = store.read_attrs(subject, IMAGE)
-            vols = {key: load_volume(path) for key, path in paths.items()}
+            for path in paths.values():  # stat only: a FIFO would block the read below
+                odd = not_a_regular_file(path)
+                if odd:
+                    raise SpinepsDaskError(f"{path.name} {odd}")
+            want = tuple(store.read_attrs(subject, IMAGE)["shape"])
+            vols = {
+                key: load_volume(path, max_bytes=limits.max_bytes, expect_shape=want)
+                for key, path in paths.items()
+            }
             for key, vol in vols.items():  # both checked before either is written
-                want = tuple(image["shape"])
-                if tuple(vol.shape) != want:
-                    fname = paths[key].name
-                    raise SpinepsDaskError(f"{fname} has shape {vol.shape}, its scan {want}")
                 check_labels(vol.data, valid[key], what=paths[key].name, subject=subject)
             for key, vol in vols.items():
                 store.write_volume(subject, key, vol, label=True, source=str(paths[key]))

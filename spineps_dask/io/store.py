@@ -15,6 +15,11 @@ A volume counts as written only once its group carries ``spineps_dask.complete =
 :meth:`CohortStore.write_volume` sets after the last chunk, so a task killed half-way leaves a
 volume that :meth:`CohortStore.has_volume` reports as missing and the runner redoes (issue 3,
 items 4-5). Tasks pass :class:`VolumeKey` (store URL, subject, name), never arrays.
+
+With ``complete`` the group records the checksums of its chunks (``_checksums``): every whole
+read (:meth:`CohortStore.read_volume`) checks them, :meth:`CohortStore.verify_volume` checks a
+volume without using it, and a chunk deleted, truncated or changed since is a
+`DamagedVolumeError` naming the subject, the volume and the chunk (issue 18).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
 import uuid
 import warnings
 from dataclasses import dataclass
@@ -32,9 +38,9 @@ import numpy as np
 import zarr
 from zarr.storage import FsspecStore, LocalStore
 
-from spineps_dask.errors import StoreError
+from spineps_dask.errors import DamagedVolumeError, StoreError
 from spineps_dask.geometry import Volume
-from spineps_dask.io import _ngff
+from spineps_dask.io import _checksums, _ngff
 from spineps_dask.io._oserror import store_write_error
 from spineps_dask.io._urls import is_remote, join_url, local_path, redact_url
 from spineps_dask.io.atomic import write_file
@@ -234,8 +240,20 @@ class CohortStore:
         try:
             self._write_volume(key, vol, label=label, attrs=attrs)
         except OSError as exc:  # full or read-only disk, object store refusing
+            self._drop_partial(key)
             raise store_write_error(exc, f"{name} of {subject}", redact_url(self.url)) from exc
         return key
+
+    def _drop_partial(self, key: VolumeKey) -> None:
+        """Remove what a failed write left (never complete, so never used); best effort:
+        deleting frees space even on a full disk, but the store may be gone altogether."""
+        try:
+            if not is_remote(self.url):  # a folder even when its zarr.json could not be written
+                shutil.rmtree(local_path(self.url) / key.subject / key.name, ignore_errors=True)
+            elif key.name in (self._group(key.subject, None) or {}):
+                del self._root[f"{key.subject}/{key.name}"]
+        except Exception as exc:  # the write's own error is the one to report
+            logger.debug("could not remove the partial %s: %s", key, exc)
 
     def _write_volume(
         self, key: VolumeKey, vol: Volume, *, label: bool | None, attrs: dict[str, Any]
@@ -263,6 +281,7 @@ class CohortStore:
             attributes=_geometry_attrs(vol, attrs),
         )
         array[...] = zyx
+        checksums = _checksums.record(zyx, array, self._stored_sizes(subject, name))
         meta: dict[str, Any] = {"ome": _ngff.multiscales(f"{subject}/{name}", vol.affine)}
         if label:
             meta["ome"]["image-label"] = {"source": {"image": f"../{IMAGE}"}}
@@ -270,6 +289,7 @@ class CohortStore:
             "complete": True,
             "label": bool(label),
             "written": datetime.now(UTC).isoformat(timespec="seconds"),
+            "checksums": checksums,
         }
         group.update_attributes(meta)
         logger.debug("wrote %s %s %s", key, vol.shape, data.dtype)
@@ -339,18 +359,95 @@ class CohortStore:
         """Geometry and provenance attributes of a complete volume (affine as nested lists)."""
         return dict(self._level0(subject, name).attrs)
 
-    def read_volume(self, subject: str, name: str) -> Volume:
-        """The volume as written: ``(X, Y, Z)`` voxels, same dtype, the exact affine."""
+    def read_volume(self, subject: str, name: str, *, verify: bool = True) -> Volume:
+        """The volume as written: ``(X, Y, Z)`` voxels, same dtype, the exact affine.
+
+        ``verify`` (default) checks the voxels against the checksums written with them, and
+        the stored chunks against their sizes (a deleted chunk would read as zeros).
+
+        Raises
+        ------
+        DamagedVolumeError
+            A chunk was deleted, truncated or changed since it was written, or cannot be
+            decoded; the message names the subject, the volume and the chunks.
+        """
         array = self._level0(subject, name)
-        data = np.ascontiguousarray(np.asarray(array[...]).transpose(2, 1, 0))
+        recorded = self._checksums(subject, name) if verify else None
+        if recorded is not None:
+            self._raise_if(
+                subject,
+                name,
+                _checksums.check_sizes(recorded, array, self._stored_sizes(subject, name)),
+            )
+        try:
+            zyx = np.asarray(array[...])
+        except OSError:
+            raise
+        except Exception as exc:  # a codec's error on damaged bytes (Zstd, ...)
+            self._raise_if(subject, name, [f"cannot be decoded ({type(exc).__name__}: {exc})"])
+            raise
+        if recorded is not None:
+            self._raise_if(subject, name, _checksums.check_voxels(recorded, array, zyx.__getitem__))
+        data = np.ascontiguousarray(zyx.transpose(2, 1, 0))
         return Volume(data, np.asarray(array.attrs["affine"], dtype=float))
+
+    def verify_volume(self, subject: str, name: str, *, full: bool = False) -> bool:
+        """Check a complete volume against the checksums written with it, without using it.
+
+        The quick check (default) compares the size of every stored chunk with the size
+        written, from one listing and without reading a voxel: it finds deleted and truncated
+        chunks. ``full`` also reads every voxel against its digest: any change, a flipped bit
+        included. Returns False for a volume written before checksums were (then only a
+        ``full`` check can find chunks that do not decode), True when it was checked.
+
+        Raises
+        ------
+        DamagedVolumeError
+            Naming the subject, the volume and the chunks that differ.
+        """
+        array = self._level0(subject, name)
+        recorded = self._checksums(subject, name)
+        if recorded is None:
+            if full:
+                self.read_volume(subject, name, verify=False)  # decodes every chunk
+            return False
+        self._raise_if(
+            subject,
+            name,
+            _checksums.check_sizes(recorded, array, self._stored_sizes(subject, name)),
+        )
+        if full:
+            problems = _checksums.check_voxels(recorded, array, lambda box: np.asarray(array[box]))
+            self._raise_if(subject, name, problems)
+        return True
+
+    def _checksums(self, subject: str, name: str) -> dict[str, Any] | None:
+        group = self._group(subject, name)
+        ours = {} if group is None else group.attrs.get(_ATTR) or {}
+        recorded = ours.get("checksums") if isinstance(ours, dict) else None
+        return recorded if isinstance(recorded, dict) else None
+
+    def _stored_sizes(self, subject: str, name: str) -> dict[str, int]:
+        """Size of each stored chunk object of a volume's level-0 array, by chunk key."""
+        rel = f"{subject}/{name}/{LEVEL}"
+        return _checksums.stored_sizes(self.url, rel, self._storage_options)
+
+    def _raise_if(self, subject: str, name: str, problems: list[str]) -> None:
+        if not problems:
+            return
+        more = f" and {len(problems) - 3} more" if len(problems) > 3 else ""
+        raise DamagedVolumeError(
+            f"{name!r} of {subject} in {redact_url(self.url)} is damaged: "
+            f"{'; '.join(problems[:3])}{more}",
+            volume=name,
+        )
 
     def open_array(self, subject: str, name: str) -> VoxelView:
         """Lazy ``(X, Y, Z)`` view of a volume: slicing it reads only the chunks it needs.
 
         What a task holding a store key uses to fetch a cutout window instead of the volume.
         """
-        return VoxelView(self._level0(subject, name))
+        return VoxelView(self._level0(subject, name), what=f"{name!r} of {subject}")
 
     def open_xarray(self, subject: str, name: str) -> xr.DataArray:
         """Lazy (dask-backed) ``DataArray`` with dims ``(z, y, x)`` and mm coordinates.
@@ -389,10 +486,15 @@ class CohortStore:
 
 
 class VoxelView:
-    """``(X, Y, Z)`` indexing over an array stored as ``(Z, Y, X)`` (basic slices only)."""
+    """``(X, Y, Z)`` indexing over an array stored as ``(Z, Y, X)`` (basic slices only).
 
-    def __init__(self, array: zarr.Array) -> None:
+    A window that cannot be decoded (damaged chunks) is a `DamagedVolumeError` naming
+    ``what`` (the volume and subject).
+    """
+
+    def __init__(self, array: zarr.Array, *, what: str = "volume") -> None:
         self._array = array
+        self._what = what
         self.shape = tuple(int(s) for s in array.shape[::-1])
         self.dtype = array.dtype
         self.ndim = 3
@@ -400,7 +502,15 @@ class VoxelView:
     def __getitem__(self, index: tuple[slice, slice, slice]) -> np.ndarray:
         if not (isinstance(index, tuple) and len(index) == 3):
             raise IndexError("index a VoxelView with three slices (x, y, z)")
-        return np.asarray(self._array[index[::-1]]).transpose(2, 1, 0)
+        try:
+            window = np.asarray(self._array[index[::-1]])
+        except OSError:
+            raise
+        except Exception as exc:  # a codec's error on damaged bytes (Zstd, ...)
+            raise DamagedVolumeError(
+                f"{self._what} is damaged: a window cannot be decoded ({type(exc).__name__}: {exc})"
+            ) from exc
+        return window.transpose(2, 1, 0)
 
 
 def _geometry_attrs(vol: Volume, extra: dict[str, Any]) -> dict[str, Any]:

@@ -116,6 +116,34 @@ def check_model_folder(
     return mf
 
 
+def weight_files(mf: ModelFolder) -> list[Path]:
+    """Every checkpoint a model folder's model loads (each fold's for nnU-Net folders)."""
+    if mf.kind == "semantic":
+        folds = mf.config.available_folds
+        return [mf.weights / f"fold_{f}" / "checkpoint_final.pth" for f in folds]
+    return [mf.weights]
+
+
+def check_weights(folder: str | Path, *, kind: str | None = None) -> ModelFolder:
+    """:func:`load_model_folder`, and every checkpoint unpickled as the workers will, safely.
+
+    What a run checks before it starts a cluster: a checkpoint holding pickled objects that
+    could run code, or no checkpoint at all, is refused here, not on every worker for every
+    subject. The tensors are memory-mapped, not read (seconds for published models).
+
+    Raises
+    ------
+    ModelError
+        What is wrong with the folder or with which checkpoint.
+    """
+    from spineps_dask.models._checkpoint import load_checkpoint
+
+    mf = load_model_folder(folder, kind=kind)
+    for path in weight_files(mf):
+        load_checkpoint(path, mmap=True)
+    return mf
+
+
 def scan_models(models: str | Path | None = None) -> list[ScanEntry]:
     """Every sub-folder of the models directory (argument, ``$SPINEPS_SEGMENTOR_MODELS`` or the
     default); hidden folders (downloads in progress) are left out."""

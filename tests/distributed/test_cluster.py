@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
 
 from spineps_dask.distributed.cluster import (
     ClusterSpec,
+    close_quietly,
     default_local_layout,
     load_cluster_spec,
     make_cluster,
@@ -94,3 +96,34 @@ def test_worker_machine_config_unsets_the_malloc_trim_threshold():
             assert _worker_env(client)["MALLOC_TRIM_THRESHOLD_"] is None
     finally:
         cluster.close()
+
+
+class _StandInClosing:
+    """A client or cluster whose close fails as a comm closing under it does."""
+
+    def __init__(self, log_on_close: bool = False) -> None:
+        self.closed = False
+        self.log_on_close = log_on_close
+
+    def close(self) -> None:
+        from distributed.comm.core import CommClosedError
+
+        self.closed = True
+        if self.log_on_close:
+            logging.getLogger("distributed.core").error(
+                "Exception while handling op", exc_info=CommClosedError("in <TCP (closed)>")
+            )
+        raise CommClosedError("in <TCP (closed)>: Stream is closed")
+
+
+def test_shutdown_noise_stays_off_the_console(caplog):
+    """Closing a client and cluster after a stopped run: a CommClosedError raised or logged
+    by distributed while closing neither escapes nor reaches the console (at the default
+    level); both are still closed, and distributed's own level is restored."""
+    client, cluster = _StandInClosing(), _StandInClosing(log_on_close=True)
+    before = logging.getLogger("distributed").level
+    with caplog.at_level(logging.INFO):
+        close_quietly(client, cluster)
+    assert client.closed and cluster.closed
+    assert [r for r in caplog.records if r.levelno >= logging.INFO] == []
+    assert logging.getLogger("distributed").level == before

@@ -76,6 +76,33 @@ def test_a_task_that_raises_comes_back_as_a_failure_naming_its_step(client):
     assert got == [Failure("sub-1", "semantic", "RuntimeError: stand-in bug on sub-1")]
 
 
+def _stand_in_next(x: str) -> str:
+    return x
+
+
+def test_a_failure_names_the_step_that_raised_not_the_one_watched(client, caplog):
+    """The watched task only depends on the one that raised (prepare -> semantic): the
+    failure names ``prepare``, and the driver logs it in one line, without a traceback."""
+    window = Window(client, size=1, retries=0)
+    got = []
+
+    def start(subject: str) -> None:
+        prep = window.submit(subject, _stand_in_bug, subject, name="prepare")
+        sem = window.submit(subject, _stand_in_next, prep, name="semantic", model=True)
+        window.watch(sem, subject, "semantic")
+
+    def on_result(done, result) -> None:
+        got.append(result)
+        window.finish(done.subject)
+
+    with caplog.at_level("DEBUG", logger="spineps_dask.distributed.window"):
+        window.run(["sub-1"], start, on_result)
+    assert got == [Failure("sub-1", "prepare", "RuntimeError: stand-in bug on sub-1")]
+    (line,) = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert line.getMessage() == "sub-1 failed in prepare: RuntimeError: stand-in bug on sub-1"
+    assert line.exc_info is None
+
+
 def test_default_size_keeps_every_worker_busy(client):
     """Twice the workers plus one: results come back while the next subjects run."""
     assert Window(client).size == 3

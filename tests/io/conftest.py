@@ -66,12 +66,26 @@ def make_data():
     return scan_data
 
 
-def patch_header(path: Path, *, pixdim=None, qform_code=None, sform_code=None, shape=None) -> Path:
+def patch_header(
+    path: Path,
+    *,
+    pixdim=None,
+    qform_code=None,
+    sform_code=None,
+    shape=None,
+    vox_offset=None,
+    qoffset=None,
+) -> Path:
     """Overwrite raw NIfTI-1 header fields of a .nii.gz (nibabel would repair them on save).
 
-    ``shape``: the 3D size the header claims (the voxel data on disk stay as they are).
+    ``shape``: the 3D size the header claims (the voxel data on disk stay as they are);
+    ``vox_offset``: where the header says the voxels start; ``qoffset``: the qform's origin.
     """
     raw = bytearray(gzip.decompress(path.read_bytes()))
+    if vox_offset is not None:
+        raw[108:112] = struct.pack("<f", vox_offset)
+    if qoffset is not None:
+        raw[268:280] = struct.pack("<3f", *qoffset)
     if shape is not None:
         raw[42:48] = struct.pack("<3h", *shape)  # dim[1:4], offset 40 + 2
     if pixdim is not None:

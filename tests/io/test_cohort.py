@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import os
 import re
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -13,7 +14,16 @@ import numpy as np
 import pytest
 
 from spineps_dask.geometry import Volume
-from spineps_dask.io import CohortStore, Manifest, ScanLimits, discover_scans, export, ingest
+from spineps_dask.io import (
+    CohortStore,
+    Manifest,
+    Scan,
+    ScanLimits,
+    discover_scans,
+    export,
+    ingest,
+    ingest_scan,
+)
 
 
 def _broken_cohort(root: Path, outside: Path, make_scan, make_data, bad_header) -> dict[str, str]:
@@ -53,7 +63,7 @@ def _broken_cohort(root: Path, outside: Path, make_scan, make_data, bad_header) 
         "sub-zero": r"voxel spacing \[0.7, 0.0, 3.0\] mm is outside",
         "sub-negpix": r"pixdim\) \[0.6\d*, -0.6\d*, 3.\d+\] has zero or negative entries",
         "sub-../anat/sub-.._T2w.nii.gz": r"'sub-..' is not a BIDS entity",
-        "sub-link/anat/sub-link_T2w.nii.gz": r"links outside the cohort folder",
+        "sub-link": r"sub-link_T2w.nii.gz links outside the cohort folder",
         "sub-dup": r"2 scans map to subject sub-dup",
         "sub-else": r"file name says sub-else but it lies in sub-where",
     }
@@ -73,6 +83,43 @@ def test_each_bad_scan_is_a_failed_row_and_good_subjects_are_ingested(
         assert re.search(reason, rows[subject]["error"]), rows[subject]["error"]
     store = CohortStore(tmp_path / "c.zarr", mode="r")
     assert store.subjects() == ["sub-001", "sub-002_ses-1"]  # no group for any failed scan
+
+
+def test_scans_refused_by_path_are_rows_under_their_subject_id(tmp_path, bids, make_scan):
+    """A link leading out of the cohort or a broken link is a failed row under the subject id
+    its name gives (``sub-link``), not under its relative path; only a name that gives no id
+    keeps the path."""
+    link = bids / "sub-link/anat"
+    link.mkdir(parents=True)
+    (link / "sub-link_T2w.nii.gz").symlink_to(make_scan(tmp_path / "outside", "link"))
+    gone = bids / "sub-gone/anat"
+    gone.mkdir(parents=True)
+    (gone / "sub-gone_T2w.nii.gz").symlink_to(tmp_path / "nowhere.nii.gz")
+    failed = ingest(bids, tmp_path / "c.zarr").failed
+    assert sorted(failed) == ["sub-gone", "sub-link"]
+    assert "sub-gone_T2w.nii.gz is a broken link" in failed["sub-gone"]
+
+
+@pytest.mark.timeout(30)
+def test_a_fifo_named_like_a_scan_is_refused_at_once(tmp_path, bids):
+    """A FIFO (and any other non-regular file) named like a scan is refused from ``stat``
+    alone, before its checksum or voxels are read (reading a FIFO blocks until something
+    writes to it); the other subjects are ingested, and all of it takes under a second."""
+    fifo = bids / "sub-fifo/anat/sub-fifo_T2w.nii.gz"
+    fifo.parent.mkdir(parents=True)
+    os.mkfifo(fifo)
+    (bids / "sub-dir/anat/sub-dir_T2w.nii.gz").mkdir(parents=True)
+    url = tmp_path / "c.zarr"
+    ingest(bids, url)  # the good subjects: nothing left to do below but the refusals
+    start = time.perf_counter()
+    summary = ingest(bids, url)
+    assert time.perf_counter() - start < 1.0
+    assert summary.skipped == ["sub-001", "sub-002_ses-1"]
+    assert "is a FIFO (named pipe), not a regular file" in summary.failed["sub-fifo"]
+    assert "is a folder, not a regular file" in summary.failed["sub-dir"]
+    scan = Scan("sub-fifo", fifo)  # a caller's own scan list is checked the same way
+    row = ingest_scan(scan, CohortStore(url), previous=None)
+    assert row["status"] == "failed" and "FIFO" in row["error"]
 
 
 def test_discovery_finds_sessions_and_ignores_other_suffixes(bids, make_scan, make_data):
@@ -183,10 +230,7 @@ def test_real_t2w_sample_round_trips_exactly(tmp_path):
     root = tmp_path / "bids"
     (root / "sub-mri/anat").mkdir(parents=True)
     os.symlink(sample, root / "sub-mri/anat/sub-mri_label-6_T2w.nii.gz")  # outside: refused
-    assert (
-        "links outside"
-        in ingest(root, tmp_path / "c.zarr").failed["sub-mri/anat/sub-mri_label-6_T2w.nii.gz"]
-    )
+    assert "links outside" in ingest(root, tmp_path / "c.zarr").failed["sub-mri"]
     src = root / "sub-mri/anat/sub-mri_label-6_T2w.nii.gz"
     src.unlink()
     src.write_bytes(sample.read_bytes())

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import re
+import time
+
 import numpy as np
+import pytest
 
 from spineps_dask.geometry import Volume
 from spineps_dask.io import CohortStore, ingest
@@ -37,3 +42,40 @@ def test_references_with_labels_outside_the_scheme_are_refused(tmp_path, make_sc
     assert "sub-002_mod-T2w_seg-vert_msk.nii.gz" in out["failed"]["sub-002"]
     assert store.volumes("sub-002") == ["image"]
     assert store.volumes("sub-001") == ["image", "ref_instance", "ref_semantic"]
+
+
+@pytest.mark.timeout(30)
+def test_oversized_or_odd_references_are_refused_from_the_header_in_under_a_second(
+    tmp_path, make_scan, make_data, bad_header
+):
+    """Two small reference files whose headers claim 1500 x 1700 x 1000 voxels (7.7 GB of
+    uint8 if read) are refused from the header, before any voxel is read, naming the shapes;
+    a reference that is a FIFO is refused from ``stat`` without opening it. Both in under a
+    second; the subjects keep their scans (segmented, just not scored)."""
+    bids, refs = tmp_path / "bids", tmp_path / "refs"
+    for sub in ("001", "002"):
+        make_scan(bids, sub, make_data(int(sub)))
+    ingest(bids, tmp_path / "c.zarr")
+    sem = np.zeros((24, 20, 6), np.uint8)
+    sem[4:10, 5:15, 1:4] = 49
+    _write_refs(refs, "001", sem, np.where(sem > 0, 20, 0).astype(np.uint8))
+    anat = refs / "sub-001" / "anat"
+    for path in anat.glob("*.nii.gz"):
+        bad_header(path, shape=(1500, 1700, 1000))
+    fifo_anat = refs / "sub-002" / "anat"
+    _write_refs(refs, "002", sem, np.where(sem > 0, 20, 0).astype(np.uint8))
+    vert = fifo_anat / "sub-002_mod-T2w_seg-vert_msk.nii.gz"
+    vert.unlink()
+    os.mkfifo(vert)
+    store = CohortStore(tmp_path / "c.zarr")
+    start = time.perf_counter()
+    out = ingest_references(refs, store)
+    assert time.perf_counter() - start < 1.0
+    assert out["ingested"] == []
+    assert re.search(
+        r"has shape \(1500, 1700, 1000\) in its header, its scan \(24, 20, 6\).*refused before "
+        r"reading",
+        out["failed"]["sub-001"],
+    ), out["failed"]["sub-001"]
+    assert "is a FIFO (named pipe), not a regular file" in out["failed"]["sub-002"]
+    assert store.volumes("sub-001") == ["image"] and store.volumes("sub-002") == ["image"]

@@ -46,6 +46,7 @@ def test_writes_on_a_full_disk_name_the_volume_and_the_fix(small_disk):
     with pytest.raises(StoreError, match=r"semantic of sub-001 at .*c\.zarr: No space left .*free"):
         store.write_volume("sub-001", "semantic", vol.with_data(vol.data.astype(np.uint8)))
     assert store.volumes("sub-001") == ["image"]  # the half-written one does not count
+    assert not (small_disk.path / "c.zarr/sub-001/semantic").exists()  # nor is it left behind
     with pytest.raises(StoreError, match=r"snapshot\.png of sub-001 .*No space left"):
         store.write_blob("sub-001", "snapshot.png", b"\x89PNG" + b"\0" * 200_000)
     assert _leftovers(store_dir := small_disk.path / "c.zarr") == [], store_dir

@@ -24,7 +24,18 @@ def _inf() -> np.ndarray:
     return data
 
 
+def _one_slice() -> np.ndarray:
+    data = np.zeros((8, 8, 4), np.int16)
+    data[:, :, 2] = 300  # blank but for one slice: N4 would fail deep inside ITK on it
+    return data
+
+
+FAR = np.diag([0.7, 0.7, 3.0, 1.0])
+FAR[:3, 3] = [0.0, 2e6, 0.0]  # 2 km: metres written as micrometres, say
+
 BAD = {
+    "content in one slice": (_one_slice(), EYE, "all non-zero voxels lie in one slice along"),
+    "origin kilometres away": (FAR, None, r"places the first voxel at \[0.0, 2000000.0, 0.0\]"),
     "nan": (_nan(), EYE, "1 of 256 voxels are NaN or Inf"),
     "inf": (_inf(), EYE, "NaN or Inf"),
     "complex": (np.ones((8, 8, 4), np.complex64), EYE, "not a grey-value image"),
@@ -47,6 +58,8 @@ BAD = {
 @pytest.mark.parametrize("case", sorted(BAD))
 def test_unusable_scans_are_refused_with_a_clear_reason(case):
     data, affine, message = BAD[case]
+    if affine is None:
+        data, affine = np.ones((8, 8, 4)), data
     with pytest.raises(InputError, match=message):
         validate_scan(Volume(data, affine), name="x.nii.gz")
 
