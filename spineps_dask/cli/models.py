@@ -252,6 +252,13 @@ def train_demo(
         int | None,
         typer.Option(help="Training phantoms (seeds SEED*1000 + 0..N-1; default: config)."),
     ] = None,
+    random_looks: Annotated[
+        int | None,
+        typer.Option(
+            help="Extra semantic-training phantoms with randomised tissue contrast, blur, gamma "
+            "and ghosting (seeds SEED*1000 + 500 + 0..N-1; default: config)."
+        ),
+    ] = None,
 ) -> None:
     """Train the small demo models on synthetic phantoms (CPU, minutes)."""
     from spineps_dask.models.train_demo import DemoTrainConfig, train_demo_models
@@ -263,6 +270,8 @@ def train_demo(
     cfg = DemoTrainConfig(seed=seed, threads=threads)
     if train_phantoms is not None:
         cfg = replace(cfg, n_train=train_phantoms)
+    if random_looks is not None:
+        cfg = replace(cfg, n_random_looks=random_looks)
     cfg = cfg.with_limits(iterations=iterations, budget_s=budget_s)
     train_demo_models(out, cfg, which=which)
 

@@ -56,8 +56,9 @@ def prepare_case(
     *,
     semantic_grid: tuple[Sequence[str], Sequence[float]],
     instance_spacing: Sequence[float],
+    appearance: str = "t2w",
 ) -> Case:
-    """Generate phantom ``seed`` and bring it into both models' spaces.
+    """Generate phantom ``seed`` (with ``appearance``) and bring it into both models' spaces.
 
     ``semantic_grid``: the semantic model's (``model_expected_orientation``,
     ``resolution_range``).
@@ -69,7 +70,7 @@ def prepare_case(
     from spineps_dask.pipeline.preprocess import PreprocessSettings, crop_pad, preprocess
 
     orientation, resolution = semantic_grid
-    ph = make_phantom(seed)
+    ph = make_phantom(seed, appearance=appearance)
     prepared, record = preprocess(ph.image, settings=PreprocessSettings(recipe="reference"))
     image = rescale(prepared.reorient(orientation), resolution, order=3)
     labels = [
@@ -100,12 +101,14 @@ def load_cases(
     *,
     semantic_grid: tuple[Sequence[str], Sequence[float]],
     instance_spacing: Sequence[float],
+    appearance: str = "t2w",
 ) -> list[Case]:
     """Cases for ``seeds``, generated once into ``cache`` (one ``.npz`` per seed, atomic)."""
     cache.mkdir(parents=True, exist_ok=True)
     cases = []
+    look = "" if appearance == "t2w" else f"_{appearance}"
     for seed in seeds:
-        path = cache / f"case_{seed:05d}_reference.npz"  # the recipe of issue 22
+        path = cache / f"case_{seed:05d}{look}_reference.npz"  # the recipe of issue 22
         if not path.exists():
             case = prepare_case(
                 seed,
@@ -113,6 +116,7 @@ def load_cases(
                 dataset_json,
                 semantic_grid=semantic_grid,
                 instance_spacing=instance_spacing,
+                appearance=appearance,
             )
             tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
             np.savez_compressed(tmp, **case.__dict__)

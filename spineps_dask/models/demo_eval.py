@@ -42,8 +42,11 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if total == 0 else 2.0 * int(np.count_nonzero(a & b)) / total
 
 
-def evaluate_semantic(folder: str | Path, seeds: Sequence[int], *, threads: int = 1) -> dict:
-    """Global Dice per structure of the semantic model over phantoms ``seeds``."""
+def evaluate_semantic(
+    folder: str | Path, seeds: Sequence[int], *, threads: int = 1, appearance: str = "t2w"
+) -> dict:
+    """Global Dice per structure of the semantic model over phantoms ``seeds`` rendered with
+    ``appearance`` (``"t1w"``: a contrast the demo model never trained on as such)."""
     from spineps_dask.models.semantic import SemanticModel
     from spineps_dask.phantom import make_phantom
     from spineps_dask.pipeline.preprocess import preprocess
@@ -53,7 +56,7 @@ def evaluate_semantic(folder: str | Path, seeds: Sequence[int], *, threads: int 
     size = dict.fromkeys(STRUCTURES, 0)
     seconds = 0.0
     for seed in seeds:
-        ph = make_phantom(seed)
+        ph = make_phantom(seed, appearance=appearance)
         t0 = time.time()
         prepared, _ = preprocess(ph.image)
         grid = model.predict_model_grid(prepared)

@@ -57,6 +57,9 @@ class DemoTrainConfig:
     seed: int = 0
     threads: int = 2
     n_train: int = 32
+    #: Extra semantic-training phantoms with a randomised look (issue 17, SynthSeg-style),
+    #: seeds SEED*1000 + 500 + k; the instance model sees labels only and does not use them.
+    n_random_looks: int = 0
     n_heldout: int = 20
     sem_features: tuple[int, ...] = (8, 16, 32, 64)
     # 144 mm along I-S: at 96 mm (1451 steps) the model scattered sacrum over vertebrae and
@@ -104,6 +107,8 @@ def train_demo_models(out: str | Path, cfg: DemoTrainConfig, *, which: str = "bo
     if which == "cards":
         write_cards(Path(out))
         return
+    if which == "data" and cfg.n_random_looks:
+        logger.info("random-look phantoms are prepared with --which semantic")
     torch.manual_seed(cfg.seed)
     out = Path(out)
     plans = nf.make_plans(semantic_spec(cfg), dataset_name="Dataset900_SpinepsDaskPhantom")
@@ -118,7 +123,16 @@ def train_demo_models(out: str | Path, cfg: DemoTrainConfig, *, which: str = "bo
         instance_spacing=INSTANCE_SPACING,
     )
     if which in ("semantic", "both"):
-        train_semantic(out / "semantic", cases, plans, dataset, cfg)
+        looks = load_cases(
+            [cfg.seed * 1000 + 500 + k for k in range(cfg.n_random_looks)],
+            out / ".cache",
+            plans,
+            dataset,
+            semantic_grid=(SEMANTIC_ORIENTATION, SPACING[::-1]),
+            instance_spacing=INSTANCE_SPACING,
+            appearance="random",
+        )
+        train_semantic(out / "semantic", cases + looks, plans, dataset, cfg)
     if which in ("instance", "both"):
         train_instance(out / "instance", cases, cfg)
     if which != "data":
@@ -159,7 +173,9 @@ def train_semantic(
     )
     write_config(out, config)
     scores = evaluate_semantic(out, _heldout(cfg), threads=cfg.threads)
-    write_config(out, replace(config, training={**config.training, "heldout": scores}))
+    t1w = evaluate_semantic(out, _heldout(cfg), threads=cfg.threads, appearance="t1w")
+    training = {**config.training, "heldout": scores, "heldout_t1w": t1w}
+    write_config(out, replace(config, training=training))
     return scores
 
 
@@ -224,7 +240,8 @@ def _training_record(cfg: DemoTrainConfig, result: Any, which: str) -> dict[str,
         "command": f"spineps-dask models train-demo OUT --seed {cfg.seed} "
         f"--threads {cfg.threads} --which {which} "
         f"--iterations {getattr(cfg, prefix + 'iterations')} "
-        f"--budget-s {getattr(cfg, prefix + 'budget_s'):g} --train-phantoms {cfg.n_train}",
+        f"--budget-s {getattr(cfg, prefix + 'budget_s'):g} --train-phantoms {cfg.n_train}"
+        + (f" --random-looks {cfg.n_random_looks}" if which == "semantic" else ""),
         "seed": cfg.seed,
         "train_phantom_seeds": f"{cfg.seed * 1000}..{cfg.seed * 1000 + cfg.n_train - 1}",
         "heldout_phantom_seeds": f"{_heldout(cfg)[0]}..{_heldout(cfg)[-1]}",
@@ -234,7 +251,7 @@ def _training_record(cfg: DemoTrainConfig, result: Any, which: str) -> dict[str,
         "settings": {
             k: v
             for k, v in asdict(cfg).items()
-            if k.startswith(prefix) or k in ("n_train", "n_heldout", "threads")
+            if k.startswith(prefix) or k in ("n_train", "n_heldout", "threads", "n_random_looks")
         },
         "torch": torch.__version__,
         "python": platform.python_version(),
@@ -288,7 +305,12 @@ def write_cards(out: str | Path, *, heldout: bool = True) -> None:
             evaluate = evaluate_semantic if which == "semantic" else evaluate_instance
             seeds = list(range(first, last + 1))
             scores = evaluate(out / which, seeds, threads=torch.get_num_threads())
-            config = replace(config, training={**config.training, "heldout": scores})
+            training = {**config.training, "heldout": scores}
+            if which == "semantic":  # a contrast never trained on as such (issue 17)
+                training["heldout_t1w"] = evaluate_semantic(
+                    out / which, seeds, threads=torch.get_num_threads(), appearance="t1w"
+                )
+            config = replace(config, training=training)
             write_config(out / which, config)
         real = evaluate_real_samples(
             folders["semantic"] if which == "semantic" else None, folders["instance"]
@@ -319,6 +341,19 @@ def _write_card(out: Path, which: str, config: ModelConfig, real: dict[str, Any]
         json.dumps(t.get("heldout"), indent=2),
         "```",
         "",
+        *(
+            [
+                "The same phantoms rendered with a T1w-like contrast (CSF dark, marrow and fat "
+                "bright; `make_phantom(seed, appearance='t1w')`), never trained on as such:",
+                "",
+                "```json",
+                json.dumps(t["heldout_t1w"], indent=2),
+                "```",
+                "",
+            ]
+            if "heldout_t1w" in t
+            else []
+        ),
         "## Real data (the crops the `tptbox` wheel ships)",
         "",
     ]
