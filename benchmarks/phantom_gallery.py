@@ -1,7 +1,8 @@
-"""Write ``docs/phantoms.png``: mid-sagittal slices of six phantoms with the semantic overlay.
+"""Write ``docs/phantoms.png`` (mid-sagittal slices of six phantoms with the semantic overlay)
+and ``docs/appearance.png`` (one anatomy in T2w, T1w and six randomised looks, issue 17).
 
-Usage: ``python benchmarks/phantom_gallery.py [OUT.png]``. A visual check that the phantoms
-look like spines in every region and stored orientation.
+Usage: ``python benchmarks/phantom_gallery.py [OUT_DIR]``. A visual check that the phantoms
+look like spines in every region, stored orientation and contrast.
 """
 
 from __future__ import annotations
@@ -51,6 +52,21 @@ def panel(ax, phantom, *, overlay: bool = True) -> None:
     ax.axis("off")
 
 
+def appearances(out: Path) -> None:
+    """One lumbar anatomy (seed 8) in each contrast: what the semantic model trains on."""
+    looks = [("t2w", 8), ("t1w", 8), *(("random", 500 + k) for k in range(6))]
+    fig, axes = plt.subplots(1, len(looks), figsize=(16, 5), dpi=60)
+    anatomy = make_phantom(8, region="lumbar", orientation=("P", "I", "R")).spec
+    for ax, (look, seed) in zip(axes, looks, strict=True):
+        # A random look is drawn from the seed: vary it, keep the anatomy's drawn fields.
+        phantom = make_phantom(anatomy, appearance=look, seed=seed)
+        panel(ax, phantom, overlay=False)
+        ax.set_title(f"{look} (seed {seed})", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out)
+    print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB)")
+
+
 def main(out: Path) -> None:
     fig, axes = plt.subplots(2, len(CASES), figsize=(12, 10), dpi=60)
     for k, (seed, overrides) in enumerate(CASES):
@@ -64,4 +80,6 @@ def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("docs/phantoms.png"))
+    folder = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("docs")
+    main(folder / "phantoms.png")
+    appearances(folder / "appearance.png")

@@ -79,8 +79,8 @@ def render_image(semantic: np.ndarray, disc_signal: np.ndarray, axes, curve, spe
     del texture
     img = ndimage.gaussian_filter(img, sigma=0.5, mode="nearest", truncate=2.0)  # partial volume
     if lk.blur_mm > 0:
-        sigma = [lk.blur_mm / s for s in spec.world_spacing]
-        img = ndimage.gaussian_filter(img, sigma=sigma, mode="nearest", truncate=2.0)
+        blur = [lk.blur_mm / s for s in spec.world_spacing]
+        img = ndimage.gaussian_filter(img, sigma=blur, mode="nearest", truncate=2.0)
     if lk.ghost > 0:  # motion ghost along the phase-encoding (anterior-posterior) axis
         shift = round(lk.ghost_shift_mm / spec.world_spacing[1])
         img += np.float32(lk.ghost) * np.roll(img, shift, axis=1)

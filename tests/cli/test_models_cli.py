@@ -59,7 +59,7 @@ def test_train_demo_options_reach_the_config_and_the_recorded_command(monkeypatc
 
     record = train_demo._training_record(cfg, Result(), "semantic")
     assert record["command"].endswith(
-        "--which semantic --iterations 7 --budget-s 9 --train-phantoms 48"
+        "--which semantic --iterations 7 --budget-s 9 --train-phantoms 48 --random-looks 0"
     )
     assert record["train_phantom_seeds"] == "0..47"
 

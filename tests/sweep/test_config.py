@@ -30,7 +30,10 @@ def _with(**changes):
         (_with(grid={"postprocess": [1]}), r"grid.postprocess\[0\]: 1 is not allowed; use true or"),
         (_with(grid={"step_size": [0.5, 1.5]}), r"grid.step_size\[1\]: 1.5 .* number in \(0, 1\]"),
         (_with(grid={"n4": [True, True]}), r"grid.n4: \[True, True\] repeats a value"),
-        (_with(grid={"merge.foo": [1]}), r"unknown setting 'merge.foo'; allowed: n4, recipe, reference_mode, step_size"),
+        (
+            _with(grid={"merge.foo": [1]}),
+            r"unknown setting 'merge.foo'; allowed: n4, recipe, reference_mode, step_size",
+        ),
         (
             _with(grid={"merge": {"couple_dice": [2]}}),
             r"grid.merge.couple_dice\[0\]: 2 is not allowed; use a number in \[0, 1\]",
