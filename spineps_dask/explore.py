@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -15,9 +16,10 @@ import pandas as pd
 
 from spineps_dask.errors import StoreError
 from spineps_dask.io.manifest import Manifest
-from spineps_dask.io.names import IMAGE, INSTANCE, SEMANTIC, SNAPSHOT, TABLES
+from spineps_dask.io.names import IMAGE, INSTANCE, PARTICIPANTS, SEMANTIC, SNAPSHOT, TABLES
 from spineps_dask.io.store import CohortStore
 from spineps_dask.io.tables import table_from_bytes
+from spineps_dask.keys import ID_COLUMNS, identity
 
 
 @dataclass(frozen=True)
@@ -36,16 +38,42 @@ class Cohort:
         return Manifest(self.store.manifest_url, storage_options=self.store.storage_options).read()
 
     def status(self) -> pd.DataFrame:
-        """One row per subject: ingest and segment status, error, seconds."""
+        """One row per scan: its key, person and visit, ingest and segment status, state,
+        and for a failed scan the phase, step and error (ingest failures included)."""
+        from spineps_dask.viz.cohort import subject_states
+
         df = self.manifest
+        states = subject_states(df).rename(columns={"subject": "scan"})
         wide = df[df["phase"].isin(["ingest", "segment"])].pivot_table(
             index="subject", columns="phase", values="status", aggfunc="first"
         )
-        seg = df[df["phase"] == "segment"].set_index("subject")
-        for col in ("error", "step", "seconds"):
-            if col in seg:
-                wide[col] = seg[col]
-        return wide.reset_index()
+        seconds = df[df["phase"] == "segment"].set_index("subject")["seconds"]
+        out = states.set_index("scan").join(wide).join(seconds.rename("seconds"))
+        out = out.reset_index(names="scan")
+        for col in ("ingest", "segment"):
+            if col not in out:
+                out[col] = None
+        ids = pd.DataFrame([identity(k) for k in out["scan"]], columns=list(ID_COLUMNS))
+        out = pd.concat([ids, out.drop(columns="scan")], axis=1)
+        cols = [*ID_COLUMNS, "ingest", "segment", "state", "phase", "step", "error", "seconds"]
+        return self._joined(out[cols])
+
+    def participants(self) -> pd.DataFrame:
+        """The cohort's ``participants.tsv`` (copied at ingest) with ``subject`` for
+        ``participant_id``; an empty frame when the cohort has none."""
+        raw = self.store.read_root_file(PARTICIPANTS)
+        if raw is None:
+            return pd.DataFrame(columns=["subject"])
+        table = pd.read_csv(io.BytesIO(raw), sep="\t", na_values=["n/a"], keep_default_na=False)
+        return table.rename(columns={"participant_id": "subject"})
+
+    def _joined(self, table: pd.DataFrame) -> pd.DataFrame:
+        """``table`` with the participants' columns (age, sex, ...) joined on ``subject``."""
+        people = self.participants()
+        extra = [c for c in people.columns if c == "subject" or c not in table.columns]
+        if len(people) == 0 or len(table) == 0:
+            return table
+        return table.merge(people[extra], on="subject", how="left")
 
     def volume(self, subject: str, name: str) -> Any:
         """Lazy ``xr.DataArray`` (dims z, y, x; coordinates in mm) of one volume."""
@@ -62,16 +90,32 @@ class Cohort:
         """The PNG the run made for ``subject`` (IPython: ``Image(cohort.snapshot(s))``)."""
         return self.store.read_blob(subject, SNAPSHOT)
 
-    def table(self, kind: str) -> pd.DataFrame:
-        """``'metrics'`` or ``'biomarkers'`` of every subject that has them, concatenated."""
+    def table(self, kind: str, *, participants: bool = True) -> pd.DataFrame:
+        """``'metrics'`` or ``'biomarkers'`` of every scan that has them, concatenated.
+
+        Rows carry ``scan`` (the key), ``subject`` and ``session``, then the participants'
+        columns from ``participants.tsv`` where the cohort has one (``participants=False``
+        leaves them out: summaries group by every extra column).
+        """
         parts = []
         for subject in self.subjects:
             try:
                 blob = self.store.read_blob(subject, TABLES[kind])
             except StoreError:  # a subject without the table simply has none
                 continue
-            parts.append(table_from_bytes(blob))
-        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+            parts.append(_with_identity(table_from_bytes(blob), subject))
+        table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+        return self._joined(table) if participants else table
+
+
+def _with_identity(table: pd.DataFrame, key: str) -> pd.DataFrame:
+    """A stored table written before tables carried ``scan`` and ``session`` gets them."""
+    if "scan" in table.columns:
+        return table
+    table = table.drop(columns=["subject"], errors="ignore")
+    for i, (col, value) in enumerate(identity(key).items()):
+        table.insert(i, col, pd.Series([value] * len(table), dtype="object"))
+    return table
 
 
 def open_cohort(url: str | os.PathLike, *, storage_options: dict | None = None) -> Cohort:

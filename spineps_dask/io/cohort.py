@@ -13,14 +13,14 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from spineps_dask.errors import InputError, SpinepsDaskError
 from spineps_dask.io.bids import ScanName, parse_scan_name
 from spineps_dask.io.manifest import make_row
-from spineps_dask.io.names import IMAGE
+from spineps_dask.io.names import IMAGE, PARTICIPANTS
 from spineps_dask.io.nifti import load_volume
 from spineps_dask.io.store import CohortStore
 from spineps_dask.io.validate import ScanLimits, validate_scan
@@ -61,11 +61,13 @@ def sha256sum(path: str | os.PathLike, *, block: int = 1 << 20) -> str:
 
 
 def discover_scans(bids_dir: str | os.PathLike, *, suffix: str = "T2w") -> list[Scan]:
-    """Scans ``sub-*/[ses-*/]anat/*_<suffix>.nii[.gz]`` under ``bids_dir``, sorted by subject.
+    """Scans ``sub-*/[ses-*/]anat/*_<suffix>.nii[.gz]`` under ``bids_dir``, sorted by key.
 
-    A scan gets ``error`` set (and is never read) when its name is not BIDS, its subject or
-    session disagrees with its folders, it is a symlink leading outside ``bids_dir``, or several
-    scans map to the same subject key (add a ``ses-`` level or remove the extra scan).
+    Each scan's key holds all its entities (``sub-001_ses-1_acq-lumbar_chunk-2``), so scans
+    told apart by any entity are separate scans. A scan gets ``error`` set (and is never read)
+    when its name is not BIDS, its subject or session disagrees with its folders, it is a
+    symlink leading outside ``bids_dir``, or several files have the same entities (the same
+    scan as ``.nii`` and ``.nii.gz``, say).
     """
     root = Path(bids_dir).resolve()
     if not root.is_dir():
@@ -81,7 +83,10 @@ def discover_scans(bids_dir: str | os.PathLike, *, suffix: str = "T2w") -> list[
     for key, group in sorted(by_key.items()):
         if len(group) > 1:
             names = ", ".join(str(s.path.relative_to(root)) for s in group)
-            msg = f"{len(group)} scans map to subject {key}: {names}; keep one or add ses- levels"
+            msg = (
+                f"{len(group)} files are the same scan {key} (the same BIDS entities): {names}; "
+                "keep one, or tell them apart with an entity such as acq-, run- or chunk-"
+            )
             out.extend(Scan(key, s.path, s.name, msg) for s in group)
         else:
             out.extend(group)
@@ -105,12 +110,12 @@ def _scan_of(path: Path, root: Path) -> Scan:
     expected = [f"sub-{name.sub}"] + ([f"ses-{name.ses}"] if name.ses else [])
     if folders != expected:
         return Scan(
-            name.subject_key,
+            name.key,
             path,
             name,
             f"{rel}: file name says {'/'.join(expected)} but it lies in {'/'.join(folders)}",
         )
-    return Scan(name.subject_key, path, name)
+    return Scan(name.key, path, name)
 
 
 def ingest_scan(
@@ -140,7 +145,7 @@ def ingest_scan(
             store.delete_subject(scan.subject)  # results of an older scan are stale now
         store.write_volume(scan.subject, IMAGE, vol, source=str(scan.path), sha256=digest)
     except (SpinepsDaskError, OSError) as exc:  # OSError: unreadable file, store unreachable
-        logger.warning("%s: %s", scan.subject, exc)
+        logger.info("%s: %s", scan.subject, exc)  # the failed row (and `ingest`'s table) say it
         return make_row(scan.subject, "failed", source=str(scan.path), error=str(exc), step=PHASE)
     seconds = time.perf_counter() - start
     return make_row(
@@ -176,10 +181,13 @@ def ingest(
     usable scan is (spacing, size: `ScanLimits`).
     """
     start = time.perf_counter()
-    scans = discover_scans(bids_dir, suffix=suffix)
     store = _writable(store_url, storage_options)
     manifest = store.manifest
     previous = manifest.rows(phase=PHASE)
+    scans = keep_recorded_keys(discover_scans(bids_dir, suffix=suffix), previous)
+    participants = Path(bids_dir) / PARTICIPANTS
+    if participants.is_file():  # joined to the cohort's tables by `open_cohort`
+        store.write_root_file(PARTICIPANTS, participants.read_bytes())
     workers = workers or min(4, os.cpu_count() or 1)
     rows: list[dict[str, Any]] = []
     pending: list[dict[str, Any]] = []
@@ -210,6 +218,25 @@ def ingest(
         summary.seconds,
     )
     return summary
+
+
+def keep_recorded_keys(scans: list[Scan], previous: dict[str, dict]) -> list[Scan]:
+    """Scans ingested under an older, shorter key keep it (stores from before keys held
+    ``acq-``, ``run-``, ``chunk-``: ``sub-001`` for ``sub-001_acq-sag_T2w.nii.gz``), so an
+    existing store is not ingested and segmented a second time under the new key."""
+    recorded = {
+        row["source"]: key
+        for key, row in previous.items()
+        if row.get("status") == "ok" and row.get("source")
+    }
+    keys = {s.subject for s in scans}
+    out = []
+    for scan in scans:
+        old = recorded.get(str(scan.path))
+        if scan.error is None and old and old != scan.subject and old not in keys:
+            scan = replace(scan, subject=old)
+        out.append(scan)
+    return out
 
 
 def _writable(store: str | os.PathLike | CohortStore, options: dict | None) -> CohortStore:

@@ -22,6 +22,8 @@ SNAPSHOT = "snapshot.png"
 TABLES: dict[str, str] = {"metrics": "metrics.parquet", "biomarkers": "biomarkers.parquet"}
 #: Files at the store root, beside the subject groups (zarr ignores them).
 MANIFEST = "manifest.parquet"
+#: The cohort's ``participants.tsv`` (BIDS), copied at ingest; tables are joined to it.
+PARTICIPANTS = "participants.tsv"
 RUN_LOCK = ".run.lock"
 
 

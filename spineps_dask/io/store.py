@@ -1,6 +1,7 @@
 """The Zarr v3 cohort store: one group per subject, one NGFF image group per named volume.
 
-Layout (``<subject>`` is ``sub-001`` or ``sub-001_ses-1``)::
+Layout (``<subject>`` is a scan key, `spineps_dask.keys`: ``sub-001``, ``sub-001_ses-1``,
+``sub-001_ses-1_acq-lumbar_chunk-2``)::
 
     cohort.zarr/
       zarr.json                    root group
@@ -41,6 +42,7 @@ from spineps_dask.io.atomic import write_file
 from spineps_dask.io.bids import validate_subject_key
 from spineps_dask.io.manifest import Manifest
 from spineps_dask.io.names import IMAGE, MANIFEST
+from spineps_dask.keys import is_key
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -181,7 +183,7 @@ class CohortStore:
             # The manifest and the run lock live in the store folder; zarr warns about each.
             warnings.filterwarnings("ignore", "Object at", zarr.errors.ZarrUserWarning)
             keys = [k for k, _ in self._root.groups()]
-        return sorted(k for k in keys if re.fullmatch(r"sub-[A-Za-z0-9]+(_ses-[A-Za-z0-9]+)?", k))
+        return sorted(k for k in keys if is_key(k))
 
     def volumes(self, subject: str) -> list[str]:
         """Names of the complete volumes of ``subject`` (empty if the subject is unknown)."""
@@ -315,6 +317,40 @@ class CohortStore:
         except OSError as exc:
             raise store_write_error(exc, f"{name} of {subject}", redact_url(self.url)) from exc
         return url
+
+    def write_root_file(self, name: str, data: bytes) -> str:
+        """Store a small cohort-wide file (``participants.tsv``) at the store root, whole."""
+        return self._put(_check_blob_name(name), data, f"{name} of the cohort")
+
+    def read_root_file(self, name: str) -> bytes | None:
+        """A file written with `write_root_file`, or None when the store has none."""
+        try:
+            return self._get(_check_blob_name(name))
+        except FileNotFoundError:
+            return None
+
+    def _put(self, rel: str, data: bytes, what: str) -> str:
+        url = join_url(self.url, rel)
+        try:
+            if is_remote(url):
+                import fsspec
+
+                with fsspec.open(url, "wb", **self._storage_options) as fh:
+                    fh.write(data)
+                return url
+            write_file(data, local_path(url))
+        except OSError as exc:
+            raise store_write_error(exc, what, redact_url(self.url)) from exc
+        return url
+
+    def _get(self, rel: str) -> bytes:
+        url = join_url(self.url, rel)
+        if is_remote(url):
+            import fsspec
+
+            with fsspec.open(url, "rb", **self._storage_options) as fh:
+                return fh.read()
+        return local_path(url).read_bytes()
 
     def read_blob(self, subject: str, name: str) -> bytes:
         """A file written with `write_blob`."""

@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from spineps_dask.io.atomic import write_file
+from spineps_dask.keys import identity
 from spineps_dask.labels import VERTEBRA_IDS, vertebra_sequence
 from spineps_dask.metrics.structures import TITLES
 
@@ -113,8 +114,7 @@ def plot_level_biomarkers(
     axes = fig.subplots(1, len(panels), squeeze=False)
     for ax, (structure, measure, label) in zip(axes[0], panels, strict=True):
         plot_level_measure(table, structure=structure, measure=measure, ax=ax, ylabel=label)
-    n = table["subject"].nunique() if len(table) else 0
-    fig.suptitle(f"per-level biomarkers, {n} subjects")
+    fig.suptitle(f"per-level biomarkers, {count_scans(table['scan'] if len(table) else [])}")
     fig.tight_layout()
     return fig
 
@@ -140,10 +140,19 @@ def plot_metric_boxes(
             _box_strip(ax, [(s, by.get_group(s).to_numpy()) for s in names])
             ax.set_xticks(range(len(names)), [TITLES.get(s, s) for s in names], rotation=90)
         ax.set_title(f"{metric} ({level})")
-    n = metrics["subject"].nunique() if len(metrics) else 0
-    fig.suptitle(f"metrics per structure, {n} subjects")
+    fig.suptitle(f"metrics per structure, {count_scans(metrics['scan'] if len(metrics) else [])}")
     fig.tight_layout()
     return fig
+
+
+def count_scans(keys: Iterable[str]) -> str:
+    """``'4 scans of 2 subjects'`` (or ``'3 subjects'`` when each has one scan) for scan keys."""
+    scans = set(keys)
+    people = {identity(k)["subject"] for k in scans}
+    noun = "subject" if len(people) == 1 else "subjects"
+    if len(scans) == len(people):
+        return f"{len(people)} {noun}"
+    return f"{len(scans)} scans of {len(people)} {noun}"
 
 
 def _finite(df: pd.DataFrame, **equal: str) -> pd.DataFrame:
@@ -205,8 +214,8 @@ def plot_status(manifest: pd.DataFrame) -> Figure:
     left.bar_label(bars, labels=[str(c) for c in counts])
     left.yaxis.set_major_locator(MaxNLocator(integer=True))
     left.margins(y=0.15)
-    left.set_ylabel("subjects")
-    left.set_title(f"{len(states)} subjects")
+    left.set_ylabel("scans")
+    left.set_title(count_scans(states["subject"]))
     seconds = phase_seconds(manifest)
     if seconds:
         _box_strip(right, list(seconds.items()), rotation=0)

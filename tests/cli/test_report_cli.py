@@ -57,7 +57,7 @@ def test_report_has_tables_and_pictures(store, tmp_path, fmt):
     assert {"figures/status.png", "figures/metrics.png", "figures/biomarkers.png"} <= set(links)
     assert {f"snapshots/{s}.png" for s in GOOD} <= set(links)
     assert f"snapshots/{BAD}.png" not in links
-    failed = open_cohort(store).status().set_index("subject").loc[BAD]
+    failed = open_cohort(store).status().set_index("scan").loc[BAD]
     assert BAD in text and failed["step"] in text
     assert "axial thick-slice scan" in text  # the reason, as the manifest has it
     assert f"{len(GOOD) + 1} subjects: {len(GOOD)} done, 1 failed" in text
@@ -70,9 +70,7 @@ def test_report_numbers_are_the_tables(store, tmp_path):
     subjects' metric tables, and the biomarker table one row per measured level."""
     text = _report(store, tmp_path / "rep", "md")
     cohort = open_cohort(store)
-    summary = summarize(
-        cohort.table("metrics")[["subject", "structure", "level", "metric", "value"]]
-    )
+    summary = summarize(cohort.table("metrics")[["scan", "structure", "level", "metric", "value"]])
     dsc = summary.set_index(["structure", "level", "metric"]).loc[("vertebra", "global", "DSC")]
     assert f"| Vertebra | global | ↑ DSC | {format_mean_sd(dsc['mean'], dsc['sd'])} |" in text
     bio_section = text.split("## Biomarkers per level")[1].split("##")[0]
@@ -107,9 +105,9 @@ def test_report_of_a_store_nobody_ran_yet(tmp_path):
     ingest(bids, str(tmp_path / "store.zarr"))
     out = tmp_path / "rep"
     text = _report(tmp_path / "store.zarr", out, "md")
-    assert "1 subjects: 0 done, 0 failed, 0 skipped, 1 not run" in text
+    assert "1 subject: 0 done, 0 failed, 0 skipped, 1 not run" in text
     assert "No metric tables" in text and "No biomarker tables" in text
-    assert "No finished subject yet" in text
+    assert "No finished scan yet" in text
     assert _linked_pngs(text, "md", out) == ["figures/status.png"]
 
 

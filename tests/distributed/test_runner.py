@@ -97,7 +97,7 @@ def test_reduce_writes_tables_and_snapshots(finished):
     bio = cohort.table("biomarkers")
     assert set(bio.subject) <= set(GOOD) and {"body", "disc"} <= set(bio.structure)
     assert cohort.snapshot(GOOD[0])[:4] == b"\x89PNG"
-    status = cohort.status().set_index("subject")
+    status = cohort.status().set_index("scan")
     assert status.loc[BAD, "segment"] == "failed"
     ds = cohort.dataset(GOOD[0])
     assert {"image", "semantic", "instance"} <= set(ds.data_vars)

@@ -42,7 +42,7 @@ def _broken_cohort(root: Path, outside: Path, make_scan, make_data, bad_header) 
     link.mkdir(parents=True)
     (link / "sub-link_T2w.nii.gz").symlink_to(make_scan(outside, "link", good))
     make_scan(root, "dup", good)
-    make_scan(root, "dup", good, name="sub-dup_acq-ax_T2w.nii.gz")
+    make_scan(root, "dup", good, name="sub-dup_T2w.nii")  # the same entities as .nii.gz
     make_scan(root, "where", good, name="sub-else_T2w.nii.gz")
     return {
         "sub-trunc": r"cannot read sub-trunc_T2w.nii.gz as NIfTI",
@@ -54,7 +54,7 @@ def _broken_cohort(root: Path, outside: Path, make_scan, make_data, bad_header) 
         "sub-negpix": r"pixdim\) \[0.6\d*, -0.6\d*, 3.\d+\] has zero or negative entries",
         "sub-../anat/sub-.._T2w.nii.gz": r"'sub-..' is not a BIDS entity",
         "sub-link/anat/sub-link_T2w.nii.gz": r"links outside the cohort folder",
-        "sub-dup": r"2 scans map to subject sub-dup",
+        "sub-dup": r"2 files are the same scan sub-dup",
         "sub-else": r"file name says sub-else but it lies in sub-where",
     }
 
@@ -190,11 +190,11 @@ def test_real_t2w_sample_round_trips_exactly(tmp_path):
     src = root / "sub-mri/anat/sub-mri_label-6_T2w.nii.gz"
     src.unlink()
     src.write_bytes(sample.read_bytes())
-    assert ingest(root, tmp_path / "c.zarr").ingested == ["sub-mri"]
+    assert ingest(root, tmp_path / "c.zarr").ingested == ["sub-mri_label-6"]  # every entity
     (out,) = export(tmp_path / "c.zarr", tmp_path / "out", arrays=("image",))
     assert out.name == "sub-mri_label-6_T2w.nii.gz"
     _assert_same_nifti(sample, out)
-    da = CohortStore(tmp_path / "c.zarr", mode="r").open_xarray("sub-mri", "image")
+    da = CohortStore(tmp_path / "c.zarr", mode="r").open_xarray("sub-mri_label-6", "image")
     assert da.shape == nib.load(str(sample)).shape[::-1]
 
 
