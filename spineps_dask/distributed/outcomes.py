@@ -35,9 +35,17 @@ STORE_IO = "store_io"
 T = TypeVar("T")
 
 
+#: What a run does to a subject: segment it (and write every product), or only score its stored
+#: masks against references that came after it was segmented.
+TASKS = ("segment", "score")
+
+
 @dataclass
 class SubjectOutcome:
-    """What happened to one subject in this run (one manifest row per subject and run)."""
+    """What happened to one subject in this run (its manifest rows).
+
+    ``task``: ``segment`` (the whole graph) or ``score`` (the scoring-only task).
+    """
 
     subject: str
     status: str  # "done" | "failed" | "skipped"
@@ -46,6 +54,7 @@ class SubjectOutcome:
     n_cutouts: int = 0
     timings: dict[str, float] = field(default_factory=dict)
     workers: dict[str, str] = field(default_factory=dict)
+    task: str = "segment"
 
 
 @dataclass(frozen=True)
@@ -169,7 +178,8 @@ class Guard:
     ) -> bool:
         self.seconds = time.perf_counter() - self._t0
         if isinstance(exc, SpinepsDaskError | MemoryError):
-            logger.warning("%s failed in %s: %s", self.subject, self.step, exc)
+            # info: the failed manifest row and the run's summary say it (issue 21 item 6)
+            logger.info("%s failed in %s: %s", self.subject, self.step, exc)
             message = str(exc) or type(exc).__name__
             if isinstance(exc, MemoryError):  # this subject is too big for the worker
                 message = (
