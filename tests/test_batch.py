@@ -25,6 +25,14 @@ def test_a_missing_model_stops_before_the_store_or_a_cluster_is_made(tmp_path):
     assert not (tmp_path / "cohort.zarr").exists()
 
 
+def test_a_store_that_does_not_exist_without_input_is_an_error(tmp_path):
+    """Issue 21 item 2: a mistyped store is an error before a store is created or a cluster
+    started (``cluster="yarn"`` would fail if one were), not an empty run that exits 0."""
+    with pytest.raises(StoreError, match=r"no cohort store at .*nostore\.zarr.*-i/--input"):
+        run_batch(tmp_path / "nostore.zarr", RunConfig(), cluster="yarn")
+    assert not (tmp_path / "nostore.zarr").exists()
+
+
 def test_performance_report_is_written_as_html(tmp_path):
     """The report of a small computation is a non-empty HTML file: without bokeh, distributed
     fails only when the report is saved, after a whole cohort ran (seen in `spineps-dask demo`).

@@ -83,6 +83,17 @@ def _check_blob_name(name: str) -> str:
     return name
 
 
+def store_exists(url: str | os.PathLike, *, storage_options: dict | None = None) -> bool:
+    """True when a cohort store (a root ``zarr.json``) is at ``url``; nothing is created."""
+    target = join_url(os.fspath(url), "zarr.json")
+    if is_remote(target):
+        import fsspec
+
+        fs, path = fsspec.core.url_to_fs(target, **(storage_options or {}))
+        return bool(fs.exists(path))
+    return local_path(target).is_file()
+
+
 def _open_zarr_store(url: str, *, read_only: bool, storage_options: dict | None):
     if is_remote(url):
         return FsspecStore.from_url(url, storage_options=storage_options, read_only=read_only)
@@ -144,8 +155,8 @@ class CohortStore:
             self._root = _open_root(self._zstore, mode)
         except (FileNotFoundError, zarr.errors.GroupNotFoundError) as exc:
             raise StoreError(
-                f"no cohort store at {redact_url(self.url)}; create it with mode='a' "
-                "or run `spineps-dask ingest`"
+                f"no cohort store at {redact_url(self.url)} (no zarr.json there); check the "
+                "path, or make one with `spineps-dask ingest BIDS STORE` (in Python: mode='a')"
             ) from exc
         logger.debug("opened cohort store %s (mode %s)", redact_url(self.url), mode)
 

@@ -12,6 +12,7 @@ from distributed import Client, LocalCluster
 from spineps_dask.distributed.cluster import MODEL_RESOURCE
 from spineps_dask.distributed.outcomes import Failure
 from spineps_dask.distributed.window import Window
+from spineps_dask.errors import ClusterError
 
 
 def _stand_in_echo(x: str) -> str:
@@ -79,3 +80,29 @@ def test_a_task_that_raises_comes_back_as_a_failure_naming_its_step(client):
 def test_default_size_keeps_every_worker_busy(client):
     """Twice the workers plus one: results come back while the next subjects run."""
     assert Window(client).size == 3
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_workers_without_a_model_slot_are_caught_at_the_start(threads):
+    """Issue 21 item 3: hand-started workers without ``--resources MODEL=1`` made model tasks
+    wait forever. Single-thread workers run them anyway (one at a time each is what the slot
+    would give); with more threads the window refuses at once and says what to add."""
+    with (
+        LocalCluster(
+            n_workers=1, threads_per_worker=threads, processes=False, dashboard_address=":0"
+        ) as cluster,
+        Client(cluster) as c,
+    ):
+        if threads > 1:
+            with pytest.raises(ClusterError, match=r"--resources MODEL=1`.*--nthreads 1"):
+                Window(c)
+            return
+        window = Window(c)
+        results = []
+
+        def start(subject: str) -> None:
+            f = window.submit(subject, _stand_in_echo, subject, name="semantic", model=True)
+            window.watch(f, subject, "semantic")
+
+        window.run(["sub-1"], start, lambda done, r: (results.append(r), window.finish("sub-1")))
+        assert results == ["sub-1"]
