@@ -3,6 +3,7 @@
 >>> cohort = open_cohort("cohort.zarr")            # doctest: +SKIP
 >>> cohort.subjects[:3], cohort.manifest.head()    # doctest: +SKIP
 >>> ds = cohort.dataset("sub-001")                 # image, semantic, instance; coords in mm
+>>> ds["image"].isel(right=ds.sizes["right"] // 2)  # sagittal, whatever the stored order
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from spineps_dask.errors import StoreError
@@ -75,12 +77,22 @@ class Cohort:
             return table
         return table.merge(people[extra], on="subject", how="left")
 
-    def volume(self, subject: str, name: str) -> Any:
-        """Lazy ``xr.DataArray`` (dims z, y, x; coordinates in mm) of one volume."""
-        return self.store.open_xarray(subject, name)
+    def volume(self, subject: str, name: str, *, anatomical: bool = True) -> Any:
+        """Lazy ``xr.DataArray`` of one volume, coordinates in mm.
+
+        Dims ``(superior, anterior, right)`` (`ANATOMICAL_DIMS`): each dim named for the way
+        its coordinate grows (RAS+ world mm), whatever order the scan was stored in, so
+        ``isel(right=k)`` is a sagittal slice, ``isel(anterior=k)`` coronal and
+        ``isel(superior=k)`` axial. Nothing is read or copied: the stored array is only
+        transposed and flipped. ``anatomical=False``: the stored array, dims ``(z, y, x)`` =
+        NIfTI voxel axes ``(k, j, i)`` (the store's layout).
+        """
+        da = self.store.open_xarray(subject, name)
+        return to_anatomical(da) if anatomical else da
 
     def dataset(self, subject: str) -> Any:
-        """``xr.Dataset`` with the image and whichever masks exist, on one grid."""
+        """``xr.Dataset`` with the image and whichever masks exist, on one grid with dims
+        ``(superior, anterior, right)`` (see `volume`)."""
         import xarray as xr
 
         names = [n for n in (IMAGE, SEMANTIC, INSTANCE) if self.store.has_volume(subject, n)]
@@ -106,6 +118,34 @@ class Cohort:
             parts.append(_with_identity(table_from_bytes(blob), subject))
         table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
         return self._joined(table) if participants else table
+
+
+#: Dims of `Cohort.volume` and `Cohort.dataset`: each named for the way its coordinate grows.
+ANATOMICAL_DIMS: tuple[str, str, str] = ("superior", "anterior", "right")
+_WORLD_DIMS = ("right", "anterior", "superior")  # RAS+ world axes 0, 1, 2
+
+
+def to_anatomical(da: Any) -> Any:
+    """A stored ``(z, y, x)`` volume as ``(superior, anterior, right)``, coordinates in RAS+ mm.
+
+    Each voxel axis goes to the world axis it runs closest to (nibabel's ``io_orientation``
+    of the affine); an axis running left, posterior or inferior is flipped, its coordinates
+    negated, so every coordinate increases along its dim. Lazy: no voxel is read.
+    """
+    from nibabel.orientations import io_orientation
+
+    ornt = io_orientation(np.asarray(da.attrs["affine"], dtype=float))
+    stored = {0: "x", 1: "y", 2: "z"}  # NIfTI voxel axis i, j, k -> stored dim
+    for axis, (world, flip) in enumerate(ornt):
+        dim, new = stored[axis], _WORLD_DIMS[int(world)]
+        coord = da[dim].values * flip
+        da = da.assign_coords({dim: coord}).rename({dim: new})
+        if flip < 0:
+            da = da.isel({new: slice(None, None, -1)})
+        da[new].attrs["units"] = "mm"
+    da = da.transpose(*ANATOMICAL_DIMS)
+    da.attrs["axes"] = "superior, anterior, right: RAS+ world mm, whatever the stored order"
+    return da
 
 
 def _with_identity(table: pd.DataFrame, key: str) -> pd.DataFrame:

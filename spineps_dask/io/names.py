@@ -17,6 +17,8 @@ OUTPUTS: tuple[str, ...] = (SEMANTIC, INSTANCE)
 #: Reference masks ingested beside the scan; a subject with both is scored.
 REF_SEMANTIC, REF_INSTANCE = "ref_semantic", "ref_instance"
 REFERENCES: tuple[str, ...] = (REF_SEMANTIC, REF_INSTANCE)
+#: The label images: kept in the image's NGFF ``labels/`` group (``sub-001/image/labels/...``).
+LABELS: tuple[str, ...] = (*OUTPUTS, *REFERENCES)
 #: Files beside a subject's volumes (`CohortStore.write_blob`).
 SNAPSHOT = "snapshot.png"
 TABLES: dict[str, str] = {"metrics": "metrics.parquet", "biomarkers": "biomarkers.parquet"}

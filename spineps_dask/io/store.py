@@ -10,7 +10,14 @@ Layout (``<subject>`` is a scan key, `spineps_dask.keys`: ``sub-001``, ``sub-001
         image/                     NGFF 0.5 image group: attrs ``ome`` + ``spineps_dask``
           0/                       the voxels, dims (z, y, x) = NIfTI (k, j, i), 64^3 chunks,
                                    attrs: affine, spacing, orientation, source, sha256, ...
-        semantic/0, instance/0     written later by the pipeline, same layout
+          labels/                  NGFF labels group: ``ome.labels`` lists the masks below
+            semantic/0, instance/0 the run's masks (NGFF label images: ``image-label`` with
+            ref_semantic/0, ...    each label's name and colour), same layout as the image
+        work_prepared/0, ...       a subject's work arrays while it runs, beside the image
+
+The masks (`LABELS`) sit in the image's ``labels/`` group, where NGFF readers (``ome_zarr
+info``, napari) find them with their names and colours. Stores written before that keep them
+beside the image; they are read there and moved into ``labels/`` when rewritten.
 
 A volume counts as written only once its group carries ``spineps_dask.complete = true``, which
 :meth:`CohortStore.write_volume` sets after the last chunk, so a task killed half-way leaves a
@@ -41,8 +48,9 @@ from spineps_dask.io._urls import is_remote, join_url, local_path, redact_url
 from spineps_dask.io.atomic import write_file
 from spineps_dask.io.bids import validate_subject_key
 from spineps_dask.io.manifest import Manifest
-from spineps_dask.io.names import IMAGE, MANIFEST
+from spineps_dask.io.names import IMAGE, LABELS, MANIFEST
 from spineps_dask.keys import is_key
+from spineps_dask.labels import SEMANTIC_NAMES, instance_name
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -204,7 +212,10 @@ class CohortStore:
         with warnings.catch_warnings():
             # Files written with write_blob sit beside the volumes; zarr warns about each.
             warnings.filterwarnings("ignore", "Object at", zarr.errors.ZarrUserWarning)
-            names = [n for n, _ in group.groups()]
+            names = {n for n, _ in group.groups()}
+        labels = self._open(f"{subject}/{IMAGE}/labels")
+        if labels is not None:
+            names |= {n for n, _ in labels.groups()}
         return sorted(n for n in names if self.has_volume(subject, n))
 
     def has_volume(self, subject: str, name: str) -> bool:
@@ -216,7 +227,16 @@ class CohortStore:
         return isinstance(ours, dict) and bool(ours.get("complete", False))
 
     def _group(self, subject: str, name: str | None) -> zarr.Group | None:
-        path = validate_subject_key(subject) + ("" if name is None else "/" + _check_name(name))
+        """A subject's group, or one volume's (a mask in ``image/labels/``, or where a store
+        written before that kept it, beside the image)."""
+        if name is None:
+            return self._open(validate_subject_key(subject))
+        node = self._open(_volume_path(subject, name))
+        if node is None and name in LABELS:
+            node = self._open(f"{subject}/{name}")
+        return node
+
+    def _open(self, path: str) -> zarr.Group | None:
         try:
             node = zarr.open_group(store=self._zstore, path=path, mode="r", zarr_format=3)
         except (FileNotFoundError, KeyError, ValueError, zarr.errors.GroupNotFoundError):
@@ -259,13 +279,12 @@ class CohortStore:
             data = data.astype(data.dtype.newbyteorder("="))
         if label is None:
             label = name != IMAGE and np.issubdtype(data.dtype, np.integer)
+        parent_path, _, leaf = _volume_path(subject, name).rpartition("/")
         try:
-            subject_group = self._root.require_group(key.subject)
+            parent = self._root.require_group(parent_path)
         except zarr.errors.ContainsGroupError:  # another task created it a moment ago
-            subject_group = self._root.require_group(key.subject)
-        group = subject_group.create_group(
-            key.name, overwrite=True, attributes={_ATTR: {"complete": False}}
-        )
+            parent = self._root.require_group(parent_path)
+        group = parent.create_group(leaf, overwrite=True, attributes={_ATTR: {"complete": False}})
         zyx = data.transpose(2, 1, 0)
         array = group.create_array(
             LEVEL,
@@ -278,14 +297,26 @@ class CohortStore:
         array[...] = zyx
         meta: dict[str, Any] = {"ome": _ngff.multiscales(f"{subject}/{name}", vol.affine)}
         if label:
-            meta["ome"]["image-label"] = {"source": {"image": f"../{IMAGE}"}}
+            source = "../../" if name in LABELS else f"../{IMAGE}"
+            meta["ome"]["image-label"] = _ngff.image_label(source, _label_names(name, data))
         meta[_ATTR] = {
             "complete": True,
             "label": bool(label),
             "written": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         group.update_attributes(meta)
+        if name in LABELS:
+            self._list_label(subject, name, present=True)
+            if self._open(f"{subject}/{name}") is not None:  # the copy of an older layout
+                del self._root[f"{subject}/{name}"]
         logger.debug("wrote %s %s %s", key, vol.shape, data.dtype)
+
+    def _list_label(self, subject: str, name: str, *, present: bool) -> None:
+        """Keep the ``labels`` group's list (``ome.labels``) in step with its masks."""
+        group = self._root.require_group(f"{subject}/{IMAGE}/labels")
+        listed = set(group.attrs.get("ome", {}).get("labels", []))
+        listed = listed | {name} if present else listed - {name}
+        group.update_attributes({"ome": {"version": _ngff.NGFF_VERSION, "labels": sorted(listed)}})
 
     def delete_subject(self, subject: str) -> None:
         """Remove a subject and all its volumes (e.g. its source scan changed)."""
@@ -301,10 +332,12 @@ class CohortStore:
         """Remove one volume (a finished subject's work arrays, say); no error if absent."""
         self._require_writable()
         key = self.key(subject, name)
-        group = self._group(key.subject, None)
         try:
-            if group is not None and key.name in group:
-                del self._root[f"{key.subject}/{key.name}"]
+            for path in {_volume_path(key.subject, key.name), f"{key.subject}/{key.name}"}:
+                if self._open(path) is not None:
+                    del self._root[path]
+            if key.name in LABELS and self._open(f"{key.subject}/{IMAGE}/labels") is not None:
+                self._list_label(key.subject, key.name, present=False)
         except OSError as exc:
             where = redact_url(self.url)
             raise store_write_error(exc, f"(deleting) {name} of {subject}", where) from exc
@@ -408,9 +441,9 @@ class CohortStore:
         import xarray as xr
 
         array = self._level0(subject, name)
-        ds = xr.open_zarr(
-            self._zstore, group=f"{subject}/{name}", consolidated=False, zarr_format=3
-        )
+        group = self._group(subject, name)
+        assert group is not None  # _level0 found it
+        ds = xr.open_zarr(self._zstore, group=group.path, consolidated=False, zarr_format=3)
         affine = np.asarray(array.attrs["affine"], dtype=float)
         coords = _ngff.axis_coords(affine, tuple(array.shape[::-1]))
         da = ds[LEVEL].rename(name).assign_coords(coords)
@@ -448,6 +481,23 @@ class VoxelView:
         if not (isinstance(index, tuple) and len(index) == 3):
             raise IndexError("index a VoxelView with three slices (x, y, z)")
         return np.asarray(self._array[index[::-1]]).transpose(2, 1, 0)
+
+
+def _volume_path(subject: str, name: str) -> str:
+    """Where a volume's group is: masks in the image's NGFF ``labels/`` group, the rest beside
+    the image."""
+    subject, name = validate_subject_key(subject), _check_name(name)
+    return f"{subject}/{IMAGE}/labels/{name}" if name in LABELS else f"{subject}/{name}"
+
+
+def _label_names(name: str, data: np.ndarray) -> dict[int, str]:
+    """``{label value: name}`` of the labels in a mask, for NGFF's colours and properties."""
+    if not np.issubdtype(data.dtype, np.integer) or data.size == 0 or data.min() < 0:
+        return {}
+    values = [int(v) for v in np.flatnonzero(np.bincount(data.ravel())) if v]
+    if "semantic" in name:
+        return {v: SEMANTIC_NAMES.get(v, str(v)).replace("_", " ") for v in values}
+    return {v: instance_name(v) for v in values}
 
 
 def _geometry_attrs(vol: Volume, extra: dict[str, Any]) -> dict[str, Any]:

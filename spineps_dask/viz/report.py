@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +27,7 @@ from spineps_dask.explore import Cohort, open_cohort
 from spineps_dask.io._urls import redact_url
 from spineps_dask.io.atomic import write_file
 from spineps_dask.keys import ID_COLUMNS
+from spineps_dask.labels import level_title
 from spineps_dask.metrics.tables import KEY_COLUMNS, format_mean_sd, summarize, summary_cells
 from spineps_dask.viz import cohort as plots
 
@@ -194,7 +196,7 @@ def _biomarker_section(table: pd.DataFrame, files: dict[str, bytes]) -> Section:
     used = [c for c in BIOMARKER_COLUMNS if (c[0], c[1]) in {k[1:] for k in summary.index}]
     rows = []
     for level in plots.level_order(summary.index.get_level_values("level")):
-        cells = [level, str(table.loc[table["level"] == level, "scan"].nunique())]
+        cells = [level_title(level), str(table.loc[table["level"] == level, "scan"].nunique())]
         for structure, measure, _, digits in used:
             key = (level, structure, measure)
             if key in summary.index:
@@ -209,8 +211,9 @@ def _biomarker_section(table: pd.DataFrame, files: dict[str, bytes]) -> Section:
                 cells.append("")
         rows.append(cells)
     sec.notes.append(
-        f"Mean ± SD over {plots.count_scans(table['scan'])}; `IVD X` is the disc below X. "
-        "Structures cut by the field of view are not measured."
+        f"Mean ± SD over {plots.count_scans(table['scan'])}; a disc is named by the vertebrae "
+        "above and below it (`C2-C3`; `IVD C2` in the tables). Structures cut by the field of "
+        "view are not measured."
     )
     sec.tables.append(TextTable(["level", "scans", *(c[2] for c in used)], rows))
     files[FIGURES["biomarkers"]] = plots.figure_png(plots.plot_level_biomarkers(table))
@@ -265,6 +268,7 @@ def render_markdown(report: Report) -> str:
 
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+code { background: #f3f3f3; padding: 0 0.2em; border-radius: 3px; }
 table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
 th { background: #f3f3f3; }
@@ -275,10 +279,19 @@ img.figure { max-width: 100%; }
 """
 
 
+_CODE = re.compile(r"`([^`]+)`")
+
+
+def _html_text(text: str) -> str:
+    """Escaped text with Markdown's inline code (`` `x` ``) as ``<code>x</code>``: notes are
+    written once, for both formats."""
+    return _CODE.sub(r"<code>\1</code>", html.escape(text))
+
+
 def _html_table(t: TextTable) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in t.header)
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in t.rows
+        "<tr>" + "".join(f"<td>{_html_text(c)}</td>" for c in row) + "</tr>" for row in t.rows
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
@@ -294,7 +307,7 @@ def render_html(report: Report) -> str:
     ]
     for sec in report.sections:
         parts.append(f"<h2>{esc(sec.title)}</h2>")
-        parts += [f"<p>{esc(note)}</p>" for note in sec.notes]
+        parts += [f"<p>{_html_text(note)}</p>" for note in sec.notes]
         parts += [_html_table(t) for t in sec.tables]
         parts += [
             f'<p><img class="figure" src="{esc(f)}" alt="{esc(sec.title)}"></p>'
