@@ -110,7 +110,7 @@ def run_cohort(
         elif done.step == "semantic":
             submit_rest(done.subject, done.future, result.n_cutouts)
         else:
-            finish(result)  # reduce returns the subject's outcome
+            finish(result)  # reduce and score return the subject's outcome
 
     def submit_rest(subject: str, sem: Future, n_cutouts: int) -> None:
         """The instance tasks of the planned cutouts, then the subject's reduce."""
@@ -136,5 +136,5 @@ def run_cohort(
         )
         window.watch(red, subject, "reduce")
 
-    window.run(todo, start, on_result)
+    window.run([*scoring, *todo], start, on_result)
     return outcomes

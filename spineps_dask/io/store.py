@@ -314,7 +314,9 @@ class CohortStore:
     def _list_label(self, subject: str, name: str, *, present: bool) -> None:
         """Keep the ``labels`` group's list (``ome.labels``) in step with its masks."""
         group = self._root.require_group(f"{subject}/{IMAGE}/labels")
-        listed = set(group.attrs.get("ome", {}).get("labels", []))
+        ome = group.attrs.get("ome")
+        names = ome.get("labels") if isinstance(ome, dict) else None
+        listed = {str(n) for n in names} if isinstance(names, list) else set()
         listed = listed | {name} if present else listed - {name}
         group.update_attributes({"ome": {"version": _ngff.NGFF_VERSION, "labels": sorted(listed)}})
 
