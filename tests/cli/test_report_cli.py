@@ -119,3 +119,14 @@ def test_report_refuses_a_folder_that_is_not_a_store(tmp_path):
     assert result.exit_code == 2
     assert "is not a cohort store" in " ".join(result.output.split())  # rich wraps lines
     assert not (tmp_path / "r").exists()
+
+
+def test_report_on_a_store_that_does_not_exist_exits_2(tmp_path):
+    """Issue 21 item 2: the mistyped store of a run is not created, so its report is an error
+    too (exit 2, nothing written), not an empty page."""
+    result = runner.invoke(
+        app, ["report", str(tmp_path / "nostore.zarr"), "-o", str(tmp_path / "r")]
+    )
+    assert result.exit_code == 2
+    assert "is not a cohort store" in " ".join(result.output.split())
+    assert not (tmp_path / "nostore.zarr").exists() and not (tmp_path / "r").exists()
