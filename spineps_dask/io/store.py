@@ -298,7 +298,8 @@ class CohortStore:
         meta: dict[str, Any] = {"ome": _ngff.multiscales(f"{subject}/{name}", vol.affine)}
         if label:
             source = "../../" if name in LABELS else f"../{IMAGE}"
-            meta["ome"]["image-label"] = _ngff.image_label(source, _label_names(name, data))
+            names = _label_names(name, data) if name in LABELS else {}  # work arrays: none
+            meta["ome"]["image-label"] = _ngff.image_label(source, names)
         meta[_ATTR] = {
             "complete": True,
             "label": bool(label),
