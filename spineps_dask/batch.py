@@ -21,14 +21,16 @@ from pathlib import Path
 from typing import Any
 
 from spineps_dask.config import RunConfig
-from spineps_dask.distributed.cluster import cluster_client
+from spineps_dask.distributed.cluster import check_cluster, cluster_client
 from spineps_dask.distributed.resume import RunSummary, run_store
 from spineps_dask.distributed.runner import RunEvents
+from spineps_dask.errors import StoreError
+from spineps_dask.io._urls import redact_url
 from spineps_dask.io.cohort import IngestSummary, ingest
 from spineps_dask.io.export import export as export_nifti
 from spineps_dask.io.lock import writer_lock
 from spineps_dask.io.references import ReferenceSummary, ingest_references
-from spineps_dask.io.store import CohortStore
+from spineps_dask.io.store import CohortStore, store_exists
 from spineps_dask.models.folders import check_weights
 
 logger = logging.getLogger(__name__)
@@ -68,7 +70,9 @@ def run_batch(
     ----------
     store
         Cohort store: a folder, an fsspec URL (``s3://...``, credentials in
-        ``storage_options`` or the environment) or an open `CohortStore`; created if missing.
+        ``storage_options`` or the environment) or an open `CohortStore`. Created when
+        ``bids`` is given; without it a store that does not exist is an error (a typo must not
+        start a cluster to process nothing).
     cfg
         Models and settings (default: the shipped demo models, the paper's settings).
     bids, references
@@ -99,9 +103,13 @@ def run_batch(
     ModelError
         A model folder is missing or broken, or a checkpoint holds pickled objects that are
         not weights (all checked before anything starts).
+    ClusterError
+        The cluster is unknown or its backend not installed (checked before anything starts),
+        or its workers cannot run the model tasks.
     StoreError
-        The store is locked by another run or ingest (checked before anything is written),
-        not writable, or full.
+        The store does not exist and ``bids`` is not given (checked before anything starts);
+        it is locked by another run or ingest (checked before anything is written), not
+        writable, or full.
     ModuleNotFoundError
         ``report`` is asked for but bokeh, which draws it, is not installed.
     """
@@ -112,6 +120,15 @@ def run_batch(
     if report is not None and importlib.util.find_spec("bokeh") is None:
         # Checked before any work: distributed draws the report with bokeh only at the end.
         raise ModuleNotFoundError("report= needs bokeh (pip install bokeh); nothing was run")
+    if not isinstance(store, CohortStore) and bids is None:
+        url = os.fspath(store)
+        if not store_exists(url, storage_options=storage_options):
+            raise StoreError(
+                f"no cohort store at {redact_url(url)}; check the path, or give the BIDS "
+                "folder with -i/--input (bids=) to ingest it into a new store"
+            )
+    if client is None:
+        check_cluster(cluster)
     if not isinstance(store, CohortStore):
         store = CohortStore(store, mode="a", storage_options=storage_options)
     # One lock from the first write to the last: another driver, or an ingest, started

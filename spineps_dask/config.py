@@ -2,7 +2,7 @@
 
 The only module that reads environment variables: ``SPINEPS_SEGMENTOR_MODELS`` (the reference's
 models directory), ``SPINEPS_DASK_MODELS_URL`` (a mirror of the published model releases),
-``SPINEPS_DASK_CLUSTER_DIR`` (where cluster YAML files live), and the platform's user-data
+``SPINEPS_DASK_CLUSTER_DIR`` (a folder of site cluster YAML files), and the platform's user-data
 variables (``XDG_DATA_HOME``, ``LOCALAPPDATA``) for the default models directory.
 `fingerprint` is the one hash of settings: a run's manifest rows and a sweep's stage keys both
 use it.
@@ -33,8 +33,11 @@ MODELS_ENV = "SPINEPS_SEGMENTOR_MODELS"
 MODELS_URL_ENV = "SPINEPS_DASK_MODELS_URL"
 #: Where the reference publishes its weights: ``<base>/<version>/<archive>.zip``.
 PUBLISHED_MODELS_URL = "https://github.com/Hendrik-code/spineps/releases/download/"
-#: Environment variable naming the folder of cluster YAML files (default ``./cluster``).
+#: Environment variable naming a folder of site cluster YAML files, looked in before the
+#: configs shipped in the package.
 CLUSTER_DIR_ENV = "SPINEPS_DASK_CLUSTER_DIR"
+#: The named cluster configs shipped with the package (``--cluster slurm`` -> ``slurm.yaml``).
+CLUSTER_CONFIGS = Path(str(resources.files("spineps_dask") / "clusters"))
 
 
 def models_dir_from_env() -> Path | None:
@@ -73,8 +76,10 @@ def models_url() -> str:
 
 
 def cluster_dir() -> Path:
-    """Where ``--cluster NAME`` finds its YAML: ``$SPINEPS_DASK_CLUSTER_DIR`` or ``cluster``."""
-    return Path(os.environ.get(CLUSTER_DIR_ENV) or "cluster")
+    """Where ``--cluster NAME`` looks first: ``$SPINEPS_DASK_CLUSTER_DIR``, else the configs
+    shipped in the package (`CLUSTER_CONFIGS`), whatever the working folder."""
+    value = os.environ.get(CLUSTER_DIR_ENV)
+    return Path(value).expanduser() if value else CLUSTER_CONFIGS
 
 
 def fingerprint(values: Mapping[str, Any], *, length: int = 12) -> str:

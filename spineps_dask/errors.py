@@ -29,6 +29,11 @@ class StoreError(SpinepsDaskError):
     """The cohort store cannot be read or written."""
 
 
+class ClusterError(SpinepsDaskError):
+    """A cluster that cannot be started, joined or used as asked (unknown name, missing extra,
+    workers without the resources the tasks need)."""
+
+
 class DownloadError(ModelError):
     """A model archive that could not be fetched (offline, refused, interrupted)."""
 

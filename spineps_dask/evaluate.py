@@ -4,9 +4,10 @@ The file layer over `spineps_dask.metrics` (arrays in, tables out) and `spineps_
 (NIfTI, BIDS names, atomic files): the ``eval`` command and the demo's scoring call it.
 
 Masks pair by scan: ``<stem>_[mod-X_]seg-spine_msk.nii.gz`` (semantic) and ``..._seg-vert_msk``
-(instance) in each folder, matched on the subject key and the other entities (``seg`` and ``mod``
-ignored, so a reference without ``mod-T2w`` still pairs). One subject failing (missing file, other
-label scheme, other grid) is reported and the rest are still evaluated.
+(instance) in each folder, matched on the scan key (every entity but ``seg`` and ``mod``, so a
+reference without ``mod-T2w`` still pairs). Each kind of mask found on both sides is scored
+(folders of semantic masks alone are scored on the global rows). One scan failing (nothing to
+pair, other label scheme, other grid) is reported and the rest are still evaluated.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from spineps_dask.metrics.tables import evaluate_subject, summary_markdown
 logger = logging.getLogger(__name__)
 
 _KINDS = {"spine": "semantic", "vert": "instance"}
-_IGNORED_ENTITIES = ("seg", "mod")
 
 
 @dataclass(frozen=True)
@@ -44,8 +44,9 @@ class MaskPair:
     ref_instance: Path | None
 
 
-def _scan_masks(folder: Path) -> tuple[dict[tuple, dict[str, Path]], dict[str, str]]:
-    found: dict[tuple, dict[str, Path]] = {}
+def _scan_masks(folder: Path) -> tuple[dict[str, dict[str, Path]], dict[str, str]]:
+    """Masks by scan key (``seg`` and ``mod`` are not part of it), and names not understood."""
+    found: dict[str, dict[str, Path]] = {}
     bad: dict[str, str] = {}
     for path in sorted(folder.rglob("*_seg-*_msk.nii*")):
         try:
@@ -57,8 +58,7 @@ def _scan_masks(folder: Path) -> tuple[dict[tuple, dict[str, Path]], dict[str, s
         kind = _KINDS.get(entities.get("seg", ""))
         if kind is None:
             continue
-        rest = tuple((k, v) for k, v in name.extra if k not in _IGNORED_ENTITIES)
-        found.setdefault((name.subject_key, rest), {})[kind] = path
+        found.setdefault(name.key, {})[kind] = path
     return found, bad
 
 
@@ -84,11 +84,10 @@ def pair_masks(pred_dir: str | os.PathLike, ref_dir: str | os.PathLike) -> list[
         )
     pairs = []
     for key in sorted(set(preds) | set(refs)):
-        subject = "_".join([key[0], *(f"{k}-{v}" for k, v in key[1])])
         p, r = preds.get(key, {}), refs.get(key, {})
         pairs.append(
             MaskPair(
-                subject=subject,
+                subject=key,
                 pred_semantic=p.get("semantic"),
                 pred_instance=p.get("instance"),
                 ref_semantic=r.get("semantic"),
@@ -116,13 +115,15 @@ def _labels(path: Path, *, subject: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def evaluate_pair(pair: MaskPair, **context: Any) -> pd.DataFrame:
-    """Tidy metrics table of one scan (see :func:`~spineps_dask.metrics.tables.evaluate_subject`).
+    """Tidy metrics table of one scan (see :func:`~spineps_dask.metrics.tables.evaluate_subject`):
+    whatever kind of mask is on both sides is scored (semantic masks alone give the global
+    rows, instance masks alone the instance rows).
 
     Raises
     ------
     InputError
-        A mask is missing, unreadable, not a label map, on another grid than the reference
-        semantic mask, or in another label scheme.
+        No kind of mask is on both sides; a mask is unreadable, not a label map, on another
+        grid than the first reference, or in another label scheme.
     """
     files = {
         "predicted semantic mask": pair.pred_semantic,
@@ -130,30 +131,39 @@ def evaluate_pair(pair: MaskPair, **context: Any) -> pd.DataFrame:
         "reference semantic mask": pair.ref_semantic,
         "reference instance mask": pair.ref_instance,
     }
-    missing = [what for what, path in files.items() if path is None]
-    if missing:
-        raise InputError(f"missing {', '.join(missing)}", subject=pair.subject, step="evaluate")
+    kinds = [
+        kind
+        for kind in ("semantic", "instance")
+        if files[f"predicted {kind} mask"] is not None and files[f"reference {kind} mask"]
+    ]
+    if not kinds:
+        missing = [what for what, path in files.items() if path is None]
+        raise InputError(
+            f"missing {', '.join(missing)}: no kind of mask is on both sides",
+            subject=pair.subject,
+            step="evaluate",
+        )
+    used = {what: path for what, path in files.items() if path and what.split()[1] in kinds}
     arrays, affines = {}, {}
-    for what, path in files.items():
-        assert path is not None
+    for what, path in used.items():
         arrays[what], affines[what] = _labels(path, subject=pair.subject)
-    ref_affine = affines["reference semantic mask"]
+    first = next(w for w in used if w.startswith("reference"))
     for what, affine in affines.items():
-        if arrays[what].shape != arrays["reference semantic mask"].shape or not np.allclose(
-            affine, ref_affine, atol=1e-3
+        if arrays[what].shape != arrays[first].shape or not np.allclose(
+            affine, affines[first], atol=1e-3
         ):
             raise InputError(
-                f"{what} is on another voxel grid than the reference semantic mask "
+                f"{what} is on another voxel grid than the {first} "
                 f"(shape {arrays[what].shape}); resample it to the reference first",
                 subject=pair.subject,
                 step="evaluate",
             )
-    spacing = tuple(float(s) for s in np.sqrt((ref_affine[:3, :3] ** 2).sum(axis=0)))
+    spacing = tuple(float(s) for s in np.sqrt((affines[first][:3, :3] ** 2).sum(axis=0)))
     return evaluate_subject(
-        arrays["predicted semantic mask"],
-        arrays["predicted instance mask"],
-        arrays["reference semantic mask"],
-        arrays["reference instance mask"],
+        arrays.get("predicted semantic mask"),
+        arrays.get("predicted instance mask"),
+        arrays.get("reference semantic mask"),
+        arrays.get("reference instance mask"),
         spacing=spacing,
         subject=pair.subject,
         **context,
@@ -179,7 +189,7 @@ def evaluate_folders(
         except SpinepsDaskError as exc:
             error = str(exc)
             errors[pair.subject] = error
-            logger.warning("not evaluated: %s", error)
+            logger.info("not evaluated: %s", error)  # returned to the caller, who reports it
         if on_subject is not None:
             on_subject(pair.subject, error)
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()

@@ -105,6 +105,28 @@ def instance_name(label: int) -> str:
     return VERTEBRA_NAMES.get(label, str(label))
 
 
+def level_title(level: str) -> str:
+    """A level as a reader names it: a vertebra as it is, a disc by its two vertebrae.
+
+    Tables name the disc below vertebra X ``IVD X`` (its label is 100 + X); a page shows
+    ``C2-C3``. The vertebra below is the usual one: T12-L1 and L5-S1 even in a spine with a
+    T13 or L6 (a disc label alone cannot tell), T13-L1 and L6-S1 for the variants themselves.
+
+    Examples
+    --------
+    >>> level_title("IVD C2"), level_title("IVD C7"), level_title("IVD L5"), level_title("L3")
+    ('C2-C3', 'C7-T1', 'L5-S1', 'L3')
+    """
+    if not level.startswith("IVD "):
+        return level
+    above = level.removeprefix("IVD ")
+    vid = VERTEBRA_IDS.get(above)
+    seq = vertebra_sequence(has_t13=above == "T13", has_l6=above == "L6")
+    if vid is None or vid not in seq or seq.index(vid) + 1 >= len(seq):
+        return f"disc below {above}"
+    return f"{above}-{VERTEBRA_NAMES[seq[seq.index(vid) + 1]]}"
+
+
 #: Every label a semantic mask may hold (0 = background).
 VALID_SEMANTIC: frozenset[int] = frozenset({0, *SPINE_SEMANTIC, *(int(s) for s in Semantic)})
 #: Every label an instance mask may hold: vertebrae, their discs (100+X) and endplates (200+X).

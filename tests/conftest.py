@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import shutil
 import socket
 import subprocess
@@ -15,6 +16,20 @@ from distributed import Client, LocalCluster
 
 from spineps_dask.distributed.cluster import MODEL_RESOURCE
 from spineps_dask.distributed.model_cache import WorkerSetup
+
+
+@pytest.fixture(autouse=True)
+def _no_handler_left_on_a_closed_stream():
+    """A command run in-process (CliRunner, ``main``) sets up logging (`configure_logging`):
+    its root handler writes to the stderr that CliRunner lent it and closed afterwards, so a
+    later test's warnings would end in "Logging error ... I/O operation on closed file".
+    Handlers a test added are taken off the root logger when it ends."""
+    root = logging.getLogger()
+    before = set(root.handlers)
+    yield
+    for handler in list(root.handlers):
+        if type(handler) is logging.StreamHandler and handler not in before:
+            root.removeHandler(handler)
 
 
 class SmallDisk:

@@ -7,8 +7,14 @@ import pytest
 from distributed import Client
 
 from spineps_dask.batch import performance_report_to, run_batch
+from spineps_dask.biomarkers.folders import biomarkers_folder
 from spineps_dask.config import RunConfig
-from spineps_dask.errors import ModelError
+from spineps_dask.errors import ModelError, StoreError
+from spineps_dask.explore import open_cohort
+from spineps_dask.io.bids import ScanName
+from spineps_dask.io.nifti import load_volume, save_volume
+from spineps_dask.phantom.cohort import GROUNDTRUTH, subject_seed, write_phantom
+from spineps_dask.phantom.generate import make_phantom
 
 
 def test_a_missing_model_stops_before_the_store_or_a_cluster_is_made(tmp_path):
@@ -44,6 +50,14 @@ def test_a_malicious_model_stops_before_the_store_or_a_cluster_is_made(tmp_path)
     assert not (tmp_path / "cohort.zarr").exists()
 
 
+def test_a_store_that_does_not_exist_without_input_is_an_error(tmp_path):
+    """Issue 21 item 2: a mistyped store is an error before a store is created or a cluster
+    started (``cluster="yarn"`` would fail if one were), not an empty run that exits 0."""
+    with pytest.raises(StoreError, match=r"no cohort store at .*nostore\.zarr.*-i/--input"):
+        run_batch(tmp_path / "nostore.zarr", RunConfig(), cluster="yarn")
+    assert not (tmp_path / "nostore.zarr").exists()
+
+
 def test_performance_report_is_written_as_html(tmp_path):
     """The report of a small computation is a non-empty HTML file: without bokeh, distributed
     fails only when the report is saved, after a whole cohort ran (seen in `spineps-dask demo`).
@@ -62,3 +76,46 @@ def test_no_report_path_means_no_report(tmp_path):
     with performance_report_to(None):
         pass
     assert list(tmp_path.iterdir()) == []
+
+
+#: One person, two visits: a repeat (run-) of one acquisition (acq-), two stations (chunk-).
+ENTITY_SCANS = (
+    ScanName("01", "1", (("acq", "lumbar"), ("run", "1"))),
+    ScanName("01", "1", (("acq", "lumbar"), ("run", "2"))),
+    ScanName("01", "2", (("chunk", "1"),)),
+    ScanName("01", "2", (("chunk", "2"),)),
+)
+
+
+@pytest.mark.slow
+def test_a_cohort_with_sessions_acq_run_and_chunk_scans_runs_every_scan(tmp_path, model_workers):
+    """Issue 21 item 1, end to end: scans that differ only by run- or chunk- (one of them an
+    uncompressed .nii) are each ingested, segmented and scored under their own key; tables
+    carry the person and the visit and the participants' columns; the biomarkers of the
+    exported files have the keys of the store's tables."""
+    bids = tmp_path / "bids"
+    for i, name in enumerate(ENTITY_SCANS):
+        write_phantom(bids, make_phantom(subject_seed(21, i), region="lumbar"), name)
+    gz = bids / "sub-01/ses-1/anat/sub-01_ses-1_acq-lumbar_run-1_T2w.nii.gz"
+    save_volume(load_volume(gz), gz.with_name(gz.name.removesuffix(".gz")))
+    gz.unlink()
+    (bids / "participants.tsv").write_text("participant_id\tage\nsub-01\t57\n")
+    keys = sorted(n.key for n in ENTITY_SCANS)
+    with model_workers(2) as client:
+        summary = run_batch(
+            tmp_path / "c.zarr",
+            RunConfig(n4=False),
+            bids=bids,
+            references=bids / GROUNDTRUTH,
+            client=client,
+            export=tmp_path / "out",
+        )
+    assert sorted(o.subject for o in summary.done) == keys and not summary.failed
+    cohort = open_cohort(tmp_path / "c.zarr")
+    metrics = cohort.table("metrics")
+    assert sorted(metrics.scan.unique()) == keys
+    assert set(metrics.subject) == {"sub-01"} and set(metrics.session) == {"ses-1", "ses-2"}
+    assert set(metrics.age) == {57}
+    stored = cohort.table("biomarkers")
+    exported, errors = biomarkers_folder(tmp_path / "out")
+    assert not errors and sorted(exported.scan.unique()) == sorted(stored.scan.unique()) == keys

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from spineps_dask.config import (
+    CLUSTER_CONFIGS,
     CLUSTER_DIR_ENV,
     MODELS_ENV,
     RunConfig,
@@ -154,7 +155,7 @@ def test_environment_is_read_here(monkeypatch, tmp_path):
 
     monkeypatch.delenv(MODELS_ENV, raising=False)
     monkeypatch.delenv(CLUSTER_DIR_ENV, raising=False)
-    assert models_dir() == default_models_dir() and cluster_dir() == Path("cluster")
+    assert models_dir() == default_models_dir() and cluster_dir() == CLUSTER_CONFIGS
     monkeypatch.setenv(MODELS_ENV, str(tmp_path))
     monkeypatch.setenv(CLUSTER_DIR_ENV, str(tmp_path / "site"))
     assert models_dir() == tmp_path and cluster_dir() == tmp_path / "site"

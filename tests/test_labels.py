@@ -27,3 +27,16 @@ def test_float_or_negative_masks_are_refused():
         check_labels(np.array([0.5]), VALID_SEMANTIC, what="m")
     with pytest.raises(InputError, match="non-negative integer labels"):
         check_labels(np.array([-1]), VALID_SEMANTIC, what="m")
+
+
+def test_a_disc_is_titled_by_its_two_vertebrae():
+    """Issue 21 item 13: ``IVD C2`` on a page reads ``C2-C3``; junctions and variants too."""
+    from spineps_dask.labels import level_title
+
+    got = [level_title(x) for x in ("IVD C2", "IVD C7", "IVD T12", "IVD T13", "IVD L5")]
+    assert got == ["C2-C3", "C7-T1", "T12-L1", "T13-L1", "L5-S1"]
+    assert [level_title("IVD L6"), level_title("L3"), level_title("IVD S1")] == [
+        "L6-S1",
+        "L3",
+        "disc below S1",
+    ]

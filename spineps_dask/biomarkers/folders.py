@@ -46,8 +46,7 @@ def find_mask_pairs(folder: str | os.PathLike) -> dict[str, dict[str, Path]]:
         kind = _KINDS.get(dict(name.extra).get("seg", ""))
         if kind is None:
             continue
-        rest = [f"{k}-{v}" for k, v in name.extra if k not in ("seg", "mod")]
-        found.setdefault("_".join([name.subject_key, *rest]), {})[kind] = path
+        found.setdefault(name.key, {})[kind] = path
     return found
 
 

@@ -18,6 +18,7 @@ from scipy import ndimage
 from spineps_dask.biomarkers import geometry as geo
 from spineps_dask.errors import InputError
 from spineps_dask.geometry import Volume
+from spineps_dask.keys import ID_COLUMNS, identity
 from spineps_dask.labels import (
     ENDPLATE_OFFSET,
     ENDPLATE_SEMANTIC,
@@ -30,7 +31,8 @@ from spineps_dask.labels import (
 
 logger = logging.getLogger(__name__)
 
-COLUMNS: tuple[str, ...] = ("subject", "level", "structure", "measure", "value")
+#: Identity of the scan (`spineps_dask.keys.ID_COLUMNS`), then what was measured.
+COLUMNS: tuple[str, ...] = (*ID_COLUMNS, "level", "structure", "measure", "value")
 _BODY_SEMANTIC = (int(Semantic.CORPUS), int(Semantic.CORPUS_BORDER))
 _POSTERIOR_SEMANTIC = tuple(range(int(Semantic.ARCUS), int(Semantic.ARTICULARIS_INF_RIGHT) + 1))
 _SACRUM = VERTEBRA_IDS["S1"]
@@ -99,17 +101,19 @@ def level_biomarkers(
         200+X) on the same grid, any orientation (an instance mask stored in another
         orientation of the same grid is reoriented exactly).
     subject
-        Written into the ``subject`` column.
+        The scan's key (`spineps_dask.keys`): the ``scan`` column, and from it ``subject``
+        (the person, ``sub-001``) and ``session`` (``ses-1`` or empty).
     settings
         Sampling settings; defaults to `BiomarkerSettings()`.
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``subject, level, structure, measure, value``: ``level`` is e.g. ``'L3'`` or
-        ``'IVD L3'``; ``structure`` is ``body``, ``disc``, ``canal`` or ``cord``; ``measure`` is
-        ``volume_mm3``, ``height_{anterior,middle,posterior}_mm``, ``height_mm`` or
-        ``area_mm2``. Levels that are absent (or cut by the field of view) have no rows.
+        Columns ``scan, subject, session, level, structure, measure, value``: ``level`` is e.g.
+        ``'L3'`` or ``'IVD L3'``; ``structure`` is ``body``, ``disc``, ``canal`` or ``cord``;
+        ``measure`` is ``volume_mm3``, ``height_{anterior,middle,posterior}_mm``,
+        ``height_mm`` or ``area_mm2``. Levels that are absent (or cut by the field of view)
+        have no rows.
 
     Raises
     ------
@@ -137,8 +141,7 @@ def level_biomarkers(
     for k, x in enumerate(order):
         if x in bodies:
             rows += [
-                (subject, instance_name(x), *m)
-                for m in _level_measures(sem, aff, bodies[x], frames[x], cfg)
+                (instance_name(x), *m) for m in _level_measures(sem, aff, bodies[x], frames[x], cfg)
             ]
         if x in discs:
             # The disc's AP direction comes from its own vertebra, else the one below it.
@@ -146,8 +149,11 @@ def level_biomarkers(
             hint = frames[near[0]][1] if near else geo.ANTERIOR
             axis_line = (bodies[x].centroid, frames[x][2]) if x in frames else None
             measures = _disc_level_measures(sem, aff, discs[x], hint, axis_line, cfg)
-            rows += [(subject, instance_name(IVD_OFFSET + x), *m) for m in measures]
-    return pd.DataFrame(rows, columns=list(COLUMNS))
+            rows += [(instance_name(IVD_OFFSET + x), *m) for m in measures]
+    table = pd.DataFrame(rows, columns=list(COLUMNS[len(ID_COLUMNS) :]))
+    for i, (col, value) in enumerate(identity(subject).items()):
+        table.insert(i, col, pd.Series([value] * len(table), dtype="object"))
+    return table
 
 
 def _level_measures(sem, aff, body: _Part, frame, cfg: BiomarkerSettings) -> list:

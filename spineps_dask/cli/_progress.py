@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -21,6 +22,15 @@ from rich.progress import (
 )
 
 console = Console(stderr=True)
+
+
+def print_error(what: str, message: object) -> None:
+    """An error as one line on stderr, ``what: message``, never a traceback (issue 21 item 7).
+
+    The message is escaped (``[cuda]`` in an install hint is text, not markup) and soft-wrapped
+    (the terminal folds it; copying it gives one line).
+    """
+    console.print(f"[red]{escape(what)}:[/red] {escape(str(message))}", soft_wrap=True)
 
 
 def make_progress() -> Progress:

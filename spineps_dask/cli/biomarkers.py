@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from spineps_dask.cli._progress import console
+from spineps_dask.cli._progress import console, print_error
 
 
 def biomarkers(
@@ -34,10 +34,10 @@ def biomarkers(
                 mask_dir, on_subject=lambda s: status.update(f"measured {s}")
             )
     except SpinepsDaskError as exc:
-        console.print(f"[red]cannot measure:[/red] {exc}")
+        print_error("cannot measure", exc)
         raise typer.Exit(code=2) from exc
     for subject, error in errors.items():
-        console.print(f"[red]{subject} not measured:[/red] {error}")
+        print_error(f"{subject} not measured", error)
     if table.empty:
         console.print("[red]no scan could be measured[/red]")
         raise typer.Exit(code=2)

@@ -41,7 +41,7 @@ def demo(
                 **overrides,
             )
     derivatives = out / "derivatives"
-    summary = execute(
+    summary, _ = execute(
         str(store),
         RunConfig(),
         bids=bids,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from spineps_dask.cli._progress import console
+from spineps_dask.cli._progress import console, print_error
 
 
 def evaluate(
@@ -48,10 +48,10 @@ def evaluate(
                 **context,
             )
     except SpinepsDaskError as exc:
-        console.print(f"[red]cannot evaluate:[/red] {exc}")
+        print_error("cannot evaluate", exc)
         raise typer.Exit(code=2) from exc
     for subject, error in errors.items():
-        console.print(f"[red]{subject} not evaluated:[/red] {error}")
+        print_error(f"{subject} not evaluated", error)
     if table.empty:
         console.print("[red]no subject could be evaluated[/red]")
         raise typer.Exit(code=2)

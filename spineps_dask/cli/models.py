@@ -17,7 +17,9 @@ if TYPE_CHECKING:
     from spineps_dask.models.install import Installed
 
 models_app = typer.Typer(
-    help="Inspect, check and train SPINEPS model folders.", no_args_is_help=True
+    help="Inspect, check and train SPINEPS model folders.",
+    no_args_is_help=True,
+    rich_markup_mode=None,  # plain help, as the main app's
 )
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from spineps_dask.cli._progress import console
+from spineps_dask.cli._progress import console, print_error
 
 
 class _Format(StrEnum):
@@ -36,7 +36,7 @@ def report(
         with console.status("writing report"):
             page = write_report(store, out, fmt=fmt.value, gallery_max=gallery)
     except StoreError as exc:
-        console.print(f"[red]cannot report:[/red] {exc}")
+        print_error("cannot report", exc)
         raise typer.Exit(code=2) from exc
     Console().print(str(page))  # stdout: the result; status goes to stderr
 

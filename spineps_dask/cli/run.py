@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from spineps_dask.cli._progress import Counter, console, make_progress
+from spineps_dask.cli._progress import Counter, console, make_progress, print_error
 
 if TYPE_CHECKING:  # imported by the command itself, so that --help stays instant
     from rich.progress import Progress
@@ -33,13 +33,16 @@ def run(
         None, "--input", "-i", help="BIDS folder to ingest first (new and changed scans only)."
     ),
     references: Path | None = typer.Option(
-        None, help="With --input: reference masks folder; subjects with them get scored."
+        None,
+        help="Reference masks folder: new or changed references are ingested and scored "
+        "(finished subjects without running a model again).",
     ),
     cluster: str = typer.Option(
         "local",
         "--cluster",
         "-c",
-        help="local | cuda | slurm | gateway | kubernetes | a YAML in cluster/ | tcp://address",
+        help="local | cuda | slurm | gateway | kubernetes (configs shipped in the package, "
+        "or your own in $SPINEPS_DASK_CLUSTER_DIR) | a YAML file | tcp://address",
     ),
     workers: int | None = typer.Option(None, help="Workers for --cluster local."),
     threads: int | None = typer.Option(None, help="Threads per worker (torch, N4)."),
@@ -92,8 +95,12 @@ def run(
         "cutouts_per_task": cutouts_per_task,
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    cfg = RunConfig.from_file(config, **overrides) if config else RunConfig.from_dict(overrides)
-    summary = execute(
+    try:
+        cfg = RunConfig.from_file(config, **overrides) if config else RunConfig.from_dict(overrides)
+    except (ValueError, OSError) as exc:  # unknown setting or recipe, unreadable YAML
+        print_error("settings problem", exc)
+        raise typer.Exit(code=2) from exc
+    summary, inputs_failed = execute(
         store,
         cfg,
         bids=bids,
@@ -107,58 +114,84 @@ def run(
         report=report,
         export=export,
     )
-    if summary.failed:
+    if summary.failed or inputs_failed:
         raise typer.Exit(code=1)
 
 
-def execute(store: str, cfg: RunConfig, **options: Any) -> RunSummary:
+def execute(store: str, cfg: RunConfig, **options: Any) -> tuple[RunSummary, int]:
     """`run_batch` with progress bars and a printed summary; problems become exit codes.
 
-    Exit code 2: a model or the store cannot be used (the message says why and the fix).
+    Returns the run's summary and how many scans or references the ingest refused (listed
+    on the console). Exit code 2 (raised here): nothing was run, because a model, the store
+    or the cluster cannot be used (the message says why and the fix).
     """
     from spineps_dask.batch import run_batch
-    from spineps_dask.errors import ModelError, StoreError
+    from spineps_dask.errors import ClusterError, ModelError, StoreError
 
     try:
-        with make_progress() as progress:
-            summary = run_batch(store, cfg, events=_BarEvents(progress), **options)
+        progress = make_progress()  # shown once the cluster is up: checks fail without bars
+        events = _BarEvents(progress)
+        try:
+            summary = run_batch(store, cfg, events=events, **options)
+        finally:
+            progress.stop()
     except ModelError as exc:
-        console.print(f"[red]model problem:[/red] {exc}")
+        print_error("model problem", exc)
         raise typer.Exit(code=2) from exc
     except StoreError as exc:  # store locked, full or read-only: a message, not a traceback
-        console.print(f"[red]store problem:[/red] {exc}")
+        print_error("store problem", exc)
+        raise typer.Exit(code=2) from exc
+    except ClusterError as exc:  # unknown cluster, missing extra, workers without MODEL
+        print_error("cluster problem", exc)
         raise typer.Exit(code=2) from exc
     except ModuleNotFoundError as exc:  # --report without bokeh
         raise typer.BadParameter(str(exc), param_hint="--report") from exc
     _print_summary(summary)
-    return summary
+    return summary, events.inputs_failed
 
 
 class _BarEvents(BatchEvents):
     """Batch events -> printed lines and two rich bars (subjects, cutouts)."""
 
     def __init__(self, progress: Progress) -> None:
+        self.progress = progress
         self.subjects = Counter(progress, "subjects", 0)
         self.cutouts = Counter(progress, "cutouts", 0)
+        self.scores: Counter | None = None
         self.failed = 0
+        self.inputs_failed = 0  # scans and references the ingest refused
 
     def ingested(self, summary: IngestSummary) -> None:
         console.print(
             f"ingest: {len(summary.ingested)} new, {len(summary.skipped)} unchanged, "
             f"{len(summary.failed)} failed"
         )
+        for scan, reason in summary.failed.items():
+            console.print(f"  [red]{scan}[/red]: {reason}")
+        self.inputs_failed += len(summary.failed)
 
     def references_ingested(self, found: ReferenceSummary) -> None:
-        console.print(f"references: {len(found['ingested'])} subjects")
+        console.print(
+            f"references: {len(found['ingested'])} new or changed, "
+            f"{len(found['unchanged'])} unchanged, {len(found['failed'])} refused"
+        )
+        for subject, reason in found["failed"].items():
+            console.print(f"  [red]{subject}[/red]: {reason}")
+        self.inputs_failed += len(found["failed"])
 
     def cluster_ready(self, dashboard: str) -> None:
         console.print(f"[bold]Dashboard:[/bold] {dashboard}")
+        self.progress.start()
 
     def exported(self, folder: Path, paths: list[Path]) -> None:
         console.print(f"exported {len(paths)} files to {folder}")
 
     def subjects_total(self, n: int) -> None:
         self.subjects.add_total(n)
+
+    def scores_total(self, n: int) -> None:
+        if n:
+            self.scores = Counter(self.progress, "scoring", n)
 
     def cutouts_planned(self, n: int) -> None:
         self.cutouts.add_total(n)
@@ -167,20 +200,29 @@ class _BarEvents(BatchEvents):
         self.cutouts.advance(n)
 
     def subject_finished(self, outcome: SubjectOutcome) -> None:
+        if outcome.status == "failed":
+            # One line as the subject ends (so a run stopped later, by a full disk say, has
+            # said it too), and only here: the summary counts it (issue 21 item 6).
+            print_error(f"{outcome.subject} failed in {outcome.step}", outcome.error)
         self.failed += outcome.status == "failed"
-        self.subjects.advance(1, note=f"[red]{self.failed} failed" if self.failed else "")
+        note = f"[red]{self.failed} failed" if self.failed else ""
+        if outcome.task == "score" and self.scores is not None:
+            self.scores.advance(1)
+        else:
+            self.subjects.advance(1, note=note)
 
 
 def _print_summary(summary: RunSummary) -> None:
     from rich.table import Table
 
     table = Table(title=f"run {summary.run_id}")
-    for col in ("done", "failed", "skipped", "subjects/hour", "wall (s)"):
+    for col in ("done", "failed", "skipped", "scored", "subjects/hour", "wall (s)"):
         table.add_column(col, justify="right")
     table.add_row(
         str(len(summary.done)),
         str(len(summary.failed)),
         str(len(summary.skipped)),
+        str(len(summary.scored)),
         f"{summary.subjects_per_hour:.0f}",
         f"{summary.wall_seconds:.1f}",
     )
@@ -193,8 +235,6 @@ def _print_summary(summary: RunSummary) -> None:
         for k, v in phases.items():
             pt.add_row(k, f"{v:.1f}")
         console.print(pt)
-    for o in summary.failed:
-        console.print(f"[red]failed[/red] {o.subject} in {o.step}: {o.error}")
 
 
 def register(app: typer.Typer) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from spineps_dask.cli._progress import console
+from spineps_dask.cli._progress import console, print_error
 
 _MODEL_HELP = "Model folder, or a name under $SPINEPS_SEGMENTOR_MODELS (default: shipped demo)."
 
@@ -78,16 +78,16 @@ def segment(
                 postprocess=postprocess,
                 semantic=semantic,
                 snapshot=snapshot,
-                on_stage=lambda s: status.update(f"{name.subject_key}: {s}"),
+                on_stage=lambda s: status.update(f"{name.key}: {s}"),
             )
     except SpinepsDaskError as exc:
-        console.print(f"[red]cannot segment {scan.name}:[/red] {exc}")
+        print_error(f"cannot segment {scan.name}", exc)
         raise typer.Exit(code=2) from exc
     verts = sorted(k for k in result.centroids if k < 100)
     from spineps_dask.labels import instance_name
 
     console.print(
-        f"{name.subject_key}: {len(verts)} vertebrae "
+        f"{name.key}: {len(verts)} vertebrae "
         f"({', '.join(instance_name(v) for v in verts)}), anchor {result.anchor}, "
         f"{result.n_cutouts} cutouts, {sum(result.timings.values()):.1f} s"
     )
@@ -126,12 +126,12 @@ def segment_file(
         recipe=recipe,
         reference_mode=reference_mode,
         postprocess_on=postprocess,
-        subject=name.subject_key,
+        subject=name.key,
         semantic=load_volume(semantic) if semantic else None,
         on_stage=on_stage,
     )
     png = (
-        render_snapshot(image, result.semantic, result.instance, title=name.subject_key)
+        render_snapshot(image, result.semantic, result.instance, title=name.key)
         if snapshot
         else None
     )

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from spineps_dask.cli._progress import print_error
+
 
 def register(app: typer.Typer) -> None:
     """Add the store commands to the ``spineps-dask`` app."""
@@ -26,8 +28,8 @@ def ingest_command(
     references: Annotated[
         Path | None,
         typer.Option(
-            help="Derivatives folder with reference masks (…_seg-spine_msk / …_seg-vert_msk); "
-            "runs then score those subjects."
+            help="Derivatives folder with reference masks (*_seg-spine_msk / *_seg-vert_msk); "
+            "the next run scores them (finished subjects without running a model again)."
         ),
     ] = None,
     max_scan_gb: Annotated[
@@ -39,7 +41,8 @@ def ingest_command(
     Bad scans are listed and recorded as failed; the others are still ingested.
     For s3:// stores, credentials and endpoint come from the environment (AWS_* variables,
     FSSPEC_S3_ENDPOINT_URL), never from the command line.
-    Exit code 1 when any scan failed, 2 when nothing could be done.
+    Exit code 1 when any scan or reference was refused (listed), 2 when nothing could be
+    done.
     """
     from rich.console import Console
     from rich.progress import Progress
@@ -63,17 +66,18 @@ def ingest_command(
                 limits=ScanLimits(max_bytes=int(max_scan_gb * 2**30)),
             )
     except SpinepsDaskError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        print_error("error", exc)
         raise typer.Exit(2) from exc
     console.print(_summary_table(summary))
+    refused = len(summary.failed)
     if references is not None:
         from spineps_dask.io.references import ingest_references
         from spineps_dask.io.store import CohortStore
 
         try:  # the store's lock may be held by a run started meanwhile
-            refs = ingest_references(references, CohortStore(store))
+            refs = ingest_references(references, CohortStore(store, mode="a"))
         except SpinepsDaskError as exc:
-            console.print(f"[red]error:[/red] {exc}")
+            print_error("error", exc)
             raise typer.Exit(2) from exc
         console.print(
             f"references: {len(refs['ingested'])} subjects, {len(refs['missing'])} without, "
@@ -81,7 +85,8 @@ def ingest_command(
         )
         for subject, reason in refs["failed"].items():
             console.print(f"  [red]{subject}[/red]: {reason}")
-    if summary.failed:
+        refused += len(refs["failed"])
+    if refused:
         raise typer.Exit(1)
 
 
@@ -110,17 +115,25 @@ def export_command(
         ),
     ] = None,
 ) -> None:
-    """Write the STORE's volumes as NIfTI with BIDS derivative names under OUT."""
+    """Write the STORE's volumes as NIfTI with BIDS derivative names under OUT.
+
+    OUT is a BIDS derivatives dataset (with dataset_description.json). Exit code 1 when
+    damaged subjects were left out (listed, and marked failed so that the next run redoes
+    them), 2 when nothing could be exported.
+    """
     from rich.console import Console
 
-    from spineps_dask.errors import SpinepsDaskError
+    from spineps_dask.errors import DamagedVolumeError, SpinepsDaskError
     from spineps_dask.io.export import export
     from spineps_dask.io.names import OUTPUTS
 
     console = Console()
     try:
         written = export(store, out, arrays=tuple(arrays or OUTPUTS))
+    except DamagedVolumeError as exc:  # the other subjects were written: done in part
+        print_error("error", exc)
+        raise typer.Exit(1) from exc
     except SpinepsDaskError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        print_error("error", exc)
         raise typer.Exit(2) from exc
     console.print(f"wrote {len(written)} files to {out}")

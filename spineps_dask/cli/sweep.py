@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from spineps_dask.cli._progress import Counter, console, make_progress
+from spineps_dask.cli._progress import Counter, console, make_progress, print_error
 
 if TYPE_CHECKING:  # imported by the command itself, so that --help stays instant
     from rich.progress import Progress
@@ -27,7 +27,8 @@ def sweep(
         None,
         "--cluster",
         "-c",
-        help="local | cuda | slurm | gateway | kubernetes | a YAML in cluster/ | tcp://address",
+        help="local | cuda | slurm | gateway | kubernetes (configs shipped in the package, "
+        "or your own in $SPINEPS_DASK_CLUSTER_DIR) | a YAML file | tcp://address",
     ),
     workers: int | None = typer.Option(None, help="Workers for --cluster local."),
     threads: int | None = typer.Option(None, help="Threads per worker (torch, N4)."),
@@ -56,7 +57,7 @@ def sweep(
         with make_progress() as progress:
             result = run_sweep(cfg, events=_BarEvents(progress))
     except SpinepsDaskError as exc:
-        console.print(f"[red]sweep stopped:[/red] {exc}")
+        print_error("sweep stopped", exc)
         raise typer.Exit(code=2) from exc
     _print_result(result)
     console.print(f"outputs in {cfg.out}")

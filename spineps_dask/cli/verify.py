@@ -6,6 +6,8 @@ from typing import Annotated
 
 import typer
 
+from spineps_dask.cli._progress import print_error
+
 
 def register(app: typer.Typer) -> None:
     """Add ``verify`` to the ``spineps-dask`` app."""
@@ -42,16 +44,18 @@ def verify_command(
 
     console = Console()
     try:
-        report = verify_store(
-            CohortStore(store, mode="a" if mark else "r"), full=not quick, mark=mark
-        )
+        # Opened read-only first: a store that does not exist is an error, never created.
+        opened = CohortStore(store, mode="r")
+        if mark:
+            opened = CohortStore(store, mode="a")
+        report = verify_store(opened, full=not quick, mark=mark)
     except SpinepsDaskError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        print_error("error", exc)
         raise typer.Exit(2) from exc
     console.print(str(report).splitlines()[0])
     for subject, volumes in report.damaged.items():
         for message in volumes.values():
-            console.print(f"[red]damaged[/red] {subject}: {message}", soft_wrap=True)
+            print_error(f"damaged {subject}", message)
     if report.damaged:
         console.print("marked failed: `spineps-dask run` redoes them" if mark else "not marked")
         raise typer.Exit(1)

@@ -1,15 +1,19 @@
-"""Start or join a Dask cluster from a short name or a YAML file in ``cluster/``.
+"""Start or join a Dask cluster from a short name, a YAML file, or a scheduler address.
 
 ``local`` (default) builds a ``LocalCluster`` of worker processes; ``cuda`` a
 ``dask_cuda.LocalCUDACluster`` (one worker per GPU); ``slurm``/``pbs`` a dask-jobqueue
 cluster; ``gateway`` a dask-gateway cluster; ``kubernetes`` a dask-kubernetes ``KubeCluster``;
 anything with ``://`` is a scheduler address. Site values (queues, memory, images) live in the
-YAML files, never in code (style guide: cellpose hard-codes ``/scratch/{user}``).
+YAML files, never in code (style guide: cellpose hard-codes ``/scratch/{user}``). The named
+configs ship in the package (``spineps_dask/clusters/``), so ``--cluster slurm`` works from any
+folder; ``$SPINEPS_DASK_CLUSTER_DIR`` holds a site's own versions, looked in first.
 """
 
 from __future__ import annotations
 
 import contextlib
+import difflib
+import importlib.util
 import logging
 import os
 from collections.abc import Iterator
@@ -19,7 +23,8 @@ from typing import Any
 
 import yaml
 
-from spineps_dask.config import cluster_dir
+from spineps_dask.config import CLUSTER_CONFIGS, cluster_dir
+from spineps_dask.errors import ClusterError
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +38,19 @@ GPU_RESOURCE = "GPU"
 #: in a plain process. Unset (None) for the workers this module starts; `cluster/dask.yaml`
 #: does the same for workers started elsewhere.
 WORKER_CONFIG = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+
+
+#: Each cluster kind, the module that starts it and how to install that module.
+BACKENDS: dict[str, tuple[str, str]] = {
+    "local": ("distributed", "pip install distributed"),
+    "cuda": ("dask_cuda", 'pip install "spineps-dask[cuda]"'),
+    **{
+        k: ("dask_jobqueue", 'pip install "spineps-dask[slurm]"')
+        for k in ("slurm", "pbs", "lsf", "sge")
+    },
+    "gateway": ("dask_gateway", 'pip install "spineps-dask[gateway]"'),
+    "kubernetes": ("dask_kubernetes", "pip install dask-kubernetes"),
+}
 
 
 @dataclass(frozen=True)
@@ -50,17 +68,21 @@ class ClusterSpec:
 def load_cluster_spec(name_or_path: str, *, config_dir: Path | None = None) -> ClusterSpec:
     """Resolve ``local``/``cuda``/``slurm``/... or a YAML path into a ClusterSpec.
 
-    A bare name looks for ``<config_dir>/<name>.yaml`` first (``config_dir`` defaults to
-    ``$SPINEPS_DASK_CLUSTER_DIR`` or ``./cluster``); without one, defaults for that kind apply.
+    A bare name looks for ``<config_dir>/<name>.yaml`` (``config_dir`` defaults to
+    ``$SPINEPS_DASK_CLUSTER_DIR``), then among the configs shipped in the package; without
+    one, defaults for that kind apply.
     """
     path = Path(name_or_path)
     if not path.suffix:
-        base = config_dir or cluster_dir()
-        path = base / f"{name_or_path}.yaml"
-        if not path.is_file():
+        bases = [config_dir or cluster_dir(), CLUSTER_CONFIGS]
+        found = [
+            b / f"{name_or_path}.yaml" for b in bases if (b / f"{name_or_path}.yaml").is_file()
+        ]
+        if not found:
             return ClusterSpec(kind=name_or_path)
+        path = found[0]
     if not path.is_file():
-        raise FileNotFoundError(f"cluster config {path} not found")
+        raise ClusterError(f"cluster config {path} not found")
     raw = yaml.safe_load(path.read_text()) or {}
     known = {"kind", "n_workers", "threads_per_worker", "dashboard_address", "scale"}
     options = {k: v for k, v in raw.items() if k not in known}
@@ -72,6 +94,33 @@ def load_cluster_spec(name_or_path: str, *, config_dir: Path | None = None) -> C
         options=options,
         scale=raw.get("scale"),
     )
+
+
+def check_cluster(name_or_path: str) -> None:
+    """Refuse a cluster that cannot start, before anything else happens (a run's ingest).
+
+    A scheduler address (``tcp://...``) is checked when joined. A name or YAML file must give
+    a known kind whose backend is installed.
+
+    Raises
+    ------
+    ClusterError
+        Unknown kind (with the nearest known name), a YAML file that does not exist, or the
+        backend's package missing (with the install command).
+    """
+    if "://" in name_or_path:
+        return
+    kind = load_cluster_spec(name_or_path).kind
+    if kind not in BACKENDS:
+        near = difflib.get_close_matches(kind, BACKENDS, n=1)
+        hint = f"did you mean {near[0]!r}? " if near else ""
+        raise ClusterError(
+            f"unknown cluster {name_or_path!r}: {hint}use {', '.join(BACKENDS)}, a YAML file, "
+            "or a scheduler address such as tcp://host:8786"
+        )
+    module, install = BACKENDS[kind]
+    if importlib.util.find_spec(module) is None:
+        raise ClusterError(f"--cluster {kind} needs {module}, which is not installed: {install}")
 
 
 def default_local_layout(cores: int | None = None) -> tuple[int, int]:
@@ -159,10 +208,8 @@ def _make_cluster(spec: ClusterSpec) -> Any:
         if spec.scale:
             cluster.scale(spec.scale)
         return cluster
-    raise ValueError(
-        f"unknown cluster kind {kind!r}: use local, cuda, slurm, pbs, lsf, sge, gateway, "
-        "kubernetes, a YAML file, or a scheduler address such as tcp://host:8786"
-    )
+    check_cluster(kind)  # raises ClusterError for a kind no branch above knows
+    raise ClusterError(f"cluster kind {kind!r} cannot be started")
 
 
 @contextlib.contextmanager
@@ -183,12 +230,12 @@ def cluster_client(
     if client is not None:
         yield client
         return
-    from spineps_dask.distributed.model_cache import WorkerSetup
+    from spineps_dask.distributed.model_cache import WorkerSetup, worker_log_level
 
     client, cluster_obj = connect(cluster, n_workers=workers, threads_per_worker=threads)
     try:
         nthreads = threads or max(client.nthreads().values(), default=1)
-        client.register_plugin(WorkerSetup(threads=nthreads))
+        client.register_plugin(WorkerSetup(threads=nthreads, log_level=worker_log_level()))
         yield client
     finally:
         close_quietly(client, cluster_obj)
@@ -220,11 +267,25 @@ def close_quietly(client: Any, cluster: Any) -> None:
 
 
 def connect(name_or_path: str = "local", **overrides: Any) -> tuple[Any, Any]:
-    """Return ``(client, cluster)``; ``cluster`` is None when joining an existing scheduler."""
+    """Return ``(client, cluster)``; ``cluster`` is None when joining an existing scheduler.
+
+    Raises
+    ------
+    ClusterError
+        The cluster is unknown or its backend is not installed (`check_cluster`), or the
+        scheduler at an address does not answer.
+    """
     from distributed import Client
 
     if "://" in name_or_path:
-        return Client(name_or_path), None
+        try:
+            return Client(name_or_path, timeout="30s"), None
+        except OSError as exc:
+            raise ClusterError(
+                f"no scheduler answers at {name_or_path} ({exc}); start one with "
+                "`dask scheduler`, or check the address"
+            ) from exc
+    check_cluster(name_or_path)
     spec = load_cluster_spec(name_or_path)
     if overrides:
         spec = ClusterSpec(**{**spec.__dict__, **{k: v for k, v in overrides.items() if v}})
@@ -232,3 +293,39 @@ def connect(name_or_path: str = "local", **overrides: Any) -> tuple[Any, Any]:
     client = Client(cluster)
     logger.info("dashboard: %s", client.dashboard_link)
     return client, cluster
+
+
+def use_model_slots(client: Any) -> bool:
+    """Whether model tasks may ask for the ``MODEL`` resource on this cluster, checked once
+    at the start of a run so that none waits forever for a worker that does not offer it.
+
+    True when a worker offers ``MODEL`` (the clusters this module starts all do), or no worker
+    has joined yet (job-queue workers come later, started with it). Workers started by hand
+    without it: with one thread each, a worker runs one task at a time anyway, so model tasks
+    run without the resource (a warning says so); with more threads that would put several
+    models in one worker's memory at once, so it is an error that says what to add.
+
+    Raises
+    ------
+    ClusterError
+        No worker offers ``MODEL`` and some have more than one thread.
+    """
+    workers = client.scheduler_info(n_workers=-1).get("workers", {})
+    if not workers or any(MODEL_RESOURCE in (w.get("resources") or {}) for w in workers.values()):
+        return True
+    address = client.scheduler.address
+    if all(w.get("nthreads", 1) == 1 for w in workers.values()):
+        logger.warning(
+            "no worker of %s offers the %s resource; each has one thread, so model tasks run "
+            "without it (start workers with --resources %s=1 to let them use more threads)",
+            address,
+            MODEL_RESOURCE,
+            MODEL_RESOURCE,
+        )
+        return False
+    raise ClusterError(
+        f"no worker of {address} offers the {MODEL_RESOURCE} resource that model tasks ask "
+        f"for, so they would wait forever; start each worker with `dask worker {address} "
+        f"--resources {MODEL_RESOURCE}=1` (one model at a time, other threads preprocess), "
+        "or with `--nthreads 1`"
+    )

@@ -79,6 +79,14 @@ def clear() -> None:
         _loads.clear()
 
 
+def worker_log_level() -> int:
+    """The level for the package's loggers on workers: errors only, unless this process logs
+    info or more (``-v``). What a worker would warn about per subject (an anchor missing, a
+    scan refused) is in that subject's manifest row and the run's summary already."""
+    level = logging.getLogger("spineps_dask").getEffectiveLevel()
+    return level if level <= logging.INFO else logging.ERROR
+
+
 def set_threads(threads: int) -> None:
     """Give torch and nnU-Net a deliberate thread count.
 
@@ -92,7 +100,10 @@ def set_threads(threads: int) -> None:
 
 
 class WorkerSetup(WorkerPlugin):
-    """Set torch threads on every worker, and optionally load the models before the first task."""
+    """Set torch threads on every worker, and optionally load the models before the first task.
+
+    ``log_level``: of the package's loggers on the worker (`worker_log_level`).
+    """
 
     name = "spineps-dask-setup"
 
@@ -103,13 +114,17 @@ class WorkerSetup(WorkerPlugin):
         semantic: str | None = None,
         instance: str | None = None,
         device: str = "auto",
+        log_level: int | None = None,
     ):
         self.threads = threads
         self.semantic = semantic
         self.instance = instance
         self.device = device
+        self.log_level = log_level
 
     def setup(self, worker: Any) -> None:
+        if self.log_level is not None:
+            logging.getLogger("spineps_dask").setLevel(self.log_level)
         set_threads(self.threads)
         if self.semantic:
             semantic_model(self.semantic, device=self.device, threads=self.threads)

@@ -36,9 +36,17 @@ STORE_IO = "store_io"
 T = TypeVar("T")
 
 
+#: What a run does to a subject: segment it (and write every product), or only score its stored
+#: masks against references that came after it was segmented.
+TASKS = ("segment", "score")
+
+
 @dataclass
 class SubjectOutcome:
-    """What happened to one subject in this run (one manifest row per subject and run)."""
+    """What happened to one subject in this run (its manifest rows).
+
+    ``task``: ``segment`` (the whole graph) or ``score`` (the scoring-only task).
+    """
 
     subject: str
     status: str  # "done" | "failed" | "skipped"
@@ -47,6 +55,7 @@ class SubjectOutcome:
     n_cutouts: int = 0
     timings: dict[str, float] = field(default_factory=dict)
     workers: dict[str, str] = field(default_factory=dict)
+    task: str = "segment"
 
 
 @dataclass(frozen=True)
@@ -156,9 +165,10 @@ class Guard:
     Expected errors (our typed errors, `MemoryError`: retrying a subject too big for the
     worker only fails again, so it says "out of memory") and unexpected ones that would fail
     the same way again (a library's error on a scan it cannot handle, ``ValueError``, ...)
-    become a failure of this step at once: one line in the worker's log, the traceback at
-    debug level. Only transient errors (`is_transient`: I/O other than a missing path)
-    propagate, marked with their step, and Dask retries the task.
+    become a failure of this step at once: one line in the worker's log at info level (the
+    failed manifest row and the run's summary say it), the traceback at debug level. Only
+    transient errors (`is_transient`: I/O other than a missing path) propagate, marked with
+    their step, and Dask retries the task.
 
     Examples
     --------
@@ -211,7 +221,8 @@ class Guard:
                 f"{_where(exc)}); not retried, it would fail the same way; the worker's log "
                 "has the traceback at debug level"
             )
-        logger.warning("%s failed in %s: %s", self.subject, self.step, message)
+        # info: the failed manifest row and the run's summary say it (issue 21 item 6)
+        logger.info("%s failed in %s: %s", self.subject, self.step, message)
         logger.debug("%s failed in %s", self.subject, self.step, exc_info=exc)
         self.failure = Failure(
             self.subject, self.step, message, {**self.timings, self.step: self.seconds}

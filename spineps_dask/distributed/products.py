@@ -19,11 +19,10 @@ from spineps_dask.biomarkers.levels import level_biomarkers
 from spineps_dask.config import RunConfig
 from spineps_dask.distributed.outcomes import Guard
 from spineps_dask.errors import DamagedVolumeError
+from spineps_dask.geometry import Volume
 from spineps_dask.io.names import (
     IMAGE,
     INSTANCE,
-    REF_INSTANCE,
-    REF_SEMANTIC,
     REFERENCES,
     SEMANTIC,
     SNAPSHOT,
@@ -82,13 +81,26 @@ def write_metrics(
     g: Guard, store: CohortStore, subject: str, seg: Segmentation, cfg: RunConfig
 ) -> None:
     """Dice, ASSD and RQ/SQ/PQ against the ingested references (``metrics.parquet``), if any."""
-    if not all(store.has_volume(subject, r) for r in REFERENCES):
+    write_scores(g, store, subject, seg.semantic, seg.instance, cfg)
+
+
+def write_scores(
+    g: Guard, store: CohortStore, subject: str, semantic: Volume, instance: Volume, cfg: RunConfig
+) -> None:
+    """The metric table of these masks against the subject's references, when it has both.
+
+    The reduce step scores the masks it made; the scoring-only task (`tasks.score`) the masks
+    already in the store, when references came later. Damaged references (`DamagedVolumeError`)
+    are one warning and no table: the masks are sound, the subject is only not scored.
+    """
+    if not all(g.store(store.has_volume, subject, r) for r in REFERENCES):
         return
     try:
-        table = score_against_references(
+        table = score_masks(
             store,
             subject,
-            seg,
+            semantic,
+            instance,
             config=cfg.fingerprint(),
             models=cfg.model_versions(),
             postprocess=cfg.postprocess,
@@ -111,19 +123,28 @@ def products_for(cfg: RunConfig) -> tuple[Writer, ...]:
     return tuple(chosen)
 
 
-def score_against_references(
-    store: CohortStore, subject: str, seg: Segmentation, **context: Any
+def score_masks(
+    store: CohortStore, subject: str, semantic: Volume, instance: Volume, **context: Any
 ) -> pd.DataFrame:
-    """The subject's metric rows against its ingested references; ``context`` adds columns."""
+    """The metric rows of these masks against the subject's ingested references; ``context``
+    adds columns."""
+    ref_semantic, ref_instance = (store.read_volume(subject, r).data for r in REFERENCES)
     return evaluate_subject(
-        np.asarray(seg.semantic.data),
-        np.asarray(seg.instance.data),
-        np.asarray(store.read_volume(subject, REF_SEMANTIC).data),
-        np.asarray(store.read_volume(subject, REF_INSTANCE).data),
-        spacing=seg.semantic.spacing,
+        np.asarray(semantic.data),
+        np.asarray(instance.data),
+        np.asarray(ref_semantic),
+        np.asarray(ref_instance),
+        spacing=semantic.spacing,
         subject=subject,
         **context,
     )
+
+
+def score_against_references(
+    store: CohortStore, subject: str, seg: Segmentation, **context: Any
+) -> pd.DataFrame:
+    """`score_masks` of an assembled segmentation (the sweep scores each setting's)."""
+    return score_masks(store, subject, seg.semantic, seg.instance, **context)
 
 
 def centroid_attr(ctd: dict[int, tuple[float, float, float]]) -> dict[str, list[float]]:

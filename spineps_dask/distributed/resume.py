@@ -1,8 +1,11 @@
 """Run a store resumably: pick the subjects not done yet, run them, record them in the manifest.
 
 A subject is done when its ``segment`` row is ok with the current config fingerprint and its
-output arrays are complete. Rows are flushed every few seconds and when a run stops (Ctrl-C
-included), so re-running the same command continues where it stopped.
+output arrays are complete and intact (their checksums). A done subject whose reference masks
+are new or changed since it was scored (their digest differs from the one its ``score`` row
+recorded) gets a scoring-only task: no model runs again. Damaged references are not scored
+(and fail no row) until they are ingested again. Rows are flushed every few seconds and when
+a run stops (Ctrl-C included), so re-running the same command continues where it stopped.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from spineps_dask.distributed.runner import RunEvents, run_cohort
 from spineps_dask.errors import DamagedVolumeError, StoreError
 from spineps_dask.io.lock import writer_lock
 from spineps_dask.io.manifest import Manifest, make_row
-from spineps_dask.io.names import OUTPUTS
+from spineps_dask.io.names import OUTPUTS, REFERENCES
+from spineps_dask.io.references import reference_digest
 from spineps_dask.io.store import CohortStore
 
 logger = logging.getLogger(__name__)
@@ -39,11 +43,18 @@ class RunSummary:
 
     @property
     def done(self) -> list[SubjectOutcome]:
-        return [o for o in self.outcomes if o.status == "done"]
+        """Subjects segmented in this run."""
+        return [o for o in self.outcomes if o.status == "done" and o.task == "segment"]
 
     @property
     def failed(self) -> list[SubjectOutcome]:
+        """Subjects that failed, segmenting or scoring (the step says which)."""
         return [o for o in self.outcomes if o.status == "failed"]
+
+    @property
+    def scored(self) -> list[SubjectOutcome]:
+        """Finished subjects scored against new or changed references (no model ran)."""
+        return [o for o in self.outcomes if o.status == "done" and o.task == "score"]
 
     @property
     def subjects_per_hour(self) -> float:
@@ -58,9 +69,10 @@ class RunSummary:
         return total
 
     def __str__(self) -> str:
+        scored = f", {len(self.scored)} scored" if self.scored else ""
         return (
             f"run {self.run_id}: {len(self.done)} done, {len(self.failed)} failed, "
-            f"{len(self.skipped)} skipped, {self.subjects_per_hour:.0f} subjects/hour, "
+            f"{len(self.skipped)} skipped{scored}, {self.subjects_per_hour:.0f} subjects/hour, "
             f"{self.wall_seconds:.1f} s"
         )
 
@@ -116,12 +128,72 @@ def _intact(store: CohortStore, subject: str, *, full: bool) -> bool:
     return True
 
 
-def outcome_rows(outcome: SubjectOutcome, *, common: dict[str, Any]) -> list[dict[str, Any]]:
-    """Manifest rows for one subject: a ``segment`` row plus one row per phase it ran.
+def _references_intact(store: CohortStore, subject: str, *, full: bool) -> bool:
+    """The subject's references match their checksums (chunk sizes, or with ``full`` every
+    voxel). Damaged ones are logged (one line) and not scored, failing no row: the masks are
+    sound, and the subject is scored once its references are ingested again."""
+    try:
+        for name in REFERENCES:
+            store.verify_volume(subject, name, full=full)
+    except DamagedVolumeError as exc:
+        logger.warning("%s: %s; not scored until its references are ingested again", subject, exc)
+        return False
+    return True
+
+
+def to_score(
+    store: CohortStore,
+    manifest: Manifest,
+    cfg: RunConfig,
+    subjects: Iterable[str],
+    *,
+    verify: bool = False,
+) -> dict[str, str]:
+    """``{subject: reference digest}`` of the ``subjects`` whose references were not scored
+    with these masks: no ok ``score`` row with this digest and config fingerprint. References
+    that are damaged (`_references_intact`; ``verify``: every voxel) are left out."""
+    if not cfg.metrics:
+        return {}
+    scored = manifest.rows(phase="score")
+    fingerprint = cfg.fingerprint()
+    out = {}
+    for subject in subjects:
+        digest = reference_digest(store, subject)
+        row = scored.get(subject)
+        if digest is None or (
+            row is not None
+            and row["status"] == "ok"
+            and row.get("sha256") == digest
+            and row.get("config") == fingerprint
+        ):
+            continue
+        if _references_intact(store, subject, full=verify):
+            out[subject] = digest
+    return out
+
+
+def outcome_rows(
+    outcome: SubjectOutcome, *, common: dict[str, Any], references: str | None = None
+) -> list[dict[str, Any]]:
+    """Manifest rows for one subject: a ``segment`` row plus one row per phase it ran, and a
+    ``score`` row recording ``references`` (the digest of the references it was scored
+    against) when it has them. A scoring-only outcome gives the ``score`` row alone.
 
     ``common``: run id, config fingerprint and model versions, computed once per run.
     """
     status = {"done": "ok", "failed": "failed", "skipped": "skipped"}[outcome.status]
+    score_row = make_row(
+        outcome.subject,
+        status,
+        phase="score",
+        sha256=references,
+        error=outcome.error or None,
+        step=outcome.step or None,
+        seconds=outcome.timings.get("score"),
+        **common,
+    )
+    if outcome.task == "score":
+        return [score_row]
     rows = [
         make_row(
             outcome.subject,
@@ -150,6 +222,8 @@ def outcome_rows(outcome: SubjectOutcome, *, common: dict[str, Any]) -> list[dic
                     **common,
                 )
             )
+    if references is not None and outcome.status == "done":
+        rows.append(score_row)
     return rows
 
 
@@ -170,8 +244,9 @@ def run_store(
 
     Holds the store's lock throughout (or runs inside the caller's, `run_batch`). Manifest
     rows are flushed every ``flush_seconds`` and at the end, so an interrupted run keeps the
-    subjects it finished. ``verify``: check every voxel of the subjects it skips as done, not
-    only their stored chunk sizes (`select_subjects`).
+    subjects it finished. ``verify``: check every voxel of the subjects it skips as done, and
+    of the references it scores, not only their stored chunk sizes (`select_subjects`,
+    `to_score`).
 
     Raises
     ------
@@ -184,8 +259,23 @@ def run_store(
         todo, skipped = select_subjects(
             store, manifest, cfg, subjects=subjects, force=force, verify=verify
         )
+        scoring = to_score(store, manifest, cfg, skipped, verify=verify)
+        # References of the subjects segmented now: their score rows record what was scored.
+        digests = {
+            s: d
+            for s in todo
+            if cfg.metrics
+            and (d := reference_digest(store, s))
+            and _references_intact(store, s, full=verify)
+        }
         run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:4]
-        logger.info("run %s: %d to process, %d already done", run_id, len(todo), len(skipped))
+        logger.info(
+            "run %s: %d to process, %d already done (%d of them to score against new references)",
+            run_id,
+            len(todo),
+            len(skipped),
+            len(scoring),
+        )
         # Hashing the model folders once per run, not once per finished subject.
         common = {"run_id": run_id, "config": cfg.fingerprint(), "models": cfg.model_versions()}
         rows = _PendingRows(manifest, flush_seconds)
@@ -199,7 +289,10 @@ def run_store(
                 max_in_flight=max_in_flight,
                 retries=retries,
                 events=events,
-                on_outcome=lambda o: rows.add(outcome_rows(o, common=common)),
+                on_outcome=lambda o: rows.add(
+                    outcome_rows(o, common=common, references={**digests, **scoring}.get(o.subject))
+                ),
+                score=sorted(scoring),
             )
         except BaseException:
             try:

@@ -1,9 +1,11 @@
 """Drive a cohort through the cluster: one small graph per subject, in a bounded `Window`.
 
 Per subject: ``prepare`` -> ``semantic`` (model slot) -> ``instance`` x ceil(cutouts / batch)
-(model slot) -> ``reduce``. The number of instance tasks is known only after the semantic phase,
-so the client adds them when the semantic task finishes (its result is small: the cutout
-centres, not arrays). The window keeps at most ``max_in_flight`` subjects in the cluster.
+(model slot) -> ``reduce``; a finished subject whose references are new gets one ``score`` task
+instead (its stored masks against the references, no model). The number of instance tasks
+is known only after the semantic phase, so the client adds them when the semantic task
+finishes (its result is small: the cutout centres, not arrays). The window keeps at most
+``max_in_flight`` subjects in the cluster.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class RunEvents:
     """Progress hooks; the CLI draws bars from them, tests can count them. No-ops here."""
 
     def subjects_total(self, n: int) -> None: ...
+    def scores_total(self, n: int) -> None: ...
     def cutouts_planned(self, n: int) -> None: ...
     def cutouts_done(self, n: int) -> None: ...
     def subject_finished(self, outcome: SubjectOutcome) -> None: ...
@@ -48,8 +51,12 @@ def run_cohort(
     retries: int = 2,
     events: RunEvents | None = None,
     on_outcome: Callable[[SubjectOutcome], None] | None = None,
+    score: Iterable[str] = (),
 ) -> list[SubjectOutcome]:
     """Process ``subjects`` (already filtered for resume) and return one outcome each.
+
+    ``score``: finished subjects to score only (their stored masks against references that
+    came later); their outcomes have ``task="score"``.
 
     ``retries`` re-runs a task that raised a transient error (I/O that may pass, see
     `outcomes.is_transient`); every other error in a step (bad scan, bad model, a library's
@@ -60,11 +67,21 @@ def run_cohort(
     """
     events = events or RunEvents()
     todo = list(subjects)
+    scoring = [s for s in score if s not in set(todo)]
     events.subjects_total(len(todo))
+    events.scores_total(len(scoring))
     window = Window(client, size=max_in_flight, retries=retries)
     outcomes: list[SubjectOutcome] = []
+    only_score = set(scoring)
 
     def start(subject: str) -> None:
+        if subject in only_score:
+            window.watch(
+                window.submit(subject, tasks.score, store, subject, cfg, name="score"),
+                subject,
+                "score",
+            )
+            return
         prep = window.submit(subject, tasks.prepare, store, subject, cfg, name="prepare")
         sem = window.submit(
             subject,
@@ -89,11 +106,13 @@ def run_cohort(
 
     def on_result(done: Watched, result: Any) -> None:
         if isinstance(result, Failure):
-            finish(result.outcome())
+            outcome = result.outcome()
+            outcome.task = "score" if done.step == "score" else outcome.task
+            finish(outcome)
         elif done.step == "semantic":
             submit_rest(done.subject, done.future, result.n_cutouts)
         else:
-            finish(result)  # reduce returns the subject's outcome
+            finish(result)  # reduce and score return the subject's outcome
 
     def submit_rest(subject: str, sem: Future, n_cutouts: int) -> None:
         """The instance tasks of the planned cutouts, then the subject's reduce."""
@@ -119,5 +138,5 @@ def run_cohort(
         )
         window.watch(red, subject, "reduce")
 
-    window.run(todo, start, on_result)
+    window.run([*scoring, *todo], start, on_result)
     return outcomes

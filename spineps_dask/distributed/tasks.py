@@ -2,8 +2,9 @@
 
 The runner submits these. Work arrays are parked in the cohort store under `RUN_WORK`;
 ``reduce`` assembles the subject, calls the writers its settings choose (`products_for`)
-and deletes the work arrays. Expected failures come back as `Failure` values (see
-`outcomes`), so Dask retries only what may succeed on another try.
+and deletes the work arrays; ``score`` scores a finished subject's stored masks against
+references that came after it was segmented (no model runs). Expected failures come back
+as `Failure` values (see `outcomes`), so Dask retries only what may succeed on another try.
 """
 
 from __future__ import annotations
@@ -14,15 +15,16 @@ from collections.abc import Sequence
 from spineps_dask.config import RunConfig
 from spineps_dask.distributed import steps
 from spineps_dask.distributed.outcomes import (
+    STORE_IO,
     Failure,
     Guard,
     StageResult,
     SubjectOutcome,
     gather,
 )
-from spineps_dask.distributed.products import products_for
+from spineps_dask.distributed.products import products_for, write_scores
 from spineps_dask.errors import StoreError
-from spineps_dask.io.names import RUN_WORK
+from spineps_dask.io.names import INSTANCE, RUN_WORK, SEMANTIC
 from spineps_dask.io.store import CohortStore
 
 logger = logging.getLogger(__name__)
@@ -113,3 +115,19 @@ def drop_work(store: CohortStore, subject: str) -> None:
             store.delete_volume(subject, name)
         except StoreError as exc:
             logger.debug("%s: %s left behind: %s", subject, name, exc)
+
+
+def score(store: CohortStore, subject: str, cfg: RunConfig) -> SubjectOutcome:
+    """Score the stored masks of a finished subject against its references (new or changed
+    since it was segmented): the metric table, without running a model."""
+    with Guard(subject, "score") as g:
+        semantic = g.store(store.read_volume, subject, SEMANTIC)
+        instance = g.store(store.read_volume, subject, INSTANCE)
+        write_scores(g, store, subject, semantic, instance, cfg)
+    if g.failure:
+        outcome = g.failure.outcome()
+        outcome.task = "score"
+        return outcome
+    return SubjectOutcome(
+        subject, "done", timings={"score": g.seconds, STORE_IO: g.io}, task="score"
+    )

@@ -21,7 +21,7 @@ from typing import Any
 
 from distributed import Client, Future, as_completed
 
-from spineps_dask.distributed.cluster import MODEL_RESOURCE
+from spineps_dask.distributed.cluster import MODEL_RESOURCE, use_model_slots
 from spineps_dask.distributed.outcomes import STEP_ATTR, Failure
 
 logger = logging.getLogger(__name__)
@@ -55,6 +55,11 @@ class Window:
         worker busy while results come back).
     retries
         Re-runs of a task whose worker died or that raised an unexpected error.
+
+    Raises
+    ------
+    ClusterError
+        The workers cannot run model tasks as they are (`use_model_slots`).
     """
 
     def __init__(self, client: Client, *, size: int | None = None, retries: int = 2) -> None:
@@ -62,6 +67,7 @@ class Window:
         self.client = client
         self.size = size or 2 * n_workers + 1
         self.retries = retries
+        self.model_slots = use_model_slots(client)
         self._token = uuid.uuid4().hex[:6]
         self._subjects: dict[str, _Subject] = {}
         self._watched: dict[str, Watched] = {}
@@ -88,7 +94,7 @@ class Window:
             fn,
             *args,
             key="-".join(p for p in parts if p),
-            resources={MODEL_RESOURCE: 1} if model else None,
+            resources={MODEL_RESOURCE: 1} if model and self.model_slots else None,
             retries=self.retries,
             priority=priority,
             pure=False,
@@ -133,7 +139,9 @@ class Window:
                 result = future.result()
             except Exception as exc:  # lost beyond retries, or an unexpected bug in a task
                 step, message = describe_error(self.client, exc, self._origin(watched, exc))
-                logger.warning("%s failed in %s: %s", watched.subject, step, message)
+                # The failed row and the summary say it: one line at info (-v), the traceback
+                # at debug (-vv) (issue 21 item 6).
+                logger.info("%s failed in %s: %s", watched.subject, step, message)
                 logger.debug("%s failed in %s", watched.subject, step, exc_info=exc)
                 result = Failure(watched.subject, step, message)
             on_result(watched, result)

@@ -37,6 +37,24 @@ def axis_coords(affine: np.ndarray, shape: tuple[int, ...]) -> dict[str, np.ndar
     }
 
 
+def label_colour(value: int) -> list[int]:
+    """A fixed, distinct RGBA colour per label value (golden-angle hues), the same everywhere."""
+    import colorsys
+
+    r, g, b = colorsys.hsv_to_rgb((value * 0.618033988749895) % 1.0, 0.65, 0.95)
+    return [round(255 * r), round(255 * g), round(255 * b), 255]
+
+
+def image_label(source: str, names: dict[int, str]) -> dict:
+    """NGFF ``image-label`` metadata: where the image is, each label's colour and name."""
+    values = sorted(names)
+    return {
+        "source": {"image": source},
+        "colors": [{"label-value": v, "rgba": label_colour(v)} for v in values],
+        "properties": [{"label-value": v, "name": names[v]} for v in values],
+    }
+
+
 def multiscales(name: str, affine: np.ndarray, *, path: str = "0") -> dict:
     """The ``ome`` group attribute: one single-level multiscale image with mm scale/translation."""
     spacing = voxel_spacing(affine)[::-1]

@@ -14,7 +14,7 @@ import stat
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from spineps_dask.errors import DamagedVolumeError, InputError, SpinepsDaskError
 from spineps_dask.io.bids import ScanName, parse_scan_name
 from spineps_dask.io.lock import INGEST_WAIT_S, writer_lock
 from spineps_dask.io.manifest import make_row
-from spineps_dask.io.names import IMAGE
+from spineps_dask.io.names import IMAGE, PARTICIPANTS
 from spineps_dask.io.nifti import load_volume
 from spineps_dask.io.store import CohortStore
 from spineps_dask.io.validate import ScanLimits, validate_scan
@@ -63,12 +63,14 @@ def sha256sum(path: str | os.PathLike, *, block: int = 1 << 20) -> str:
 
 
 def discover_scans(bids_dir: str | os.PathLike, *, suffix: str = "T2w") -> list[Scan]:
-    """Scans ``sub-*/[ses-*/]anat/*_<suffix>.nii[.gz]`` under ``bids_dir``, sorted by subject.
+    """Scans ``sub-*/[ses-*/]anat/*_<suffix>.nii[.gz]`` under ``bids_dir``, sorted by key.
 
-    A scan gets ``error`` set (and is never read) when its name is not BIDS, its subject or
-    session disagrees with its folders, it is a symlink leading outside ``bids_dir``, it is not a
-    regular file (a FIFO, a device, a folder), or several scans map to the same subject key (add
-    a ``ses-`` level or remove the extra scan).
+    Each scan's key holds all its entities (``sub-001_ses-1_acq-lumbar_chunk-2``), so scans
+    told apart by any entity are separate scans. A scan gets ``error`` set (and is never read)
+    when its name is not BIDS, its subject or session disagrees with its folders, it is a
+    symlink leading outside ``bids_dir``, it is not a regular file (a FIFO, a device, a
+    folder), or several files have the same entities (the same scan as ``.nii`` and
+    ``.nii.gz``, say).
     """
     root = Path(bids_dir).resolve()
     if not root.is_dir():
@@ -84,7 +86,10 @@ def discover_scans(bids_dir: str | os.PathLike, *, suffix: str = "T2w") -> list[
     for key, group in sorted(by_key.items()):
         if len(group) > 1:
             names = ", ".join(str(s.path.relative_to(root)) for s in group)
-            msg = f"{len(group)} scans map to subject {key}: {names}; keep one or add ses- levels"
+            msg = (
+                f"{len(group)} files are the same scan {key} (the same BIDS entities): {names}; "
+                "keep one, or tell them apart with an entity such as acq-, run- or chunk-"
+            )
             out.extend(Scan(key, s.path, s.name, msg) for s in group)
         else:
             out.extend(group)
@@ -94,7 +99,7 @@ def discover_scans(bids_dir: str | os.PathLike, *, suffix: str = "T2w") -> list[
 def _scan_of(path: Path, root: Path) -> Scan:
     """Parse one candidate file into a Scan, recording (not raising) what is wrong with it.
 
-    A scan with a usable name is recorded under its subject id whatever else is wrong with it
+    A scan with a usable name is recorded under its key whatever else is wrong with it
     (a link leading out, not a regular file), so its failed row says which subject it is.
     Nothing here opens the file: a FIFO or a device named like a scan would block a read.
     """
@@ -103,7 +108,7 @@ def _scan_of(path: Path, root: Path) -> Scan:
         name = parse_scan_name(path)
     except InputError as exc:
         return Scan(str(rel), path, error=str(exc))
-    key = name.subject_key
+    key = name.key
     folders = list(rel.parts[:-2])
     expected = [f"sub-{name.sub}"] + ([f"ses-{name.ses}"] if name.ses else [])
     if folders != expected:
@@ -189,7 +194,7 @@ def ingest_scan(
         extra: dict[str, Any] = {"geometry_notes": notes} if notes else {}
         store.write_volume(scan.subject, IMAGE, vol, source=str(scan.path), sha256=digest, **extra)
     except (SpinepsDaskError, OSError) as exc:  # OSError: unreadable file, store unreachable
-        logger.warning("%s: %s", scan.subject, exc)
+        logger.info("%s: %s", scan.subject, exc)  # the failed row (and `ingest`'s table) say it
         return make_row(scan.subject, "failed", source=str(scan.path), error=str(exc), step=PHASE)
     seconds = time.perf_counter() - start
     return make_row(
@@ -230,6 +235,9 @@ def ingest(
     scans = discover_scans(bids_dir, suffix=suffix)
     store = _writable(store_url, storage_options)
     with writer_lock(store, purpose="ingest", wait=INGEST_WAIT_S):
+        participants = Path(bids_dir) / PARTICIPANTS
+        if participants.is_file():  # joined to the cohort's tables by `open_cohort`
+            store.write_root_file(PARTICIPANTS, participants.read_bytes())
         rows = _ingest_scans(scans, store, workers=workers, progress=progress, limits=limits)
     summary = _summarise(rows)
     summary.seconds = time.perf_counter() - start
@@ -254,6 +262,7 @@ def _ingest_scans(
     """Ingest ``scans`` on a thread pool; manifest rows are written every `FLUSH_ROWS`."""
     manifest = store.manifest
     previous = manifest.rows(phase=PHASE)
+    scans = keep_recorded_keys(scans, previous)
     workers = workers or min(4, os.cpu_count() or 1)
     rows: list[dict[str, Any]] = []
     pending: list[dict[str, Any]] = []
@@ -275,6 +284,25 @@ def _ingest_scans(
     finally:  # rows of finished scans survive an interrupted ingest
         manifest.upsert(_merge_duplicates(pending))
     return rows
+
+
+def keep_recorded_keys(scans: list[Scan], previous: dict[str, dict]) -> list[Scan]:
+    """Scans ingested under an older, shorter key keep it (stores from before keys held
+    ``acq-``, ``run-``, ``chunk-``: ``sub-001`` for ``sub-001_acq-sag_T2w.nii.gz``), so an
+    existing store is not ingested and segmented a second time under the new key."""
+    recorded = {
+        row["source"]: key
+        for key, row in previous.items()
+        if row.get("status") == "ok" and row.get("source")
+    }
+    keys = {s.subject for s in scans}
+    out = []
+    for scan in scans:
+        old = recorded.get(str(scan.path))
+        if scan.error is None and old and old != scan.subject and old not in keys:
+            scan = replace(scan, subject=old)
+        out.append(scan)
+    return out
 
 
 def _writable(store: str | os.PathLike | CohortStore, options: dict | None) -> CohortStore:

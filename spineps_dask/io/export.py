@@ -1,7 +1,10 @@
 """Results out of the store: NIfTI, centroid JSON and snapshot per subject, BIDS derivative names.
 
 ``out_dir/sub-X[/ses-Y]/anat/`` mirrors the input cohort; file names are those of the reference
-SPINEPS outputs (``io/outputs.py``), so downstream tools read our results like theirs.
+SPINEPS outputs (``io/outputs.py``), so downstream tools read our results like theirs. The folder
+is a BIDS derivatives dataset: ``dataset_description.json`` (``DatasetType`` derivative,
+``GeneratedBy`` this package with its version and the models that made the masks) and the
+cohort's ``participants.tsv`` where the store has one.
 """
 
 from __future__ import annotations
@@ -11,13 +14,14 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from spineps_dask._version import __version__
 from spineps_dask.errors import DamagedVolumeError, StoreError
 from spineps_dask.io import outputs
 from spineps_dask.io._urls import redact_url
 from spineps_dask.io.atomic import write_file, write_json
 from spineps_dask.io.bids import ScanName, parse_scan_name
 from spineps_dask.io.integrity import mark_damaged
-from spineps_dask.io.names import IMAGE, INSTANCE, OUTPUTS, SEMANTIC, SNAPSHOT
+from spineps_dask.io.names import IMAGE, INSTANCE, OUTPUTS, PARTICIPANTS, SEMANTIC, SNAPSHOT
 from spineps_dask.io.nifti import save_volume
 from spineps_dask.io.store import CohortStore
 
@@ -37,8 +41,10 @@ def export(
     plus ``..._ctd.json`` (from its ``centroids`` attribute) and ``..._snp.png`` when the
     runner stored a snapshot; ``image`` goes under its source name; any other name ``x`` ->
     ``..._seg-x_msk.nii.gz``. Subjects lacking a volume are skipped. Voxels, dtype and affine
-    are exactly those in the store, checked against the checksums written with them. Returns
-    the files written. ``store_url`` may be an open `CohortStore`.
+    are exactly those in the store, checked against the checksums written with them.
+    ``out_dir`` gets ``dataset_description.json`` (BIDS derivatives) and the cohort's
+    ``participants.tsv``. Returns the files written. ``store_url`` may be an open
+    `CohortStore`.
 
     Raises
     ------
@@ -55,6 +61,7 @@ def export(
     arrays = tuple(arrays)
     written: list[Path] = []
     damaged: dict[str, dict[str, str]] = {}
+    models: set[str] = set()
     for subject in store.subjects():
         present = [n for n in arrays if store.has_volume(subject, n)]
         if not present:
@@ -64,6 +71,15 @@ def export(
         except DamagedVolumeError as exc:
             logger.warning("export: %s not written: %s", subject, exc)
             damaged[subject] = {exc.volume or "volume": str(exc)}
+            continue
+        for name in present:
+            if name in OUTPUTS:
+                models.add(str(store.read_attrs(subject, name).get("models", "")))
+    if written:
+        written.append(write_json(dataset_description(models - {""}), Path(out_dir, DESCRIPTION)))
+        people = store.read_root_file(PARTICIPANTS)
+        if people is not None:
+            written.append(write_file(people, Path(out_dir, PARTICIPANTS)))
     logger.info("export: wrote %d files to %s", len(written), out_dir)
     if damaged:
         marked = mark_damaged(store, damaged)
@@ -95,6 +111,31 @@ def _export_subject(
         if name == INSTANCE:
             written += _instance_extras(store, subject, scan, folder)
     return written
+
+
+#: The BIDS file that makes the export folder a derivatives dataset.
+DESCRIPTION = "dataset_description.json"
+
+
+def dataset_description(models: Iterable[str] = ()) -> dict:
+    """BIDS derivatives ``dataset_description.json``: what made these files.
+
+    ``models``: the model versions recorded with the exported masks
+    (``semantic=<name>@<hash>,instance=<name>@<hash>``).
+    """
+    generated = {
+        "Name": "spineps-dask",
+        "Version": __version__,
+        "Description": "SPINEPS whole-spine segmentation (Möller et al.), distributed with Dask",
+    }
+    if models:
+        generated["Description"] += "; models: " + "; ".join(sorted(models))
+    return {
+        "Name": "spineps-dask segmentations",
+        "BIDSVersion": "1.9.0",
+        "DatasetType": "derivative",
+        "GeneratedBy": [generated],
+    }
 
 
 def _instance_extras(store: CohortStore, subject: str, scan: ScanName, folder: Path) -> list[Path]:

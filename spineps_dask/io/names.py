@@ -17,11 +17,15 @@ OUTPUTS: tuple[str, ...] = (SEMANTIC, INSTANCE)
 #: Reference masks ingested beside the scan; a subject with both is scored.
 REF_SEMANTIC, REF_INSTANCE = "ref_semantic", "ref_instance"
 REFERENCES: tuple[str, ...] = (REF_SEMANTIC, REF_INSTANCE)
+#: The label images: kept in the image's NGFF ``labels/`` group (``sub-001/image/labels/...``).
+LABELS: tuple[str, ...] = (*OUTPUTS, *REFERENCES)
 #: Files beside a subject's volumes (`CohortStore.write_blob`).
 SNAPSHOT = "snapshot.png"
 TABLES: dict[str, str] = {"metrics": "metrics.parquet", "biomarkers": "biomarkers.parquet"}
 #: Files at the store root, beside the subject groups (zarr ignores them).
 MANIFEST = "manifest.parquet"
+#: The cohort's ``participants.tsv`` (BIDS), copied at ingest; tables are joined to it.
+PARTICIPANTS = "participants.tsv"
 RUN_LOCK = ".run.lock"
 
 

@@ -2,18 +2,25 @@
 
 A BIDS derivatives folder (``derivatives/groundtruth`` for phantoms, a rater's folder for
 real data) holding ``<scan stem>_mod-T2w_seg-spine_msk.nii.gz`` / ``..._seg-vert_msk.nii.gz``
-is copied into the store as ``ref_semantic`` / ``ref_instance``; the reduce step of a run then
-adds that subject's Dice/ASSD/PQ rows to the cohort's metric table.
+is copied into the store as ``ref_semantic`` / ``ref_instance``, each with the SHA-256 of its
+voxels (``digest``); the reduce step of a run then adds that subject's Dice/ASSD/PQ rows to the
+cohort's metric table. References added or changed after a subject was segmented are scored by
+the next run without running a model again: it compares `reference_digest` with the digest its
+``score`` manifest row recorded.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 from pathlib import Path
 from typing import TypedDict
 
-from spineps_dask.errors import SpinepsDaskError
+import numpy as np
+
+from spineps_dask.errors import DamagedVolumeError, SpinepsDaskError
 from spineps_dask.io.cohort import not_a_regular_file
 from spineps_dask.io.export import scan_name_of
 from spineps_dask.io.lock import INGEST_WAIT_S, writer_lock
@@ -36,6 +43,7 @@ class ReferenceSummary(TypedDict):
     ingested: list[str]
     missing: list[str]
     failed: dict[str, str]
+    unchanged: list[str]
 
 
 def ingest_references(
@@ -43,11 +51,13 @@ def ingest_references(
 ) -> ReferenceSummary:
     """Copy every subject's reference masks found under ``derivatives`` into the store.
 
-    Returns ``{"ingested": [...], "missing": [...], "failed": {subject: reason}}``. A reference
-    on another grid than its scan (known from its header, before its voxels are read), over
-    the size limit of a scan (``limits``, as `ingest`), not a regular file, or holding labels
-    outside the SPINEPS scheme (another dataset's ids would silently score zero), is refused
-    with the reason; the subject is still segmented, just not scored.
+    Returns ``{"ingested": [...], "unchanged": [...], "missing": [...], "failed": {subject:
+    reason}}``; ``unchanged``: the store already holds these very voxels, intact (not written
+    again; damaged stored references are written again). A reference on another grid than
+    its scan (known from its header, before its voxels are read), over the size limit of a
+    scan (``limits``, as `ingest`), not a regular file, or holding labels outside the SPINEPS
+    scheme (another dataset's ids would silently score zero), is refused with the reason; the
+    subject is still segmented, just not scored.
     """
     limits = limits or ScanLimits()
     with writer_lock(store, purpose="ingest", wait=INGEST_WAIT_S):
@@ -56,7 +66,7 @@ def ingest_references(
 
 def _ingest_references(root: Path, store: CohortStore, limits: ScanLimits) -> ReferenceSummary:
     valid = {REF_SEMANTIC: VALID_SEMANTIC, REF_INSTANCE: VALID_INSTANCE}
-    out: ReferenceSummary = {"ingested": [], "missing": [], "failed": {}}
+    out: ReferenceSummary = {"ingested": [], "missing": [], "failed": {}, "unchanged": []}
     for subject in store.subjects():
         if not store.has_volume(subject, IMAGE):
             continue
@@ -78,10 +88,53 @@ def _ingest_references(root: Path, store: CohortStore, limits: ScanLimits) -> Re
             }
             for key, vol in vols.items():  # both checked before either is written
                 check_labels(vol.data, valid[key], what=paths[key].name, subject=subject)
+            digests = {key: voxel_digest(vol.data) for key, vol in vols.items()}
+            if all(_stored_digest(store, subject, k) == d for k, d in digests.items()):
+                out["unchanged"].append(subject)
+                continue
             for key, vol in vols.items():
-                store.write_volume(subject, key, vol, label=True, source=str(paths[key]))
+                store.write_volume(
+                    subject, key, vol, label=True, source=str(paths[key]), digest=digests[key]
+                )
             out["ingested"].append(subject)
         except SpinepsDaskError as exc:
             out["failed"][subject] = str(exc)
-            logger.warning("reference masks of %s not used: %s", subject, exc)
+            logger.info("reference masks of %s not used: %s", subject, exc)  # in the summary
     return out
+
+
+def voxel_digest(data: np.ndarray) -> str:
+    """SHA-256 of a mask's voxels, shape and dtype: equal digests, equal masks."""
+    arr = np.ascontiguousarray(data)
+    h = hashlib.sha256(f"{arr.dtype.str}{arr.shape}".encode())
+    h.update(arr.tobytes())
+    return h.hexdigest()
+
+
+def _stored_digest(store: CohortStore, subject: str, name: str) -> str | None:
+    """The digest recorded with a stored reference, or None when there is none or the stored
+    copy is damaged, so it is written again. Every voxel is checked (not only the chunk
+    sizes): ingesting references again is how damage that `verify` found is mended."""
+    if not store.has_volume(subject, name):
+        return None
+    try:
+        store.verify_volume(subject, name, full=True)
+    except DamagedVolumeError as exc:
+        logger.warning("%s: %s; ingesting it again", subject, exc)
+        return None
+    return store.read_attrs(subject, name).get("digest")
+
+
+def reference_digest(store: CohortStore, subject: str) -> str | None:
+    """One digest of a subject's two reference masks, or None when it has not both.
+
+    References stored before masks carried a ``digest`` are named by their attributes
+    (source file and geometry), so they too are scored once and then left alone.
+    """
+    if not all(store.has_volume(subject, r) for r in _DERIVATIVES):
+        return None
+    parts = []
+    for name in sorted(_DERIVATIVES):
+        attrs = store.read_attrs(subject, name)
+        parts.append(attrs.get("digest") or json.dumps(attrs, sort_keys=True, default=str))
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]

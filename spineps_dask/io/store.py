@@ -1,6 +1,7 @@
 """The Zarr v3 cohort store: one group per subject, one NGFF image group per named volume.
 
-Layout (``<subject>`` is ``sub-001`` or ``sub-001_ses-1``)::
+Layout (``<subject>`` is a scan key, `spineps_dask.keys`: ``sub-001``, ``sub-001_ses-1``,
+``sub-001_ses-1_acq-lumbar_chunk-2``)::
 
     cohort.zarr/
       zarr.json                    root group
@@ -9,7 +10,14 @@ Layout (``<subject>`` is ``sub-001`` or ``sub-001_ses-1``)::
         image/                     NGFF 0.5 image group: attrs ``ome`` + ``spineps_dask``
           0/                       the voxels, dims (z, y, x) = NIfTI (k, j, i), 64^3 chunks,
                                    attrs: affine, spacing, orientation, source, sha256, ...
-        semantic/0, instance/0     written later by the pipeline, same layout
+          labels/                  NGFF labels group: ``ome.labels`` lists the masks below
+            semantic/0, instance/0 the run's masks (NGFF label images: ``image-label`` with
+            ref_semantic/0, ...    each label's name and colour), same layout as the image
+        work_prepared/0, ...       a subject's work arrays while it runs, beside the image
+
+The masks (`LABELS`) sit in the image's ``labels/`` group, where NGFF readers (``ome_zarr
+info``, napari) find them with their names and colours. Stores written before that keep them
+beside the image; they are read there and moved into ``labels/`` when rewritten.
 
 A volume counts as written only once its group carries ``spineps_dask.complete = true``, which
 :meth:`CohortStore.write_volume` sets after the last chunk, so a task killed half-way leaves a
@@ -46,7 +54,9 @@ from spineps_dask.io._urls import is_remote, join_url, local_path, redact_url
 from spineps_dask.io.atomic import write_file
 from spineps_dask.io.bids import validate_subject_key
 from spineps_dask.io.manifest import Manifest
-from spineps_dask.io.names import IMAGE, MANIFEST
+from spineps_dask.io.names import IMAGE, LABELS, MANIFEST
+from spineps_dask.keys import is_key
+from spineps_dask.labels import SEMANTIC_NAMES, instance_name
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -85,6 +95,17 @@ def _check_blob_name(name: str) -> str:
     if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*\.[A-Za-z0-9]+", name):
         raise StoreError(f"file name {name!r} is not allowed: use e.g. 'snapshot.png'")
     return name
+
+
+def store_exists(url: str | os.PathLike, *, storage_options: dict | None = None) -> bool:
+    """True when a cohort store (a root ``zarr.json``) is at ``url``; nothing is created."""
+    target = join_url(os.fspath(url), "zarr.json")
+    if is_remote(target):
+        import fsspec
+
+        fs, path = fsspec.core.url_to_fs(target, **(storage_options or {}))
+        return bool(fs.exists(path))
+    return local_path(target).is_file()
 
 
 def _open_zarr_store(url: str, *, read_only: bool, storage_options: dict | None):
@@ -148,8 +169,8 @@ class CohortStore:
             self._root = _open_root(self._zstore, mode)
         except (FileNotFoundError, zarr.errors.GroupNotFoundError) as exc:
             raise StoreError(
-                f"no cohort store at {redact_url(self.url)}; create it with mode='a' "
-                "or run `spineps-dask ingest`"
+                f"no cohort store at {redact_url(self.url)} (no zarr.json there); check the "
+                "path, or make one with `spineps-dask ingest BIDS STORE` (in Python: mode='a')"
             ) from exc
         logger.debug("opened cohort store %s (mode %s)", redact_url(self.url), mode)
 
@@ -187,7 +208,7 @@ class CohortStore:
             # The manifest and the run lock live in the store folder; zarr warns about each.
             warnings.filterwarnings("ignore", "Object at", zarr.errors.ZarrUserWarning)
             keys = [k for k, _ in self._root.groups()]
-        return sorted(k for k in keys if re.fullmatch(r"sub-[A-Za-z0-9]+(_ses-[A-Za-z0-9]+)?", k))
+        return sorted(k for k in keys if is_key(k))
 
     def volumes(self, subject: str) -> list[str]:
         """Names of the complete volumes of ``subject`` (empty if the subject is unknown)."""
@@ -197,7 +218,10 @@ class CohortStore:
         with warnings.catch_warnings():
             # Files written with write_blob sit beside the volumes; zarr warns about each.
             warnings.filterwarnings("ignore", "Object at", zarr.errors.ZarrUserWarning)
-            names = [n for n, _ in group.groups()]
+            names = {n for n, _ in group.groups()}
+        labels = self._open(f"{subject}/{IMAGE}/labels")
+        if labels is not None:
+            names |= {n for n, _ in labels.groups()}
         return sorted(n for n in names if self.has_volume(subject, n))
 
     def has_volume(self, subject: str, name: str) -> bool:
@@ -209,7 +233,16 @@ class CohortStore:
         return isinstance(ours, dict) and bool(ours.get("complete", False))
 
     def _group(self, subject: str, name: str | None) -> zarr.Group | None:
-        path = validate_subject_key(subject) + ("" if name is None else "/" + _check_name(name))
+        """A subject's group, or one volume's (a mask in ``image/labels/``, or where a store
+        written before that kept it, beside the image)."""
+        if name is None:
+            return self._open(validate_subject_key(subject))
+        node = self._open(_volume_path(subject, name))
+        if node is None and name in LABELS:
+            node = self._open(f"{subject}/{name}")
+        return node
+
+    def _open(self, path: str) -> zarr.Group | None:
         try:
             node = zarr.open_group(store=self._zstore, path=path, mode="r", zarr_format=3)
         except (FileNotFoundError, KeyError, ValueError, zarr.errors.GroupNotFoundError):
@@ -247,11 +280,12 @@ class CohortStore:
     def _drop_partial(self, key: VolumeKey) -> None:
         """Remove what a failed write left (never complete, so never used); best effort:
         deleting frees space even on a full disk, but the store may be gone altogether."""
+        path = _volume_path(key.subject, key.name)  # masks: in the image's labels/ group
         try:
             if not is_remote(self.url):  # a folder even when its zarr.json could not be written
-                shutil.rmtree(local_path(self.url) / key.subject / key.name, ignore_errors=True)
-            elif key.name in (self._group(key.subject, None) or {}):
-                del self._root[f"{key.subject}/{key.name}"]
+                shutil.rmtree(local_path(self.url) / path, ignore_errors=True)
+            elif self._open(path) is not None:
+                del self._root[path]
         except Exception as exc:  # the write's own error is the one to report
             logger.debug("could not remove the partial %s: %s", key, exc)
 
@@ -264,13 +298,12 @@ class CohortStore:
             data = data.astype(data.dtype.newbyteorder("="))
         if label is None:
             label = name != IMAGE and np.issubdtype(data.dtype, np.integer)
+        parent_path, _, leaf = _volume_path(subject, name).rpartition("/")
         try:
-            subject_group = self._root.require_group(key.subject)
+            parent = self._root.require_group(parent_path)
         except zarr.errors.ContainsGroupError:  # another task created it a moment ago
-            subject_group = self._root.require_group(key.subject)
-        group = subject_group.create_group(
-            key.name, overwrite=True, attributes={_ATTR: {"complete": False}}
-        )
+            parent = self._root.require_group(parent_path)
+        group = parent.create_group(leaf, overwrite=True, attributes={_ATTR: {"complete": False}})
         zyx = data.transpose(2, 1, 0)
         array = group.create_array(
             LEVEL,
@@ -284,7 +317,9 @@ class CohortStore:
         checksums = _checksums.record(zyx, array, self._stored_sizes(subject, name))
         meta: dict[str, Any] = {"ome": _ngff.multiscales(f"{subject}/{name}", vol.affine)}
         if label:
-            meta["ome"]["image-label"] = {"source": {"image": f"../{IMAGE}"}}
+            source = "../../" if name in LABELS else f"../{IMAGE}"
+            names = _label_names(name, data) if name in LABELS else {}  # work arrays: none
+            meta["ome"]["image-label"] = _ngff.image_label(source, names)
         meta[_ATTR] = {
             "complete": True,
             "label": bool(label),
@@ -292,7 +327,20 @@ class CohortStore:
             "checksums": checksums,
         }
         group.update_attributes(meta)
+        if name in LABELS:
+            self._list_label(subject, name, present=True)
+            if self._open(f"{subject}/{name}") is not None:  # the copy of an older layout
+                del self._root[f"{subject}/{name}"]
         logger.debug("wrote %s %s %s", key, vol.shape, data.dtype)
+
+    def _list_label(self, subject: str, name: str, *, present: bool) -> None:
+        """Keep the ``labels`` group's list (``ome.labels``) in step with its masks."""
+        group = self._root.require_group(f"{subject}/{IMAGE}/labels")
+        ome = group.attrs.get("ome")
+        names = ome.get("labels") if isinstance(ome, dict) else None
+        listed = {str(n) for n in names} if isinstance(names, list) else set()
+        listed = listed | {name} if present else listed - {name}
+        group.update_attributes({"ome": {"version": _ngff.NGFF_VERSION, "labels": sorted(listed)}})
 
     def delete_subject(self, subject: str) -> None:
         """Remove a subject and all its volumes (e.g. its source scan changed)."""
@@ -308,10 +356,12 @@ class CohortStore:
         """Remove one volume (a finished subject's work arrays, say); no error if absent."""
         self._require_writable()
         key = self.key(subject, name)
-        group = self._group(key.subject, None)
         try:
-            if group is not None and key.name in group:
-                del self._root[f"{key.subject}/{key.name}"]
+            for path in {_volume_path(key.subject, key.name), f"{key.subject}/{key.name}"}:
+                if self._open(path) is not None:
+                    del self._root[path]
+            if key.name in LABELS and self._open(f"{key.subject}/{IMAGE}/labels") is not None:
+                self._list_label(key.subject, key.name, present=False)
         except OSError as exc:
             where = redact_url(self.url)
             raise store_write_error(exc, f"(deleting) {name} of {subject}", where) from exc
@@ -335,6 +385,40 @@ class CohortStore:
         except OSError as exc:
             raise store_write_error(exc, f"{name} of {subject}", redact_url(self.url)) from exc
         return url
+
+    def write_root_file(self, name: str, data: bytes) -> str:
+        """Store a small cohort-wide file (``participants.tsv``) at the store root, whole."""
+        return self._put(_check_blob_name(name), data, f"{name} of the cohort")
+
+    def read_root_file(self, name: str) -> bytes | None:
+        """A file written with `write_root_file`, or None when the store has none."""
+        try:
+            return self._get(_check_blob_name(name))
+        except FileNotFoundError:
+            return None
+
+    def _put(self, rel: str, data: bytes, what: str) -> str:
+        url = join_url(self.url, rel)
+        try:
+            if is_remote(url):
+                import fsspec
+
+                with fsspec.open(url, "wb", **self._storage_options) as fh:
+                    fh.write(data)
+                return url
+            write_file(data, local_path(url))
+        except OSError as exc:
+            raise store_write_error(exc, what, redact_url(self.url)) from exc
+        return url
+
+    def _get(self, rel: str) -> bytes:
+        url = join_url(self.url, rel)
+        if is_remote(url):
+            import fsspec
+
+            with fsspec.open(url, "rb", **self._storage_options) as fh:
+                return fh.read()
+        return local_path(url).read_bytes()
 
     def read_blob(self, subject: str, name: str) -> bytes:
         """A file written with `write_blob`."""
@@ -429,7 +513,8 @@ class CohortStore:
 
     def _stored_sizes(self, subject: str, name: str) -> dict[str, int]:
         """Size of each stored chunk object of a volume's level-0 array, by chunk key."""
-        rel = f"{subject}/{name}/{LEVEL}"
+        group = self._group(subject, name)  # in image/labels/, or beside the image (older)
+        rel = f"{group.path if group is not None else _volume_path(subject, name)}/{LEVEL}"
         return _checksums.stored_sizes(self.url, rel, self._storage_options)
 
     def _raise_if(self, subject: str, name: str, problems: list[str]) -> None:
@@ -458,9 +543,9 @@ class CohortStore:
         import xarray as xr
 
         array = self._level0(subject, name)
-        ds = xr.open_zarr(
-            self._zstore, group=f"{subject}/{name}", consolidated=False, zarr_format=3
-        )
+        group = self._group(subject, name)
+        assert group is not None  # _level0 found it
+        ds = xr.open_zarr(self._zstore, group=group.path, consolidated=False, zarr_format=3)
         affine = np.asarray(array.attrs["affine"], dtype=float)
         coords = _ngff.axis_coords(affine, tuple(array.shape[::-1]))
         da = ds[LEVEL].rename(name).assign_coords(coords)
@@ -511,6 +596,23 @@ class VoxelView:
                 f"{self._what} is damaged: a window cannot be decoded ({type(exc).__name__}: {exc})"
             ) from exc
         return window.transpose(2, 1, 0)
+
+
+def _volume_path(subject: str, name: str) -> str:
+    """Where a volume's group is: masks in the image's NGFF ``labels/`` group, the rest beside
+    the image."""
+    subject, name = validate_subject_key(subject), _check_name(name)
+    return f"{subject}/{IMAGE}/labels/{name}" if name in LABELS else f"{subject}/{name}"
+
+
+def _label_names(name: str, data: np.ndarray) -> dict[int, str]:
+    """``{label value: name}`` of the labels in a mask, for NGFF's colours and properties."""
+    if not np.issubdtype(data.dtype, np.integer) or data.size == 0 or data.min() < 0:
+        return {}
+    values = [int(v) for v in np.flatnonzero(np.bincount(data.ravel())) if v]
+    if "semantic" in name:
+        return {v: SEMANTIC_NAMES.get(v, str(v)).replace("_", " ") for v in values}
+    return {v: instance_name(v) for v in values}
 
 
 def _geometry_attrs(vol: Volume, extra: dict[str, Any]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from spineps_dask.errors import InputError
+from spineps_dask.keys import ID_COLUMNS, identity
 from spineps_dask.labels import VALID_INSTANCE, VALID_SEMANTIC, check_labels, instance_name
 from spineps_dask.metrics.overlap import dice_per_label
 from spineps_dask.metrics.panoptic import panoptic_quality
@@ -40,7 +41,10 @@ HIGHER_IS_BETTER: dict[str, bool] = {
     "PQ": True,
     "ASSD": False,
 }
-KEY_COLUMNS: tuple[str, ...] = ("subject", "structure", "level", "metric")
+#: What one row is about: the scan (its key, `spineps_dask.keys`), structure, level, metric.
+#: Rows also carry the scan's person and visit (``subject``, ``session``: `ID_COLUMNS`).
+KEY_COLUMNS: tuple[str, ...] = ("scan", "structure", "level", "metric")
+_NOT_CONTEXT = (*ID_COLUMNS, *KEY_COLUMNS)
 _LEVEL_ORDER = {"global": 0, "instance": 1}
 _METRIC_ORDER = ("DSC", "IoU", "RQ", "SQ", "PQ", "ASSD", "TP", "FP", "FN")
 
@@ -128,25 +132,27 @@ def _context_value(value: Any) -> Any:
 
 
 def evaluate_subject(
-    pred_semantic: np.ndarray,
-    pred_instance: np.ndarray,
-    ref_semantic: np.ndarray,
-    ref_instance: np.ndarray,
+    pred_semantic: np.ndarray | None,
+    pred_instance: np.ndarray | None,
+    ref_semantic: np.ndarray | None,
+    ref_instance: np.ndarray | None,
     *,
     spacing: Sequence[float],
     subject: str,
     **context: Any,
 ) -> pd.DataFrame:
-    """All metrics of one subject as a tidy table.
+    """All metrics of one scan as a tidy table: of each mask kind present on both sides.
 
     Parameters
     ----------
     pred_semantic, pred_instance, ref_semantic, ref_instance
         Integer label maps of one shape ``(X, Y, Z)`` in the SPINEPS scheme (``labels.py``).
+        A kind missing on either side (None) is not scored: semantic masks alone give the
+        global rows, instance masks alone the instance rows.
     spacing
         Voxel size (mm) per array axis.
     subject
-        Subject key, e.g. ``"sub-001_ses-1"``.
+        The scan's key, e.g. ``"sub-001_ses-1_chunk-2"`` (`spineps_dask.keys`).
     **context
         Extra constant columns (``run_id``, ``model_version``, ``params``...); non-scalar values
         are stored as sorted JSON so the table stays Parquet-friendly.
@@ -154,18 +160,35 @@ def evaluate_subject(
     Returns
     -------
     pandas.DataFrame
-        Columns ``subject, structure, level, metric, value`` and one per context key.
+        Columns ``scan, subject, session, structure, level, metric, value`` and one per
+        context key.
 
     Raises
     ------
     InputError
-        Shapes differ, or a mask holds labels outside the SPINEPS scheme.
+        No kind is present on both sides, shapes differ, or a mask holds labels outside the
+        SPINEPS scheme.
     """
-    maps = {
+    candidates = {
         "predicted semantic mask": (pred_semantic, VALID_SEMANTIC),
         "predicted instance mask": (pred_instance, VALID_INSTANCE),
         "reference semantic mask": (ref_semantic, VALID_SEMANTIC),
         "reference instance mask": (ref_instance, VALID_INSTANCE),
+    }
+    semantic = pred_semantic is not None and ref_semantic is not None
+    instance = pred_instance is not None and ref_instance is not None
+    if not (semantic or instance):
+        missing = [name for name, (arr, _) in candidates.items() if arr is None]
+        raise InputError(
+            f"nothing to score: missing {', '.join(missing)} (a semantic or an instance mask "
+            "is needed on both sides)",
+            subject=subject,
+            step="evaluate",
+        )
+    maps = {
+        name: (arr, valid)
+        for name, (arr, valid) in candidates.items()
+        if arr is not None and (semantic if "semantic" in name else instance)
     }
     shapes = {name: np.shape(arr) for name, (arr, _) in maps.items()}
     if len(set(shapes.values())) != 1:
@@ -176,11 +199,15 @@ def evaluate_subject(
         )
     for name, (arr, valid) in maps.items():
         check_labels(arr, valid, what=name, subject=subject)
-    rows = global_rows(np.asarray(pred_semantic), np.asarray(ref_semantic), spacing=spacing)
-    rows += instance_rows(np.asarray(pred_instance), np.asarray(ref_instance), spacing=spacing)
+    rows = []
+    if semantic:
+        rows += global_rows(np.asarray(pred_semantic), np.asarray(ref_semantic), spacing=spacing)
+    if instance:
+        rows += instance_rows(np.asarray(pred_instance), np.asarray(ref_instance), spacing=spacing)
     df = pd.DataFrame(rows, columns=["structure", "level", "metric", "value"])
     df["value"] = df["value"].astype(float)
-    df.insert(0, "subject", subject)
+    for i, (col, value) in enumerate(identity(subject).items()):
+        df.insert(i, col, pd.Series([value] * len(df), dtype="object"))
     for key, value in context.items():
         df[key] = _context_value(value)
     logger.debug("evaluated %s: %d rows", subject, len(df))
@@ -188,13 +215,13 @@ def evaluate_subject(
 
 
 def summarize(df: pd.DataFrame, *, levels: Sequence[str] = ("global", "instance")) -> pd.DataFrame:
-    """Mean and SD over subjects per (context...,) structure, level and metric, like the paper.
+    """Mean and SD over scans per (context...,) structure, level and metric, like the paper.
 
     Non-finite values (NaN, and ``inf`` ASSD when a structure is missing on one side) are left
     out of mean and SD and counted in ``n_nonfinite``, so they are visible but do not turn the
     mean into ``inf``. SD is the sample SD (ddof 1).
     """
-    context = [c for c in df.columns if c not in (*KEY_COLUMNS, "value")]
+    context = [c for c in df.columns if c not in (*_NOT_CONTEXT, "value")]
     part = df[df["level"].isin(list(levels))].copy()
     finite = np.isfinite(part["value"].to_numpy(dtype=float))
     part["finite"] = np.where(finite, part["value"], np.nan)
@@ -224,7 +251,7 @@ def _ordered(summary: pd.DataFrame) -> pd.DataFrame:
         _s=summary["structure"].map(lambda x: order.get(x, len(order))),
         _m=summary["metric"].map(lambda x: metric_order.get(x, len(metric_order))),
     )
-    context = [c for c in summary.columns if c not in (*KEY_COLUMNS, "mean", "sd", "n")]
+    context = [c for c in summary.columns if c not in (*_NOT_CONTEXT, "mean", "sd", "n")]
     context = [c for c in context if c != "n_nonfinite"]
     key = key.sort_values([*context, "_l", "_s", "level", "_m", "metric"], kind="stable")
     return key.drop(columns=["_l", "_s", "_m"]).reset_index(drop=True)

@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from spineps_dask.config import DEMO_MODELS
+from spineps_dask.config import DEMO_MODELS, MODELS_ENV, models_dir, models_dir_from_env
 from spineps_dask.errors import ModelError
 from spineps_dask.models.config import CONFIG_NAME, ModelConfig, load_config, models_root
 
@@ -51,7 +51,7 @@ def find_config(folder: str | Path) -> Path:
     """The single ``inference_config.json`` under ``folder`` (the reference demands exactly one)."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise ModelError(f"model folder {folder} does not exist")
+        raise ModelError(_not_found(folder))
     found = sorted(folder.rglob(CONFIG_NAME))
     if len(found) != 1:
         raise ModelError(
@@ -59,6 +59,20 @@ def find_config(folder: str | Path) -> Path:
             + (f" ({[str(p) for p in found]})" if found else "")
         )
     return found[0]
+
+
+def _not_found(folder: Path) -> str:
+    """Where a model that is not there was looked for: a name in three places, a path in one."""
+    if len(folder.parts) != 1 or folder.is_absolute():
+        return f"model folder {folder} does not exist"
+    env = models_dir_from_env()
+    where = f"{env} (${MODELS_ENV})" if env else f"{models_dir()} (${MODELS_ENV} is not set)"
+    demos = ", ".join(sorted(p.name for p in DEMO_MODELS.iterdir() if p.is_dir()))
+    return (
+        f"no model {str(folder)!r}: looked for a folder of that name here, in the models "
+        f"directory {where} and among the demo models ({demos}); "
+        "`spineps-dask models list` shows what is installed, `models download` gets more"
+    )
 
 
 def load_model_folder(folder: str | Path, *, kind: str | None = None) -> ModelFolder:

@@ -237,7 +237,8 @@ def _acquire(fd: int, target_name: str) -> bool:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        logger.info("waiting for another process that is installing %s", target_name)
+        # warning: shown by the quiet CLI too, or a waiting download looks hung (issue 21)
+        logger.warning("waiting for another process that is installing %s", target_name)
         fcntl.flock(fd, fcntl.LOCK_EX)
     except OSError as err:  # e.g. Lustre mounted without flock: the rename still decides
         logger.warning("no file lock for %s (%s); relying on the atomic rename", target_name, err)

@@ -41,8 +41,7 @@ def subject_seed(seed: int, index: int) -> int:
 def write_phantom(out_dir: str | Path, phantom: Phantom, name: ScanName) -> Path:
     """Write one phantom's scan and ground truth into a BIDS tree; returns the scan path."""
     out_dir = Path(out_dir)
-    key = name.subject_key.replace("_", "/").split("/")
-    anat = Path(*key, "anat")
+    anat = Path(f"sub-{name.sub}", *([f"ses-{name.ses}"] if name.ses else []), "anat")
     scan = save_volume(phantom.image, out_dir / anat / f"{name.stem}_{name.suffix}.nii.gz")
     truth_dir = out_dir / GROUNDTRUTH / anat
     vertebrae = {k: v for k, v in phantom.centroids.items() if k < 100}
@@ -79,8 +78,8 @@ def write_bids_cohort(
         name = ScanName(sub=f"{i + 1:0{width}d}")
         phantom = make_phantom(subject_seed(seed, i), **overrides)
         scans.append(write_phantom(out_dir, phantom, name))
-        rows.append({"participant_id": name.subject_key, **phantom.spec.summary()})
-        logger.debug("wrote %s (seed %s)", name.subject_key, phantom.spec.seed)
+        rows.append({"participant_id": f"sub-{name.sub}", **phantom.spec.summary()})
+        logger.debug("wrote %s (seed %s)", name.key, phantom.spec.seed)
         if on_subject is not None:
             on_subject(scans[-1])
     _write_tsv(out_dir / "participants.tsv", rows)

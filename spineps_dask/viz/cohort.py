@@ -5,13 +5,14 @@ Each function takes the tables `open_cohort` gives (``table("biomarkers")``,
 headless worker or in CI; `figure_png` turns one into PNG bytes.
 Figures are built without pyplot (rendered by Agg on save), so nothing changes the caller's
 matplotlib backend and a notebook shows a returned figure inline. Levels are drawn
-in anatomical order (C1 .. L6, then S1), each disc ``IVD X`` right below its vertebra ``X``.
+in anatomical order (C1 .. L6, then S1), each disc (``IVD X`` in the tables) right below its
+vertebra ``X`` and named by its two vertebrae (``C2-C3``, `labels.level_title`).
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from spineps_dask.io.atomic import write_file
-from spineps_dask.labels import VERTEBRA_IDS, vertebra_sequence
+from spineps_dask.keys import identity
+from spineps_dask.labels import VERTEBRA_IDS, level_title, vertebra_sequence
 from spineps_dask.metrics.structures import TITLES
 
 #: Phases whose seconds the status plot shows, in the order a subject goes through them.
@@ -35,6 +37,8 @@ METRIC_PANELS: tuple[tuple[str, str], ...] = (
     ("ASSD", "global"),
     ("PQ", "instance"),
 )
+#: Units of the metrics that have one (the others are ratios in [0, 1] or counts).
+METRIC_UNITS: dict[str, str] = {"ASSD": "mm"}
 #: (structure, measure, axis label) of the two panels of `plot_level_biomarkers`.
 LEVEL_PANELS: tuple[tuple[str, str, str], ...] = (
     ("body", "volume_mm3", "vertebral body volume (mm³)"),
@@ -71,11 +75,17 @@ def figure_png(fig: Figure, path: str | Path | None = None, *, dpi: int = 100) -
 
 
 def _box_strip(
-    ax: Axes, groups: Sequence[tuple[str, np.ndarray]], *, rotation: int = 90, seed: int = 0
+    ax: Axes,
+    groups: Sequence[tuple[str, np.ndarray]],
+    *,
+    rotation: int = 90,
+    seed: int = 0,
+    title: Callable[[str], str] = str,
 ) -> None:
-    """One box per group with its points jittered on top (each point's group as its label)."""
+    """One box per group with its points jittered on top (each point's group as its label;
+    the tick shows ``title(group)``)."""
     rng = np.random.default_rng(seed)
-    names = [name for name, _ in groups]
+    names = [title(name) for name, _ in groups]
     values = [vals for _, vals in groups]
     ax.boxplot(values, positions=range(len(groups)), widths=0.6, showfliers=False)
     for pos, (name, vals) in enumerate(groups):
@@ -100,7 +110,8 @@ def plot_level_measure(
         _empty(ax, f"no {structure} {measure} values")
     else:
         by = rows.groupby("level")["value"]
-        _box_strip(ax, [(lv, by.get_group(lv).to_numpy()) for lv in level_order(rows["level"])])
+        groups = [(lv, by.get_group(lv).to_numpy()) for lv in level_order(rows["level"])]
+        _box_strip(ax, groups, title=level_title)  # discs as C2-C3
     ax.set_ylabel(ylabel or f"{structure} {measure}")
     return ax
 
@@ -113,8 +124,7 @@ def plot_level_biomarkers(
     axes = fig.subplots(1, len(panels), squeeze=False)
     for ax, (structure, measure, label) in zip(axes[0], panels, strict=True):
         plot_level_measure(table, structure=structure, measure=measure, ax=ax, ylabel=label)
-    n = table["subject"].nunique() if len(table) else 0
-    fig.suptitle(f"per-level biomarkers, {n} subjects")
+    fig.suptitle(f"per-level biomarkers, {count_scans(table['scan'] if len(table) else [])}")
     fig.tight_layout()
     return fig
 
@@ -139,11 +149,22 @@ def plot_metric_boxes(
             by = rows.groupby("structure")["value"]
             _box_strip(ax, [(s, by.get_group(s).to_numpy()) for s in names])
             ax.set_xticks(range(len(names)), [TITLES.get(s, s) for s in names], rotation=90)
+        unit = METRIC_UNITS.get(metric)
         ax.set_title(f"{metric} ({level})")
-    n = metrics["subject"].nunique() if len(metrics) else 0
-    fig.suptitle(f"metrics per structure, {n} subjects")
+        ax.set_ylabel(f"{metric} ({unit})" if unit else metric)
+    fig.suptitle(f"metrics per structure, {count_scans(metrics['scan'] if len(metrics) else [])}")
     fig.tight_layout()
     return fig
+
+
+def count_scans(keys: Iterable[str]) -> str:
+    """``'4 scans of 2 subjects'`` (or ``'3 subjects'`` when each has one scan) for scan keys."""
+    scans = set(keys)
+    people = {identity(k)["subject"] for k in scans}
+    noun = "subject" if len(people) == 1 else "subjects"
+    if len(scans) == len(people):
+        return f"{len(people)} {noun}"
+    return f"{len(scans)} scans of {len(people)} {noun}"
 
 
 def _finite(df: pd.DataFrame, **equal: str) -> pd.DataFrame:
@@ -205,8 +226,8 @@ def plot_status(manifest: pd.DataFrame) -> Figure:
     left.bar_label(bars, labels=[str(c) for c in counts])
     left.yaxis.set_major_locator(MaxNLocator(integer=True))
     left.margins(y=0.15)
-    left.set_ylabel("subjects")
-    left.set_title(f"{len(states)} subjects")
+    left.set_ylabel("scans")
+    left.set_title(count_scans(states["subject"]))
     seconds = phase_seconds(manifest)
     if seconds:
         _box_strip(right, list(seconds.items()), rotation=0)

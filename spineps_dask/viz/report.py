@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +26,9 @@ from spineps_dask.errors import StoreError
 from spineps_dask.explore import Cohort, open_cohort
 from spineps_dask.io._urls import redact_url
 from spineps_dask.io.atomic import write_file
-from spineps_dask.metrics.tables import format_mean_sd, summarize, summary_cells
+from spineps_dask.keys import ID_COLUMNS
+from spineps_dask.labels import level_title
+from spineps_dask.metrics.tables import KEY_COLUMNS, format_mean_sd, summarize, summary_cells
 from spineps_dask.viz import cohort as plots
 
 logger = logging.getLogger(__name__)
@@ -92,8 +95,8 @@ def build_report(cohort: Cohort, *, gallery_max: int | None = 100) -> Report:
     sections = [
         _status_section(states, manifest),
         _failed_section(states),
-        _metrics_section(cohort.table("metrics"), files),
-        _biomarker_section(cohort.table("biomarkers"), files),
+        _metrics_section(cohort.table("metrics", participants=False), files),
+        _biomarker_section(cohort.table("biomarkers", participants=False), files),
         _gallery_section(cohort, states, files, gallery_max),
     ]
     return Report(
@@ -110,32 +113,34 @@ def _status_section(states: pd.DataFrame, manifest: pd.DataFrame) -> Section:
         sec.notes.append("The manifest has no subjects yet: ingest a cohort first.")
         return sec
     counts = [(s, int((states["state"] == s).sum())) for s in plots.STATES]
-    sec.notes.append(f"{len(states)} subjects: " + ", ".join(f"{n} {s}" for s, n in counts) + ".")
-    sec.tables.append(TextTable(["state", "subjects"], [[s, str(n)] for s, n in counts]))
+    sec.notes.append(
+        f"{plots.count_scans(states['subject'])}: " + ", ".join(f"{n} {s}" for s, n in counts) + "."
+    )
+    sec.tables.append(TextTable(["state", "scans"], [[s, str(n)] for s, n in counts]))
     seconds = plots.phase_seconds(manifest)
     if seconds:
         rows = [
             [p, str(v.size), f"{np.median(v):.1f}", f"{v.mean():.1f}", f"{v.sum():.1f}"]
             for p, v in seconds.items()
         ]
-        sec.tables.append(TextTable(["phase", "subjects", "median s", "mean s", "total s"], rows))
+        sec.tables.append(TextTable(["phase", "scans", "median s", "mean s", "total s"], rows))
     return sec
 
 
 def _failed_section(states: pd.DataFrame) -> Section:
-    sec = Section("Failed subjects")
+    sec = Section("Failed scans")
     failed = states[states["state"] == "failed"] if len(states) else states
     if failed.empty:
-        sec.notes.append("No subject failed.")
+        sec.notes.append("No scan failed.")
         return sec
     sec.notes.append(
-        f"{len(failed)} of {len(states)} subjects failed; the others were still processed."
+        f"{len(failed)} of {len(states)} scans failed; the others were still processed."
     )
     rows = [
         [r.subject, str(r.phase), str(r.step or ""), str(r.error or "")]
         for r in failed.itertuples(index=False)
     ]
-    sec.tables.append(TextTable(["subject", "phase", "step", "reason"], rows))
+    sec.tables.append(TextTable(["scan", "phase", "step", "reason"], rows))
     return sec
 
 
@@ -151,14 +156,13 @@ def _metrics_section(metrics: pd.DataFrame, files: dict[str, bytes]) -> Section:
     constant = [
         c
         for c in metrics.columns
-        if c not in ("subject", "structure", "level", "metric", "value")
-        and metrics[c].nunique(dropna=False) <= 1
+        if c not in (*ID_COLUMNS, *KEY_COLUMNS, "value") and metrics[c].nunique(dropna=False) <= 1
     ]
     summary = summarize(metrics.drop(columns=constant))
     header, rows = summary_cells(summary)
     sec.notes.append(
-        f"Mean ± SD over {metrics['subject'].nunique()} subjects (global: whole structures of "
-        "the semantic mask; instance: panoptic quality of the instance mask)."
+        f"Mean ± SD over {plots.count_scans(metrics['scan'])} (global: whole structures of the "
+        "semantic mask; instance: panoptic quality of the instance mask)."
     )
     sec.tables.append(TextTable(header, rows))
     files[FIGURES["metrics"]] = plots.figure_png(plots.plot_metric_boxes(metrics))
@@ -167,7 +171,7 @@ def _metrics_section(metrics: pd.DataFrame, files: dict[str, bytes]) -> Section:
 
 
 def biomarker_summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Mean, SD and count over subjects per level, structure and measure, levels in
+    """Mean, SD and count over scans per level, structure and measure, levels in
     anatomical order (finite values only)."""
     cols = ["level", "structure", "measure", "mean", "sd", "n"]
     if table.empty:
@@ -192,7 +196,7 @@ def _biomarker_section(table: pd.DataFrame, files: dict[str, bytes]) -> Section:
     used = [c for c in BIOMARKER_COLUMNS if (c[0], c[1]) in {k[1:] for k in summary.index}]
     rows = []
     for level in plots.level_order(summary.index.get_level_values("level")):
-        cells = [level, str(table.loc[table["level"] == level, "subject"].nunique())]
+        cells = [level_title(level), str(table.loc[table["level"] == level, "scan"].nunique())]
         for structure, measure, _, digits in used:
             key = (level, structure, measure)
             if key in summary.index:
@@ -207,10 +211,11 @@ def _biomarker_section(table: pd.DataFrame, files: dict[str, bytes]) -> Section:
                 cells.append("")
         rows.append(cells)
     sec.notes.append(
-        f"Mean ± SD over {table['subject'].nunique()} subjects; `IVD X` is the disc below X. "
-        "Structures cut by the field of view are not measured."
+        f"Mean ± SD over {plots.count_scans(table['scan'])}; a disc is named by the vertebrae "
+        "above and below it (`C2-C3`; `IVD C2` in the tables). Structures cut by the field of "
+        "view are not measured."
     )
-    sec.tables.append(TextTable(["level", "subjects", *(c[2] for c in used)], rows))
+    sec.tables.append(TextTable(["level", "scans", *(c[2] for c in used)], rows))
     files[FIGURES["biomarkers"]] = plots.figure_png(plots.plot_level_biomarkers(table))
     sec.figures.append(FIGURES["biomarkers"])
     return sec
@@ -231,13 +236,13 @@ def _gallery_section(
         files[path] = png
         sec.gallery.append((path, subject))
     if not done:
-        sec.notes.append("No finished subject yet, so no snapshots.")
+        sec.notes.append("No finished scan yet, so no snapshots.")
     elif gallery_max == 0:
         sec.notes.append("Gallery turned off.")
     elif not sec.gallery:
-        sec.notes.append("The finished subjects have no snapshots (run with snapshots on).")
+        sec.notes.append("The finished scans have no snapshots (run with snapshots on).")
     else:
-        sec.notes.append(f"{len(sec.gallery)} of {len(done)} finished subjects.")
+        sec.notes.append(f"{len(sec.gallery)} of {len(done)} finished scans.")
     return sec
 
 
@@ -263,6 +268,7 @@ def render_markdown(report: Report) -> str:
 
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+code { background: #f3f3f3; padding: 0 0.2em; border-radius: 3px; }
 table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
 th { background: #f3f3f3; }
@@ -273,10 +279,19 @@ img.figure { max-width: 100%; }
 """
 
 
+_CODE = re.compile(r"`([^`]+)`")
+
+
+def _html_text(text: str) -> str:
+    """Escaped text with Markdown's inline code (`` `x` ``) as ``<code>x</code>``: notes are
+    written once, for both formats."""
+    return _CODE.sub(r"<code>\1</code>", html.escape(text))
+
+
 def _html_table(t: TextTable) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in t.header)
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in t.rows
+        "<tr>" + "".join(f"<td>{_html_text(c)}</td>" for c in row) + "</tr>" for row in t.rows
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
@@ -292,7 +307,7 @@ def render_html(report: Report) -> str:
     ]
     for sec in report.sections:
         parts.append(f"<h2>{esc(sec.title)}</h2>")
-        parts += [f"<p>{esc(note)}</p>" for note in sec.notes]
+        parts += [f"<p>{_html_text(note)}</p>" for note in sec.notes]
         parts += [_html_table(t) for t in sec.tables]
         parts += [
             f'<p><img class="figure" src="{esc(f)}" alt="{esc(sec.title)}"></p>'

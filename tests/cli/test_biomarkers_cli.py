@@ -24,8 +24,12 @@ def test_biomarkers_command_writes_table_and_reports_missing_partner(tmp_path):
     assert result.exit_code == 1, result.output
     assert "sub-03 not measured" in result.output and "missing instance" in result.output
     table = pd.read_parquet(out)
-    assert sorted(table["subject"].unique()) == ["sub-01", "sub-02_ses-2"]
-    l3 = table[(table.subject == "sub-01") & (table.level == "L3")].set_index("measure").value
+    assert sorted(table["scan"].unique()) == ["sub-01", "sub-02_ses-2"]
+    assert set(zip(table.subject, table.session.fillna(""), strict=True)) == {
+        ("sub-01", ""),
+        ("sub-02", "ses-2"),
+    }
+    l3 = table[(table.scan == "sub-01") & (table.level == "L3")].set_index("measure").value
     assert l3["height_middle_mm"] == 20.0
 
 

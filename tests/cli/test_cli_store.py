@@ -33,7 +33,7 @@ def test_ingest_prints_a_summary_and_export_writes_nifti(tmp_path):
     assert "skipped" in again.output
     out = runner.invoke(app, ["export", store, str(tmp_path / "out"), "-a", "image"])
     assert out.exit_code == 0, out.output
-    assert "wrote 1 files" in out.output
+    assert "wrote 2 files" in out.output  # the image and dataset_description.json
     assert (tmp_path / "out/sub-001/anat/sub-001_T2w.nii.gz").is_file()
 
 

@@ -44,9 +44,9 @@ def test_eval_writes_table_and_summary_and_reports_bad_subject(tmp_path):
     assert "Vertebra" in result.output and "↑ PQ" in result.output
 
     table = pd.read_parquet(out)
-    assert sorted(table["subject"].unique()) == ["sub-01", "sub-02"]
+    assert sorted(table["scan"].unique()) == ["sub-01", "sub-02"]
     assert set(table["run_id"]) == {"r7"}
-    by = table.set_index(["subject", "structure", "level", "metric"])["value"]
+    by = table.set_index(["scan", "structure", "level", "metric"])["value"]
     assert by[("sub-01", "vertebra", "instance", "PQ")] == 1.0
     assert by[("sub-02", "vertebra", "instance", "PQ")] < 1.0
     summary = pd.read_csv(tmp_path / "res" / "eval_summary.csv")
@@ -61,3 +61,23 @@ def test_eval_without_reference_masks_exits_2(tmp_path):
     result = runner.invoke(app, ["eval", str(tmp_path / "pred"), str(tmp_path / "ref")])
     assert result.exit_code == 2
     assert "no reference masks" in result.output
+
+
+def test_eval_of_folders_with_semantic_masks_only_scores_them(tmp_path):
+    """Issue 21 item 5: folders that hold only semantic masks are scored (global Dice and
+    ASSD), not refused with "no subject could be evaluated"; a scan whose prediction has
+    both kinds but whose reference has only the semantic mask is scored on that."""
+    sem, inst, spacing = load_sample("mri")
+    affine = np.diag([*spacing, 1.0])
+    pred, ref = tmp_path / "pred", tmp_path / "ref"
+    for folder in (pred, ref):
+        save_volume(Volume(sem, affine), folder / "sub-01_mod-T2w_seg-spine_msk.nii.gz")
+    _write(pred, "sub-02", sem, inst, affine)
+    save_volume(Volume(sem, affine), ref / "sub-02_mod-T2w_seg-spine_msk.nii.gz")
+    out = tmp_path / "eval.parquet"
+    result = runner.invoke(app, ["eval", str(pred), str(ref), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    table = pd.read_parquet(out)
+    assert sorted(table.scan.unique()) == ["sub-01", "sub-02"]
+    assert set(table.level) == {"global"} and {"DSC", "ASSD"} == set(table.metric)
+    assert (table[table.metric == "DSC"].value == 1.0).all()

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from spineps_dask.cli import app
 from spineps_dask.explore import open_cohort
 from spineps_dask.io.cohort import ingest
+from spineps_dask.labels import level_title
 from spineps_dask.metrics.tables import format_mean_sd, summarize
 from spineps_dask.phantom.cohort import write_bids_cohort
 from tests.viz.cohort_run import BAD, GOOD, small_cohort_store
@@ -57,7 +58,7 @@ def test_report_has_tables_and_pictures(store, tmp_path, fmt):
     assert {"figures/status.png", "figures/metrics.png", "figures/biomarkers.png"} <= set(links)
     assert {f"snapshots/{s}.png" for s in GOOD} <= set(links)
     assert f"snapshots/{BAD}.png" not in links
-    failed = open_cohort(store).status().set_index("subject").loc[BAD]
+    failed = open_cohort(store).status().set_index("scan").loc[BAD]
     assert BAD in text and failed["step"] in text
     assert "axial thick-slice scan" in text  # the reason, as the manifest has it
     assert f"{len(GOOD) + 1} subjects: {len(GOOD)} done, 1 failed" in text
@@ -70,9 +71,7 @@ def test_report_numbers_are_the_tables(store, tmp_path):
     subjects' metric tables, and the biomarker table one row per measured level."""
     text = _report(store, tmp_path / "rep", "md")
     cohort = open_cohort(store)
-    summary = summarize(
-        cohort.table("metrics")[["subject", "structure", "level", "metric", "value"]]
-    )
+    summary = summarize(cohort.table("metrics")[["scan", "structure", "level", "metric", "value"]])
     dsc = summary.set_index(["structure", "level", "metric"]).loc[("vertebra", "global", "DSC")]
     assert f"| Vertebra | global | ↑ DSC | {format_mean_sd(dsc['mean'], dsc['sd'])} |" in text
     bio_section = text.split("## Biomarkers per level")[1].split("##")[0]
@@ -80,7 +79,7 @@ def test_report_numbers_are_the_tables(store, tmp_path):
     rows = [
         line.split("|")[1].strip() for line in bio_section.splitlines() if line.startswith("| ")
     ]
-    assert set(rows[1:]) == levels  # first row: the header
+    assert set(rows[1:]) == {level_title(x) for x in levels}  # header first; discs as C2-C3
 
 
 @pytest.mark.slow
@@ -107,9 +106,9 @@ def test_report_of_a_store_nobody_ran_yet(tmp_path):
     ingest(bids, str(tmp_path / "store.zarr"))
     out = tmp_path / "rep"
     text = _report(tmp_path / "store.zarr", out, "md")
-    assert "1 subjects: 0 done, 0 failed, 0 skipped, 1 not run" in text
+    assert "1 subject: 0 done, 0 failed, 0 skipped, 1 not run" in text
     assert "No metric tables" in text and "No biomarker tables" in text
-    assert "No finished subject yet" in text
+    assert "No finished scan yet" in text
     assert _linked_pngs(text, "md", out) == ["figures/status.png"]
 
 
@@ -120,3 +119,14 @@ def test_report_refuses_a_folder_that_is_not_a_store(tmp_path):
     assert result.exit_code == 2
     assert "is not a cohort store" in " ".join(result.output.split())  # rich wraps lines
     assert not (tmp_path / "r").exists()
+
+
+def test_report_on_a_store_that_does_not_exist_exits_2(tmp_path):
+    """Issue 21 item 2: the mistyped store of a run is not created, so its report is an error
+    too (exit 2, nothing written), not an empty page."""
+    result = runner.invoke(
+        app, ["report", str(tmp_path / "nostore.zarr"), "-o", str(tmp_path / "r")]
+    )
+    assert result.exit_code == 2
+    assert "is not a cohort store" in " ".join(result.output.split())
+    assert not (tmp_path / "nostore.zarr").exists() and not (tmp_path / "r").exists()

@@ -2,33 +2,54 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from pathlib import Path
 
 import pytest
 
+from spineps_dask.config import CLUSTER_CONFIGS
 from spineps_dask.distributed.cluster import (
     ClusterSpec,
+    check_cluster,
     close_quietly,
     default_local_layout,
     load_cluster_spec,
     make_cluster,
 )
+from spineps_dask.errors import ClusterError
 
+#: The repository's cluster/ folder: README, Dockerfile and the workers' dask.yaml.
 CLUSTER_DIR = Path(__file__).resolve().parents[2] / "cluster"
 
 
 @pytest.mark.parametrize("name", ["local", "cuda", "slurm", "gateway", "kubernetes"])
-def test_shipped_configs_parse(name):
-    """Every config in cluster/ loads and names its kind."""
-    spec = load_cluster_spec(name, config_dir=CLUSTER_DIR)
-    assert spec.kind == name
+def test_shipped_configs_parse_from_any_folder(name, tmp_path, monkeypatch):
+    """Issue 21 item 8: the named configs ship in the package, so ``--cluster slurm`` reads
+    slurm.yaml wherever it is run, not only from the repository root; a site folder in
+    $SPINEPS_DASK_CLUSTER_DIR is looked in first."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SPINEPS_DASK_CLUSTER_DIR", raising=False)
+    spec = load_cluster_spec(name)
+    assert spec.kind == name and (spec.options or spec.dashboard_address != "127.0.0.1:0")
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / f"{name}.yaml").write_text(f"kind: {name}\nscale: 7\n")
+    monkeypatch.setenv("SPINEPS_DASK_CLUSTER_DIR", str(site))
+    assert load_cluster_spec(name).scale == 7
+
+
+def test_the_configs_are_package_data():
+    """The wheel carries them: pyproject lists them as package data."""
+    import tomllib
+
+    meta = tomllib.loads((CLUSTER_DIR.parent / "pyproject.toml").read_text())
+    assert "clusters/*.yaml" in meta["tool"]["setuptools"]["package-data"]["spineps_dask"]
+    assert (CLUSTER_CONFIGS / "slurm.yaml").is_file()
 
 
 def test_dashboard_binds_localhost_by_default():
-    assert load_cluster_spec("local", config_dir=CLUSTER_DIR).dashboard_address.startswith(
-        "127.0.0.1"
-    )
+    assert load_cluster_spec("local").dashboard_address.startswith("127.0.0.1")
     assert ClusterSpec().dashboard_address.startswith("127.0.0.1")
 
 
@@ -41,7 +62,7 @@ def test_local_layout_uses_every_core_once():
 def test_slurm_job_script_carries_model_resource():
     """The SLURM YAML becomes a job script whose workers offer the MODEL resource."""
     pytest.importorskip("dask_jobqueue")
-    spec = load_cluster_spec("slurm", config_dir=CLUSTER_DIR)
+    spec = load_cluster_spec("slurm")
     spec = ClusterSpec(kind=spec.kind, options=spec.options)  # no scale: submit nothing
     cluster = make_cluster(spec)
     try:
@@ -53,8 +74,28 @@ def test_slurm_job_script_carries_model_resource():
 
 
 def test_unknown_kind_says_what_is_allowed():
-    with pytest.raises(ValueError, match="unknown cluster kind 'yarn'"):
+    with pytest.raises(ClusterError, match=r"unknown cluster 'yarn'.*local, cuda"):
         make_cluster(ClusterSpec(kind="yarn"))
+
+
+def test_a_misspelt_cluster_is_one_clear_error_with_the_nearest_name():
+    """Issue 21 item 7: ``--cluster lcoal`` was a 60-line traceback."""
+    with pytest.raises(ClusterError, match=r"unknown cluster 'lcoal': did you mean 'local'\?"):
+        check_cluster("lcoal")
+    with pytest.raises(ClusterError, match=r"cluster config .*nope\.yaml not found"):
+        check_cluster("nope.yaml")
+
+
+def test_a_cluster_whose_backend_is_missing_names_the_extra_to_install(monkeypatch):
+    """Issue 21 item 7: ``--cluster cuda`` without dask-cuda was a raw ModuleNotFoundError."""
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "dask_cuda" else real(name, *a),
+    )
+    with pytest.raises(ClusterError, match=r'needs dask_cuda.*pip install "spineps-dask\[cuda\]"'):
+        check_cluster("cuda")
 
 
 def _worker_env(client) -> dict[str, str | None]:

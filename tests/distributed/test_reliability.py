@@ -171,7 +171,14 @@ def test_damaged_chunks_become_failed_rows_that_the_next_run_recomputes(raced, c
     for (subject, name), data in before.items():
         np.testing.assert_array_equal(store.read_volume(subject, name).data, data)
     assert verify_store(store).damaged == {}
-    assert len(export(url, tmp_path / "out")) == 6  # two masks and centroids each
+    written = export(url, tmp_path / "out")
+    per_subject = [p for p in written if p.parent.name == "anat"]
+    assert len(per_subject) == 6  # two masks and centroids each
+    # and the folder's BIDS derivatives files (issue 21): the description, participants.tsv
+    assert {p.name for p in written} - {p.name for p in per_subject} == {
+        "dataset_description.json",
+        "participants.tsv",
+    }
 
 
 @pytest.mark.slow

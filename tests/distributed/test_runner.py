@@ -97,7 +97,7 @@ def test_reduce_writes_tables_and_snapshots(finished):
     bio = cohort.table("biomarkers")
     assert set(bio.subject) <= set(GOOD) and {"body", "disc"} <= set(bio.structure)
     assert cohort.snapshot(GOOD[0])[:4] == b"\x89PNG"
-    status = cohort.status().set_index("subject")
+    status = cohort.status().set_index("scan")
     assert status.loc[BAD, "segment"] == "failed"
     ds = cohort.dataset(GOOD[0])
     assert {"image", "semantic", "instance"} <= set(ds.data_vars)
@@ -139,6 +139,49 @@ def test_rerun_skips_done_subjects(client, finished):
     again = run_store(client, store, CFG)
     assert sorted(again.skipped) == GOOD
     assert [o.subject for o in again.outcomes] == [BAD]
+
+
+class _CountCutouts(RunEvents):
+    def __init__(self):
+        self.cutouts = 0
+
+    def cutouts_planned(self, n):
+        self.cutouts += n
+
+
+def test_references_added_after_a_run_are_scored_without_a_model(bids, client, finished, tmp_path):
+    """Issue 21 item 4: references ingested after the subjects were segmented are scored by
+    the next run as a step of its own (no cutout, masks not rewritten); the run after that
+    scores nothing; a changed reference is scored again, alone."""
+    done, _ = finished
+    shutil.copytree(done.url, tmp_path / "store.zarr")
+    store = CohortStore(str(tmp_path / "store.zarr"), mode="a")
+    for subject in GOOD:  # as if the references had never been there
+        for name in ("ref_semantic", "ref_instance"):
+            store.delete_volume(subject, name)
+        (tmp_path / "store.zarr" / subject / "metrics.parquet").unlink()
+    rows = Manifest(store.manifest_url).read()
+    rows[rows.phase != "score"].to_parquet(store.manifest_url, index=False)
+    written = {s: store.read_attrs(s, "instance") for s in GOOD}
+    assert open_cohort(store.url).table("metrics").empty
+    found = ingest_references(bids / GROUNDTRUTH, store)
+    assert sorted(found["ingested"]) == GOOD
+
+    events = _CountCutouts()
+    late = run_store(client, store, CFG, events=events)
+    assert sorted(o.subject for o in late.scored) == GOOD and not late.done
+    assert events.cutouts == 0 and written == {s: store.read_attrs(s, "instance") for s in GOOD}
+    assert set(open_cohort(store.url).table("metrics").scan) == set(GOOD)
+    assert not run_store(client, store, CFG).scored  # scored once
+
+    ref = store.read_volume(GOOD[0], "ref_semantic")
+    src, dst = bids / GROUNDTRUTH / GOOD[0] / "anat", tmp_path / "refs" / GOOD[0] / "anat"
+    changed = ref.with_data(np.where(ref.data == 49, 0, ref.data).astype(ref.data.dtype))
+    save_volume(changed, dst / f"{GOOD[0]}_mod-T2w_seg-spine_msk.nii.gz")
+    shutil.copy(src / f"{GOOD[0]}_mod-T2w_seg-vert_msk.nii.gz", dst)
+    assert ingest_references(tmp_path / "refs", store)["ingested"] == [GOOD[0]]
+    again = run_store(client, store, CFG)
+    assert [o.subject for o in again.scored] == [GOOD[0]]
 
 
 class _StopAfterFirst(RunEvents):

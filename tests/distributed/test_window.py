@@ -4,6 +4,7 @@ back, and turns a task that raised into a `Failure` naming the step."""
 
 from __future__ import annotations
 
+import logging
 import time
 
 import pytest
@@ -12,6 +13,7 @@ from distributed import Client, LocalCluster
 from spineps_dask.distributed.cluster import MODEL_RESOURCE
 from spineps_dask.distributed.outcomes import Failure
 from spineps_dask.distributed.window import Window
+from spineps_dask.errors import ClusterError
 
 
 def _stand_in_echo(x: str) -> str:
@@ -82,7 +84,8 @@ def _stand_in_next(x: str) -> str:
 
 def test_a_failure_names_the_step_that_raised_not_the_one_watched(client, caplog):
     """The watched task only depends on the one that raised (prepare -> semantic): the
-    failure names ``prepare``, and the driver logs it in one line, without a traceback."""
+    failure names ``prepare``, and the driver logs it in one line at info (issue 21 item 6: the
+    failed row says it), without a traceback (that is at debug)."""
     window = Window(client, size=1, retries=0)
     got = []
 
@@ -98,11 +101,41 @@ def test_a_failure_names_the_step_that_raised_not_the_one_watched(client, caplog
     with caplog.at_level("DEBUG", logger="spineps_dask.distributed.window"):
         window.run(["sub-1"], start, on_result)
     assert got == [Failure("sub-1", "prepare", "RuntimeError: stand-in bug on sub-1")]
-    (line,) = [r for r in caplog.records if r.levelname == "WARNING"]
+    mine = [r for r in caplog.records if r.name == "spineps_dask.distributed.window"]
+    (line,) = [r for r in mine if r.levelno >= logging.INFO]
+    assert line.levelname == "INFO"
     assert line.getMessage() == "sub-1 failed in prepare: RuntimeError: stand-in bug on sub-1"
     assert line.exc_info is None
+    (trace,) = [r for r in mine if r.levelno == logging.DEBUG and r.exc_info]
+    assert trace.getMessage() == "sub-1 failed in prepare"
 
 
 def test_default_size_keeps_every_worker_busy(client):
     """Twice the workers plus one: results come back while the next subjects run."""
     assert Window(client).size == 3
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_workers_without_a_model_slot_are_caught_at_the_start(threads):
+    """Issue 21 item 3: hand-started workers without ``--resources MODEL=1`` made model tasks
+    wait forever. Single-thread workers run them anyway (one at a time each is what the slot
+    would give); with more threads the window refuses at once and says what to add."""
+    with (
+        LocalCluster(
+            n_workers=1, threads_per_worker=threads, processes=False, dashboard_address=":0"
+        ) as cluster,
+        Client(cluster) as c,
+    ):
+        if threads > 1:
+            with pytest.raises(ClusterError, match=r"--resources MODEL=1`.*--nthreads 1"):
+                Window(c)
+            return
+        window = Window(c)
+        results = []
+
+        def start(subject: str) -> None:
+            f = window.submit(subject, _stand_in_echo, subject, name="semantic", model=True)
+            window.watch(f, subject, "semantic")
+
+        window.run(["sub-1"], start, lambda done, r: (results.append(r), window.finish("sub-1")))
+        assert results == ["sub-1"]

@@ -13,7 +13,8 @@ def damage_chunk(store_dir: Path, subject: str, name: str, how: str) -> str:
     ``truncated``: its second half cut off; ``flipped``: one bit in its middle inverted, same
     size; ``deleted``: removed (Zarr then reads the chunk as zeros, without a word).
     """
-    level0 = Path(store_dir) / subject / name / "0"
+    labels = Path(store_dir) / subject / "image" / "labels" / name  # masks live here
+    level0 = (labels if labels.is_dir() else Path(store_dir) / subject / name) / "0"
     chunk = max(
         (p for p in (level0 / "c").rglob("*") if p.is_file()), key=lambda p: p.stat().st_size
     )

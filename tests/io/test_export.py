@@ -7,6 +7,7 @@ import json
 import nibabel as nib
 import numpy as np
 
+from spineps_dask._version import __version__
 from spineps_dask.io import CohortStore, export, ingest
 
 
@@ -21,7 +22,7 @@ def test_export_writes_derivatives_centroids_and_snapshot(tmp_path, bids):
     store.write_blob("sub-002_ses-1", "snapshot.png", b"\x89PNG fake")
     written = export(tmp_path / "c.zarr", tmp_path / "out")
     folder = tmp_path / "out/sub-002/ses-1/anat"
-    assert sorted(p.relative_to(folder).as_posix() for p in written) == [
+    assert sorted(p.relative_to(folder).as_posix() for p in written if folder in p.parents) == [
         "sub-002_ses-1_mod-T2w_ctd.json",
         "sub-002_ses-1_mod-T2w_seg-spine_msk.nii.gz",
         "sub-002_ses-1_mod-T2w_seg-vert_msk.nii.gz",
@@ -41,3 +42,23 @@ def test_export_skips_subjects_without_results(tmp_path, bids):
     ingest(bids, tmp_path / "c.zarr")
     assert export(tmp_path / "c.zarr", tmp_path / "out") == []
     assert not (tmp_path / "out").exists()
+
+
+def test_export_is_a_bids_derivatives_dataset(tmp_path, bids):
+    """Issue 21 item 11: the export folder has ``dataset_description.json`` (DatasetType
+    derivative, GeneratedBy this package, its version and the models of the masks) and the
+    cohort's ``participants.tsv``."""
+    (bids / "participants.tsv").write_text("participant_id\tage\nsub-001\t40\n")
+    ingest(bids, tmp_path / "c.zarr")
+    store = CohortStore(tmp_path / "c.zarr")
+    image = store.read_volume("sub-001", "image")
+    mask = image.with_data((image.data > 500).astype(np.uint8))
+    store.write_volume("sub-001", "semantic", mask, models="semantic=demo@1,instance=demo@2")
+    written = export(tmp_path / "c.zarr", tmp_path / "out", arrays=("semantic",))
+    desc = json.loads((tmp_path / "out/dataset_description.json").read_text())
+    assert desc["DatasetType"] == "derivative" and desc["BIDSVersion"]
+    (gen,) = desc["GeneratedBy"]
+    assert gen["Name"] == "spineps-dask" and gen["Version"] == __version__
+    assert "semantic=demo@1,instance=demo@2" in gen["Description"]
+    assert (tmp_path / "out/participants.tsv").read_text().startswith("participant_id")
+    assert tmp_path / "out/dataset_description.json" in written

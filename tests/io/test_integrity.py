@@ -78,7 +78,7 @@ def test_verify_marks_damaged_subjects_failed_and_ingest_redoes_a_damaged_scan(t
 def test_export_writes_the_others_and_names_the_damaged_subject(tmp_path, bids):
     """A damaged mask stops only its own subject: the others are exported, the damaged one
     has no file at all, is marked failed in the manifest, and the CLI says so in one line
-    (exit code 2), without a traceback."""
+    (exit code 1: done in part, issue 21's exit codes), without a traceback."""
     url = tmp_path / "c.zarr"
     ingest(bids, url)
     store = CohortStore(url)
@@ -92,7 +92,7 @@ def test_export_writes_the_others_and_names_the_damaged_subject(tmp_path, bids):
     ]
     assert Manifest(url / "manifest.parquet").rows(phase="segment")["sub-001"]["step"] == "verify"
     result = CliRunner().invoke(app, ["export", str(url), str(tmp_path / "cli"), "-a", "semantic"])
-    assert result.exit_code == 2
+    assert result.exit_code == 1
     assert "Traceback" not in result.output and result.exception.__class__ is SystemExit
     assert re.search(r"error:.*damaged", " ".join(result.output.split()))
 
@@ -126,3 +126,12 @@ def test_damaged_references_are_reported_but_fail_nothing(tmp_path, bids):
         "ref_semantic"
     ]
     assert Manifest(url / "manifest.parquet").rows(phase="segment") == {}
+
+
+def test_verify_on_a_store_that_does_not_exist_creates_nothing(tmp_path):
+    """Issue 21 item 2 for ``verify``: a mistyped store is one line and exit code 2; no empty
+    store is made to report "0 volumes checked"."""
+    result = CliRunner().invoke(app, ["verify", str(tmp_path / "nostore.zarr")])
+    assert result.exit_code == 2, result.output
+    assert "no cohort store" in " ".join(result.output.split())
+    assert not (tmp_path / "nostore.zarr").exists()

@@ -69,7 +69,9 @@ def test_an_ingest_beside_a_run_is_refused_before_it_rewrites_a_scan(tmp_path, b
         with pytest.raises(StoreError, match=r"another run is using .*\(run pid \d+ on "):
             ingest(bids, url)
         with pytest.raises(StoreError, match="another run is using"):
-            run_batch(url, bids=bids, cluster="never-started")
+            # A stand-in client (issue 21 checks a cluster name before the store): were the
+            # lock not refused, the run would fail on it, never start a cluster.
+            run_batch(url, bids=bids, client=object())
         with pytest.raises(StoreError, match="another run is using"):
             ingest_references(bids, store)
         assert time.perf_counter() - start < 5.0

@@ -79,3 +79,37 @@ def test_oversized_or_odd_references_are_refused_from_the_header_in_under_a_seco
     ), out["failed"]["sub-001"]
     assert "is a FIFO (named pipe), not a regular file" in out["failed"]["sub-002"]
     assert store.volumes("sub-001") == ["image"] and store.volumes("sub-002") == ["image"]
+
+
+@pytest.mark.parametrize("how", ["deleted", "flipped"])
+def test_damaged_references_are_written_again_and_not_scored_meanwhile(
+    tmp_path, make_scan, make_data, how
+):
+    """Issue 21 skips unchanged references at ingest; issue 18 mends damaged ones by ingesting
+    them again. Both hold: an intact, unchanged reference is left alone, a damaged stored
+    copy (a deleted chunk, or one flipped bit that only a voxel check finds) is written
+    again. Meanwhile a run does not score against it (`to_score` leaves it out, failing no
+    row); once written again it is scored."""
+    from spineps_dask.config import RunConfig
+    from spineps_dask.distributed.resume import to_score
+    from tests.io.damage import damage_chunk
+
+    bids, refs, url = tmp_path / "bids", tmp_path / "refs", tmp_path / "c.zarr"
+    make_scan(bids, "001", make_data(1))
+    ingest(bids, url)
+    sem = np.zeros((24, 20, 6), np.uint8)
+    sem[4:10, 5:15, 1:4] = 49
+    _write_refs(refs, "001", sem, np.where(sem > 0, 20, 0).astype(np.uint8))
+    store = CohortStore(url)
+    assert ingest_references(refs, store)["ingested"] == ["sub-001"]
+    assert ingest_references(refs, store)["unchanged"] == ["sub-001"]
+    cfg = RunConfig()
+    assert list(to_score(store, store.manifest, cfg, ["sub-001"])) == ["sub-001"]
+
+    damage_chunk(url, "sub-001", "ref_semantic", how)
+    assert to_score(store, store.manifest, cfg, ["sub-001"], verify=True) == {}
+    assert store.manifest.rows(phase="score") == {}
+    again = ingest_references(refs, store)
+    assert again["ingested"] == ["sub-001"] and again["unchanged"] == []
+    assert store.verify_volume("sub-001", "ref_semantic", full=True)
+    assert list(to_score(store, store.manifest, cfg, ["sub-001"], verify=True)) == ["sub-001"]

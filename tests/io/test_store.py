@@ -92,8 +92,8 @@ def test_label_volumes_are_marked_as_ngff_labels(tmp_path):
     store = CohortStore(tmp_path / "c.zarr")
     store.write_volume("sub-001", "image", _volume(AFFINES["RAS"], np.float32))
     store.write_volume("sub-001", "semantic", _volume(AFFINES["RAS"], np.uint8))
-    meta = json.loads((tmp_path / "c.zarr/sub-001/semantic/zarr.json").read_text())
-    assert meta["attributes"]["ome"]["image-label"]["source"]["image"] == "../image"
+    meta = json.loads((tmp_path / "c.zarr/sub-001/image/labels/semantic/zarr.json").read_text())
+    assert meta["attributes"]["ome"]["image-label"]["source"]["image"] == "../../"
     assert store.volumes("sub-001") == ["image", "semantic"]
 
 
@@ -212,21 +212,57 @@ def test_blobs_and_volume_deletion(tmp_path):
         store.write_blob("sub-1", "../escape.png", b"x")
 
 
-def test_ome_zarr_reader_sees_an_ngff_image_and_a_label(tmp_path):
-    """What napari-ome-zarr uses to open a path (checked with ome-zarr 0.18 when installed)."""
+def test_ome_zarr_reader_finds_the_masks_in_the_images_labels_group(tmp_path):
+    """Issue 21 item 12: what napari-ome-zarr and ``ome_zarr info`` do with an image path: the
+    masks are found in its ``labels/`` group, each a label image with names and colours."""
     reader = pytest.importorskip("ome_zarr.reader", reason="ome-zarr is not installed")
     from ome_zarr.io import parse_url
 
     store = CohortStore(tmp_path / "c.zarr")
     store.write_volume("sub-001", "image", _volume(AFFINES["PIR"]))
-    store.write_volume("sub-001", "semantic", _volume(AFFINES["PIR"], np.uint8))
-    for name, spec in (("image", "Multiscales"), ("semantic", "Label")):
-        location = parse_url(str(tmp_path / "c.zarr/sub-001" / name))
-        assert location is not None and location.version == "0.5"
-        nodes = list(reader.Reader(location)())
-        specs = {type(s).__name__ for node in nodes for s in node.specs}
-        assert spec in specs
-        assert nodes[0].data[0].shape == (9, 40, 70)
+    mask = np.zeros((70, 40, 9), np.uint8)
+    mask[10:20, 5:15, 2:5], mask[30:40, 5:15, 2:5] = 49, 61
+    store.write_volume("sub-001", "semantic", Volume(mask, AFFINES["PIR"]))
+    store.write_volume(
+        "sub-001", "instance", Volume((mask > 0).astype(np.uint8) * 20, AFFINES["PIR"])
+    )
+    location = parse_url(str(tmp_path / "c.zarr/sub-001/image"))
+    assert location is not None and location.version == "0.5"
+    nodes = list(reader.Reader(location)())
+    specs = {
+        node.zarr.path.rsplit("/", 1)[-1]: [type(s).__name__ for s in node.specs] for node in nodes
+    }
+    assert "Multiscales" in specs["image"] and "Labels" in specs["labels"]
+    assert "Label" in specs["semantic"] and "Label" in specs["instance"]
+    assert nodes[0].data[0].shape == (9, 40, 70)
+    label = store._group("sub-001", "semantic").attrs["ome"]["image-label"]
+    assert label["source"] == {"image": "../../"}
+    assert {p["label-value"]: p["name"] for p in label["properties"]} == {
+        49: "Vertebra Corpus",
+        61: "Spinal Canal",
+    }
+    assert [c["label-value"] for c in label["colors"]] == [49, 61]
+
+
+def test_masks_of_a_store_written_before_the_labels_group_are_still_read(tmp_path):
+    """A mask beside the image (the layout before issue 21) is found, read and deleted as
+    before, and moves into ``image/labels/`` when it is written again."""
+    store = CohortStore(tmp_path / "c.zarr")
+    store.write_volume("sub-001", "image", _volume(AFFINES["RAS"]))
+    mask = _volume(AFFINES["RAS"], np.uint8)
+    store.write_volume("sub-001", "semantic", mask)
+    root = tmp_path / "c.zarr/sub-001"
+    (root / "image/labels/semantic").rename(root / "semantic")  # the old layout
+    assert store.has_volume("sub-001", "semantic") and store.volumes("sub-001") == [
+        "image",
+        "semantic",
+    ]
+    np.testing.assert_array_equal(store.read_volume("sub-001", "semantic").data, mask.data)
+    assert store.open_xarray("sub-001", "semantic").shape == mask.shape[::-1]
+    store.write_volume("sub-001", "semantic", mask)
+    assert not (root / "semantic").exists() and (root / "image/labels/semantic").is_dir()
+    store.delete_volume("sub-001", "semantic")
+    assert store.volumes("sub-001") == ["image"]
 
 
 def test_many_writers_creating_one_new_store_at_once_all_succeed(tmp_path):

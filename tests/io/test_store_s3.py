@@ -39,4 +39,4 @@ def test_s3_ingest_manifest_and_export(s3_options, bids, tmp_path):
     assert sorted(df["status"]) == ["ok", "ok"]
     assert ingest(bids, url, storage_options=s3_options).skipped == ["sub-001", "sub-002_ses-1"]
     written = export(url, tmp_path / "out", arrays=("image",), storage_options=s3_options)
-    assert len(written) == 2
+    assert len(written) == 3 and written[-1].name == "dataset_description.json"

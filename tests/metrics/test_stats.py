@@ -42,7 +42,7 @@ def test_nonfinite_pairs_dropped_and_ties_reported():
 def _run(values, metric="DSC", structure="vertebra", level="instance"):
     return pd.DataFrame(
         {
-            "subject": [f"sub-{i}" for i in range(len(values))],
+            "scan": [f"sub-{i}" for i in range(len(values))],
             "structure": structure,
             "level": level,
             "metric": metric,

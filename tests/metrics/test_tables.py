@@ -18,7 +18,10 @@ def test_identical_masks_score_perfectly_on_every_row():
     """Real MRI sample against itself: global DSC 1 / ASSD 0, instance RQ=SQ=PQ=1, no FP/FN."""
     sem, inst, spacing = load_sample("mri")
     df = evaluate_subject(sem, inst, sem, inst, spacing=spacing, subject="sub-mri", run_id="r1")
-    assert list(df.columns) == ["subject", "structure", "level", "metric", "value", "run_id"]
+    assert list(df.columns) == [
+        *("scan", "subject", "session"),
+        *("structure", "level", "metric", "value", "run_id"),
+    ]
     by = df.set_index(["structure", "level", "metric"])["value"]
     assert by[("vertebra", "global", "DSC")] == 1.0
     assert by[("spinal_canal", "global", "ASSD")] == 0.0

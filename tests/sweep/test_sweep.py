@@ -141,13 +141,13 @@ def test_setting_equals_plain_segment(result, bids):
         subject=subject,
     )
     m = result.metrics
-    got = m[(m.subject == subject) & (m.setting == "postprocess=off")][[*KEY_COLUMNS, "value"]]
-    pd.testing.assert_frame_equal(got.reset_index(drop=True), expected)
-    on = m[(m.setting == "postprocess=on") & (m.level == "instance")].set_index(
-        ["subject", *KEY_COLUMNS[1:]]
-    )["value"]
+    got = m[(m.scan == subject) & (m.setting == "postprocess=off")][[*KEY_COLUMNS, "value"]]
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), expected[[*KEY_COLUMNS, "value"]])
+    on = m[(m.setting == "postprocess=on") & (m.level == "instance")].set_index(list(KEY_COLUMNS))[
+        "value"
+    ]
     off = m[(m.setting == "postprocess=off") & (m.level == "instance")].set_index(
-        ["subject", *KEY_COLUMNS[1:]]
+        list(KEY_COLUMNS)
     )["value"]
     assert not np.allclose(on.sort_index(), off.sort_index(), equal_nan=True), "settings ignored"
 
