@@ -79,30 +79,60 @@ def select_subjects(
     Done means: a ``segment`` row with status ok, the same config fingerprint, and both output
     arrays present, marked complete and matching the checksums written with them (a
     half-written or damaged mask never counts): the stored chunk sizes, or with ``verify``
-    every voxel. A damaged subject is segmented again.
+    every voxel. A damaged subject is segmented again. `run_store` does the same with the
+    checks on the cluster, beside the run (`plan_subjects`, `damaged_subjects`).
     """
-    ingested = manifest.rows(phase="ingest")
+    asked = list(subjects) if subjects is not None else None
+    todo, done = plan_subjects(manifest, cfg, subjects=asked, force=force)
+    damaged = set(damaged_subjects(store, done, full=verify))
+    return _in_order(todo, damaged, asked), [s for s in done if s not in damaged]
+
+
+def plan_subjects(
+    manifest: Manifest,
+    cfg: RunConfig,
+    *,
+    subjects: Iterable[str] | None = None,
+    force: bool = False,
+) -> tuple[list[str], list[str]]:
+    """``(to_process, done_by_the_manifest)`` from the manifest alone, in one read.
+
+    Vectorised over the manifest's rows and with no call to the store per subject: at
+    100 000 subjects this is what a run waits for before its first task (issue 19). The
+    ``done`` subjects still need their outputs checked (`damaged_subjects`) before they count.
+    """
+    df = manifest.read(columns=["status", "config"])
+    ok = df["status"] == "ok"
+    ingested = set(df.loc[ok & (df["phase"] == "ingest"), "subject"])
+    segment = ok & (df["phase"] == "segment")
+    if "config" in df:
+        segment &= df["config"] == cfg.fingerprint()
+    finished = set() if force else set(df.loc[segment, "subject"])
     wanted = list(subjects) if subjects is not None else sorted(ingested)
-    finished = manifest.rows(phase="segment")
-    fingerprint = cfg.fingerprint()
-    todo, skipped = [], []
-    for subject in wanted:
-        row = ingested.get(subject)
-        if row is None or row["status"] != "ok":
-            continue  # never ingested, or failed at ingest: its ingest row says why
-        done = finished.get(subject)
-        if (
-            not force
-            and done is not None
-            and done["status"] == "ok"
-            and done.get("config") == fingerprint
-            and all(store.has_volume(subject, n) for n in OUTPUTS)
-            and _intact(store, subject, full=verify)
-        ):
-            skipped.append(subject)
-        else:
-            todo.append(subject)
-    return todo, skipped
+    # never ingested, or failed at ingest: not taken (its ingest row says why)
+    wanted = [s for s in wanted if s in ingested]
+    return [s for s in wanted if s not in finished], [s for s in wanted if s in finished]
+
+
+def damaged_subjects(store: CohortStore, subjects: Iterable[str], *, full: bool) -> list[str]:
+    """The ``subjects`` whose outputs are missing, incomplete or damaged (`verify_volume`:
+    chunk sizes, or every voxel with ``full``). A task: `run_store` checks in batches on
+    the cluster, where reading a store costs the driver nothing."""
+    return [
+        s
+        for s in subjects
+        if not (all(store.has_volume(s, n) for n in OUTPUTS) and _intact(store, s, full=full))
+    ]
+
+
+def _in_order(todo: list[str], damaged: set[str], asked: list[str] | None) -> list[str]:
+    """``todo`` plus the ``damaged`` done subjects, in the order asked (default: sorted)."""
+    if not damaged:
+        return todo
+    if asked is None:
+        return sorted([*todo, *damaged])
+    order = {s: i for i, s in enumerate(asked)}
+    return sorted({*todo, *damaged}, key=order.__getitem__)
 
 
 def _intact(store: CohortStore, subject: str, *, full: bool) -> bool:
@@ -170,8 +200,10 @@ def run_store(
 
     Holds the store's lock throughout (or runs inside the caller's, `run_batch`). Manifest
     rows are flushed every ``flush_seconds`` and at the end, so an interrupted run keeps the
-    subjects it finished. ``verify``: check every voxel of the subjects it skips as done, not
-    only their stored chunk sizes (`select_subjects`).
+    subjects it finished. The subjects done by the manifest have their outputs checked on the
+    cluster while the others run, and the damaged ones are run after them: the driver starts
+    after one read of the manifest (`plan_subjects`). ``verify``: check every voxel of the
+    subjects it skips as done, not only their stored chunk sizes (`damaged_subjects`).
 
     Raises
     ------
@@ -181,26 +213,32 @@ def run_store(
     """
     with writer_lock(store, purpose="run"):
         manifest = store.manifest
-        todo, skipped = select_subjects(
-            store, manifest, cfg, subjects=subjects, force=force, verify=verify
-        )
+        todo, done = plan_subjects(manifest, cfg, subjects=subjects, force=force)
+        checks = _OutputChecks(client, store, done, full=verify)  # on the cluster, meanwhile
         run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:4]
-        logger.info("run %s: %d to process, %d already done", run_id, len(todo), len(skipped))
+        logger.info("run %s: %d to process, %d already done", run_id, len(todo), len(done))
         # Hashing the model folders once per run, not once per finished subject.
         common = {"run_id": run_id, "config": cfg.fingerprint(), "models": cfg.model_versions()}
         rows = _PendingRows(manifest, flush_seconds)
         t0 = time.perf_counter()
-        try:
-            outcomes = run_cohort(
+
+        def run(part: list[str]) -> list[SubjectOutcome]:
+            return run_cohort(
                 client,
                 store,
-                todo,
+                part,
                 cfg,
                 max_in_flight=max_in_flight,
                 retries=retries,
                 events=events,
                 on_outcome=lambda o: rows.add(outcome_rows(o, common=common)),
             )
+
+        try:
+            outcomes = run(todo)
+            damaged = checks.damaged()
+            if damaged:  # done by the manifest, but their masks are not what was written
+                outcomes += run(damaged)
         except BaseException:
             try:
                 rows.flush()
@@ -208,7 +246,38 @@ def run_store(
                 logger.error("manifest not written on stopping: %s", exc)
             raise
         rows.flush()  # raises StoreError (the manifest on disk stays whole) when it is full
+        skipped = [s for s in done if s not in set(damaged)]
         return RunSummary(run_id, outcomes, skipped, time.perf_counter() - t0)
+
+
+class _OutputChecks:
+    """`damaged_subjects` of the subjects done by the manifest, checked in batches on the
+    cluster while the run segments the others: the driver never reads their outputs."""
+
+    BATCH = 500  # subjects per check task: a few seconds of a worker, 200 tasks at 100 000
+
+    def __init__(self, client: Client, store: CohortStore, done: list[str], *, full: bool):
+        self.store, self.full = store, full
+        self.batches = [done[i : i + self.BATCH] for i in range(0, len(done), self.BATCH)]
+        self.futures = client.map(
+            damaged_subjects, self.batches, store=store, full=full, pure=False, priority=-1
+        )
+
+    def damaged(self) -> list[str]:
+        """The damaged subjects (waits for the checks); a batch whose task failed (its
+        worker lost) is checked here instead."""
+        out: list[str] = []
+        for batch, future in zip(self.batches, self.futures, strict=True):
+            try:
+                out += future.result()
+            except Exception as exc:
+                logger.warning(
+                    "checking %d done subjects failed on the cluster (%s); checking them here",
+                    len(batch),
+                    exc,
+                )
+                out += damaged_subjects(self.store, batch, full=self.full)
+        return out
 
 
 class _PendingRows:
