@@ -195,6 +195,42 @@ def _seconds(fn: Any) -> float:
     return time.perf_counter() - t0
 
 
+def write_cohort(root: Path, n: int, shape: tuple[int, int, int]) -> Path:
+    """``n`` small sagittal-ish scans as a BIDS folder (seeded noise, 0.6 x 0.6 x 3.3 mm)."""
+    import nibabel as nib
+
+    bids = root / f"bids{n}"
+    affine = np.diag([0.6, 0.6, 3.3, 1.0])
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        folder = bids / f"sub-{i:06d}" / "anat"
+        folder.mkdir(parents=True)
+        data = rng.integers(0, 1000, size=shape, dtype=np.int16)
+        nib.save(nib.Nifti1Image(data, affine), str(folder / f"sub-{i:06d}_T2w.nii.gz"))
+    return bids
+
+
+def ingest_rates(root: Path, n: int, workers: list[int]) -> dict[int, float]:
+    """Scans per second through `ingest_on_cluster` on ``w`` worker processes, per ``w``."""
+    from spineps_dask.distributed.ingest import ingest_on_cluster
+
+    bids = write_cohort(root, n, (64, 64, 16))
+    rates = {}
+    for w in workers:
+        cluster = LocalCluster(
+            n_workers=w, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0",
+            host="127.0.0.1",
+        )  # fmt: skip
+        with cluster, Client(cluster) as client:
+            client.submit(int, 0).result()  # workers up before the clock starts
+            store = CohortStore(root / f"ingest{w}.zarr")
+            t0 = time.perf_counter()
+            summary = ingest_on_cluster(client, bids, store)
+            rates[w] = len(summary.ingested) / (time.perf_counter() - t0)
+        assert len(summary.ingested) == n, summary.failed
+    return rates
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000])
@@ -203,9 +239,16 @@ def main() -> None:
     parser.add_argument("--cutouts", type=int, default=6)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--flush", type=float, default=1.0, help="seconds between flushes")
+    parser.add_argument("--ingest", type=int, default=0, help="scans for the ingest rates")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     root = Path(tempfile.mkdtemp(prefix="scale-"))
+    if args.ingest:
+        rates = ingest_rates(root, args.ingest, [1, 2])
+        shutil.rmtree(root, ignore_errors=True)
+        for w, rate in rates.items():
+            print(f"ingest of {args.ingest} scans (64x64x16 int16), {w} worker(s): {rate:.1f}/s")
+        return
     stores = {n: synthetic_store(root, n) for n in args.sizes}
     cluster = LocalCluster(
         n_workers=args.workers,

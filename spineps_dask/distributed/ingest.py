@@ -103,8 +103,9 @@ def ingest_on_cluster(
                 submit(1)
                 rows += got
                 pending += [r for r in got if r["status"] != "skipped"]
-                for row in got if progress is not None else ():
-                    progress(row)
+                if progress is not None:
+                    for row in got:
+                        progress(row)
                 if time.monotonic() - last > flush_seconds:
                     store.manifest.upsert(merge_duplicates(pending))
                     pending.clear()
