@@ -144,15 +144,18 @@ class Manifest:
         table = _to_table([latest[k] for k in sorted(latest)])
         if not new:
             return table.to_pandas()
+        where = redact_url(self.url)
         try:
             with self._locked():
                 base_rows = self._check_base()
                 existing = self._files.parts()
                 part = _parts.new_part(table.num_rows, existing)
                 self._files.write(self._files.part_path(part), table)
-                self._merge([*existing, part], base_rows)
+                try:
+                    self._merge([*existing, part], base_rows)
+                except OSError as exc:  # the rows are in their part; merging waits for space
+                    logger.warning("manifest %s: parts not merged (%s); retried later", where, exc)
         except OSError as exc:  # full or read-only disk: what was written stays whole
-            where = redact_url(self.url)
             raise store_write_error(exc, f"the manifest ({len(new)} new rows)", where) from exc
         return table.to_pandas()
 

@@ -255,3 +255,22 @@ def test_parts_on_an_object_store(s3_options):
     assert len(again.read()) == 12 and again.rows()["sub-000"]["source"] == "11"
     assert again.compact() == 12
     assert len(Manifest(url, storage_options=s3_options).read()) == 12
+
+
+def test_a_merge_that_fails_keeps_the_rows_written_and_reports_no_error(tmp_path, monkeypatch):
+    """The part is the write; merging is upkeep: a disk that fills up between the two leaves
+    the rows readable in their part, and the next flush merges."""
+    from spineps_dask.io import _manifest_parts
+
+    m = Manifest(tmp_path / "manifest.parquet")
+    m.upsert([make_row("sub-1", "ok")])
+
+    def full(self, paths):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(_manifest_parts.Files, "delete", full)
+    m.upsert([make_row("sub-2", "ok")])  # its merge into the base fails: no error
+    monkeypatch.undo()
+    assert m.read()["subject"].tolist() == ["sub-1", "sub-2"]
+    m.upsert([make_row("sub-3", "ok")])
+    assert m.read()["subject"].tolist() == ["sub-1", "sub-2", "sub-3"]
