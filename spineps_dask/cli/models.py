@@ -246,7 +246,7 @@ def train_demo(
     ] = None,
     budget_s: Annotated[
         float | None,
-        typer.Option("--budget-s", help="Seconds of training per model (default: config)."),
+        typer.Option("--budget-s", help="CPU seconds of training per model (default: config)."),
     ] = None,
     train_phantoms: Annotated[
         int | None,
@@ -258,6 +258,17 @@ def train_demo(
             help="Extra semantic-training phantoms with randomised tissue contrast, blur, gamma "
             "and ghosting (seeds SEED*1000 + 500 + 0..N-1; default: config)."
         ),
+    ] = None,
+    init_from: Annotated[
+        Path | None,
+        typer.Option(
+            "--init-from",
+            help="Start the semantic model from this semantic folder's weights (fine-tuning, "
+            "e.g. the T2w demo model on --random-looks phantoms).",
+        ),
+    ] = None,
+    lr: Annotated[
+        float | None, typer.Option(help="Semantic learning rate (default: config).")
     ] = None,
 ) -> None:
     """Train the small demo models on synthetic phantoms (CPU, minutes)."""
@@ -272,6 +283,14 @@ def train_demo(
         cfg = replace(cfg, n_train=train_phantoms)
     if random_looks is not None:
         cfg = replace(cfg, n_random_looks=random_looks)
+    if init_from is not None:
+        if not (init_from / "fold_0" / "checkpoint_final.pth").is_file():
+            raise typer.BadParameter(
+                f"{init_from} holds no fold_0/checkpoint_final.pth", param_hint="--init-from"
+            )
+        cfg = replace(cfg, sem_init=str(init_from))
+    if lr is not None:
+        cfg = replace(cfg, sem_lr=lr)
     cfg = cfg.with_limits(iterations=iterations, budget_s=budget_s)
     train_demo_models(out, cfg, which=which)
 

@@ -50,6 +50,9 @@ CUTOUT = (48, 72, 32)
 HELD_OUT_OFFSET = 100_000  # held-out phantoms use seeds HELD_OUT_OFFSET + k, never trained on
 
 
+DEMO_SEM_LR = 3e-3
+
+
 @dataclass(frozen=True)
 class DemoTrainConfig:
     """Everything that decides the demo models; recorded in their ``inference_config.json``."""
@@ -67,8 +70,11 @@ class DemoTrainConfig:
     sem_patch: tuple[int, int, int] = (48, 96, 32)
     sem_iterations: int = 4000
     sem_batch: int = 2
-    sem_lr: float = 3e-3
+    sem_lr: float = DEMO_SEM_LR
     sem_budget_s: float = 1500.0
+    #: A semantic results folder whose fold-0 weights start the training (fine-tuning, e.g.
+    #: the T2w demo model on random looks, issue 17); None trains from a random init.
+    sem_init: str | None = None
     inst_dim: int = 8
     inst_iterations: int = 3000
     inst_batch: int = 1
@@ -146,6 +152,8 @@ def train_semantic(
     from spineps_dask.models.demo_eval import evaluate_semantic
 
     net = nf.build_network(plans, len(SEMANTIC_CLASSES) + 1)
+    if cfg.sem_init is not None:
+        net.load_state_dict(_fold0_weights(Path(cfg.sem_init)))
     batches = semantic_batches(cases, cfg.sem_patch, cfg.sem_batch, cfg.seed)
     result = run_loop(
         net,
@@ -177,6 +185,13 @@ def train_semantic(
     training = {**config.training, "heldout": scores, "heldout_t1w": t1w}
     write_config(out, replace(config, training=training))
     return scores
+
+
+def _fold0_weights(folder: Path) -> dict[str, torch.Tensor]:
+    """The fold-0 network weights of a semantic results folder, loaded safely."""
+    from spineps_dask.models._checkpoint import load_checkpoint
+
+    return load_checkpoint(folder / "fold_0" / "checkpoint_final.pth")["network_weights"]
 
 
 def train_instance(out: Path, cases: list, cfg: DemoTrainConfig) -> dict[str, Any]:
@@ -241,7 +256,10 @@ def _training_record(cfg: DemoTrainConfig, result: Any, which: str) -> dict[str,
         f"--threads {cfg.threads} --which {which} "
         f"--iterations {getattr(cfg, prefix + 'iterations')} "
         f"--budget-s {getattr(cfg, prefix + 'budget_s'):g} --train-phantoms {cfg.n_train}"
-        + (f" --random-looks {cfg.n_random_looks}" if which == "semantic" else ""),
+        + (f" --random-looks {cfg.n_random_looks}" if which == "semantic" else "")
+        + (f" --lr {cfg.sem_lr:g}" if which == "semantic" and cfg.sem_lr != DEMO_SEM_LR else "")
+        + (f" --init-from {cfg.sem_init}" if which == "semantic" and cfg.sem_init else ""),
+        **(_init_record(cfg.sem_init) if which == "semantic" and cfg.sem_init else {}),
         "seed": cfg.seed,
         "train_phantom_seeds": f"{cfg.seed * 1000}..{cfg.seed * 1000 + cfg.n_train - 1}",
         "heldout_phantom_seeds": f"{_heldout(cfg)[0]}..{_heldout(cfg)[-1]}",
@@ -256,6 +274,13 @@ def _training_record(cfg: DemoTrainConfig, result: Any, which: str) -> dict[str,
         "torch": torch.__version__,
         "python": platform.python_version(),
     }
+
+
+def _init_record(folder: str) -> dict[str, Any]:
+    """Which weights a fine-tuned model started from: its folder and content version."""
+    from spineps_dask.config import folder_version
+
+    return {"initialised_from": folder, "initialised_from_version": folder_version(folder)}
 
 
 _HELDOUT_LEGEND = {

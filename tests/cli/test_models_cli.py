@@ -64,6 +64,39 @@ def test_train_demo_options_reach_the_config_and_the_recorded_command(monkeypatc
     assert record["train_phantom_seeds"] == "0..47"
 
 
+def test_fine_tuning_options_reach_the_config_and_the_recorded_command(monkeypatch) -> None:
+    """``--init-from`` and ``--lr`` (issue 17's fine-tuning) set the config, the recorded
+    command repeats them and the record names the starting weights' content version; a folder
+    without weights is refused before any work."""
+    from spineps_dask.config import folder_version
+    from spineps_dask.models import train_demo
+    from spineps_dask.models.folders import demo_model
+
+    seen = {}
+    monkeypatch.setattr(
+        train_demo, "train_demo_models", lambda out, cfg, which: seen.update(cfg=cfg, which=which)
+    )
+    start = demo_model("semantic")
+    args = ["models", "train-demo", "OUT", "--which", "semantic", "--random-looks", "4"]
+    result = runner.invoke(app, [*args, "--init-from", str(start), "--lr", "0.001"])
+    assert result.exit_code == 0, result.output
+    cfg = seen["cfg"]
+    assert (cfg.sem_init, cfg.sem_lr, cfg.n_random_looks) == (str(start), 1e-3, 4)
+
+    class Result:
+        iterations, seconds, final_loss = 7, 1.0, 0.5
+
+    record = train_demo._training_record(cfg, Result(), "semantic")
+    assert record["command"].endswith(f"--random-looks 4 --lr 0.001 --init-from {start}")
+    assert record["initialised_from_version"] == folder_version(start)
+    weights = train_demo._fold0_weights(start)
+    assert any(k.endswith("weight") for k in weights)
+
+    bad = runner.invoke(app, [*args, "--init-from", str(start.parent)])
+    assert bad.exit_code == 2
+    assert "fold_0/checkpoint_final.pth" in bad.output
+
+
 def test_list_on_a_fresh_install(tmp_path: Path) -> None:
     """The console script, with no models variable and an empty home: the demo models are
     listed, the missing default models directory is explained, exit code 0."""
