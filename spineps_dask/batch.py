@@ -1,9 +1,9 @@
 """Run a cohort from Python: the one entry point `spineps-dask run`, notebooks and scripts share.
 
-`run_batch` opens (or creates) the store once, ingests new scans and reference masks when
-asked, starts or joins a cluster (or uses a client it is given), runs every subject that is
-not done yet, exports NIfTI when asked, and returns the `RunSummary`. The CLI only turns its
-arguments into this call and draws progress from `BatchEvents`.
+`run_batch` opens (or creates) the store once, starts or joins a cluster (or uses a client it
+is given), ingests new scans (on the workers) and reference masks when asked, runs every
+subject that is not done yet, exports NIfTI when asked, and returns the `RunSummary`. The CLI
+only turns its arguments into this call and draws progress from `BatchEvents`.
 
 >>> from spineps_dask import RunConfig, run_batch
 >>> summary = run_batch("cohort.zarr", RunConfig(n4=False), bids="bids/")  # doctest: +SKIP
@@ -22,11 +22,12 @@ from typing import Any
 
 from spineps_dask.config import RunConfig
 from spineps_dask.distributed.cluster import check_cluster, cluster_client
+from spineps_dask.distributed.ingest import ingest_on_cluster
 from spineps_dask.distributed.resume import RunSummary, run_store
 from spineps_dask.distributed.runner import RunEvents
 from spineps_dask.errors import StoreError
 from spineps_dask.io._urls import redact_url
-from spineps_dask.io.cohort import IngestSummary, ingest
+from spineps_dask.io.cohort import IngestSummary
 from spineps_dask.io.export import export as export_nifti
 from spineps_dask.io.lock import writer_lock
 from spineps_dask.io.references import ReferenceSummary, ingest_references
@@ -134,12 +135,12 @@ def run_batch(
     # One lock from the first write to the last: another driver, or an ingest, started
     # meanwhile is refused before it touches a scan this run is segmenting.
     with writer_lock(store, purpose="run"):
-        if bids is not None:
-            events.ingested(ingest(bids, store))
-        if references is not None:
-            events.references_ingested(ingest_references(references, store))
         with cluster_client(cluster, client=client, workers=workers, threads=threads) as c:
             events.cluster_ready(str(c.dashboard_link))
+            if bids is not None:  # the workers read the scans (issue 19)
+                events.ingested(ingest_on_cluster(c, bids, store))
+            if references is not None:
+                events.references_ingested(ingest_references(references, store))
             with performance_report_to(report):
                 summary = run_store(
                     c,

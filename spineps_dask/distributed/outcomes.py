@@ -46,6 +46,9 @@ class SubjectOutcome:
     """What happened to one subject in this run (its manifest rows).
 
     ``task``: ``segment`` (the whole graph) or ``score`` (the scoring-only task).
+    ``references``: the digest of the reference masks the task scored this subject against
+    (`io.references.reference_digest`), None when it was not scored; its ``score`` manifest
+    row records it, so a driver decides what to score again from the manifest alone.
     """
 
     subject: str
@@ -56,6 +59,7 @@ class SubjectOutcome:
     timings: dict[str, float] = field(default_factory=dict)
     workers: dict[str, str] = field(default_factory=dict)
     task: str = "segment"
+    references: str | None = None
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ turn, so a new product, or a late step, is one more writer here, not a branch in
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -28,6 +29,7 @@ from spineps_dask.io.names import (
     SNAPSHOT,
     TABLES,
 )
+from spineps_dask.io.references import reference_digest
 from spineps_dask.io.store import CohortStore
 from spineps_dask.io.tables import table_bytes
 from spineps_dask.metrics.tables import evaluate_subject
@@ -40,11 +42,15 @@ logger = logging.getLogger(__name__)
 
 
 class Writer(Protocol):
-    """Writes one product of an assembled subject; store I/O goes through ``g.store``."""
+    """Writes one product of an assembled subject; store I/O goes through ``g.store``.
+
+    It may return what the subject's outcome records of it (`write_metrics`:
+    ``{"references": digest}``, the references it scored against); most return None.
+    """
 
     def __call__(
         self, g: Guard, store: CohortStore, subject: str, seg: Segmentation, cfg: RunConfig
-    ) -> None: ...
+    ) -> Mapping[str, Any] | None: ...
 
 
 def write_masks(
@@ -79,22 +85,26 @@ def write_biomarkers(
 
 def write_metrics(
     g: Guard, store: CohortStore, subject: str, seg: Segmentation, cfg: RunConfig
-) -> None:
-    """Dice, ASSD and RQ/SQ/PQ against the ingested references (``metrics.parquet``), if any."""
-    write_scores(g, store, subject, seg.semantic, seg.instance, cfg)
+) -> dict[str, Any]:
+    """Dice, ASSD and RQ/SQ/PQ against the ingested references (``metrics.parquet``), if any;
+    returns ``{"references": digest}`` of the references scored against (None: not scored)."""
+    return {"references": write_scores(g, store, subject, seg.semantic, seg.instance, cfg)}
 
 
 def write_scores(
     g: Guard, store: CohortStore, subject: str, semantic: Volume, instance: Volume, cfg: RunConfig
-) -> None:
-    """The metric table of these masks against the subject's references, when it has both.
+) -> str | None:
+    """The metric table of these masks against the subject's references, when it has both;
+    returns the references' digest (`reference_digest`), None when nothing was scored.
 
     The reduce step scores the masks it made; the scoring-only task (`tasks.score`) the masks
     already in the store, when references came later. Damaged references (`DamagedVolumeError`)
-    are one warning and no table: the masks are sound, the subject is only not scored.
+    are one warning and no table: the masks are sound, the subject is only not scored. The
+    digest, taken here on the worker, goes into the subject's ``score`` manifest row: the
+    driver never reads a subject's references to know what was scored (issue 19).
     """
     if not all(g.store(store.has_volume, subject, r) for r in REFERENCES):
-        return
+        return None
     try:
         table = score_masks(
             store,
@@ -108,8 +118,9 @@ def write_scores(
         )
     except DamagedVolumeError as exc:  # the masks are sound: segmented, just not scored
         logger.warning("%s not scored, its references are damaged: %s", subject, exc)
-        return
+        return None
     g.store(store.write_blob, subject, TABLES["metrics"], table_bytes(table))
+    return g.store(reference_digest, store, subject)
 
 
 def products_for(cfg: RunConfig) -> tuple[Writer, ...]:

@@ -6,6 +6,11 @@ are new or changed since it was scored (their digest differs from the one its ``
 recorded) gets a scoring-only task: no model runs again. Damaged references are not scored
 (and fail no row) until they are ingested again. Rows are flushed every few seconds and when
 a run stops (Ctrl-C included), so re-running the same command continues where it stopped.
+
+At cohort scale (issue 19) the driver plans from one read of the manifest (`plan_subjects`)
+and touches no subject's arrays: the done subjects' outputs and references are checked by
+tasks on the cluster while the others run (`check_done`), and the reference digest a subject
+was scored against is taken by the task that scored it (`SubjectOutcome.references`).
 """
 
 from __future__ import annotations
@@ -14,8 +19,8 @@ import logging
 import time
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from distributed import Client
 
@@ -29,7 +34,13 @@ from spineps_dask.io.names import OUTPUTS, REFERENCES
 from spineps_dask.io.references import reference_digest
 from spineps_dask.io.store import CohortStore
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 logger = logging.getLogger(__name__)
+
+#: The manifest columns a run's plan reads (besides the key), once, at start-up.
+_PLAN_COLUMNS = ("status", "config", "sha256")
 
 
 @dataclass
@@ -91,30 +102,117 @@ def select_subjects(
     Done means: a ``segment`` row with status ok, the same config fingerprint, and both output
     arrays present, marked complete and matching the checksums written with them (a
     half-written or damaged mask never counts): the stored chunk sizes, or with ``verify``
-    every voxel. A damaged subject is segmented again.
+    every voxel. A damaged subject is segmented again. `run_store` does the same with the
+    checks on the cluster, beside the run (`plan_subjects`, `check_done`).
     """
-    ingested = manifest.rows(phase="ingest")
+    asked = list(subjects) if subjects is not None else None
+    todo, done = plan_subjects(manifest, cfg, subjects=asked, force=force)
+    damaged = set(damaged_subjects(store, done, full=verify))
+    return _in_order(todo, damaged, asked), [s for s in done if s not in damaged]
+
+
+def plan_subjects(
+    manifest: Manifest,
+    cfg: RunConfig,
+    *,
+    subjects: Iterable[str] | None = None,
+    force: bool = False,
+) -> tuple[list[str], list[str]]:
+    """``(to_process, done_by_the_manifest)`` from the manifest alone, in one read.
+
+    Vectorised over the manifest's rows and with no call to the store per subject: at
+    100 000 subjects this is what a run waits for before its first task (issue 19). The
+    ``done`` subjects still need their outputs checked (`check_done`) before they count.
+    """
+    return _plan(_read_plan(manifest), cfg, subjects=subjects, force=force)
+
+
+def _read_plan(manifest: Manifest) -> pd.DataFrame:
+    """The one manifest read of a run's start-up: the key and `_PLAN_COLUMNS` of every row."""
+    return manifest.read(columns=_PLAN_COLUMNS)
+
+
+def _plan(
+    df: pd.DataFrame, cfg: RunConfig, *, subjects: Iterable[str] | None, force: bool
+) -> tuple[list[str], list[str]]:
+    ok = df["status"] == "ok"
+    ingested = set(df.loc[ok & (df["phase"] == "ingest"), "subject"])
+    segment = ok & (df["phase"] == "segment")
+    if "config" in df:
+        segment &= df["config"] == cfg.fingerprint()
+    finished = set() if force else set(df.loc[segment, "subject"])
     wanted = list(subjects) if subjects is not None else sorted(ingested)
-    finished = manifest.rows(phase="segment")
-    fingerprint = cfg.fingerprint()
-    todo, skipped = [], []
-    for subject in wanted:
-        row = ingested.get(subject)
-        if row is None or row["status"] != "ok":
-            continue  # never ingested, or failed at ingest: its ingest row says why
-        done = finished.get(subject)
-        if (
-            not force
-            and done is not None
-            and done["status"] == "ok"
-            and done.get("config") == fingerprint
-            and all(store.has_volume(subject, n) for n in OUTPUTS)
-            and _intact(store, subject, full=verify)
-        ):
-            skipped.append(subject)
-        else:
-            todo.append(subject)
-    return todo, skipped
+    # never ingested, or failed at ingest: not taken (its ingest row says why)
+    wanted = [s for s in wanted if s in ingested]
+    return [s for s in wanted if s not in finished], [s for s in wanted if s in finished]
+
+
+def _scored(df: pd.DataFrame, cfg: RunConfig) -> dict[str, str]:
+    """``{subject: reference digest}`` its ok ``score`` row with this config fingerprint
+    recorded: what it was last scored against. From the start-up read, vectorised."""
+    if not cfg.metrics or "config" not in df:
+        return {}
+    rows = (
+        (df["phase"] == "score")
+        & (df["status"] == "ok")
+        & df["sha256"].notna()
+        & (df["config"] == cfg.fingerprint())
+    )
+    return dict(zip(df.loc[rows, "subject"], df.loc[rows, "sha256"], strict=True))
+
+
+@dataclass
+class DoneCheck:
+    """What `check_done` found among subjects done by the manifest.
+
+    ``damaged``: outputs missing, incomplete or damaged (segmented again); ``score``:
+    ``{subject: reference digest}`` of the intact ones whose references are new or changed
+    since they were scored (a scoring-only task each).
+    """
+
+    damaged: list[str] = field(default_factory=list)
+    score: dict[str, str] = field(default_factory=dict)
+
+    def __iadd__(self, other: DoneCheck) -> DoneCheck:
+        self.damaged += other.damaged
+        self.score.update(other.score)
+        return self
+
+
+def check_done(
+    store: CohortStore,
+    subjects: Iterable[str],
+    scored: dict[str, str],
+    *,
+    full: bool,
+    metrics: bool = True,
+) -> DoneCheck:
+    """Check the ``subjects`` done by the manifest: their outputs (`verify_volume`: chunk
+    sizes, or every voxel with ``full``), and with ``metrics`` their references against the
+    digest they were scored against (``scored``, from the manifest). A task: `run_store`
+    checks in batches on the cluster, where reading a store costs the driver nothing."""
+    out = DoneCheck()
+    for s in subjects:
+        if not (all(store.has_volume(s, n) for n in OUTPUTS) and _intact(store, s, full=full)):
+            out.damaged.append(s)
+        elif metrics and (digest := _late_references(store, s, scored.get(s), full=full)):
+            out.score[s] = digest
+    return out
+
+
+def damaged_subjects(store: CohortStore, subjects: Iterable[str], *, full: bool) -> list[str]:
+    """The ``subjects`` whose outputs are missing, incomplete or damaged (`check_done`)."""
+    return check_done(store, subjects, {}, full=full, metrics=False).damaged
+
+
+def _in_order(todo: list[str], damaged: set[str], asked: list[str] | None) -> list[str]:
+    """``todo`` plus the ``damaged`` done subjects, in the order asked (default: sorted)."""
+    if not damaged:
+        return todo
+    if asked is None:
+        return sorted([*todo, *damaged])
+    order = {s: i for i, s in enumerate(asked)}
+    return sorted({*todo, *damaged}, key=order.__getitem__)
 
 
 def _intact(store: CohortStore, subject: str, *, full: bool) -> bool:
@@ -141,6 +239,17 @@ def _references_intact(store: CohortStore, subject: str, *, full: bool) -> bool:
     return True
 
 
+def _late_references(
+    store: CohortStore, subject: str, scored: str | None, *, full: bool
+) -> str | None:
+    """The digest of the subject's references when they are not the ones it was ``scored``
+    against and are intact; None when it has none, they were scored, or they are damaged."""
+    digest = reference_digest(store, subject)
+    if digest is None or digest == scored:
+        return None
+    return digest if _references_intact(store, subject, full=full) else None
+
+
 def to_score(
     store: CohortStore,
     manifest: Manifest,
@@ -151,33 +260,23 @@ def to_score(
 ) -> dict[str, str]:
     """``{subject: reference digest}`` of the ``subjects`` whose references were not scored
     with these masks: no ok ``score`` row with this digest and config fingerprint. References
-    that are damaged (`_references_intact`; ``verify``: every voxel) are left out."""
+    that are damaged (`_references_intact`; ``verify``: every voxel) are left out. What
+    `check_done` finds on the cluster for a run, here on the caller's side."""
     if not cfg.metrics:
         return {}
-    scored = manifest.rows(phase="score")
-    fingerprint = cfg.fingerprint()
-    out = {}
-    for subject in subjects:
-        digest = reference_digest(store, subject)
-        row = scored.get(subject)
-        if digest is None or (
-            row is not None
-            and row["status"] == "ok"
-            and row.get("sha256") == digest
-            and row.get("config") == fingerprint
-        ):
-            continue
-        if _references_intact(store, subject, full=verify):
-            out[subject] = digest
-    return out
+    scored = _scored(_read_plan(manifest), cfg)
+    return {
+        s: d
+        for s in subjects
+        if (d := _late_references(store, s, scored.get(s), full=verify)) is not None
+    }
 
 
-def outcome_rows(
-    outcome: SubjectOutcome, *, common: dict[str, Any], references: str | None = None
-) -> list[dict[str, Any]]:
+def outcome_rows(outcome: SubjectOutcome, *, common: dict[str, Any]) -> list[dict[str, Any]]:
     """Manifest rows for one subject: a ``segment`` row plus one row per phase it ran, and a
-    ``score`` row recording ``references`` (the digest of the references it was scored
-    against) when it has them. A scoring-only outcome gives the ``score`` row alone.
+    ``score`` row recording ``outcome.references`` (the digest of the references the task
+    scored it against) when it was scored. A scoring-only outcome gives the ``score`` row
+    alone.
 
     ``common``: run id, config fingerprint and model versions, computed once per run.
     """
@@ -186,7 +285,7 @@ def outcome_rows(
         outcome.subject,
         status,
         phase="score",
-        sha256=references,
+        sha256=outcome.references,
         error=outcome.error or None,
         step=outcome.step or None,
         seconds=outcome.timings.get("score"),
@@ -222,7 +321,7 @@ def outcome_rows(
                     **common,
                 )
             )
-    if references is not None and outcome.status == "done":
+    if outcome.references is not None and outcome.status == "done":
         rows.append(score_row)
     return rows
 
@@ -244,9 +343,11 @@ def run_store(
 
     Holds the store's lock throughout (or runs inside the caller's, `run_batch`). Manifest
     rows are flushed every ``flush_seconds`` and at the end, so an interrupted run keeps the
-    subjects it finished. ``verify``: check every voxel of the subjects it skips as done, and
-    of the references it scores, not only their stored chunk sizes (`select_subjects`,
-    `to_score`).
+    subjects it finished. The driver starts after one read of the manifest (`plan_subjects`):
+    the subjects done by the manifest are checked on the cluster while the others run
+    (`check_done`); after them, the damaged ones are segmented again and those with new or
+    changed references scored (no model runs). ``verify``: check every voxel of the subjects
+    it skips as done, and of the references it scores, not only their stored chunk sizes.
 
     Raises
     ------
@@ -256,44 +357,44 @@ def run_store(
     """
     with writer_lock(store, purpose="run"):
         manifest = store.manifest
-        todo, skipped = select_subjects(
-            store, manifest, cfg, subjects=subjects, force=force, verify=verify
-        )
-        scoring = to_score(store, manifest, cfg, skipped, verify=verify)
-        # References of the subjects segmented now: their score rows record what was scored.
-        digests = {
-            s: d
-            for s in todo
-            if cfg.metrics
-            and (d := reference_digest(store, s))
-            and _references_intact(store, s, full=verify)
-        }
+        plan = _read_plan(manifest)
+        todo, done = _plan(plan, cfg, subjects=subjects, force=force)
+        checks = _DoneChecks(
+            client, store, done, _scored(plan, cfg), full=verify, metrics=cfg.metrics
+        )  # on the cluster, meanwhile
         run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:4]
-        logger.info(
-            "run %s: %d to process, %d already done (%d of them to score against new references)",
-            run_id,
-            len(todo),
-            len(skipped),
-            len(scoring),
-        )
+        logger.info("run %s: %d to process, %d already done", run_id, len(todo), len(done))
         # Hashing the model folders once per run, not once per finished subject.
         common = {"run_id": run_id, "config": cfg.fingerprint(), "models": cfg.model_versions()}
         rows = _PendingRows(manifest, flush_seconds)
         t0 = time.perf_counter()
-        try:
-            outcomes = run_cohort(
+
+        def run(part: list[str], score: Iterable[str] = ()) -> list[SubjectOutcome]:
+            return run_cohort(
                 client,
                 store,
-                todo,
+                part,
                 cfg,
                 max_in_flight=max_in_flight,
                 retries=retries,
                 events=events,
-                on_outcome=lambda o: rows.add(
-                    outcome_rows(o, common=common, references={**digests, **scoring}.get(o.subject))
-                ),
-                score=sorted(scoring),
+                on_outcome=lambda o: rows.add(outcome_rows(o, common=common)),
+                score=score,
             )
+
+        found = DoneCheck()
+        try:
+            outcomes = run(todo)
+            found = checks.result()
+            if found.damaged or found.score:
+                logger.info(
+                    "run %s: %d done subjects to segment again (damaged outputs), %d to score "
+                    "against new references",
+                    run_id,
+                    len(found.damaged),
+                    len(found.score),
+                )
+                outcomes += run(found.damaged, score=sorted(found.score))
         except BaseException:
             try:
                 rows.flush()
@@ -301,7 +402,56 @@ def run_store(
                 logger.error("manifest not written on stopping: %s", exc)
             raise
         rows.flush()  # raises StoreError (the manifest on disk stays whole) when it is full
+        damaged = set(found.damaged)
+        skipped = [s for s in done if s not in damaged]
         return RunSummary(run_id, outcomes, skipped, time.perf_counter() - t0)
+
+
+class _DoneChecks:
+    """`check_done` of the subjects done by the manifest, in batches on the cluster while the
+    run segments the others: the driver never reads their outputs or references."""
+
+    BATCH = 500  # subjects per check task: a few seconds of a worker, 200 tasks at 100 000
+
+    def __init__(
+        self,
+        client: Client,
+        store: CohortStore,
+        done: list[str],
+        scored: dict[str, str],
+        *,
+        full: bool,
+        metrics: bool,
+    ):
+        self.store, self.full, self.metrics = store, full, metrics
+        self.batches = [done[i : i + self.BATCH] for i in range(0, len(done), self.BATCH)]
+        self.scored = [{s: scored[s] for s in b if s in scored} for b in self.batches]
+        self.futures = client.map(
+            check_done,
+            [store] * len(self.batches),
+            self.batches,
+            self.scored,
+            full=full,
+            metrics=metrics,
+            pure=False,
+            priority=-1,
+        )
+
+    def result(self) -> DoneCheck:
+        """What the checks found (waits for them); a batch whose task failed (its worker
+        lost) is checked here instead."""
+        out = DoneCheck()
+        for batch, scored, future in zip(self.batches, self.scored, self.futures, strict=True):
+            try:
+                out += future.result()
+            except Exception as exc:
+                logger.warning(
+                    "checking %d done subjects failed on the cluster (%s); checking them here",
+                    len(batch),
+                    exc,
+                )
+                out += check_done(self.store, batch, scored, full=self.full, metrics=self.metrics)
+        return out
 
 
 class _PendingRows:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from spineps_dask.config import RunConfig
 from spineps_dask.distributed import steps
@@ -94,8 +95,9 @@ def reduce(
             postprocess=cfg.postprocess,
             reference_mode=cfg.reference_mode,
         )
+        recorded: dict[str, Any] = {}
         for write in products_for(cfg):
-            write(g, store, subject, seg, cfg)
+            recorded.update(write(g, store, subject, seg, cfg) or {})
         for name in RUN_WORK.all():
             g.store(store.delete_volume, subject, name)
     if g.failure:
@@ -103,7 +105,12 @@ def reduce(
         return g.failure.outcome()
     done = prev.then("reduce", g.seconds, g.io)
     return SubjectOutcome(
-        subject, "done", n_cutouts=prev.n_cutouts, timings=done.timings, workers=done.workers
+        subject,
+        "done",
+        n_cutouts=prev.n_cutouts,
+        timings=done.timings,
+        workers=done.workers,
+        references=recorded.get("references"),
     )
 
 
@@ -123,11 +130,15 @@ def score(store: CohortStore, subject: str, cfg: RunConfig) -> SubjectOutcome:
     with Guard(subject, "score") as g:
         semantic = g.store(store.read_volume, subject, SEMANTIC)
         instance = g.store(store.read_volume, subject, INSTANCE)
-        write_scores(g, store, subject, semantic, instance, cfg)
+        references = write_scores(g, store, subject, semantic, instance, cfg)
     if g.failure:
         outcome = g.failure.outcome()
         outcome.task = "score"
         return outcome
     return SubjectOutcome(
-        subject, "done", timings={"score": g.seconds, STORE_IO: g.io}, task="score"
+        subject,
+        "done",
+        timings={"score": g.seconds, STORE_IO: g.io},
+        task="score",
+        references=references,
     )
