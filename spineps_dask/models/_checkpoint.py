@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import pickle
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,12 @@ def _safe_globals() -> list[Any]:
     return [argparse.Namespace, scalar, np.dtype, *dtypes]
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
+def load_checkpoint(path: str | Path, *, extra_globals: Sequence[Any] = ()) -> dict[str, Any]:
     """Load a checkpoint with ``weights_only=True`` plus the small allowlist above.
+
+    ``extra_globals``: more allowed globals for one kind of checkpoint, in the form
+    ``torch.serialization.safe_globals`` takes (a class, or ``(stand_in, "module.Name")`` to
+    rebuild a pickled class as a harmless stand-in).
 
     Raises
     ------
@@ -31,7 +36,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """
     path = Path(path)
     try:
-        with torch.serialization.safe_globals(_safe_globals()):
+        with torch.serialization.safe_globals([*_safe_globals(), *extra_globals]):
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         if "unsupported global" not in str(err).lower():  # broken or no pickle, not an object
