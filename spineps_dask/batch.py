@@ -104,6 +104,8 @@ def run_batch(
     events = events or BatchEvents()
     load_model_folder(cfg.semantic_model, kind="semantic")
     load_model_folder(cfg.instance_model, kind="instance")
+    if cfg.labeling_folder is not None:
+        load_model_folder(cfg.labeling_folder, kind="labeling")
     if report is not None and importlib.util.find_spec("bokeh") is None:
         # Checked before any work: distributed draws the report with bokeh only at the end.
         raise ModuleNotFoundError("report= needs bokeh (pip install bokeh); nothing was run")

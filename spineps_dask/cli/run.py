@@ -25,6 +25,14 @@ else:
 logger = logging.getLogger(__name__)
 
 _MODEL_HELP = "Model folder, or a name under $SPINEPS_SEGMENTOR_MODELS (default: shipped demo)."
+_LABELING_HELP = (
+    "Vertebra labelling model: a folder, a name under $SPINEPS_SEGMENTOR_MODELS, or 'none' "
+    "(name by counting from C2 / the sacrum). Default: the shipped demo model."
+)
+_NAMING_HELP = (
+    "How vertebrae are named: model, model+anchors (the model with the C2 / sacrum cues as "
+    "evidence) or rule (counting, no model). Default: model+anchors."
+)
 
 
 def run(
@@ -45,6 +53,8 @@ def run(
     threads: int | None = typer.Option(None, help="Threads per worker (torch, N4)."),
     semantic_model: str | None = typer.Option(None, "--semantic-model", help=_MODEL_HELP),
     instance_model: str | None = typer.Option(None, "--instance-model", help=_MODEL_HELP),
+    labeling_model: str | None = typer.Option(None, "--labeling-model", help=_LABELING_HELP),
+    naming: str | None = typer.Option(None, "--naming", help=_NAMING_HELP),
     config: Path | None = typer.Option(None, help="Run settings YAML (RunConfig fields)."),
     n4: bool | None = typer.Option(None, "--n4/--no-n4", help="N4 bias-field correction."),
     recipe: str | None = typer.Option(
@@ -79,6 +89,8 @@ def run(
     overrides = {
         "semantic_model": semantic_model,
         "instance_model": instance_model,
+        "labeling_model": labeling_model,
+        "naming": naming,
         "n4": n4,
         "recipe": recipe,
         "reference_mode": reference_mode,
@@ -86,7 +98,10 @@ def run(
         "cutouts_per_task": cutouts_per_task,
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    cfg = RunConfig.from_file(config, **overrides) if config else RunConfig.from_dict(overrides)
+    try:
+        cfg = RunConfig.from_file(config, **overrides) if config else RunConfig.from_dict(overrides)
+    except ValueError as exc:  # an unknown naming or recipe: the message lists the choices
+        raise typer.BadParameter(str(exc)) from exc
     summary = execute(
         store,
         cfg,

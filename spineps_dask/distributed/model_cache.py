@@ -67,6 +67,15 @@ def instance_model(folder: str | Path, *, device: str = "auto") -> Any:
     )
 
 
+def labeling_model(folder: str | Path, *, device: str = "auto") -> Any:
+    """The process-wide LabelingModel for ``folder``."""
+    from spineps_dask.models.labeling import LabelingModel
+
+    return _get(
+        "labeling", folder, device, lambda: LabelingModel.from_folder(folder, device=device)
+    )
+
+
 def load_counts() -> dict[str, int]:
     """How many times each kind of model was loaded in this process."""
     return dict(_loads)
@@ -102,11 +111,13 @@ class WorkerSetup(WorkerPlugin):
         threads: int,
         semantic: str | None = None,
         instance: str | None = None,
+        labeling: str | None = None,
         device: str = "auto",
     ):
         self.threads = threads
         self.semantic = semantic
         self.instance = instance
+        self.labeling = labeling
         self.device = device
 
     def setup(self, worker: Any) -> None:
@@ -115,3 +126,5 @@ class WorkerSetup(WorkerPlugin):
             semantic_model(self.semantic, device=self.device, threads=self.threads)
         if self.instance:
             instance_model(self.instance, device=self.device)
+        if self.labeling:
+            labeling_model(self.labeling, device=self.device)

@@ -22,12 +22,14 @@ if TYPE_CHECKING:
     import numpy as np
 
     from spineps_dask.pipeline.merge import CutoutPrediction
+    from spineps_dask.pipeline.naming import Naming
     from spineps_dask.pipeline.preprocess import CropRecord
 
 logger = logging.getLogger(__name__)
 
-#: A subject's stages, in order; each gets a manifest row when it ran.
-PHASES = ("prepare", "semantic", "instance", "reduce")
+#: A subject's stages, in order; each gets a manifest row when it ran (``label`` only with a
+#: labelling model).
+PHASES = ("prepare", "semantic", "instance", "assemble", "label", "reduce")
 #: Timing key: seconds of store reads and writes, summed over a subject's tasks. Already part
 #: of the phase seconds; kept apart to show what parking arrays in the store costs.
 STORE_IO = "store_io"
@@ -46,6 +48,7 @@ class SubjectOutcome:
     n_cutouts: int = 0
     timings: dict[str, float] = field(default_factory=dict)
     workers: dict[str, str] = field(default_factory=dict)
+    naming: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,8 @@ class StageResult:
 
     ``record`` undoes the preprocessing crop/pad; ``centres`` are the cutout centres on the
     instance grid (after ``semantic``); ``predictions`` the instance model's output for a few
-    cutouts (after ``instance``).
+    cutouts (after ``instance``); ``anchor`` the rule's anchor (after ``assemble``, which
+    parks the masks); ``naming`` the labelling model's naming (after ``label``).
     """
 
     subject: str
@@ -76,6 +80,8 @@ class StageResult:
     record: CropRecord | None = None
     centres: np.ndarray | None = None
     predictions: tuple[CutoutPrediction, ...] = ()
+    anchor: str | None = None
+    naming: Naming | None = None
 
     @property
     def n_cutouts(self) -> int:

@@ -1,9 +1,10 @@
 """The run's tasks: the shared steps with the run's settings and work names, and its reduce.
 
 The runner submits these. Work arrays are parked in the cohort store under `RUN_WORK`;
-``reduce`` assembles the subject, calls the writers its settings choose (`products_for`)
-and deletes the work arrays. Expected failures come back as `Failure` values (see
-`outcomes`), so Dask retries only what may succeed on another try.
+``assemble`` merges, post-processes and parks the masks, ``label`` names their vertebrae with
+the labelling model (when the run has one), ``reduce`` applies the naming, calls the writers
+its settings choose (`products_for`) and deletes the work arrays. Expected failures come back
+as `Failure` values (see `outcomes`), so Dask retries only what may succeed on another try.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from spineps_dask.distributed.outcomes import (
 from spineps_dask.distributed.products import products_for
 from spineps_dask.io.names import RUN_WORK
 from spineps_dask.io.store import CohortStore
+from spineps_dask.pipeline.naming import NamingSettings
 
 
 def prepare(store: CohortStore, subject: str, cfg: RunConfig) -> StageResult | Failure:
@@ -55,18 +57,18 @@ def instance(
     return steps.instance(store, subject, sem, indices, RUN_WORK, cfg)
 
 
-def reduce(
+def assemble(
     store: CohortStore,
     subject: str,
     cfg: RunConfig,
     sem: StageResult | Failure,
     *parts: StageResult | Failure,
-) -> SubjectOutcome:
-    """Merge, post-process, label; write the products whole; drop the work arrays."""
+) -> StageResult | Failure:
+    """Merge, post-process and name by the rule; park the masks for ``label`` and ``reduce``."""
     prev = gather(sem, parts)
     if isinstance(prev, Failure):
-        return prev.outcome()
-    with Guard(subject, "reduce", prev.timings) as g:
+        return prev
+    with Guard(subject, "assemble", prev.timings) as g:
         seg = steps.assemble(
             g,
             store,
@@ -77,6 +79,28 @@ def reduce(
             postprocess=cfg.postprocess,
             reference_mode=cfg.reference_mode,
         )
+        steps.park(g, store, subject, seg, RUN_WORK)
+    if g.failure:
+        return g.failure
+    return prev.then("assemble", g.seconds, g.io, anchor=seg.anchor, predictions=())
+
+
+def label(
+    store: CohortStore, subject: str, prev: StageResult | Failure, cfg: RunConfig
+) -> StageResult | Failure:
+    """Name the assembled vertebrae with the run's labelling model."""
+    naming = NamingSettings(method=cfg.naming)
+    return steps.label(store, store, subject, prev, RUN_WORK, cfg, naming=naming)
+
+
+def reduce(
+    store: CohortStore, subject: str, cfg: RunConfig, prev: StageResult | Failure
+) -> SubjectOutcome:
+    """Apply the naming; write the products whole; drop the work arrays."""
+    if isinstance(prev, Failure):
+        return prev.outcome()
+    with Guard(subject, "reduce", prev.timings) as g:
+        seg = steps.named(g, store, subject, prev, RUN_WORK)
         for write in products_for(cfg):
             write(g, store, subject, seg, cfg)
         for name in RUN_WORK.all():
@@ -85,5 +109,10 @@ def reduce(
         return g.failure.outcome()
     done = prev.then("reduce", g.seconds, g.io)
     return SubjectOutcome(
-        subject, "done", n_cutouts=prev.n_cutouts, timings=done.timings, workers=done.workers
+        subject,
+        "done",
+        n_cutouts=prev.n_cutouts,
+        timings=done.timings,
+        workers=done.workers,
+        naming=seg.naming.summary() if seg.naming is not None else {},
     )

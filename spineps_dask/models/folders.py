@@ -96,8 +96,7 @@ def check_model_folder(
 ) -> ModelFolder:
     """:func:`load_model_folder`, and with ``load`` also load the weights on the CPU.
 
-    Loading catches checkpoints that are unsafe to unpickle or do not fit the network. A
-    labelling model has no loader here yet, so for it ``load`` checks only the files.
+    Loading catches checkpoints that are unsafe to unpickle or do not fit the network.
 
     Raises
     ------
@@ -113,6 +112,10 @@ def check_model_folder(
         from spineps_dask.models.semantic import SemanticModel
 
         SemanticModel.from_folder(folder, device="cpu")
+    elif load and mf.kind == "labeling":
+        from spineps_dask.models.labeling import LabelingModel
+
+        LabelingModel.from_folder(folder, device="cpu")
     return mf
 
 
@@ -195,7 +198,7 @@ def _check_labeling(root: Path) -> tuple[Path, list[str]]:
 
 
 def demo_model(kind: str) -> Path:
-    """Folder of the shipped demo ``'semantic'`` or ``'instance'`` model.
+    """Folder of the shipped demo ``'semantic'``, ``'instance'`` or ``'labeling'`` model.
 
     Raises
     ------
@@ -203,8 +206,10 @@ def demo_model(kind: str) -> Path:
         When ``kind`` is unknown or the folder is missing (train it with
         ``spineps-dask models train-demo``).
     """
-    if kind not in ("semantic", "instance"):
-        raise ModelError(f"demo model kind must be 'semantic' or 'instance', got {kind!r}")
+    if kind not in ("semantic", "instance", "labeling"):
+        raise ModelError(
+            f"demo model kind must be 'semantic', 'instance' or 'labeling', got {kind!r}"
+        )
     folder = DEMO_MODELS / kind
     if not (folder / CONFIG_NAME).is_file():
         raise ModelError(

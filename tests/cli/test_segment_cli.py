@@ -1,5 +1,7 @@
 """``spineps-dask segment``: one scan to the reference's four outputs, and the correction
-workflow (``--semantic``: instance phase only, on a given semantic mask)."""
+workflow (``--semantic``: instance phase only, on a given semantic mask); the centroid file
+and the printed line say how the vertebrae were named (labelling model by default, the rule
+with ``--labeling-model none``)."""
 
 from __future__ import annotations
 
@@ -40,6 +42,25 @@ def test_segment_writes_bids_named_outputs(tmp_path):
     np.testing.assert_allclose(inst.affine, ph.image.affine)
     ctd = json.loads((out / "sub-01_mod-T2w_ctd.json").read_text())
     assert ctd[0]["direction"] == list(inst.orientation)
+    assert ctd[0]["naming"]["naming"] == "model+anchors"
+    assert 0 <= ctd[0]["naming"]["naming_confidence"] <= 1
+    vertebrae = [e for e in ctd[1:] if e["label"] < 100 and e["label"] != 26]
+    assert vertebrae and all(0 <= e["confidence"] <= 1 for e in vertebrae)
+    assert "named by model+anchors (confidence" in result.output
+
+
+def test_rule_naming_without_a_labelling_model(tmp_path):
+    _, scan = _scan(tmp_path)
+    out = tmp_path / "out"
+    args = ["segment", str(scan), "--out", str(out), "--no-n4", "--no-snapshot"]
+    result = runner.invoke(app, [*args, "--labeling-model", "none"])
+    assert result.exit_code == 0, result.output
+    assert "named by rule (anchor" in result.output
+    ctd = json.loads((out / "sub-01_mod-T2w_ctd.json").read_text())
+    assert ctd[0]["naming"]["naming"] == "rule" and ctd[0]["naming"]["naming_confidence"] is None
+    assert all("confidence" not in e for e in ctd[1:])
+    bad = runner.invoke(app, [*args, "--naming", "guess"])
+    assert bad.exit_code == 2 and "model+anchors" in bad.output
 
 
 def test_semantic_given_runs_the_instance_phase_on_it(tmp_path):

@@ -106,4 +106,3 @@ def test_checkpoint_without_heads_is_refused(tmp_path):
     torch.save({"state_dict": {}, "hyper_parameters": {}}, path)
     with pytest.raises(ModelError, match="group_2_n_channel"):
         network_from_checkpoint(load_labeling_checkpoint(path))
-
