@@ -96,12 +96,13 @@ def test_model_names_resolve_in_the_models_directory(tmp_path, monkeypatch):
 def test_one_fingerprint_is_stable_across_versions_and_key_order():
     """Run fingerprints and sweep stage keys share `fingerprint`; its values are pinned, because
     stores and sweep folders written earlier must keep matching (resume, reused parts). The
-    stage keys changed once on purpose, when the recipe and the reference mode became settings
-    (issue 22): results made the old way must not be reused."""
+    stage keys changed on purpose when the recipe and the reference mode became settings
+    (issue 22), and the whole-setting key when the naming did (issue 20; prepare and semantic
+    keys kept): results made the old way must not be reused."""
     assert fingerprint({"n4": False, "models": "x"}) == "2fd5a8091ec6"
     assert fingerprint({"models": "x", "n4": False}) == "2fd5a8091ec6"
     s = Setting(models="semantic=a@1,instance=b@2", merge=(("vote_base", 0.5),))
-    assert (s.key("prepare"), s.key("semantic"), s.id) == ("58c03085f0", "673e0b93ce", "69496b5350")
+    assert (s.key("prepare"), s.key("semantic"), s.id) == ("58c03085f0", "673e0b93ce", "a7fb0368db")
 
 
 def test_environment_is_read_here(monkeypatch, tmp_path):

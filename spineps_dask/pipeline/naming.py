@@ -40,6 +40,10 @@ from spineps_dask.pipeline.sequence import (
 _C2, _S1 = VERTEBRA_IDS["C2"], VERTEBRA_IDS["S1"]
 #: Vertebrae from C2 to L5 in a spine without variants.
 _C2_TO_L5 = 22
+#: The dens of C2 (TPTBox ``Location.Dens_axis``) and the overlap that makes a vertebra C2
+#: (reference ``phase_labeling.MIN_DENS_VOLUME_MM3``).
+DENS = 51
+DENS_MIN_MM3 = 250.0
 
 
 @dataclass(frozen=True)
@@ -110,23 +114,52 @@ def rule_naming(anchor: str) -> Naming:
     return Naming({}, "rule", None, low_confidence=anchor == "none", anchor=anchor)
 
 
+def dens_vertebra(
+    instance: np.ndarray, semantic: np.ndarray, *, voxel_mm3: float = 1.0
+) -> int | None:
+    """The vertebra holding most of the dens (semantic 51, which some published semantic
+    models emit), if that is over `DENS_MIN_MM3`: C2, as the reference decides it.
+
+    Examples
+    --------
+    >>> inst = np.array([[[3, 3, 4, 4]]]); sem = np.array([[[51, 51, 51, 49]]])
+    >>> dens_vertebra(inst, sem, voxel_mm3=200.0)
+    3
+    """
+    dens = (semantic == DENS) & (instance > 0) & (instance < IVD_OFFSET)
+    if not dens.any():
+        return None
+    counts = np.bincount(instance[dens].astype(np.intp))
+    best = int(counts.argmax())
+    return best if counts[best] * voxel_mm3 > DENS_MIN_MM3 else None
+
+
 def rule_anchors(
     instance: np.ndarray,
     semantic: np.ndarray,
     ids: Sequence[int],
     *,
     settings: LabelingSettings | None = None,
+    voxel_mm3: float = 1.0,
 ) -> tuple[dict[int, tuple[int, ...]], str]:
     """The rule's cues as solver anchors: index in ``ids`` -> allowed classes, and the anchor
     name (``C2``, ``sacrum`` or ``none``) for the record.
 
-    ``instance`` / ``semantic``: (P, I, R) arrays (axis 1 inferior) of the final masks. With
-    the sacrum in view, a "C2" that does not leave room for C2..L5 (or L6) below it is the
-    top of a cut view, not C2 (seen on phantom lumbar views), and is dropped.
+    ``instance`` / ``semantic``: (P, I, R) arrays (axis 1 inferior) of the final masks. C2 is
+    the vertebra holding the dens (`dens_vertebra`) when the semantic mask has one, else the
+    disc pattern's. With the sacrum in view, a pattern "C2" that does not leave room for C2..L5
+    (or L6) below it is the top of a cut view, not C2 (seen on phantom lumbar views), and is
+    dropped.
     """
     c2, sacrum = anchor_positions(instance, semantic, settings=settings)
     ids = list(ids)
-    if c2 is not None and (c2 not in ids or (sacrum and len(ids) - ids.index(c2) < _C2_TO_L5)):
+    dens = dens_vertebra(instance, semantic, voxel_mm3=voxel_mm3)
+    if dens is not None and dens in ids:
+        c2 = dens
+    pattern_only = dens is None or dens not in ids
+    if c2 is not None and (
+        c2 not in ids or (pattern_only and sacrum and len(ids) - ids.index(c2) < _C2_TO_L5)
+    ):
         c2 = None
     anchors: dict[int, tuple[int, ...]] = {}
     if c2 is not None:

@@ -350,6 +350,7 @@ def name_vertebrae(
         np.asarray(sem_pir.data),
         patches.ids,
         settings=_labeling_settings(sem_pir),
+        voxel_mm3=float(np.prod(sem_pir.spacing)),
     )
     return model_naming(
         patches.ids,

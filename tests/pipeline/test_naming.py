@@ -105,3 +105,16 @@ def test_rule_naming_flags_no_anchor():
 def test_unknown_method_is_refused():
     with pytest.raises(ValueError, match="rule, model, model\\+anchors"):
         NamingSettings(method="guess")
+
+
+def test_dens_makes_c2():
+    """A vertebra holding over 250 mm³ of dens (51) is the C2 anchor, as in the reference."""
+    inst = np.zeros((4, 12, 4), np.uint16)
+    sem = np.zeros_like(inst, np.uint8)
+    for k, v in enumerate((7, 8, 9)):
+        inst[:, 4 * k : 4 * k + 3] = v
+        sem[:, 4 * k : 4 * k + 3] = 49
+    sem[:, 4:6] = 51  # dens inside the second vertebra
+    anchors, name = rule_anchors(inst, sem, [7, 8, 9], voxel_mm3=10.0)
+    assert name == "C2" and anchors == {1: (C2,)}
+    assert rule_anchors(inst, sem, [7, 8, 9], voxel_mm3=1.0)[1] == "none"  # 32 mm³: too small
