@@ -1,6 +1,7 @@
 """Vertebra naming on held-out phantom views: rule against labelling model (issue 20).
 
     python benchmarks/labeling.py --per-kind 8 --variants 8 --workers 2 [--out labeling.csv]
+        [--cache DIR] [--semantic-model DIR --instance-model DIR --labeling-model DIR]
 
 Each view goes once through the demo semantic and instance models (`segment`, rule naming);
 the same instance mask is then named three ways: the counting rule, the labelling model
@@ -63,34 +64,63 @@ def view_list(per_kind: int, variants: int) -> list[tuple[int, str, dict]]:
     return views
 
 
-def run_view(view: tuple[int, str, dict]) -> list[dict]:
+#: Model folders (set from the command line; default: the shipped demo models).
+MODELS: dict[str, str] = {}
+
+
+def _segmented(ph, seed: int, cache: Path | None):
+    """The view through the semantic and instance models (rule naming), cached in ``cache``."""
+    from spineps_dask.distributed import model_cache
+    from spineps_dask.geometry import Volume
+    from spineps_dask.models.folders import demo_model
+    from spineps_dask.pipeline.segment import segment
+
+    path = None if cache is None else cache / f"seg-{seed}.npz"
+    if path is not None and path.is_file():
+        z = np.load(path)
+        affine = z["affine"]
+        return Volume(z["semantic"], affine), Volume(z["instance"], affine), str(z["anchor"])
+    sem_m = model_cache.semantic_model(MODELS.get("semantic") or demo_model("semantic"))
+    inst_m = model_cache.instance_model(MODELS.get("instance") or demo_model("instance"))
+    seg = segment(ph.image, sem_m, inst_m, n4=False, subject=str(seed))
+    if path is not None:
+        np.savez_compressed(
+            path,
+            semantic=seg.semantic.data,
+            instance=seg.instance.data,
+            affine=seg.semantic.affine,
+            anchor=seg.anchor,
+        )
+    return seg.semantic, seg.instance, seg.anchor
+
+
+def run_view(view: tuple[int, str, dict], cache: Path | None = None) -> list[dict]:
     """One view through the models, named three ways; one row per method."""
     import torch
 
     from spineps_dask.distributed import model_cache
     from spineps_dask.models._labeling_data import view_overrides
-    from spineps_dask.models.folders import demo_model
     from spineps_dask.phantom import make_phantom
     from spineps_dask.pipeline.naming import NamingSettings
-    from spineps_dask.pipeline.segment import apply_naming, name_vertebrae, segment
+    from spineps_dask.pipeline.segment import apply_naming, name_vertebrae
 
     torch.set_num_threads(1)
     seed, kind, extra = view
     ph = make_phantom(seed, **{**view_overrides(kind, seed), **extra})
-    sem_m = model_cache.semantic_model(demo_model("semantic"))
-    inst_m = model_cache.instance_model(demo_model("instance"))
-    lab_m = model_cache.labeling_model(demo_model_labeling())
-    seg = segment(ph.image, sem_m, inst_m, n4=False, subject=str(seed))
+    semantic, instance, anchor = _segmented(ph, seed, cache)
+    if MODELS.get("segment_only"):
+        return []
+    lab_m = model_cache.labeling_model(MODELS.get("labeling") or demo_model_labeling())
     ref = np.asarray(ph.instance.data)
     ids = set(np.unique(ref).tolist())
     rows = []
     for method in METHODS:
         t0 = time.perf_counter()
         naming = name_vertebrae(
-            ph.image, seg.semantic, seg.instance, seg.anchor, lab_m,
+            ph.image, semantic, instance, anchor, lab_m,
             settings=NamingSettings(method=method),
         )  # fmt: skip
-        inst, _ = apply_naming(seg.instance, naming)
+        inst, _ = apply_naming(instance, naming)
         seconds = time.perf_counter() - t0
         right = named_right(np.asarray(inst.data), ref)
         rows.append(
@@ -110,6 +140,19 @@ def run_view(view: tuple[int, str, dict]) -> list[dict]:
             }
         )
     return rows
+
+
+def _models_of(args: argparse.Namespace) -> dict[str, str]:
+    out = {k: getattr(args, f"{k}_model") for k in ("semantic", "instance", "labeling")}
+    return {
+        **{k: v for k, v in out.items() if v},
+        **({"segment_only": "1"} if args.segment_only else {}),
+    }
+
+
+def _set_models(models: dict[str, str]) -> None:
+    MODELS.clear()
+    MODELS.update(models)
 
 
 def demo_model_labeling() -> Path:
@@ -159,7 +202,7 @@ def tptbox_crop() -> dict:
     vert = load_volume(next(p for n, p in files.items() if "seg-vert" in n))
     sem = sem.with_data(np.asarray(sem.data).astype(np.uint8))
     vert = vert.with_data(np.asarray(vert.data).astype(np.uint16))
-    lab_m = model_cache.labeling_model(demo_model_labeling())
+    lab_m = model_cache.labeling_model(MODELS.get("labeling") or demo_model_labeling())
     out = {}
     for method in ("model", "model+anchors"):
         t0 = time.perf_counter()
@@ -181,11 +224,24 @@ def main() -> None:
     ap.add_argument("--variants", type=int, default=8)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", type=Path, default=None, help="per view x method rows (CSV)")
+    ap.add_argument("--cache", type=Path, default=None, help="keep the segmentations here")
+    ap.add_argument("--segment-only", action="store_true", help="only fill --cache")
+    for kind in ("semantic", "instance", "labeling"):
+        ap.add_argument(f"--{kind}-model", default=None, help="model folder (default: demo)")
     args = ap.parse_args()
     views = view_list(args.per_kind, args.variants)
+    if args.cache is not None:
+        args.cache.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    with ProcessPoolExecutor(args.workers) as pool:
-        rows = [r for part in pool.map(run_view, views) for r in part]
+    with ProcessPoolExecutor(
+        args.workers, initializer=_set_models, initargs=(_models_of(args),)
+    ) as pool:
+        parts = pool.map(run_view, views, [args.cache] * len(views))
+        rows = [r for part in parts for r in part]
+    if args.segment_only:
+        print(f"{len(views)} views segmented into {args.cache}, {time.perf_counter() - t0:.0f} s")
+        return
+    _set_models(_models_of(args))
     df = pd.DataFrame(rows)
     if args.out is not None:
         df.to_csv(args.out, index=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -272,7 +272,11 @@ def train_demo(
         from spineps_dask.models.train_labeling import LabelingTrainConfig, train_labeling
 
         lab = LabelingTrainConfig(seed=seed, threads=threads)
-        limits = {"iterations": iterations, "budget_s": budget_s, "n_train": train_phantoms}
+        limits: dict[str, Any] = {
+            "iterations": iterations,
+            "budget_s": budget_s,
+            "n_train": train_phantoms,
+        }
         lab = replace(lab, **{k: v for k, v in limits.items() if v is not None})
         train_labeling(out / "labeling", lab, cache=out / ".cache")
         return
