@@ -9,12 +9,13 @@ the same instance mask is then named three ways: the counting rule, the labellin
 vertebra is named right when the predicted label covering most of it is its true id (a
 vertebra the segmentation missed counts as wrong). Views: every kind of
 `models._labeling_data.VIEW_MIX` (``--per-kind`` each, T13 / L6 at their training rates),
-plus ``--variants`` views forced to have a T13 and as many with an L6. Seeds 100700 + k: never
-trained on (training uses 300000 + k). Prints per method: vertebrae named right over all
-views, over views with C2 or the sacrum in view (anchored) and without (unanchored), subjects
-with every vertebra right (VERIDAH's measure), T13 / L6 named right, the share of subjects
-flagged as low confidence and how many of those were wrong; the labelling step's seconds per
-subject; and the naming of the real tptbox crop (C5-C7) from its real masks.
+plus ``--variants`` views forced to have a T13 and as many with an L6. Seeds 100700 + 100 x
+kind + k and 101700 + k: never trained on (training uses 300000 + k). Prints per method:
+vertebrae named right over all views, over views with C2 or the sacrum in view (anchored) and
+without (unanchored), subjects with every vertebra right (VERIDAH's measure), T13 / L6 named
+right, the share of subjects flagged as low confidence and how many of those were wrong; the
+labelling step's seconds per subject; and the naming of the real tptbox crop (C5-C7) from its
+real masks.
 """
 
 from __future__ import annotations
@@ -49,18 +50,15 @@ def view_list(per_kind: int, variants: int) -> list[tuple[int, str, dict]]:
     from spineps_dask.models._labeling_data import VIEW_MIX
 
     views = []
-    k = 0
-    for kind in VIEW_MIX:
-        for _ in range(per_kind):
-            views.append((SEEDS + k, kind, {}))
-            k += 1
+    for j, kind in enumerate(VIEW_MIX):  # seeds by kind, so a longer run extends a shorter
+        views += [(SEEDS + 100 * j + i, kind, {}) for i in range(per_kind)]
     t13_kinds = ("whole", "thoracic", "thoracic_only", "lumbar", "mid_lumbar")
     l6_kinds = ("whole", "lumbar", "mid_lumbar")
     for i in range(variants):
-        views.append((SEEDS + k, t13_kinds[i % 5], {"has_t13": True, "has_l6": False}))
-        k += 1
-        views.append((SEEDS + k, l6_kinds[i % 3], {"has_t13": False, "has_l6": True}))
-        k += 1
+        t13 = {"has_t13": True, "has_l6": False}
+        views.append((SEEDS + 1000 + 2 * i, t13_kinds[i % 5], t13))
+        l6 = {"has_t13": False, "has_l6": True}
+        views.append((SEEDS + 1001 + 2 * i, l6_kinds[i % 3], l6))
     return views
 
 
@@ -68,14 +66,14 @@ def view_list(per_kind: int, variants: int) -> list[tuple[int, str, dict]]:
 MODELS: dict[str, str] = {}
 
 
-def _segmented(ph, seed: int, cache: Path | None):
+def _segmented(ph, seed: int, kind: str, cache: Path | None):
     """The view through the semantic and instance models (rule naming), cached in ``cache``."""
     from spineps_dask.distributed import model_cache
     from spineps_dask.geometry import Volume
     from spineps_dask.models.folders import demo_model
     from spineps_dask.pipeline.segment import segment
 
-    path = None if cache is None else cache / f"seg-{seed}.npz"
+    path = None if cache is None else cache / f"seg-{seed}-{kind}.npz"
     if path is not None and path.is_file():
         z = np.load(path)
         affine = z["affine"]
@@ -107,7 +105,7 @@ def run_view(view: tuple[int, str, dict], cache: Path | None = None) -> list[dic
     torch.set_num_threads(1)
     seed, kind, extra = view
     ph = make_phantom(seed, **{**view_overrides(kind, seed), **extra})
-    semantic, instance, anchor = _segmented(ph, seed, cache)
+    semantic, instance, anchor = _segmented(ph, seed, kind, cache)
     if MODELS.get("segment_only"):
         return []
     lab_m = model_cache.labeling_model(MODELS.get("labeling") or demo_model_labeling())
