@@ -1,7 +1,8 @@
 """Peer: the `spineps` package itself vs this project, same demo models, same phantoms.
 
 The reference (`spineps` 2.1.3) lives in its own virtual environment; it runs the shipped demo
-model folders as they are (`spineps sample -ms FOLDER -mi FOLDER -ml none --cpu`), which is the
+model folders as they are (`spineps sample -ms FOLDER -mi FOLDER -ml FOLDER --cpu`, the demo
+labelling model included; ``--no-labeling``: ``-ml none`` and rule naming here), which is the
 proof that they are SPINEPS model folders. Each subject gets a fresh folder (spineps reuses
 existing outputs) and its own `spineps sample` process; ours runs `segment_file` (what
 `spineps-dask segment` does) in this process with the models loaded once. Both outputs are
@@ -12,6 +13,7 @@ scored against the phantom ground truth with `spineps_dask.metrics`.
 
 N4 is off in both by default, as in `accuracy.py` and `throughput.py`.
 
+Besides Dice, ``ID`` is the share of reference vertebrae carrying their true name.
 The last line is the summary figure: spineps seconds per subject / ours.
 """
 
@@ -54,14 +56,16 @@ def find_spineps(python: str | None) -> Path | None:
     return None
 
 
-def run_spineps(script: Path, scan: Path, work: Path, sem: Path, inst: Path, *, n4: bool) -> dict:
+def run_spineps(
+    script: Path, scan: Path, work: Path, sem: Path, inst: Path, lab: Path | None, *, n4: bool
+) -> dict:
     """One `spineps sample` process on a copy of ``scan`` in a fresh folder."""
     folder = work / scan.name.split("_")[0]
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     local = Path(shutil.copy2(scan, folder / scan.name))
     cmd = [str(script), "sample", "-i", str(local), "-ms", str(sem), "-mi", str(inst)]
-    cmd += ["-ml", "none", "--cpu", "--n4" if n4 else "--no-n4"]
+    cmd += ["-ml", str(lab) if lab else "none", "--cpu", "--n4" if n4 else "--no-n4"]
     env = {**os.environ, "SPINEPS_NO_CITATION_REMINDER": "1"}
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=folder, env=env, capture_output=True, text=True, check=False)
@@ -100,12 +104,15 @@ def score(out_dir: Path, scan: Path, truth_dir: Path, subject: str) -> pd.DataFr
     )
 
 
-def headline(df: pd.DataFrame) -> tuple[float, float]:
-    """(mean global Dice of vertebra / IVD / canal / cord, vertebra instance Dice)."""
+def headline(df: pd.DataFrame) -> tuple[float, float, float]:
+    """(mean global Dice of vertebra / IVD / canal / cord, vertebra instance Dice, ID: share
+    of reference vertebrae named right)."""
     glob = df[(df.level == "global") & (df.metric == "DSC")]
     sem = glob[glob.structure.isin(SEMANTIC_STRUCTURES)]["value"].mean()
-    inst = df[(df.level == "instance") & (df.metric == "DSC") & (df.structure == "vertebra")]
-    return float(sem), float(inst["value"].iloc[0]) if len(inst) else float("nan")
+    vert = df[(df.level == "instance") & (df.structure == "vertebra")]
+    inst, ident = vert[vert.metric == "DSC"], vert[vert.metric == "ID"]
+    first = [float(x["value"].iloc[0]) if len(x) else float("nan") for x in (inst, ident)]
+    return float(sem), first[0], first[1]
 
 
 def main() -> None:
@@ -119,6 +126,12 @@ def main() -> None:
         default=False,
         help="N4 in both (the demo models trained without it; spineps' full-resolution N4 "
         "output then segments badly)",
+    )
+    parser.add_argument(
+        "--labeling",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="name vertebrae with the demo labelling model in both (spineps: -ml FOLDER)",
     )
     parser.add_argument("--spineps-python", default=None, help="python of the spineps venv")
     parser.add_argument("--work", type=Path, default=None, help="keep files here")
@@ -142,19 +155,21 @@ def main() -> None:
         work / "bids", subjects=args.subjects, seed=args.seed, region=args.region
     )
     sem_dir, inst_dir = demo_model("semantic"), demo_model("instance")
+    lab_dir = demo_model("labeling") if args.labeling else None
 
     model_cache.set_threads(os.cpu_count() or 1)
     t0 = time.perf_counter()
     sem_m, inst_m = model_cache.semantic_model(sem_dir), model_cache.instance_model(inst_dir)
+    lab_m = model_cache.labeling_model(lab_dir) if lab_dir else None
     load_s = time.perf_counter() - t0
 
     rows, tables = [], {"spineps": [], "ours": []}
     for scan in scans:
         subject = scan.name.split("_")[0]
         truth = work / "bids" / GROUNDTRUTH / subject / "anat"
-        peer = run_spineps(script, scan, work / "spineps", sem_dir, inst_dir, n4=args.n4)
+        peer = run_spineps(script, scan, work / "spineps", sem_dir, inst_dir, lab_dir, n4=args.n4)
         t0 = time.perf_counter()
-        segment_file(scan, work / "ours" / subject, sem_m, inst_m, n4=args.n4)
+        segment_file(scan, work / "ours" / subject, sem_m, inst_m, n4=args.n4, labeling_model=lab_m)
         ours_s = time.perf_counter() - t0
         row = {
             "subject": subject,
@@ -167,21 +182,23 @@ def main() -> None:
                 df = score(out, scan, truth, subject)
             except (OSError, SpinepsDaskError) as exc:  # spineps failed: no masks to score
                 print(f"{who} {subject}: not scored ({exc}); log {work / 'spineps' / subject}")
-                row[f"{who}_sem"] = row[f"{who}_inst"] = float("nan")
+                row[f"{who}_sem"] = row[f"{who}_inst"] = row[f"{who}_ID"] = float("nan")
                 continue
             tables[who].append(df)
-            row[f"{who}_sem"], row[f"{who}_inst"] = headline(df)
+            row[f"{who}_sem"], row[f"{who}_inst"], row[f"{who}_ID"] = headline(df)
         rows.append(row)
 
     table = pd.DataFrame(rows)
     print(
         f"cohort: {args.subjects} {args.region} phantoms, seed {args.seed}, N4 {args.n4}, "
-        f"cores {os.cpu_count()}, demo models {sem_dir.parent}"
+        f"cores {os.cpu_count()}, demo models {sem_dir.parent}, "
+        f"labelling {'demo model (-ml FOLDER)' if lab_dir else 'none (rule)'}"
     )
     print(f"ours: models loaded once in {load_s:.1f} s (not in the per-subject seconds)")
     print("seconds: spineps wall = whole `spineps sample` process (import, model load, run);")
     print("         spineps pipeline = its own 'Pipeline took'; ours = segment_file in-process")
     print("Dice: sem = mean global DSC of vertebra, IVD, canal, cord; inst = vertebra instance DSC")
+    print("ID: share of reference vertebrae named right")
     print(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     print("mean global / instance Dice per structure:")
     from spineps_dask.metrics import summarize
@@ -193,6 +210,8 @@ def main() -> None:
         s = s[(s.metric == "DSC") & s.level.isin(["global", "instance"])]
         cells = ", ".join(f"{r.level[:4]} {r.structure} {r['mean']:.3f}" for _, r in s.iterrows())
         print(f"  {who}: {cells}")
+    for who in ("spineps", "ours"):
+        print(f"  {who}: vertebrae named right (mean ID) {table[f'{who}_ID'].mean():.3f}")
     failed = int(table.spineps_sem.isna().sum())
     print(f"spineps subjects without outputs: {failed}")
     ratio = table.spineps_wall.mean() / table.ours.mean()

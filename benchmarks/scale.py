@@ -3,14 +3,16 @@
 Drives `run_store`, the runner `spineps-dask run` calls (through `run_batch`), on a real
 `LocalCluster` of worker processes. Everything on the driver is the real code: the store's
 lock, the manifest read and the plan, the bounded window, the outcome rows and the manifest
-flushes. The model work is a stand-in: a worker plugin (`InstantTasks`) replaces the four task
-functions of `spineps_dask.distributed.tasks` (prepare, semantic, instance, reduce) on each
-worker with ones that return at once what the real ones return (``--cutouts`` cutout
-centres, so the graph keeps its shape), and read or write nothing.
+flushes. The model work is a stand-in: a worker plugin (`InstantTasks`) replaces the task
+functions of `spineps_dask.distributed.tasks` (prepare, semantic, instance, assemble, reduce;
+the runs name by the rule, so there is no label task) on each worker with ones that return at
+once what the real ones return (``--cutouts`` cutout centres, so the graph keeps its shape),
+and read or write nothing.
 
 The synthetic store of N subjects is a Zarr root without arrays (the stand-ins read none) and
-a manifest of N x 6 rows: every subject ingested, and segmented by an earlier run with other
-settings (its ``segment`` row and four phase rows). That is a cohort reprocessed with new
+a manifest of N x 7 rows: every subject ingested, and segmented by an earlier run with other
+settings (its ``segment`` row and five phase rows; four before the assemble step of issue 20,
+so the RESULTS figures were taken on N x 6). That is a cohort reprocessed with new
 models, with the manifest at its largest. Each size runs the same number of subjects
 (``--run``, spread over the cohort), so the rates compare what the driver pays per subject
 at each cohort size. The runner flushes its rows every ``--flush`` seconds (default 1 s, the
@@ -52,7 +54,7 @@ from spineps_dask.io.store import CohortStore
 
 
 class InstantTasks(WorkerPlugin):
-    """Stand-in model work: the run's four task functions return at once on this worker."""
+    """Stand-in model work: the run's task functions return at once on this worker."""
 
     name = "scale-instant-tasks"
 
@@ -79,8 +81,11 @@ class InstantTasks(WorkerPlugin):
         def instance(store, subject, sem, indices, cfg):
             return StageResult(subject, {}, {}).then("instance", 0.0)
 
-        def reduce(store, subject, cfg, sem, *parts):
+        def assemble(store, subject, cfg, sem, *parts):
             prev = gather(sem, parts)
+            return prev if isinstance(prev, Failure) else prev.then("assemble", 0.0)
+
+        def reduce(store, subject, cfg, prev):
             if isinstance(prev, Failure):
                 return prev.outcome()
             done = prev.then("reduce", 0.0)
@@ -90,16 +95,16 @@ class InstantTasks(WorkerPlugin):
             )  # fmt: skip
 
         tasks.prepare, tasks.semantic = prepare, semantic
-        tasks.instance, tasks.reduce = instance, reduce
+        tasks.instance, tasks.assemble, tasks.reduce = instance, assemble, reduce
 
 
 def synthetic_store(root: Path, n: int) -> CohortStore:
-    """A store of ``n`` subjects: no arrays, a manifest of ``n`` x 6 rows (see the top)."""
+    """A store of ``n`` subjects: no arrays, a manifest of ``n`` x 7 rows (see the top)."""
     url = root / f"cohort{n}.zarr"
     shutil.rmtree(url, ignore_errors=True)
     store = CohortStore(url)
     subjects = [f"sub-{i:06d}" for i in range(n)]
-    phases = ["ingest", "segment", *PHASES]
+    phases = ["ingest", "segment", *(p for p in PHASES if p != "label")]  # rule naming
     rows = len(subjects) * len(phases)
     now = make_row("sub-0", "ok")["updated"]
     cols: dict[str, Any] = {
@@ -140,7 +145,7 @@ def measure(
     client: Client, store: CohortStore, n: int, run: int, flush: float, offset: int
 ) -> dict[str, Any]:
     """One run of ``run`` subjects (every ``n // run``-th from ``offset``) of a store of ``n``."""
-    cfg = RunConfig(snapshot=False, metrics=False)
+    cfg = RunConfig(snapshot=False, metrics=False, labeling_model=None)
     sample = [f"sub-{i:06d}" for i in range(offset, n, max(1, n // run))][:run]
     flushes: list[float] = []
     upsert = Manifest.upsert
@@ -177,7 +182,7 @@ def measure(
 def beside(store: CohortStore) -> dict[str, float]:
     """The manifest's costs outside a run: one flush of 200 rows, a read, the plan,
     ``status()`` and a compaction of everything."""
-    cfg = RunConfig(snapshot=False, metrics=False)
+    cfg = RunConfig(snapshot=False, metrics=False, labeling_model=None)
     manifest = store.manifest
     out = {}
     extra = [make_row(f"sub-{i:06d}", "ok", phase="semantic") for i in range(200)]

@@ -118,6 +118,8 @@ def run_batch(
     events = events or BatchEvents()
     check_weights(cfg.semantic_model, kind="semantic")  # before the store, the cluster, a task
     check_weights(cfg.instance_model, kind="instance")
+    if cfg.labeling_folder is not None:
+        check_weights(cfg.labeling_folder, kind="labeling")
     if report is not None and importlib.util.find_spec("bokeh") is None:
         # Checked before any work: distributed draws the report with bokeh only at the end.
         raise ModuleNotFoundError("report= needs bokeh (pip install bokeh); nothing was run")

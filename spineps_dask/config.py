@@ -27,6 +27,14 @@ import yaml
 DEMO_MODELS = Path(str(resources.files("spineps_dask") / "demo_models"))
 #: How the semantic network is fed and where the masks are made (`pipeline.segment`, issue 22).
 RECIPES = ("reference", "native")
+#: How vertebrae are named (`pipeline.naming`, issue 20): the counting rule, the labelling
+#: model, or the model with the rule's cues as evidence.
+NAMING_METHODS = ("rule", "model", "model+anchors")
+#: A ``labeling_model`` value that means: none, name by the rule.
+NO_MODEL = "none"
+#: The file every model folder holds (`models.config.CONFIG_NAME`; config.py imports no model
+#: code).
+_MODEL_CONFIG = "inference_config.json"
 #: Environment variable naming the directory with one sub-folder per model (reference name).
 MODELS_ENV = "SPINEPS_SEGMENTOR_MODELS"
 #: Environment variable overriding the base URL of the published model releases (a mirror).
@@ -95,6 +103,14 @@ def fingerprint(values: Mapping[str, Any], *, length: int = 12) -> str:
     """
     blob = json.dumps(dict(values), sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:length]
+
+
+def default_labeling_model() -> Path | None:
+    """The shipped demo labelling model, or None while the package ships none: a run without
+    ``labeling_model`` then names vertebrae by the counting rule (issue 20). A demo folder
+    counts as shipped when it holds its ``inference_config.json``."""
+    folder = DEMO_MODELS / "labeling"
+    return folder if (folder / _MODEL_CONFIG).is_file() else None
 
 
 def resolve_model(name_or_path: str | Path | None, *, default: str) -> Path:
@@ -175,10 +191,16 @@ class RunConfig:
     ``postprocess``: the post-processing of the paper's table 2. ``cutouts_per_task``:
     instance-model cutouts batched into one Dask task. ``metrics``: score subjects that have
     reference masks in the store (``ingest --references``) in the reduce step.
+    ``labeling_model``: the vertebra labelling classifier (default: the shipped demo model,
+    `default_labeling_model`; None, as while no demo model is shipped: the counting rule names
+    the vertebrae, whatever ``naming`` says); ``naming``: how names are chosen, one of
+    `NAMING_METHODS`.
     """
 
     semantic_model: Path = field(default_factory=lambda: DEMO_MODELS / "semantic")
     instance_model: Path = field(default_factory=lambda: DEMO_MODELS / "instance")
+    labeling_model: Path | None = field(default_factory=lambda: default_labeling_model())
+    naming: str = "model+anchors"
     device: str = "auto"
     n4: bool = True
     recipe: str = "reference"
@@ -194,6 +216,18 @@ class RunConfig:
             raise ValueError(f"unknown recipe {self.recipe!r}; use one of {', '.join(RECIPES)}")
         if self.reference_mode and self.recipe != "reference":
             raise ValueError("reference_mode needs recipe 'reference' (spineps' own grids)")
+        if self.naming not in NAMING_METHODS:
+            raise ValueError(
+                f"unknown naming {self.naming!r}; use one of {', '.join(NAMING_METHODS)}"
+            )
+
+    @property
+    def labeling_folder(self) -> Path | None:
+        """The labelling model this run uses: None for rule naming and in reference mode,
+        which names as ``spineps -ml none`` does (its labelling step is not ported)."""
+        if self.reference_mode or self.naming == "rule":
+            return None
+        return self.labeling_model
 
     #: Fields that cannot change a result; left out of the fingerprint.
     _RESULT_NEUTRAL = ("device", "cutouts_per_task", "snapshot", "metrics")
@@ -205,16 +239,19 @@ class RunConfig:
         run with other models or settings recomputes instead of silently mixing results.
         """
         d = {k: v for k, v in self.to_dict().items() if k not in self._RESULT_NEUTRAL}
-        d.pop("semantic_model"), d.pop("instance_model")
+        d.pop("semantic_model"), d.pop("instance_model"), d.pop("labeling_model")
+        if self.labeling_folder is None:
+            d["naming"] = "rule"
         d["models"] = self.model_versions()
         return fingerprint(d)
 
     def model_versions(self) -> str:
-        """``semantic=<name>@<hash>,instance=<name>@<hash>`` from the folders' files."""
-        return ",".join(
-            f"{kind}={folder_version(path)}"
-            for kind, path in (("semantic", self.semantic_model), ("instance", self.instance_model))
-        )
+        """``semantic=<name>@<hash>,instance=<name>@<hash>[,labeling=<name>@<hash>]`` from the
+        folders' files (the labelling model when the run uses one)."""
+        kinds = [("semantic", self.semantic_model), ("instance", self.instance_model)]
+        if self.labeling_folder is not None:
+            kinds.append(("labeling", self.labeling_folder))
+        return ",".join(f"{kind}={folder_version(path)}" for kind, path in kinds)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -235,7 +272,11 @@ class RunConfig:
             raise ValueError(f"unknown run settings {unknown}; known: {sorted(names)}")
         cfg = cls()
         values = dict(raw)
-        for key in ("semantic_model", "instance_model"):
-            if key in values:
+        for key in ("semantic_model", "instance_model", "labeling_model"):
+            if key not in values:
+                continue
+            if key == "labeling_model" and str(values[key]).lower() in (NO_MODEL, "null"):
+                values[key] = None
+            else:
                 values[key] = resolve_model(values[key], default=key.split("_")[0])
         return replace(cfg, **values)

@@ -141,12 +141,13 @@ def test_model_names_resolve_in_the_models_directory(tmp_path, monkeypatch):
 def test_one_fingerprint_is_stable_across_versions_and_key_order():
     """Run fingerprints and sweep stage keys share `fingerprint`; its values are pinned, because
     stores and sweep folders written earlier must keep matching (resume, reused parts). The
-    stage keys changed once on purpose, when the recipe and the reference mode became settings
-    (issue 22): results made the old way must not be reused."""
+    stage keys changed on purpose when the recipe and the reference mode became settings
+    (issue 22), and the whole-setting key when the naming did (issue 20; prepare and semantic
+    keys kept): results made the old way must not be reused."""
     assert fingerprint({"n4": False, "models": "x"}) == "2fd5a8091ec6"
     assert fingerprint({"models": "x", "n4": False}) == "2fd5a8091ec6"
     s = Setting(models="semantic=a@1,instance=b@2", merge=(("vote_base", 0.5),))
-    assert (s.key("prepare"), s.key("semantic"), s.id) == ("58c03085f0", "673e0b93ce", "69496b5350")
+    assert (s.key("prepare"), s.key("semantic"), s.id) == ("58c03085f0", "673e0b93ce", "a7fb0368db")
 
 
 def test_environment_is_read_here(monkeypatch, tmp_path):
@@ -159,3 +160,29 @@ def test_environment_is_read_here(monkeypatch, tmp_path):
     monkeypatch.setenv(MODELS_ENV, str(tmp_path))
     monkeypatch.setenv(CLUSTER_DIR_ENV, str(tmp_path / "site"))
     assert models_dir() == tmp_path and cluster_dir() == tmp_path / "site"
+
+
+def test_without_a_shipped_demo_labelling_model_the_default_names_by_the_rule(
+    tmp_path, monkeypatch
+):
+    """Issue 20 beside a package that ships no demo labelling model yet: the default run has
+    no labelling model (no label task, nothing to load or check), the rule in its
+    fingerprint and no labelling version, and its settings round-trip; once a demo folder is
+    shipped (its inference_config.json), it is the default."""
+    from spineps_dask import config
+
+    demo = tmp_path / "demo_models"
+    demo.mkdir()
+    for kind in ("semantic", "instance"):
+        (demo / kind).symlink_to(config.DEMO_MODELS / kind)
+    monkeypatch.setattr(config, "DEMO_MODELS", demo)
+    cfg = RunConfig()
+    assert cfg.labeling_model is None and cfg.labeling_folder is None
+    assert "labeling" not in cfg.model_versions()
+    assert cfg.fingerprint() == RunConfig(naming="rule").fingerprint()
+    assert RunConfig.from_dict(cfg.to_dict()) == cfg
+    (demo / "labeling").mkdir()
+    assert RunConfig().labeling_model is None  # an empty folder is not a shipped model
+    (demo / "labeling" / "inference_config.json").write_text("{}")
+    assert RunConfig().labeling_folder == demo / "labeling"
+    assert RunConfig(labeling_model=None).labeling_folder is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -216,7 +216,11 @@ def _report(what: str, result: Installed) -> None:
     from spineps_dask.config import models_dir
 
     state = "already installed" if result.already else "installed"
-    option = {"semantic": "--semantic-model", "instance": "--instance-model"}.get(result.model.kind)
+    option = {
+        "semantic": "--semantic-model",
+        "instance": "--instance-model",
+        "labeling": "--labeling-model",
+    }.get(result.model.kind)
     # A bare name resolves only in the models directory; elsewhere the path is needed.
     value = result.path.name if result.path.parent == models_dir() else result.path
     use = f"; use it with {option} {value}" if option else ""
@@ -233,13 +237,16 @@ def _console() -> Console:
 
 @models_app.command("train-demo")
 def train_demo(
-    out: Annotated[Path, typer.Argument(help="Where to write 'semantic/' and 'instance/'.")],
+    out: Annotated[
+        Path, typer.Argument(help="Where to write 'semantic/', 'instance/' or 'labeling/'.")
+    ],
     seed: Annotated[int, typer.Option(help="Seed for phantoms, init and sampling.")] = 0,
     threads: Annotated[int, typer.Option(help="Torch CPU threads.")] = 2,
     which: Annotated[
         str,
         typer.Option(
-            help="'semantic', 'instance', 'both', 'data' (only prepare phantoms) or 'cards' "
+            help="'semantic', 'instance', 'both', 'labeling' (the vertebra labelling "
+            "classifier, trained on phantom views), 'data' (only prepare phantoms) or 'cards' "
             "(re-measure the models in OUT on their held-out phantoms and rewrite MODEL_CARD.md)."
         ),
     ] = "both",
@@ -276,10 +283,23 @@ def train_demo(
     """Train the small demo models on synthetic phantoms (CPU, minutes)."""
     from spineps_dask.models.train_demo import DemoTrainConfig, train_demo_models
 
-    if which not in ("data", "semantic", "instance", "both", "cards"):
+    if which not in ("data", "semantic", "instance", "both", "cards", "labeling"):
         raise typer.BadParameter(
-            f"must be semantic, instance, both, data or cards, not {which!r}", param_hint="--which"
+            f"must be semantic, instance, both, labeling, data or cards, not {which!r}",
+            param_hint="--which",
         )
+    if which == "labeling":
+        from spineps_dask.models.train_labeling import LabelingTrainConfig, train_labeling
+
+        lab = LabelingTrainConfig(seed=seed, threads=threads)
+        limits: dict[str, Any] = {
+            "iterations": iterations,
+            "budget_s": budget_s,
+            "n_train": train_phantoms,
+        }
+        lab = replace(lab, **{k: v for k, v in limits.items() if v is not None})
+        train_labeling(out / "labeling", lab, cache=out / ".cache")
+        return
     cfg = DemoTrainConfig(seed=seed, threads=threads)
     if train_phantoms is not None:
         cfg = replace(cfg, n_train=train_phantoms)

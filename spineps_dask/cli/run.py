@@ -25,6 +25,16 @@ else:
 logger = logging.getLogger(__name__)
 
 _MODEL_HELP = "Model folder, or a name under $SPINEPS_SEGMENTOR_MODELS (default: shipped demo)."
+_LABELING_HELP = (
+    "Vertebra labelling model: a folder, a name under $SPINEPS_SEGMENTOR_MODELS, or 'none' "
+    "(name by counting from C2 / the sacrum). Default: the shipped demo model; while the "
+    "package ships none, the rule names the vertebrae."
+)
+_NAMING_HELP = (
+    "How vertebrae are named: model, model+anchors (the model with the C2 / sacrum cues as "
+    "evidence) or rule (counting, no model). Default: model+anchors when there is a labelling "
+    "model, else rule."
+)
 
 
 def run(
@@ -48,6 +58,8 @@ def run(
     threads: int | None = typer.Option(None, help="Threads per worker (torch, N4)."),
     semantic_model: str | None = typer.Option(None, "--semantic-model", help=_MODEL_HELP),
     instance_model: str | None = typer.Option(None, "--instance-model", help=_MODEL_HELP),
+    labeling_model: str | None = typer.Option(None, "--labeling-model", help=_LABELING_HELP),
+    naming: str | None = typer.Option(None, "--naming", help=_NAMING_HELP),
     config: Path | None = typer.Option(None, help="Run settings YAML (RunConfig fields)."),
     n4: bool | None = typer.Option(None, "--n4/--no-n4", help="N4 bias-field correction."),
     recipe: str | None = typer.Option(
@@ -88,6 +100,8 @@ def run(
     overrides = {
         "semantic_model": semantic_model,
         "instance_model": instance_model,
+        "labeling_model": labeling_model,
+        "naming": naming,
         "n4": n4,
         "recipe": recipe,
         "reference_mode": reference_mode,
@@ -97,7 +111,7 @@ def run(
     overrides = {k: v for k, v in overrides.items() if v is not None}
     try:
         cfg = RunConfig.from_file(config, **overrides) if config else RunConfig.from_dict(overrides)
-    except (ValueError, OSError) as exc:  # unknown setting or recipe, unreadable YAML
+    except (ValueError, OSError) as exc:  # unknown setting, recipe or naming; unreadable YAML
         print_error("settings problem", exc)
         raise typer.Exit(code=2) from exc
     summary, inputs_failed = execute(

@@ -10,6 +10,11 @@ import typer
 from spineps_dask.cli._progress import console, print_error
 
 _MODEL_HELP = "Model folder, or a name under $SPINEPS_SEGMENTOR_MODELS (default: shipped demo)."
+_LABELING_HELP = (
+    "Vertebra labelling model: a folder, a name under $SPINEPS_SEGMENTOR_MODELS, or 'none' "
+    "(name by counting from C2 / the sacrum). Default: the shipped demo model; while the "
+    "package ships none, the rule names the vertebrae."
+)
 
 
 def segment(
@@ -26,6 +31,11 @@ def segment(
     ),
     semantic_model: str | None = typer.Option(None, "--semantic-model", help=_MODEL_HELP),
     instance_model: str | None = typer.Option(None, "--instance-model", help=_MODEL_HELP),
+    labeling_model: str | None = typer.Option(None, "--labeling-model", help=_LABELING_HELP),
+    naming: str = typer.Option(
+        "model+anchors",
+        help="model, model+anchors (the model with the C2 / sacrum cues as evidence) or rule.",
+    ),
     n4: bool = typer.Option(True, "--n4/--no-n4", help="N4 bias-field correction."),
     recipe: str = typer.Option(
         "reference",
@@ -51,12 +61,22 @@ def segment(
     """
     from spineps_dask.config import RunConfig
     from spineps_dask.distributed.model_cache import instance_model as load_instance
+    from spineps_dask.distributed.model_cache import labeling_model as load_labeling
     from spineps_dask.distributed.model_cache import semantic_model as load_semantic
     from spineps_dask.errors import SpinepsDaskError
     from spineps_dask.io.bids import parse_scan_name
 
-    overrides = {"semantic_model": semantic_model, "instance_model": instance_model}
-    cfg = RunConfig.from_dict({k: v for k, v in overrides.items() if v is not None})
+    overrides = {
+        "semantic_model": semantic_model,
+        "instance_model": instance_model,
+        "labeling_model": labeling_model,
+        "naming": naming,
+        "reference_mode": reference_mode,
+    }
+    try:
+        cfg = RunConfig.from_dict({k: v for k, v in overrides.items() if v is not None})
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--naming") from exc
     out = out or scan.parent / "derivatives_seg"
     try:
         name = parse_scan_name(scan)
@@ -67,6 +87,8 @@ def segment(
                 else load_semantic(cfg.semantic_model, device=device, threads=threads)
             )
             inst_model = load_instance(cfg.instance_model, device=device)
+            folder = cfg.labeling_folder
+            lab_model = load_labeling(folder, device=device) if folder is not None else None
             result, paths = segment_file(
                 scan,
                 out,
@@ -79,6 +101,8 @@ def segment(
                 semantic=semantic,
                 snapshot=snapshot,
                 on_stage=lambda s: status.update(f"{name.key}: {s}"),
+                labeling_model=lab_model,
+                naming=cfg.naming,
             )
     except SpinepsDaskError as exc:
         print_error(f"cannot segment {scan.name}", exc)
@@ -88,11 +112,22 @@ def segment(
 
     console.print(
         f"{name.key}: {len(verts)} vertebrae "
-        f"({', '.join(instance_name(v) for v in verts)}), anchor {result.anchor}, "
+        f"({', '.join(instance_name(v) for v in verts)}), {_naming_line(result)}, "
         f"{result.n_cutouts} cutouts, {sum(result.timings.values()):.1f} s"
     )
     for kind, path in paths.items():
         console.print(f"  {kind:9s} {path}")
+
+
+def _naming_line(result: Any) -> str:
+    """``named by model+anchors (confidence 0.97)`` / ``named by rule (anchor C2)``; a low
+    confidence or a missing anchor is said in so many words."""
+    n = result.naming
+    if n is None or n.method == "rule":
+        flag = " - no anchor: named from the top as C2" if result.anchor == "none" else ""
+        return f"named by rule (anchor {result.anchor}){flag}"
+    flag = " - LOW CONFIDENCE, check the names" if n.low_confidence else ""
+    return f"named by {n.method} (confidence {n.confidence:.2f}){flag}"
 
 
 def segment_file(
@@ -108,11 +143,17 @@ def segment_file(
     semantic: Path | None = None,
     snapshot: bool = True,
     on_stage: Any = None,
+    labeling_model: Any = None,
+    naming: str = "model+anchors",
 ) -> tuple[Any, dict[str, Path]]:
-    """One NIfTI scan in, the reference's four outputs out (what `spineps sample` does)."""
+    """One NIfTI scan in, the reference's four outputs out (what `spineps sample` does).
+
+    ``labeling_model``: names the vertebrae (None: the counting rule); ``naming``: how.
+    """
     from spineps_dask.io.bids import parse_scan_name
     from spineps_dask.io.nifti import load_volume
     from spineps_dask.io.outputs import write_subject_outputs
+    from spineps_dask.pipeline.naming import NamingSettings
     from spineps_dask.pipeline.segment import segment as run_segment
     from spineps_dask.viz.snapshot import render_snapshot
 
@@ -129,6 +170,8 @@ def segment_file(
         subject=name.key,
         semantic=load_volume(semantic) if semantic else None,
         on_stage=on_stage,
+        labeling_model=labeling_model,
+        naming=NamingSettings(method=naming),
     )
     png = (
         render_snapshot(image, result.semantic, result.instance, title=name.key)
@@ -142,6 +185,7 @@ def segment_file(
         instance=result.instance,
         centroids=result.centroids,
         snapshot_png=png,
+        naming=result.naming.record() if result.naming is not None else None,
     )
     return result, paths
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,6 +34,12 @@ def sweep(
     workers: int | None = typer.Option(None, help="Workers for --cluster local."),
     threads: int | None = typer.Option(None, help="Threads per worker (torch, N4)."),
     max_in_flight: int | None = typer.Option(None, help="Subjects in the cluster at once."),
+    labeling_model: str | None = typer.Option(
+        None,
+        "--labeling-model",
+        help="Labelling model folder, or 'none' (overrides models.labeling in the YAML); "
+        "a grid over 'naming: [rule, model]' compares it with the rule on the same masks.",
+    ),
 ) -> None:
     """Run every grid point of CONFIG over its cohort and compare them.
 
@@ -54,6 +61,9 @@ def sweep(
             threads=threads,
             max_in_flight=max_in_flight,
         )
+        if labeling_model is not None:
+            value = "none" if labeling_model.lower() == "none" else str(Path(labeling_model))
+            cfg = replace(cfg, models={**cfg.models, "labeling": value})
         with make_progress() as progress:
             result = run_sweep(cfg, events=_BarEvents(progress))
     except SpinepsDaskError as exc:

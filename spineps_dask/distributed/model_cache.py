@@ -67,6 +67,15 @@ def instance_model(folder: str | Path, *, device: str = "auto") -> Any:
     )
 
 
+def labeling_model(folder: str | Path, *, device: str = "auto") -> Any:
+    """The process-wide LabelingModel for ``folder``."""
+    from spineps_dask.models.labeling import LabelingModel
+
+    return _get(
+        "labeling", folder, device, lambda: LabelingModel.from_folder(folder, device=device)
+    )
+
+
 def load_counts() -> dict[str, int]:
     """How many times each kind of model was loaded in this process."""
     return dict(_loads)
@@ -113,12 +122,14 @@ class WorkerSetup(WorkerPlugin):
         threads: int,
         semantic: str | None = None,
         instance: str | None = None,
+        labeling: str | None = None,
         device: str = "auto",
         log_level: int | None = None,
     ):
         self.threads = threads
         self.semantic = semantic
         self.instance = instance
+        self.labeling = labeling
         self.device = device
         self.log_level = log_level
 
@@ -130,3 +141,5 @@ class WorkerSetup(WorkerPlugin):
             semantic_model(self.semantic, device=self.device, threads=self.threads)
         if self.instance:
             instance_model(self.instance, device=self.device)
+        if self.labeling:
+            labeling_model(self.labeling, device=self.device)

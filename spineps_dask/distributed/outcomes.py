@@ -23,12 +23,14 @@ if TYPE_CHECKING:
     import numpy as np
 
     from spineps_dask.pipeline.merge import CutoutPrediction
+    from spineps_dask.pipeline.naming import Naming
     from spineps_dask.pipeline.preprocess import CropRecord
 
 logger = logging.getLogger(__name__)
 
-#: A subject's stages, in order; each gets a manifest row when it ran.
-PHASES = ("prepare", "semantic", "instance", "reduce")
+#: A subject's stages, in order; each gets a manifest row when it ran (``label`` only with a
+#: labelling model).
+PHASES = ("prepare", "semantic", "instance", "assemble", "label", "reduce")
 #: Timing key: seconds of store reads and writes, summed over a subject's tasks. Already part
 #: of the phase seconds; kept apart to show what parking arrays in the store costs.
 STORE_IO = "store_io"
@@ -49,6 +51,7 @@ class SubjectOutcome:
     ``references``: the digest of the reference masks the task scored this subject against
     (`io.references.reference_digest`), None when it was not scored; its ``score`` manifest
     row records it, so a driver decides what to score again from the manifest alone.
+    ``naming``: how its vertebrae were named (`Naming.summary`), for its ``segment`` row.
     """
 
     subject: str
@@ -60,6 +63,7 @@ class SubjectOutcome:
     workers: dict[str, str] = field(default_factory=dict)
     task: str = "segment"
     references: str | None = None
+    naming: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -81,7 +85,8 @@ class StageResult:
 
     ``record`` undoes the preprocessing crop/pad; ``centres`` are the cutout centres on the
     instance grid (after ``semantic``); ``predictions`` the instance model's output for a few
-    cutouts (after ``instance``).
+    cutouts (after ``instance``); ``anchor`` the rule's anchor (after ``assemble``, which
+    parks the masks); ``naming`` the labelling model's naming (after ``label``).
     """
 
     subject: str
@@ -90,6 +95,8 @@ class StageResult:
     record: CropRecord | None = None
     centres: np.ndarray | None = None
     predictions: tuple[CutoutPrediction, ...] = ()
+    anchor: str | None = None
+    naming: Naming | None = None
 
     @property
     def n_cutouts(self) -> int:

@@ -56,14 +56,24 @@ class Writer(Protocol):
 def write_masks(
     g: Guard, store: CohortStore, subject: str, seg: Segmentation, cfg: RunConfig
 ) -> None:
-    """Semantic and instance masks, with the anchor, config fingerprint and model versions.
+    """Semantic and instance masks, with the anchor, config fingerprint and model versions;
+    the instance mask also with its centroids and how its vertebrae were named
+    (`Naming.record`).
 
     Written whole, the instance mask last: both complete is what marks the subject done.
     """
     attrs = {"anchor": seg.anchor, "config": cfg.fingerprint(), "models": cfg.model_versions()}
     g.store(store.write_volume, subject, SEMANTIC, seg.semantic, **attrs)
     centroids = centroid_attr(seg.centroids)
-    g.store(store.write_volume, subject, INSTANCE, seg.instance, centroids=centroids, **attrs)
+    g.store(
+        store.write_volume,
+        subject,
+        INSTANCE,
+        seg.instance,
+        centroids=centroids,
+        naming=seg.naming.record() if seg.naming is not None else {},
+        **attrs,
+    )
 
 
 def write_snapshot(

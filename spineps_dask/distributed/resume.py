@@ -304,6 +304,7 @@ def outcome_rows(outcome: SubjectOutcome, *, common: dict[str, Any]) -> list[dic
             timings=outcome.timings,
             worker=",".join(sorted(set(outcome.workers.values()))) or None,
             n_cutouts=outcome.n_cutouts,
+            **outcome.naming,
             **common,
         )
     ]

@@ -1,11 +1,12 @@
 """Drive a cohort through the cluster: one small graph per subject, in a bounded `Window`.
 
 Per subject: ``prepare`` -> ``semantic`` (model slot) -> ``instance`` x ceil(cutouts / batch)
-(model slot) -> ``reduce``; a finished subject whose references are new gets one ``score`` task
-instead (its stored masks against the references, no model). The number of instance tasks
-is known only after the semantic phase, so the client adds them when the semantic task
-finishes (its result is small: the cutout centres, not arrays). The window keeps at most
-``max_in_flight`` subjects in the cluster.
+(model slot) -> ``assemble`` -> ``label`` (model slot; only with a labelling model) ->
+``reduce``; a finished subject whose references are new gets one ``score`` task instead (its
+stored masks against the references, no model). The number of instance tasks is known only
+after the semantic phase, so the client adds them when the semantic task finishes (its result
+is small: the cutout centres, not arrays). The window keeps at most ``max_in_flight``
+subjects in the cluster.
 """
 
 from __future__ import annotations
@@ -115,7 +116,7 @@ def run_cohort(
             finish(result)  # reduce and score return the subject's outcome
 
     def submit_rest(subject: str, sem: Future, n_cutouts: int) -> None:
-        """The instance tasks of the planned cutouts, then the subject's reduce."""
+        """The instance tasks of the planned cutouts, then assemble, label and reduce."""
         events.cutouts_planned(n_cutouts)
         inst = []
         for batch in batch_indices(n_cutouts, cfg.cutouts_per_task):
@@ -133,8 +134,23 @@ def run_cohort(
             )
             f.add_done_callback(functools.partial(_cutouts_done, events, len(batch)))
             inst.append(f)
+        last = window.submit(
+            subject, tasks.assemble, store, subject, cfg, sem, *inst, name="assemble", priority=3
+        )
+        if cfg.labeling_folder is not None:
+            last = window.submit(
+                subject,
+                tasks.label,
+                store,
+                subject,
+                last,
+                cfg,
+                name="label",
+                model=True,
+                priority=4,
+            )
         red = window.submit(
-            subject, tasks.reduce, store, subject, cfg, sem, *inst, name="reduce", priority=3
+            subject, tasks.reduce, store, subject, cfg, last, name="reduce", priority=5
         )
         window.watch(red, subject, "reduce")
 

@@ -20,12 +20,15 @@ from spineps_dask.io.names import IMAGE, WorkNames
 from spineps_dask.io.store import CohortStore
 from spineps_dask.models.folders import load_model_folder
 from spineps_dask.pipeline.merge import MergeSettings
+from spineps_dask.pipeline.naming import NamingSettings, rule_naming
 from spineps_dask.pipeline.segment import (
     InstanceSpace,
     Segmentation,
+    apply_naming,
     cutouts_at,
     instance_input,
     model_modality,
+    name_vertebrae,
     plan_cutouts,
     predict_cutouts,
     semantic_phase,
@@ -172,3 +175,49 @@ def assemble(
         reference_mode=reference_mode,
     )
     return Segmentation(sem_out, inst_out, ctd, labeling.anchor, done.n_cutouts)
+
+
+def park(g: Guard, work: CohortStore, subject: str, seg: Segmentation, names: WorkNames) -> None:
+    """Park the assembled masks (scan grid) for the labelling and writing steps."""
+    g.store(work.write_volume, subject, names.final_semantic, seg.semantic)
+    g.store(work.write_volume, subject, names.final_instance, seg.instance)
+
+
+def label(
+    source: CohortStore,
+    work: CohortStore,
+    subject: str,
+    prev: StageResult | Failure,
+    names: WorkNames,
+    models: RunConfig,
+    *,
+    naming: NamingSettings,
+) -> StageResult | Failure:
+    """Name the parked masks' vertebrae with the labelling model (a model task).
+
+    Reads the scan from ``source`` and the assembled masks from ``work``; returns ``prev``
+    with the `Naming` (small: a mapping and confidences), never a volume.
+    """
+    if isinstance(prev, Failure):
+        return prev
+    folder = models.labeling_folder
+    if folder is None:
+        raise ValueError(f"label step of {subject} scheduled without a labelling model")
+    with Guard(subject, "label", prev.timings) as g:
+        image = g.store(source.read_volume, subject, IMAGE)
+        sem = g.store(work.read_volume, subject, names.final_semantic)
+        inst = g.store(work.read_volume, subject, names.final_instance)
+        model = model_cache.labeling_model(folder, device=models.device)
+        named = name_vertebrae(image, sem, inst, prev.anchor or "none", model, settings=naming)
+    return g.failure or prev.then("label", g.seconds, g.io, naming=named)
+
+
+def named(
+    g: Guard, work: CohortStore, subject: str, prev: StageResult, names: WorkNames
+) -> Segmentation:
+    """The parked masks with ``prev``'s naming applied (the rule's when no model ran)."""
+    sem = g.store(work.read_volume, subject, names.final_semantic)
+    inst = g.store(work.read_volume, subject, names.final_instance)
+    naming = prev.naming or rule_naming(prev.anchor or "none")
+    inst, ctd = apply_naming(inst, naming)
+    return Segmentation(sem, inst, ctd, prev.anchor or "none", prev.n_cutouts, naming=naming)

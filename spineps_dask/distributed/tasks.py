@@ -1,8 +1,10 @@
 """The run's tasks: the shared steps with the run's settings and work names, and its reduce.
 
 The runner submits these. Work arrays are parked in the cohort store under `RUN_WORK`;
-``reduce`` assembles the subject, calls the writers its settings choose (`products_for`)
-and deletes the work arrays; ``score`` scores a finished subject's stored masks against
+``assemble`` merges, post-processes and parks the masks, ``label`` names their vertebrae with
+the labelling model (when the run has one), ``reduce`` applies the naming, calls the writers
+its settings choose (`products_for`) and deletes the work arrays (a subject that failed in any
+step has them dropped there); ``score`` scores a finished subject's stored masks against
 references that came after it was segmented (no model runs). Expected failures come back
 as `Failure` values (see `outcomes`), so Dask retries only what may succeed on another try.
 """
@@ -27,6 +29,7 @@ from spineps_dask.distributed.products import products_for, write_scores
 from spineps_dask.errors import StoreError
 from spineps_dask.io.names import INSTANCE, RUN_WORK, SEMANTIC
 from spineps_dask.io.store import CohortStore
+from spineps_dask.pipeline.naming import NamingSettings
 
 logger = logging.getLogger(__name__)
 
@@ -72,19 +75,18 @@ def instance(
     return steps.instance(store, subject, sem, indices, RUN_WORK, cfg)
 
 
-def reduce(
+def assemble(
     store: CohortStore,
     subject: str,
     cfg: RunConfig,
     sem: StageResult | Failure,
     *parts: StageResult | Failure,
-) -> SubjectOutcome:
-    """Merge, post-process, label; write the products whole; drop the work arrays."""
+) -> StageResult | Failure:
+    """Merge, post-process and name by the rule; park the masks for ``label`` and ``reduce``."""
     prev = gather(sem, parts)
     if isinstance(prev, Failure):
-        drop_work(store, subject)
-        return prev.outcome()
-    with Guard(subject, "reduce", prev.timings) as g:
+        return prev  # reduce ends the subject (and drops its work arrays)
+    with Guard(subject, "assemble", prev.timings) as g:
         seg = steps.assemble(
             g,
             store,
@@ -95,6 +97,30 @@ def reduce(
             postprocess=cfg.postprocess,
             reference_mode=cfg.reference_mode,
         )
+        steps.park(g, store, subject, seg, RUN_WORK)
+    if g.failure:
+        return g.failure
+    return prev.then("assemble", g.seconds, g.io, anchor=seg.anchor, predictions=())
+
+
+def label(
+    store: CohortStore, subject: str, prev: StageResult | Failure, cfg: RunConfig
+) -> StageResult | Failure:
+    """Name the assembled vertebrae with the run's labelling model."""
+    naming = NamingSettings(method=cfg.naming)
+    return steps.label(store, store, subject, prev, RUN_WORK, cfg, naming=naming)
+
+
+def reduce(
+    store: CohortStore, subject: str, cfg: RunConfig, prev: StageResult | Failure
+) -> SubjectOutcome:
+    """Apply the naming; write the products whole; drop the work arrays (also of a subject
+    that failed in an earlier step: this is where it ends)."""
+    if isinstance(prev, Failure):
+        drop_work(store, subject)
+        return prev.outcome()
+    with Guard(subject, "reduce", prev.timings) as g:
+        seg = steps.named(g, store, subject, prev, RUN_WORK)
         recorded: dict[str, Any] = {}
         for write in products_for(cfg):
             recorded.update(write(g, store, subject, seg, cfg) or {})
@@ -111,6 +137,7 @@ def reduce(
         timings=done.timings,
         workers=done.workers,
         references=recorded.get("references"),
+        naming=seg.naming.summary() if seg.naming is not None else {},
     )
 
 

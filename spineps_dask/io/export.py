@@ -146,7 +146,10 @@ def _instance_extras(store: CohortStore, subject: str, scan: ScanName, folder: P
     if "centroids" in attrs:
         ctd = {int(k): v for k, v in attrs["centroids"].items()}
         doc = outputs.centroids_json(
-            ctd, orientation=tuple(attrs["orientation"]), spacing=attrs["spacing"]
+            ctd,
+            orientation=tuple(attrs["orientation"]),
+            spacing=attrs["spacing"],
+            naming=attrs.get("naming"),
         )
         out.append(write_json(doc, paths["centroids"]))
     try:

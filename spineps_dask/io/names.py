@@ -35,12 +35,16 @@ class WorkNames:
 
     ``prepared``: the preprocessed scan; ``semantic``: the cleaned semantic mask on the
     prepared grid; ``instance_input``: that mask on the instance model's grid, read in
-    cutout windows. A sweep gives each stage key its own names so settings share work.
+    cutout windows; ``final_semantic`` / ``final_instance``: the assembled masks on the scan's
+    grid, which the labelling step names (issue 20). A sweep gives each stage key its own
+    names so settings share work.
     """
 
     prepared: str
     semantic: str
     instance_input: str
+    final_semantic: str = "work_final_semantic"
+    final_instance: str = "work_final_instance"
 
     def all(self) -> tuple[str, ...]:
         """Every name, for deleting them once the subject is done."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from spineps_dask.geometry import Volume
 from spineps_dask.io.atomic import write_file, write_json
@@ -39,15 +40,27 @@ def centroids_json(
     *,
     orientation: Sequence[str],
     spacing: Sequence[float],
+    naming: Mapping[str, Any] | None = None,
 ) -> list[dict]:
     """VerSe-style centroid list: a header with the axis directions, then one entry per label.
 
-    Coordinates are voxel indices along the mask's own array axes.
+    Coordinates are voxel indices along the mask's own array axes. ``naming`` (the instance
+    mask's ``naming`` attribute): how the vertebrae were named goes into the header
+    (``"naming": {"naming": "model+anchors", "naming_confidence": 0.97, ...}``) and each
+    vertebra's own confidence, where the model gave one, into its entry (``"confidence"``).
     """
-    out: list[dict] = [{"direction": list(orientation), "zoom": [float(s) for s in spacing]}]
+    header: dict[str, Any] = {"direction": list(orientation), "zoom": [float(s) for s in spacing]}
+    per: Mapping[str, float] = {}
+    if naming:
+        per = naming.get("vertebra_confidence") or {}
+        header["naming"] = {k: v for k, v in naming.items() if k != "vertebra_confidence"}
+    out: list[dict] = [header]
     for label in sorted(centroids):
         x, y, z = (round(float(c), 3) for c in centroids[label])
-        out.append({"label": int(label), "X": x, "Y": y, "Z": z})
+        entry: dict[str, Any] = {"label": int(label), "X": x, "Y": y, "Z": z}
+        if str(label) in per:
+            entry["confidence"] = per[str(label)]
+        out.append(entry)
     return out
 
 
@@ -59,15 +72,19 @@ def write_subject_outputs(
     instance: Volume,
     centroids: Mapping[int, Sequence[float]],
     snapshot_png: bytes | None = None,
+    naming: Mapping[str, Any] | None = None,
 ) -> dict[str, Path]:
-    """Write one subject's derivative files; returns the paths written."""
+    """Write one subject's derivative files; returns the paths written.
+
+    ``naming``: how the vertebrae were named (see `centroids_json`), into the centroid file.
+    """
     paths = output_paths(out_dir, name)
     save_volume(semantic, paths["semantic"])
     save_volume(instance, paths["instance"])
-    write_json(
-        centroids_json(centroids, orientation=instance.orientation, spacing=instance.spacing),
-        paths["centroids"],
+    ctd = centroids_json(
+        centroids, orientation=instance.orientation, spacing=instance.spacing, naming=naming
     )
+    write_json(ctd, paths["centroids"])
     if snapshot_png is not None:
         write_file(snapshot_png, paths["snapshot"])
     else:

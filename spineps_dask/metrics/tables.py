@@ -40,13 +40,16 @@ HIGHER_IS_BETTER: dict[str, bool] = {
     "SQ": True,
     "PQ": True,
     "ASSD": False,
+    "ID": True,
 }
 #: What one row is about: the scan (its key, `spineps_dask.keys`), structure, level, metric.
 #: Rows also carry the scan's person and visit (``subject``, ``session``: `ID_COLUMNS`).
 KEY_COLUMNS: tuple[str, ...] = ("scan", "structure", "level", "metric")
 _NOT_CONTEXT = (*ID_COLUMNS, *KEY_COLUMNS)
 _LEVEL_ORDER = {"global": 0, "instance": 1}
-_METRIC_ORDER = ("DSC", "IoU", "RQ", "SQ", "PQ", "ASSD", "TP", "FP", "FN")
+_METRIC_ORDER = ("DSC", "IoU", "RQ", "SQ", "PQ", "ASSD", "ID", "TP", "FP", "FN")
+#: The sacrum is named by the semantic mask, not by the vertebra naming; ID leaves it out.
+_S1 = 26
 
 
 def _layers(structures: Sequence[Structure]) -> list[list[Structure]]:
@@ -108,6 +111,8 @@ def instance_rows(
             "FP": res.fp,
             "FN": res.fn,
         }
+        if group.name == "vertebra":
+            summary["ID"] = identification_rate(res.matches, ref_instance, group.labels)
         for metric, value in summary.items():
             rows.append(
                 {"structure": group.name, "level": "instance", "metric": metric, "value": value}
@@ -123,6 +128,28 @@ def instance_rows(
                     }
                 )
     return rows
+
+
+def identification_rate(
+    matches: Sequence[Any], ref_instance: np.ndarray, labels: Sequence[int]
+) -> float:
+    """Share of reference vertebrae (sacrum left out) matched by a prediction with the same
+    name: a vertebra missed, or found but misnamed, counts against it (NaN without any).
+
+    Examples
+    --------
+    >>> from spineps_dask.metrics.panoptic import InstanceMatch
+    >>> ref = np.array([[[20, 21, 22]]])
+    >>> m = [InstanceMatch(20, 20, 1, 1), InstanceMatch(21, 22, 1, 1)]
+    >>> identification_rate(m, ref, (20, 21, 22))
+    0.3333333333333333
+    """
+    present = set(np.flatnonzero(np.bincount(np.asarray(ref_instance).ravel())).tolist())
+    refs = [v for v in labels if v in present and v != _S1]
+    if not refs:
+        return float("nan")
+    right = sum(1 for m in matches if m.ref_label == m.pred_label and m.ref_label in refs)
+    return right / len(refs)
 
 
 def _context_value(value: Any) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import pickle
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +22,16 @@ def _safe_globals() -> list[Any]:
     return [argparse.Namespace, scalar, np.dtype, *dtypes]
 
 
-def load_checkpoint(path: str | Path, *, mmap: bool = False) -> dict[str, Any]:
+def load_checkpoint(
+    path: str | Path, *, mmap: bool = False, extra_globals: Sequence[Any] = ()
+) -> dict[str, Any]:
     """Load a checkpoint with ``weights_only=True`` plus the small allowlist above.
 
     ``mmap`` maps the tensors instead of reading them (zip checkpoints, what `torch.save`
     writes): the pickled part is still checked whole, for a fraction of the time and memory,
-    which is what a check before a run needs.
+    which is what a check before a run needs. ``extra_globals``: more allowed globals for one
+    kind of checkpoint, in the form ``torch.serialization.safe_globals`` takes (a class, or
+    ``(stand_in, "module.Name")`` to rebuild a pickled class as a harmless stand-in).
 
     Raises
     ------
@@ -35,7 +40,7 @@ def load_checkpoint(path: str | Path, *, mmap: bool = False) -> dict[str, Any]:
     """
     path = Path(path)
     try:
-        with torch.serialization.safe_globals(_safe_globals()):
+        with torch.serialization.safe_globals([*_safe_globals(), *extra_globals]):
             try:
                 ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
             except RuntimeError as err:  # an old, non-zip checkpoint cannot be mapped

@@ -110,8 +110,7 @@ def check_model_folder(
 ) -> ModelFolder:
     """:func:`load_model_folder`, and with ``load`` also load the weights on the CPU.
 
-    Loading catches checkpoints that are unsafe to unpickle or do not fit the network. A
-    labelling model has no loader here yet, so for it ``load`` checks only the files.
+    Loading catches checkpoints that are unsafe to unpickle or do not fit the network.
 
     Raises
     ------
@@ -127,6 +126,10 @@ def check_model_folder(
         from spineps_dask.models.semantic import SemanticModel
 
         SemanticModel.from_folder(folder, device="cpu")
+    elif load and mf.kind == "labeling":
+        from spineps_dask.models.labeling import LabelingModel
+
+        LabelingModel.from_folder(folder, device="cpu")
     return mf
 
 
@@ -154,7 +157,12 @@ def check_weights(folder: str | Path, *, kind: str | None = None) -> ModelFolder
 
     mf = load_model_folder(folder, kind=kind)
     for path in weight_files(mf):
-        load_checkpoint(path, mmap=True)
+        if mf.kind == "labeling":  # the reference's option classes, rebuilt as stand-ins
+            from spineps_dask.models.labeling import load_labeling_checkpoint
+
+            load_labeling_checkpoint(path, mmap=True)
+        else:
+            load_checkpoint(path, mmap=True)
     return mf
 
 
@@ -237,7 +245,7 @@ def _check_labeling(root: Path) -> tuple[Path, list[str]]:
 
 
 def demo_model(kind: str) -> Path:
-    """Folder of the shipped demo ``'semantic'`` or ``'instance'`` model.
+    """Folder of the shipped demo ``'semantic'``, ``'instance'`` or ``'labeling'`` model.
 
     Raises
     ------
@@ -245,12 +253,15 @@ def demo_model(kind: str) -> Path:
         When ``kind`` is unknown or the folder is missing (train it with
         ``spineps-dask models train-demo``).
     """
-    if kind not in ("semantic", "instance"):
-        raise ModelError(f"demo model kind must be 'semantic' or 'instance', got {kind!r}")
+    if kind not in ("semantic", "instance", "labeling"):
+        raise ModelError(
+            f"demo model kind must be 'semantic', 'instance' or 'labeling', got {kind!r}"
+        )
     folder = DEMO_MODELS / kind
     if not (folder / CONFIG_NAME).is_file():
         raise ModelError(
             f"demo {kind} model missing at {folder}; run "
-            f"'spineps-dask models train-demo {DEMO_MODELS}'"
+            f"'spineps-dask models train-demo {DEMO_MODELS}"
+            + (" --which labeling'" if kind == "labeling" else "'")
         )
     return folder

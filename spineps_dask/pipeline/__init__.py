@@ -14,6 +14,10 @@ preprocessing); models are called by the caller between the steps. One subject, 
     instance, labeling = postprocess_instances(merged, sem)
     points = centroids(instance, affine=affine_of_sem)
     # caller: back to the input space, then undo_crop_pad(instance_volume, record)
+    patches = vertebra_patches(scan, instance_volume, semantic_volume)   # labelling input
+    # caller: posteriors = labeling_model.predict(patches.patches)
+    naming = model_naming(patches.ids, posteriors, anchors=rule_anchors(...)[0])
+    instance = rename(instance, naming.mapping)        # vertebrae, discs, endplates
 """
 
 from spineps_dask.pipeline.check import CheckSettings, check_scan
@@ -35,6 +39,15 @@ from spineps_dask.pipeline.labeling import (
     relabel,
 )
 from spineps_dask.pipeline.merge import CutoutPrediction, MergeSettings, merge_predictions
+from spineps_dask.pipeline.naming import (
+    Naming,
+    NamingSettings,
+    model_naming,
+    rename,
+    rule_anchors,
+    rule_naming,
+)
+from spineps_dask.pipeline.patches import PatchSettings, VertebraPatches, vertebra_patches
 from spineps_dask.pipeline.postprocess import (
     add_sacrum,
     assign_leftovers,
@@ -56,6 +69,7 @@ from spineps_dask.pipeline.semantic_cleaning import (
     RemoveSmallComponents,
     clean_semantic,
 )
+from spineps_dask.pipeline.sequence import SequenceSettings, best_sequence
 
 __all__ = [
     "CUTOUT_SIZE",
@@ -70,11 +84,17 @@ __all__ = [
     "Labeling",
     "LabelingSettings",
     "MergeSettings",
+    "Naming",
+    "NamingSettings",
+    "PatchSettings",
     "PreprocessSettings",
     "RemoveSmallComponents",
+    "SequenceSettings",
+    "VertebraPatches",
     "add_sacrum",
     "assign_leftovers",
     "attach_discs_endplates",
+    "best_sequence",
     "centroids",
     "check_scan",
     "clean_semantic",
@@ -84,11 +104,16 @@ __all__ = [
     "make_cutouts",
     "map_labels",
     "merge_predictions",
+    "model_naming",
     "n4_correct",
     "normalize_intensity",
     "postprocess_instances",
     "preprocess",
     "relabel",
     "remove_outside_spine",
+    "rename",
+    "rule_anchors",
+    "rule_naming",
     "undo_crop_pad",
+    "vertebra_patches",
 ]

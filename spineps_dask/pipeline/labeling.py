@@ -210,6 +210,25 @@ def label_vertebrae(
     return Labeling(_zip(verts, seq[seq.index(_C2) :]), "none")
 
 
+def anchor_positions(
+    instance: np.ndarray, semantic: np.ndarray, *, settings: LabelingSettings | None = None
+) -> tuple[int | None, bool]:
+    """The cues `label_vertebrae` anchors on, for another naming to use: the vertebra the disc
+    pattern calls C2 (its id, or None) and whether the lowest vertebra sits on the sacrum.
+
+    ``instance`` may be a final mask: the sacrum (26), discs and endplates (ids >= 100) are
+    left out of the vertebrae.
+    """
+    s = settings or LabelingSettings()
+    vert = np.where((instance < IVD_OFFSET) & (instance != VERTEBRA_IDS["S1"]), instance, 0)
+    verts = vertebra_ids_top_down(vert, inferior_axis=s.inferior_axis)
+    if not verts:
+        return None, False
+    flags = discs_above(vert, semantic, inferior_axis=s.inferior_axis)
+    c2 = _c2_start(verts, flags, vert, semantic, s)
+    return (verts[c2] if c2 is not None else None), _above_sacrum(vert, semantic, verts[-1], s)
+
+
 def extra_vertebra_name(
     instance: np.ndarray,
     semantic: np.ndarray,

@@ -1,7 +1,8 @@
 """One subject through the whole method, as a chain of stages the cluster can also run apart.
 
 ``prepare`` -> ``semantic_phase`` -> ``instance_input`` -> ``plan_cutouts`` -> ``cutouts_at``
--> (instance model) -> ``assemble``. `segment` runs them in one process; the distributed
+-> (instance model) -> ``assemble`` -> ``name_vertebrae`` (labelling model, issue 20) ->
+``apply_naming``. `segment` runs them in one process; the distributed
 runner runs each stage as its own task with the arrays parked in the store between them.
 Both call these same functions, so their outputs are identical voxel for voxel.
 
@@ -36,6 +37,15 @@ from spineps_dask.pipeline.cutouts import (
 )
 from spineps_dask.pipeline.labeling import Labeling, LabelingSettings, centroids
 from spineps_dask.pipeline.merge import CutoutPrediction, MergeSettings, merge_predictions
+from spineps_dask.pipeline.naming import (
+    Naming,
+    NamingSettings,
+    model_naming,
+    rename,
+    rule_anchors,
+    rule_naming,
+)
+from spineps_dask.pipeline.patches import vertebra_patches
 from spineps_dask.pipeline.postprocess import postprocess_instances
 from spineps_dask.pipeline.preprocess import (
     CropRecord,
@@ -124,6 +134,7 @@ class Segmentation:
     anchor: str
     n_cutouts: int
     timings: dict[str, float] = field(default_factory=dict)
+    naming: Naming | None = None
 
 
 def model_modality(config: Any) -> str:
@@ -314,16 +325,67 @@ def _postprocess_on(
     """Post-process and label ``merged`` against ``semantic`` (same grid) in P-I-R; the instance
     mask comes back in the grid's own orientation."""
     sem_pir = semantic.reorient(PIR)
-    # A disc above the top vertebra can hide just outside the view: 8 mm of margin before a
-    # missing disc counts as the C2 cue.
-    margin = int(np.ceil(8.0 / sem_pir.spacing[1]))
     inst, labeling = postprocess_instances(
         np.asarray(merged.reorient(PIR).data, dtype=np.uint16),
         np.asarray(sem_pir.data),
         clean=postprocess_on,
-        settings=LabelingSettings(top_margin=margin),
+        settings=_labeling_settings(sem_pir),
     )
     return sem_pir.with_data(inst).reorient(semantic.orientation), labeling
+
+
+def _labeling_settings(pir: Volume) -> LabelingSettings:
+    # A disc above the top vertebra can hide just outside the view: 8 mm of margin before a
+    # missing disc counts as the C2 cue.
+    return LabelingSettings(top_margin=int(np.ceil(8.0 / pir.spacing[1])))
+
+
+def name_vertebrae(
+    image: Volume,
+    semantic: Volume,
+    instance: Volume,
+    anchor: str,
+    model: Any,
+    *,
+    settings: NamingSettings | None = None,
+) -> Naming:
+    """Name the vertebrae of a final instance mask (the scan's grid) with a labelling model.
+
+    ``anchor``: the rule's anchor from `assemble` (the rule naming is already in the mask).
+    Without a model, or with ``settings.method == 'rule'``, the rule's naming is kept. With
+    one: a patch per vertebra (`patches.vertebra_patches`), the model's posteriors, the rule's
+    cues as anchors (``model+anchors``), one consistent naming (`naming.model_naming`).
+    """
+    s = settings or NamingSettings()
+    if model is None or not s.uses_model:
+        return rule_naming(anchor)
+    patches = vertebra_patches(image, instance, semantic, settings=model.patch_settings)
+    posteriors = model.predict(patches.patches) if patches.ids else {}
+    sem_pir, inst_pir = semantic.reorient(PIR), instance.reorient(PIR)
+    anchors, found = rule_anchors(
+        np.asarray(inst_pir.data),
+        np.asarray(sem_pir.data),
+        patches.ids,
+        settings=_labeling_settings(sem_pir),
+        voxel_mm3=float(np.prod(sem_pir.spacing)),
+    )
+    return model_naming(
+        patches.ids,
+        posteriors,
+        vertebra_head=model.vertebra_head,
+        anchors=anchors,
+        anchor=found,
+        settings=s,
+    )
+
+
+def apply_naming(
+    instance: Volume, naming: Naming
+) -> tuple[Volume, dict[int, tuple[float, float, float]]]:
+    """The instance mask renamed by ``naming`` (unchanged for the rule) and its centroids."""
+    if naming.method != "rule" and naming.mapping:
+        instance = instance.with_data(rename(np.asarray(instance.data), naming.mapping))
+    return instance, centroids(np.asarray(instance.data))
 
 
 def segment(
@@ -339,13 +401,18 @@ def segment(
     on_stage: Callable[[str], None] | None = None,
     recipe: str = "reference",
     reference_mode: bool = False,
+    labeling_model: Any = None,
+    naming: NamingSettings | None = None,
 ) -> Segmentation:
     """The whole method for one scan, in one process.
 
     ``semantic``: a semantic mask in the scan's geometry (e.g. corrected by a radiologist); the
     semantic model is then skipped and only the instance phase runs on it. ``recipe``: see the
     module docstring. ``reference_mode``: `spineps` 2.1.3's cleaning, instance phase and
-    post-processing, without this project's rules beyond them (for fidelity checks).
+    post-processing, without this project's rules beyond them (for fidelity checks); it names
+    vertebrae as ``spineps -ml none`` does, so ``labeling_model`` is not used there (the
+    reference's labelling step is not ported). ``labeling_model``: names the vertebrae
+    (`name_vertebrae`, ``naming`` says how); None keeps the rule's naming.
     """
     timings: dict[str, float] = {}
     space = InstanceSpace.from_config(instance_model.config)
@@ -391,4 +458,15 @@ def segment(
             reference_mode=reference_mode,
         ),
     )
-    return Segmentation(sem_out, inst_out, ctd, labeling.anchor, len(cutouts), timings)
+    if reference_mode:
+        labeling_model = None
+    named = stage(
+        "label",
+        lambda: name_vertebrae(
+            image, sem_out, inst_out, labeling.anchor, labeling_model, settings=naming
+        ),
+    )
+    inst_out, ctd = apply_naming(inst_out, named)
+    return Segmentation(
+        sem_out, inst_out, ctd, labeling.anchor, len(cutouts), timings, naming=named
+    )

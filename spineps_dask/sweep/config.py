@@ -12,11 +12,12 @@ cluster run. Layout (every key but ``cohort`` and ``grid`` optional)::
     cluster: local                # as ``run --cluster``
     workers: 2
     threads: 1
-    models: {semantic: null, instance: null}
+    models: {semantic: null, instance: null, labeling: null}   # labeling: none = no model
     fixed: {n4: false}            # held for every grid point
     grid:                         # cartesian product of the lists
       postprocess: [true, false]
       merge.couple_dice: [0.3, 0.5]
+      naming: [rule, model]       # rule-based vs model naming on the same instance masks
     baseline: {postprocess: true} # the grid point the others are compared to (default: first)
 """
 
@@ -30,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from spineps_dask.config import RECIPES
+from spineps_dask.config import NAMING_METHODS, RECIPES
 from spineps_dask.errors import InputError
 from spineps_dask.phantom.spec import REGIONS, PhantomSpec
 from spineps_dask.sweep.settings import MERGE_FIELDS, Setting, make_setting
@@ -58,6 +59,7 @@ SETTING_KEYS = (
     "step_size",
     "folds",
     "postprocess",
+    "naming",
     *(f"merge.{m}" for m in MERGE_FIELDS),
 )
 
@@ -99,6 +101,10 @@ def check_value(where: str, key: str, v: Any) -> Any:
     if key == "recipe":
         if v not in RECIPES:
             raise _fail(where, f"{v!r} is not allowed; use one of {', '.join(RECIPES)}")
+        return v
+    if key == "naming":
+        if v not in NAMING_METHODS:
+            raise _fail(where, f"{v!r} is not allowed; use one of {', '.join(NAMING_METHODS)}")
         return v
     if key == "step_size":
         return _fraction(where, v, low_open=True)
@@ -187,8 +193,10 @@ class SweepConfig:
                 raise _fail(f"baseline.{key}", f"{baseline[key]!r} is not one of {list(grid[key])}")
         models = raw.get("models") or {}
         if not isinstance(models, dict):
-            raise _fail("models", "use a mapping such as {semantic: PATH, instance: PATH}")
-        _unknown("models", models, ("semantic", "instance"))
+            raise _fail(
+                "models", "use a mapping such as {semantic: PATH, instance: PATH, labeling: PATH}"
+            )
+        _unknown("models", models, ("semantic", "instance", "labeling"))
         for key in ("workers", "threads", "max_in_flight"):
             if raw.get(key) is not None:
                 _count(key, raw[key], minimum=1)
@@ -202,7 +210,7 @@ class SweepConfig:
             workers=raw.get("workers"),
             threads=raw.get("threads"),
             max_in_flight=raw.get("max_in_flight"),
-            models={k: (str(_path(v, base)) if v else None) for k, v in models.items()},
+            models={k: _model_value(v, base) for k, v in models.items()},
             device=str(raw.get("device") or "auto"),
         )
 
@@ -223,6 +231,15 @@ class SweepConfig:
             if all(point[k] == v for k, v in self.baseline.items()):
                 return i
         return 0  # from_dict checked each baseline value; unreachable in practice
+
+
+def _model_value(value: Any, base: Path) -> str | None:
+    """A models entry: a path (relative to the YAML) or ``none`` (no labelling model)."""
+    if not value:
+        return None
+    if str(value).lower() == "none":
+        return "none"
+    return str(_path(value, base))
 
 
 def _path(value: Any, base: Path) -> Path:

@@ -1,8 +1,10 @@
 """Drive a grid of settings over a cohort on the cluster, one small graph per subject.
 
 Per subject, one ``prepare`` task per distinct prepare key, one ``semantic`` task per distinct
-semantic key; when a semantic task ends, its instance tasks and one ``reduce`` per setting that
-shares it. So the models run once per subject and key, not once per setting. The run's
+semantic key; when a semantic task ends, its instance tasks, one ``assemble`` per assemble key
+that shares it, one ``label`` per setting that names by the labelling model, and one
+``reduce`` per setting. So the models run once per subject and key, not once per setting, and
+settings that differ only in their naming name the same instance masks. The run's
 `Window` keeps at most ``max_in_flight`` subjects in the cluster, and a failure ends only the
 settings of that subject that depend on the failed stage.
 """
@@ -135,7 +137,8 @@ class _Grid:
             self.on_reduce(flight, done.tag, result)
 
     def on_semantic(self, flight: _Flight, key: str, fut: Future, result: Any) -> None:
-        """Semantic done: its instance tasks, then one reduce per setting sharing it."""
+        """Semantic done: its instance tasks, one assemble per assemble key sharing it, then
+        per setting a label task (model naming) and a reduce."""
         group = flight.by_semantic[key]
         if isinstance(result, Failure):
             for x in group:
@@ -162,7 +165,39 @@ class _Grid:
             )
             for b in batch_indices(result.n_cutouts, self.models.cutouts_per_task)
         ]
+        assembled: dict[str, Future] = {}
         for x in group:
+            ak = x.key("assemble")
+            if ak not in assembled:
+                assembled[ak] = self.window.submit(
+                    subject,
+                    tasks.assemble,
+                    self.work,
+                    subject,
+                    x,
+                    self.models,
+                    fut,
+                    *inst,
+                    name="assemble",
+                    tag=ak,
+                    priority=3,
+                )
+            last = assembled[ak]
+            if x.uses_model:
+                last = self.window.submit(
+                    subject,
+                    tasks.label,
+                    self.cohort,
+                    self.work,
+                    subject,
+                    last,
+                    x,
+                    self.models,
+                    name="label",
+                    tag=x.key("label"),
+                    model=True,
+                    priority=4,
+                )
             red = self.window.submit(
                 subject,
                 tasks.reduce,
@@ -170,12 +205,10 @@ class _Grid:
                 self.work,
                 subject,
                 x,
-                self.models,
-                fut,
-                *inst,
+                last,
                 name="reduce",
                 tag=x.id,
-                priority=3,
+                priority=5,
             )
             self.window.watch(red, subject, "reduce", x)
 
@@ -187,6 +220,8 @@ class _Grid:
         if ("instance", key) not in flight.recorded:  # shared by the settings of this key
             for seconds, worker in result.instance:
                 self.record(flight, "instance", key, seconds, worker)
+        for stage, seconds, worker in result.shared:  # assemble: shared; label: per setting
+            self.record(flight, stage, setting.key(stage), seconds, worker)
         self.record(flight, "reduce", setting.id, result.seconds, result.worker)
         self.out.parts.append(result)
         if self.on_part is not None:

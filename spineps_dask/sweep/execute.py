@@ -39,18 +39,31 @@ def resolve_grid(config: SweepConfig) -> tuple[RunConfig, list[Setting], list[st
     SweepConfigError
         A grid point asks for a fold the semantic model does not have.
     """
-    names = {"semantic": "semantic_model", "instance": "instance_model"}
+    names = {
+        "semantic": "semantic_model",
+        "instance": "instance_model",
+        "labeling": "labeling_model",
+    }
     models = RunConfig.from_dict(
         {names[k]: v for k, v in config.models.items() if v} | {"device": config.device}
     )
     semantic = load_model_folder(models.semantic_model, kind="semantic")
     load_model_folder(models.instance_model, kind="instance")
+    if models.labeling_model is not None:
+        load_model_folder(models.labeling_model, kind="labeling")
     defaults = Setting(
         step_size=semantic.config.default_step_size,
         folds=tuple(semantic.config.available_folds),
+        naming=models.naming if models.labeling_model is not None else "rule",
         models=models.model_versions(),
     )
     settings = config.settings(defaults)
+    if models.labeling_model is None and any(s.uses_model for s in settings):
+        raise SweepConfigError(
+            "naming: a grid point names by the model but models.labeling is none; "
+            "give a labelling model or use naming: rule",
+            step="sweep config",
+        )
     for s in settings:
         missing = [f for f in s.folds if not (semantic.weights / f"fold_{f}").is_dir()]
         if missing:

@@ -2,9 +2,10 @@
 
 A stage's work is shared by every setting whose stage key is equal: ``prepare`` depends on
 N4 only, ``semantic`` on that plus the sliding-window step and the folds, the instance model's
-cutout answers on the semantic mask alone (same key as ``semantic``), and ``reduce`` (merge,
-post-processing, metrics) on everything. So a grid of merge / post-processing settings runs the
-semantic model once per subject.
+cutout answers on the semantic mask alone (same key as ``semantic``), ``assemble`` (merge,
+post-processing, the rule's naming) on all but the naming, and ``label`` (the labelling model)
+and ``reduce`` (metrics) on everything. So a grid of merge / post-processing settings runs the
+semantic model once per subject, and a grid of namings names the same instance masks.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ STAGE_FIELDS: dict[str, tuple[str, ...]] = {
     "prepare": ("n4", "recipe"),
     "semantic": ("n4", "recipe", "reference_mode", "step_size", "folds", "models"),
     "instance": ("n4", "recipe", "reference_mode", "step_size", "folds", "models"),
-    "reduce": (
+    "assemble": (
         "n4",
         "recipe",
         "reference_mode",
@@ -32,6 +33,8 @@ STAGE_FIELDS: dict[str, tuple[str, ...]] = {
         "merge",
     ),
 }
+STAGE_FIELDS["label"] = (*STAGE_FIELDS["assemble"], "naming")
+STAGE_FIELDS["reduce"] = STAGE_FIELDS["label"]
 #: MergeSettings fields a sweep may set (``inferior_axis`` is geometry, not a threshold).
 MERGE_FIELDS: tuple[str, ...] = tuple(
     f.name for f in fields(MergeSettings) if f.name != "inferior_axis"
@@ -44,8 +47,9 @@ class Setting:
 
     ``merge`` holds MergeSettings overrides as sorted ``(field, value)`` pairs;
     ``vert_size_threshold`` is in voxels of the instance model's grid, the others are fractions.
-    ``models``: the model versions (`RunConfig.model_versions`), so results kept from a sweep
-    with other models are never reused.
+    ``naming``: how vertebrae are named (`config.NAMING_METHODS`; ``rule`` needs no labelling
+    model). ``models``: the model versions (`RunConfig.model_versions`), so results kept from
+    a sweep with other models are never reused.
     """
 
     n4: bool = True
@@ -55,6 +59,7 @@ class Setting:
     folds: tuple[int | str, ...] = (0,)
     postprocess: bool = True
     merge: tuple[tuple[str, float], ...] = field(default=())
+    naming: str = "model+anchors"
     models: str = ""
 
     def key(self, stage: str) -> str:
@@ -63,6 +68,12 @@ class Setting:
         wanted = STAGE_FIELDS[stage]
         part = {k: v for k, v in d.items() if k in wanted or k.split(".")[0] in wanted}
         return fingerprint(part, length=10)
+
+    @property
+    def uses_model(self) -> bool:
+        """Whether this setting runs the labelling model (not for the rule, nor in reference
+        mode, which names as ``spineps -ml none``)."""
+        return self.naming != "rule" and not self.reference_mode
 
     @property
     def id(self) -> str:
@@ -76,7 +87,7 @@ class Setting:
 
     def columns(self) -> dict[str, Any]:
         """Flat columns for the result tables: ``n4, recipe, step_size, folds, postprocess,
-        merge.*``."""
+        naming, merge.*``."""
         return {
             "n4": self.n4,
             "recipe": self.recipe,
@@ -84,6 +95,7 @@ class Setting:
             "step_size": float(self.step_size),
             "folds": ",".join(str(f) for f in self.folds),
             "postprocess": self.postprocess,
+            "naming": self.naming,
             **{f"merge.{k}": float(v) for k, v in self.merge},
         }
 

@@ -27,7 +27,15 @@ from spineps_dask.labels import VERTEBRA_IDS, level_title, vertebra_sequence
 from spineps_dask.metrics.structures import TITLES
 
 #: Phases whose seconds the status plot shows, in the order a subject goes through them.
-PHASES: tuple[str, ...] = ("ingest", "prepare", "semantic", "instance", "reduce")
+PHASES: tuple[str, ...] = (
+    "ingest",
+    "prepare",
+    "semantic",
+    "instance",
+    "assemble",
+    "label",
+    "reduce",
+)
 #: Subject states of `subject_states`, in the order they are counted.
 STATES: tuple[str, ...] = ("done", "failed", "skipped", "not run")
 #: (metric, level) per panel of `plot_metric_boxes`: global Dice and ASSD of the semantic

@@ -40,7 +40,8 @@ def test_help_fits_80_columns_without_broken_sentences(command):
 
 def test_run_help_keeps_the_models_variable_whole():
     result = runner.invoke(app, ["run", "--help"], env={"COLUMNS": "80"}, terminal_width=80)
-    assert result.output.count("$SPINEPS_SEGMENTOR_MODELS") == 2
+    # --semantic-model, --instance-model and --labeling-model (issue 20) each name it whole
+    assert result.output.count("$SPINEPS_SEGMENTOR_MODELS") == 3
 
 
 @pytest.mark.parametrize(

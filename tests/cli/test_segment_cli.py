@@ -1,11 +1,15 @@
 """``spineps-dask segment``: one scan to the reference's four outputs, and the correction
-workflow (``--semantic``: instance phase only, on a given semantic mask)."""
+workflow (``--semantic``: instance phase only, on a given semantic mask); the centroid file
+and the printed line say how the vertebrae were named (the labelling model given with
+``--labeling-model``; the rule with ``--labeling-model none``, and by default while the package
+ships no demo labelling model)."""
 
 from __future__ import annotations
 
 import json
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from spineps_dask.cli import app
@@ -13,6 +17,7 @@ from spineps_dask.io.bids import ScanName
 from spineps_dask.io.nifti import load_volume
 from spineps_dask.phantom import make_phantom
 from spineps_dask.phantom.cohort import write_phantom
+from tests.labeling_model import labeling_folder
 
 runner = CliRunner()
 
@@ -27,7 +32,9 @@ def _scan(tmp_path):
 def test_segment_writes_bids_named_outputs(tmp_path):
     ph, scan = _scan(tmp_path)
     out = tmp_path / "out"
-    result = runner.invoke(app, ["segment", str(scan), "--out", str(out), "--no-n4"])
+    lab = str(labeling_folder())
+    args = ["segment", str(scan), "--out", str(out), "--no-n4", "--labeling-model", lab]
+    result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     names = sorted(p.name for p in out.iterdir())
     assert names == [
@@ -40,6 +47,46 @@ def test_segment_writes_bids_named_outputs(tmp_path):
     np.testing.assert_allclose(inst.affine, ph.image.affine)
     ctd = json.loads((out / "sub-01_mod-T2w_ctd.json").read_text())
     assert ctd[0]["direction"] == list(inst.orientation)
+    assert ctd[0]["naming"]["naming"] == "model+anchors"
+    assert 0 <= ctd[0]["naming"]["naming_confidence"] <= 1
+    vertebrae = [e for e in ctd[1:] if e["label"] < 100 and e["label"] != 26]
+    assert vertebrae and all(0 <= e["confidence"] <= 1 for e in vertebrae)
+    assert "named by model+anchors (confidence" in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize("how", ["none", "no demo shipped"])
+def test_rule_naming_without_a_labelling_model(tmp_path, monkeypatch, how):
+    """``--labeling-model none``, or no option while the package ships no demo labelling
+    model (the default then names by the rule, cleanly: no error, no model loaded)."""
+    from spineps_dask import config
+
+    _, scan = _scan(tmp_path)
+    out = tmp_path / "out"
+    args = ["segment", str(scan), "--out", str(out), "--no-n4", "--no-snapshot"]
+    if how == "none":
+        result = runner.invoke(app, [*args, "--labeling-model", "none"])
+    else:
+        monkeypatch.setattr(config, "DEMO_MODELS", _demo_without_labeling(tmp_path))
+        result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "named by rule (anchor" in " ".join(result.output.split())  # soft-wrapped
+    ctd = json.loads((out / "sub-01_mod-T2w_ctd.json").read_text())
+    assert ctd[0]["naming"]["naming"] == "rule" and ctd[0]["naming"]["naming_confidence"] is None
+    assert all("confidence" not in e for e in ctd[1:])
+    bad = runner.invoke(app, [*args, "--naming", "guess"])
+    assert bad.exit_code == 2 and "model+anchors" in bad.output
+
+
+def _demo_without_labeling(tmp_path):
+    """The shipped demo folders, less any labelling one: what the package holds until a demo
+    labelling model is shipped."""
+    from spineps_dask.config import DEMO_MODELS
+
+    demo = tmp_path / "demo_models"
+    demo.mkdir()
+    for kind in ("semantic", "instance"):
+        (demo / kind).symlink_to(DEMO_MODELS / kind)
+    return demo
 
 
 def test_semantic_given_runs_the_instance_phase_on_it(tmp_path):

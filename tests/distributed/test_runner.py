@@ -1,8 +1,9 @@
 """The cohort runner on real `distributed` worker processes with the shipped demo models.
 
-Protects: cluster outputs equal the single-process `segment` path voxel for voxel; models load
-once per worker; a bad scan fails alone; an interrupted run resumes without redoing finished
-subjects; a worker killed mid-run does not change the result.
+Protects: cluster outputs equal the single-process `segment` path voxel for voxel, vertebra
+naming by the labelling model included (its own model task); models load once per worker; the
+manifest says how each subject was named; a bad scan fails alone; an interrupted run resumes
+without redoing finished subjects; a worker killed mid-run does not change the result.
 """
 
 from __future__ import annotations
@@ -27,9 +28,13 @@ from spineps_dask.io.nifti import load_volume, save_volume
 from spineps_dask.io.references import ingest_references
 from spineps_dask.io.store import CohortStore
 from spineps_dask.phantom.cohort import GROUNDTRUTH, write_bids_cohort
+from spineps_dask.pipeline.naming import NamingSettings
 from spineps_dask.pipeline.segment import segment
+from tests.labeling_model import labeling_folder
 
-CFG = RunConfig(n4=False, cutouts_per_task=2, snapshot=True)
+# Named by a labelling model (an untrained one: the package ships no demo labelling model
+# yet), so the label task runs on the cluster and is compared with `segment`.
+CFG = RunConfig(n4=False, cutouts_per_task=2, snapshot=True, labeling_model=labeling_folder())
 GOOD = ["sub-001", "sub-002"]
 BAD = "sub-axial"
 
@@ -76,14 +81,39 @@ def test_cluster_equals_single_process(bids, finished):
     model_cache.set_threads(1)
     sem_model = model_cache.semantic_model(CFG.semantic_model)
     inst_model = model_cache.instance_model(CFG.instance_model)
+    lab_model = model_cache.labeling_model(CFG.labeling_model)
+    naming = NamingSettings(method=CFG.naming)
     for subject in GOOD:
         image = load_volume(bids / subject / "anat" / f"{subject}_T2w.nii.gz")
-        ref = segment(image, sem_model, inst_model, n4=CFG.n4, subject=subject)
+        ref = segment(
+            image,
+            sem_model,
+            inst_model,
+            n4=CFG.n4,
+            subject=subject,
+            labeling_model=lab_model,
+            naming=naming,
+        )
         for name, vol in (("semantic", ref.semantic), ("instance", ref.instance)):
             got = store.read_volume(subject, name)
             np.testing.assert_array_equal(got.data, vol.data, err_msg=f"{subject} {name}")
             np.testing.assert_allclose(got.affine, image.affine)
     assert {o.subject for o in summary.done} == set(GOOD)
+
+
+def test_naming_is_recorded(finished):
+    """Every finished subject ran the label stage and its segment row says how it was named
+    (method, confidence, flag); the instance mask carries the same, per vertebra too."""
+    store, summary = finished
+    rows = Manifest(store.manifest_url).rows(phase="segment")
+    for outcome in summary.done:
+        assert "label" in outcome.timings
+        row = rows[outcome.subject]
+        assert row["naming"] == CFG.naming
+        assert 0.0 <= row["naming_confidence"] <= 1.0
+        assert row["naming_low_confidence"] in (True, False)
+        attrs = store.read_attrs(outcome.subject, "instance")["naming"]
+        assert attrs["naming"] == CFG.naming and attrs["vertebra_confidence"]
 
 
 def test_reduce_writes_tables_and_snapshots(finished):
@@ -108,7 +138,7 @@ def test_timings_keep_store_io_apart(finished):
     a positive part of its phase seconds (the benchmark's I/O overhead figure reads this)."""
     _, summary = finished
     for outcome in summary.done:
-        phases = sum(outcome.timings[p] for p in outcomes.PHASES)
+        phases = sum(outcome.timings.get(p, 0.0) for p in outcomes.PHASES)
         assert 0 < outcome.timings[outcomes.STORE_IO] < phases, outcome.timings
 
 
@@ -129,7 +159,7 @@ def test_models_load_once_per_worker(client, finished):
     counts = client.run(model_cache.load_counts)
     assert counts, "no worker answered"
     for worker, c in counts.items():
-        assert c.get("semantic", 0) <= 1 and c.get("instance", 0) <= 1, (worker, c)
+        assert all(c.get(k, 0) <= 1 for k in ("semantic", "instance", "labeling")), (worker, c)
     assert sum(c.get("semantic", 0) for c in counts.values()) >= 1
 
 

@@ -80,7 +80,8 @@ def config(bids, tmp_path_factory):
         {
             "cohort": {"bids": str(bids)},
             "out": str(tmp_path_factory.mktemp("sweep") / "out"),
-            "fixed": {"n4": False, "merge.vote_base": VOTE_BASE},
+            # naming by the rule: test_sweep_naming covers the labelling model
+            "fixed": {"n4": False, "merge.vote_base": VOTE_BASE, "naming": "rule"},
             "grid": {"postprocess": [True, False]},
         }
     )
@@ -93,10 +94,12 @@ def result(config, client):
 
 def test_semantic_model_runs_once_per_subject(result):
     """Two settings, two subjects: prepare, semantic and the instance tasks once per subject;
-    only the reduce step (merge, post-processing, scoring) once per subject and setting."""
+    only assembly (merge, post-processing) and scoring once per subject and setting."""
     assert result.runs("semantic") == dict.fromkeys(GOOD, 1)
     assert result.runs("prepare") == dict.fromkeys(GOOD, 1)
+    assert result.runs("assemble") == dict.fromkeys(GOOD, 2)
     assert result.runs("reduce") == dict.fromkeys(GOOD, 2)
+    assert result.runs("label") == {}
     inst = result.stages[result.stages.stage == "instance"]
     assert set(inst.subject) == set(GOOD)
     assert inst.groupby("subject")["key"].nunique().eq(1).all()  # one semantic key each

@@ -1,0 +1,44 @@
+"""Training the demo labelling model (a few steps): what `train-demo --which labeling` writes.
+
+Protects: the folder is a labelling model folder in the published layout (one
+``inference_config.json`` with ``modeltype`` classifier, a checkpoint the reference's glob
+``*val_f1=*valf1-weights.ckpt`` finds) that loads and predicts; its config records the
+command, seed, steps and held-out scores, and ``MODEL_CARD.md`` says the same; training views
+come in every kind, with targets for every head.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from spineps_dask.models._labeling_data import HEADS, VIEW_MIX, draw_kind, view_sample
+from spineps_dask.models.config import CONFIG_NAME, load_config
+from spineps_dask.models.labeling import LabelingModel
+from spineps_dask.models.train_labeling import LabelingTrainConfig, train_labeling
+from spineps_dask.pipeline.patches import PatchSettings
+
+
+def test_view_kinds_and_targets():
+    kinds = {draw_kind(300_000 + k) for k in range(60)}
+    assert kinds == set(VIEW_MIX)
+    s = view_sample(5, "mid_lumbar", PatchSettings())
+    assert 26 not in s.ids and 2 not in s.ids  # neither anchor in view
+    assert {k: len(v) for k, v in s.targets.items()} == dict.fromkeys(HEADS, len(s.ids))
+    assert s.patches.dtype == np.float16
+
+
+@pytest.mark.slow
+def test_a_short_training_writes_a_loadable_folder(tmp_path):
+    cfg = LabelingTrainConfig(n_train=2, iterations=2, batch=2, heldout_per_kind=1)
+    folder = train_labeling(tmp_path / "labeling", cfg, cache=tmp_path / ".cache")
+    assert len(list(folder.glob("*val_f1=*valf1-weights.ckpt"))) == 1
+    config = load_config(folder / CONFIG_NAME)
+    t = config.training
+    assert config.modeltype == "classifier" and t["iterations"] == 2 and t["seed"] == 0
+    assert "--which labeling" in t["command"] and t["heldout"]["views"] == len(VIEW_MIX)
+    model = LabelingModel.from_folder(folder, device="cpu")
+    assert model.patch_settings.size == cfg.size and model.patch_settings.rotate
+    card = (folder / "MODEL_CARD.md").read_text()
+    assert t["command"] in card and "Held-out naming" in card
+    assert list((tmp_path / ".cache").glob("labeling-*.npz"))  # views cached for a rerun
