@@ -108,7 +108,13 @@ def run_cohort(
     def on_result(done: Watched, result: Any) -> None:
         if isinstance(result, Failure):
             outcome = result.outcome()
-            outcome.task = "score" if done.step == "score" else outcome.task
+            if done.step == "score":
+                outcome.task = "score"
+            else:
+                # A task that raised past its retries (the window made it a Failure) dropped
+                # nothing: the subject's work arrays go here (again, harmlessly, for a
+                # Failure its task returned, which dropped them already).
+                tasks.drop_work(store, done.subject)
             finish(outcome)
         elif done.step == "semantic":
             submit_rest(done.subject, done.future, result.n_cutouts)
