@@ -373,18 +373,8 @@ class CohortStore:
         stores), so a reader never sees half a file.
         """
         self._require_writable()
-        url = join_url(self.url, f"{validate_subject_key(subject)}/{_check_blob_name(name)}")
-        try:
-            if is_remote(url):
-                import fsspec
-
-                with fsspec.open(url, "wb", **self._storage_options) as fh:
-                    fh.write(data)
-                return url
-            write_file(data, local_path(url))
-        except OSError as exc:
-            raise store_write_error(exc, f"{name} of {subject}", redact_url(self.url)) from exc
-        return url
+        rel = f"{validate_subject_key(subject)}/{_check_blob_name(name)}"
+        return self._put(rel, data, f"{name} of {subject}")
 
     def write_root_file(self, name: str, data: bytes) -> str:
         """Store a small cohort-wide file (``participants.tsv``) at the store root, whole."""
