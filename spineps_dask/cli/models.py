@@ -272,12 +272,14 @@ def train_demo(
         Path | None,
         typer.Option(
             "--init-from",
-            help="Start the semantic model from this semantic folder's weights (fine-tuning, "
-            "e.g. the T2w demo model on --random-looks phantoms).",
+            help="Start from this folder's weights (fine-tuning): a semantic folder with "
+            "--which semantic (e.g. the T2w demo model on --random-looks phantoms), a labelling "
+            "folder with --which labeling.",
         ),
     ] = None,
     lr: Annotated[
-        float | None, typer.Option(help="Semantic learning rate (default: config).")
+        float | None,
+        typer.Option(help="Learning rate of the semantic or labelling model (default: config)."),
     ] = None,
 ) -> None:
     """Train the small demo models on synthetic phantoms (CPU, minutes)."""
@@ -296,7 +298,11 @@ def train_demo(
             "iterations": iterations,
             "budget_s": budget_s,
             "n_train": train_phantoms,
+            "lr": lr,
+            "init_from": None if init_from is None else str(init_from),
         }
+        if init_from is not None and not any(init_from.glob("*.ckpt")):
+            raise typer.BadParameter(f"{init_from} holds no *.ckpt", param_hint="--init-from")
         lab = replace(lab, **{k: v for k, v in limits.items() if v is not None})
         train_labeling(out / "labeling", lab, cache=out / ".cache")
         return

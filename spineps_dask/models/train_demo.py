@@ -259,7 +259,7 @@ def _training_record(cfg: DemoTrainConfig, result: Any, which: str) -> dict[str,
         + (f" --random-looks {cfg.n_random_looks}" if which == "semantic" else "")
         + (f" --lr {cfg.sem_lr:g}" if which == "semantic" and cfg.sem_lr != DEMO_SEM_LR else "")
         + (f" --init-from {cfg.sem_init}" if which == "semantic" and cfg.sem_init else ""),
-        **(_init_record(cfg.sem_init) if which == "semantic" and cfg.sem_init else {}),
+        **(init_record(cfg.sem_init) if which == "semantic" and cfg.sem_init else {}),
         "seed": cfg.seed,
         "train_phantom_seeds": f"{cfg.seed * 1000}..{cfg.seed * 1000 + cfg.n_train - 1}",
         "heldout_phantom_seeds": f"{_heldout(cfg)[0]}..{_heldout(cfg)[-1]}",
@@ -276,7 +276,7 @@ def _training_record(cfg: DemoTrainConfig, result: Any, which: str) -> dict[str,
     }
 
 
-def _init_record(folder: str) -> dict[str, Any]:
+def init_record(folder: str) -> dict[str, Any]:
     """Which weights a fine-tuned model started from: its folder and content version."""
     from spineps_dask.config import folder_version
 

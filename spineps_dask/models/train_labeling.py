@@ -61,6 +61,8 @@ class LabelingTrainConfig:
     size: tuple[int, int, int] = (32, 64, 32)
     rotate: bool = True
     heldout_per_kind: int = 6
+    #: A labelling folder whose weights the network starts from (fine-tuning); None: random.
+    init_from: str | None = None
 
     @property
     def patch_settings(self) -> PatchSettings:
@@ -143,7 +145,10 @@ def train_network(
     rng = np.random.default_rng([cfg.seed, 17])
     patches = np.concatenate([v.patches for v in views])
     targets = {h: torch.from_numpy(np.concatenate([v.targets[h] for v in views])) for h in HEADS}
-    net = LabelingNetwork(HEADS).to(memory_format=_CL)
+    net = LabelingNetwork(HEADS)
+    if cfg.init_from is not None:
+        net.load_state_dict(_folder_weights(Path(cfg.init_from)))
+    net = net.to(memory_format=_CL)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=1e-4)
     ce = nn.CrossEntropyLoss(label_smoothing=0.05)
     t0, cpu0, step, losses = time.perf_counter(), time.process_time(), 0, []
@@ -181,6 +186,16 @@ def train_network(
     return net, record
 
 
+def _folder_weights(folder: Path) -> dict[str, torch.Tensor]:
+    """The weights of a labelling folder, checked against this trainer's heads."""
+    from spineps_dask.models.labeling import LabelingModel
+
+    net = LabelingModel.from_folder(folder, device="cpu").network
+    if net.heads != HEADS:
+        raise ValueError(f"{folder}: heads {net.heads} differ from the trainer's {HEADS}")
+    return net.state_dict()
+
+
 def labeling_config(cfg: LabelingTrainConfig, training: dict[str, Any]) -> ModelConfig:
     """The folder's ``inference_config.json``: a T2w sagittal classifier in P-I-R at 3 mm."""
     return ModelConfig(
@@ -202,6 +217,7 @@ def labeling_config(cfg: LabelingTrainConfig, training: dict[str, Any]) -> Model
 def train_labeling(out: str | Path, cfg: LabelingTrainConfig, *, cache: Path | None = None) -> Path:
     """Make the views, train, score on held-out views, write ``out`` (the model folder)."""
     from spineps_dask.models.labeling_eval import heldout_views, naming_scores, write_card
+    from spineps_dask.models.train_demo import init_record
 
     torch.set_num_threads(cfg.threads)
     out = Path(out)
@@ -213,8 +229,10 @@ def train_labeling(out: str | Path, cfg: LabelingTrainConfig, *, cache: Path | N
         "trained_by": "spineps_dask.models.train_labeling",
         "command": f"spineps-dask models train-demo OUT --which labeling --seed {cfg.seed} "
         f"--threads {cfg.threads} --iterations {cfg.iterations} --budget-s {cfg.budget_s:g} "
-        f"--train-phantoms {cfg.n_train}",
+        f"--train-phantoms {cfg.n_train} --lr {cfg.lr:g}"
+        + (f" --init-from {cfg.init_from}" if cfg.init_from else ""),
         "seed": cfg.seed,
+        **(init_record(cfg.init_from) if cfg.init_from else {}),
         "train_view_seeds": f"{cfg.train_seeds()[0]}..{cfg.train_seeds()[-1]}",
         "data_seconds": round(data_s, 1),
         **record,

@@ -4,13 +4,15 @@ Protects: the folder is a labelling model folder in the published layout (one
 ``inference_config.json`` with ``modeltype`` classifier, a checkpoint the reference's glob
 ``*val_f1=*valf1-weights.ckpt`` finds) that loads and predicts; its config records the
 command, seed, steps and held-out scores, and ``MODEL_CARD.md`` says the same; training views
-come in every kind, with targets for every head.
+come in every kind, with targets for every head; a fine-tuning run starts from the given
+folder's weights and records which folder (and content version) it started from.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from spineps_dask.models._labeling_data import HEADS, VIEW_MIX, draw_kind, view_sample
 from spineps_dask.models.config import CONFIG_NAME, load_config
@@ -42,3 +44,19 @@ def test_a_short_training_writes_a_loadable_folder(tmp_path):
     card = (folder / "MODEL_CARD.md").read_text()
     assert t["command"] in card and "Held-out naming" in card
     assert list((tmp_path / ".cache").glob("labeling-*.npz"))  # views cached for a rerun
+
+
+@pytest.mark.slow
+def test_fine_tuning_starts_from_the_given_folder(tmp_path):
+    cfg = LabelingTrainConfig(n_train=2, iterations=1, batch=2, heldout_per_kind=1)
+    start = train_labeling(tmp_path / "start", cfg, cache=tmp_path / ".cache")
+    tuned = LabelingTrainConfig(
+        n_train=2, iterations=0, batch=2, heldout_per_kind=1, init_from=str(start), lr=5e-4
+    )
+    folder = train_labeling(tmp_path / "tuned", tuned, cache=tmp_path / ".cache")
+    a = LabelingModel.from_folder(start, device="cpu").network.state_dict()
+    b = LabelingModel.from_folder(folder, device="cpu").network.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)  # zero steps: the start weights unchanged
+    t = load_config(folder / CONFIG_NAME).training
+    assert t["initialised_from"] == str(start) and t["initialised_from_version"]
+    assert t["command"].endswith(f"--lr 0.0005 --init-from {start}")
