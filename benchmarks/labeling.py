@@ -8,7 +8,7 @@ the same instance mask is then named three ways: the counting rule, the labellin
 (``model``), and the model with the rule's cues as evidence (``model+anchors``). A reference
 vertebra is named right when the predicted label covering most of it is its true id (a
 vertebra the segmentation missed counts as wrong). Views: every kind of
-`models._labeling_data.VIEW_MIX` (``--per-kind`` each, T13 / L6 at their training rates),
+`training.labeling_data.VIEW_MIX` (``--per-kind`` each, T13 / L6 at their training rates),
 plus ``--variants`` views forced to have a T13 and as many with an L6. Seeds 100700 + 100 x
 kind + k and 101700 + k: never trained on (training uses 300000 + k). Prints per method:
 vertebrae named right over all views, over views with C2 or the sacrum in view (anchored) and
@@ -47,7 +47,7 @@ def named_right(pred: np.ndarray, ref: np.ndarray) -> dict[int, bool]:
 
 
 def view_list(per_kind: int, variants: int) -> list[tuple[int, str, dict]]:
-    from spineps_dask.models._labeling_data import VIEW_MIX
+    from spineps_dask.training.labeling_data import VIEW_MIX
 
     views = []
     for j, kind in enumerate(VIEW_MIX):  # seeds by kind, so a longer run extends a shorter
@@ -97,10 +97,10 @@ def run_view(view: tuple[int, str, dict], cache: Path | None = None) -> list[dic
     import torch
 
     from spineps_dask.distributed import model_cache
-    from spineps_dask.models._labeling_data import view_overrides
     from spineps_dask.phantom import make_phantom
     from spineps_dask.pipeline.naming import NamingSettings
     from spineps_dask.pipeline.segment import apply_naming, name_vertebrae
+    from spineps_dask.training.labeling_data import view_overrides
 
     torch.set_num_threads(1)
     seed, kind, extra = view

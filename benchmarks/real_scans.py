@@ -33,7 +33,7 @@ def main() -> None:
     import torch
 
     from spineps_dask.config import DEMO_MODELS
-    from spineps_dask.models.demo_eval import evaluate_real_samples, evaluate_semantic
+    from spineps_dask.training.demo_eval import evaluate_real_samples, evaluate_semantic
 
     torch.set_num_threads(args.threads)
     sem = args.semantic_model or DEMO_MODELS / "semantic"

@@ -23,10 +23,10 @@ def labeling_folder(root: str | os.PathLike | None = None) -> Path:
     ``root``: build it there instead."""
     import torch
 
-    from spineps_dask.models._labeling_data import HEADS
     from spineps_dask.models.config import write_config
     from spineps_dask.models.labeling import LabelingNetwork, save_labeling_checkpoint
-    from spineps_dask.models.train_labeling import LabelingTrainConfig, labeling_config
+    from spineps_dask.training.labeling import LabelingTrainConfig, labeling_config
+    from spineps_dask.training.labeling_data import HEADS
 
     base = Path(root) if root is not None else Path(tempfile.gettempdir()) / "spineps-dask-tests"
     folder = base / f"labeling-v{VERSION}"

@@ -2,8 +2,9 @@
 
 Protects: the layer contracts in ``pyproject.toml`` (the pipeline imports no dask, torch, zarr
 or io; io and metrics do not import each other; nothing below ``distributed/`` imports it or
-the entry points above it) and a clean mypy run over the package. An import that breaks a
-layer, or a type error, fails the suite with the tool's own report.
+the entry points above it; only the CLI imports ``training/``) and a clean mypy run over the
+package. An import that breaks a layer, or a type error, fails the suite with the tool's own
+report.
 """
 
 from __future__ import annotations

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -283,44 +282,34 @@ def train_demo(
     ] = None,
 ) -> None:
     """Train the small demo models on synthetic phantoms (CPU, minutes)."""
-    from spineps_dask.models.train_demo import DemoTrainConfig, train_demo_models
+    from spineps_dask.training.demo import DemoTrainConfig, train_demo_models
 
     if which not in ("data", "semantic", "instance", "both", "cards", "labeling"):
         raise typer.BadParameter(
             f"must be semantic, instance, both, labeling, data or cards, not {which!r}",
             param_hint="--which",
         )
+    options: dict[str, Any] = {
+        "iterations": iterations,
+        "budget_s": budget_s,
+        "n_train": train_phantoms,
+        "lr": lr,
+        "init_from": None if init_from is None else str(init_from),
+    }
     if which == "labeling":
-        from spineps_dask.models.train_labeling import LabelingTrainConfig, train_labeling
+        from spineps_dask.training.labeling import LabelingTrainConfig, train_labeling
 
-        lab = LabelingTrainConfig(seed=seed, threads=threads)
-        limits: dict[str, Any] = {
-            "iterations": iterations,
-            "budget_s": budget_s,
-            "n_train": train_phantoms,
-            "lr": lr,
-            "init_from": None if init_from is None else str(init_from),
-        }
         if init_from is not None and not any(init_from.glob("*.ckpt")):
             raise typer.BadParameter(f"{init_from} holds no *.ckpt", param_hint="--init-from")
-        lab = replace(lab, **{k: v for k, v in limits.items() if v is not None})
+        lab = LabelingTrainConfig(seed=seed, threads=threads).with_options(**options)
         train_labeling(out / "labeling", lab, cache=out / ".cache")
         return
+    if init_from is not None and not (init_from / "fold_0" / "checkpoint_final.pth").is_file():
+        raise typer.BadParameter(
+            f"{init_from} holds no fold_0/checkpoint_final.pth", param_hint="--init-from"
+        )
     cfg = DemoTrainConfig(seed=seed, threads=threads)
-    if train_phantoms is not None:
-        cfg = replace(cfg, n_train=train_phantoms)
-    if random_looks is not None:
-        cfg = replace(cfg, n_random_looks=random_looks)
-    if init_from is not None:
-        if not (init_from / "fold_0" / "checkpoint_final.pth").is_file():
-            raise typer.BadParameter(
-                f"{init_from} holds no fold_0/checkpoint_final.pth", param_hint="--init-from"
-            )
-        cfg = replace(cfg, sem_init=str(init_from))
-    if lr is not None:
-        cfg = replace(cfg, sem_lr=lr)
-    cfg = cfg.with_limits(iterations=iterations, budget_s=budget_s)
-    train_demo_models(out, cfg, which=which)
+    train_demo_models(out, cfg.with_options(**options, n_random_looks=random_looks), which=which)
 
 
 def register(app: typer.Typer) -> None:

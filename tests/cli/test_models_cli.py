@@ -42,7 +42,7 @@ def test_list_and_check(tmp_path: Path) -> None:
 def test_train_demo_options_reach_the_config_and_the_recorded_command(monkeypatch) -> None:
     """``--train-phantoms``, ``--iterations`` and ``--budget-s`` set the training config, and the
     command recorded in a model folder repeats them (so the shipped models can be rebuilt)."""
-    from spineps_dask.models import train_demo
+    from spineps_dask.training import demo as train_demo
 
     seen = {}
     monkeypatch.setattr(
@@ -69,8 +69,8 @@ def test_fine_tuning_options_reach_the_config_and_the_recorded_command(monkeypat
     command repeats them and the record names the starting weights' content version; a folder
     without weights is refused before any work."""
     from spineps_dask.config import folder_version
-    from spineps_dask.models import train_demo
     from spineps_dask.models.folders import demo_model
+    from spineps_dask.training import demo as train_demo
 
     seen = {}
     monkeypatch.setattr(

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from spineps_dask.models._demo_data import Case, body_centres, class_coords, sample_patch
 from spineps_dask.pipeline.cutouts import crop_padded, cutout_targets, make_cutouts
+from spineps_dask.training.demo_data import Case, body_centres, class_coords, sample_patch
 
 logger = logging.getLogger(__name__)
 _CL = torch.channels_last_3d  # ~2x faster 3D convolutions on CPU here

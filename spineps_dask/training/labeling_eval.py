@@ -20,10 +20,10 @@ import numpy as np
 import torch
 
 from spineps_dask.labels import VERTEBRA_IDS
-from spineps_dask.models._labeling_data import VIEW_MIX, ViewSample, view_sample
 from spineps_dask.models.labeling import LabelingModel, LabelingNetwork
 from spineps_dask.pipeline.naming import NamingSettings, model_naming
 from spineps_dask.pipeline.patches import PatchSettings
+from spineps_dask.training.labeling_data import VIEW_MIX, ViewSample, view_sample
 
 #: Held-out views: per kind this many, seeds HELDOUT_SEEDS + k (never trained on).
 HELDOUT_PER_KIND = 6
@@ -114,7 +114,7 @@ def write_card(folder: str | Path) -> Path:
         "",
         "A vertebra classifier in the layout of `spineps` 2.x labelling models (the reference's "
         "`PLClassifier`: MONAI DenseNet121 backbone, heads VERTEXACT (26 classes, T13 and L6 "
-        "their own), REGION, VERTREL), trained by `spineps_dask.models.train_labeling` on "
+        "their own), REGION, VERTREL), trained by `spineps_dask.training.labeling` on "
         "seeded phantom views (`spineps_dask.phantom`); **not for real MRI**. `spineps` 2.1.3 "
         "runs it with `-ml <this folder>`.",
         "",

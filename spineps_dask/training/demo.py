@@ -20,21 +20,21 @@ from __future__ import annotations
 
 import json
 import logging
-import platform
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
 from spineps_dask.models import nnunet_folder as nf
-from spineps_dask.models._demo_data import PIR, SEMANTIC_CLASSES, load_cases
-from spineps_dask.models._demo_loops import instance_batches, run_loop, semantic_batches
 from spineps_dask.models._unet3d import Unet3D
 from spineps_dask.models.config import DEFAULT_MAPPING, ModelConfig, write_config
 from spineps_dask.models.instance import save_checkpoint
+from spineps_dask.training.config import TrainConfig, init_record, versions
+from spineps_dask.training.demo_data import PIR, SEMANTIC_CLASSES, load_cases
+from spineps_dask.training.demo_loops import instance_batches, run_loop, semantic_batches
 
 logger = logging.getLogger(__name__)
 
@@ -54,10 +54,12 @@ DEMO_SEM_LR = 3e-3
 
 
 @dataclass(frozen=True)
-class DemoTrainConfig:
-    """Everything that decides the demo models; recorded in their ``inference_config.json``."""
+class DemoTrainConfig(TrainConfig):
+    """Everything that decides the demo models; recorded in their ``inference_config.json``.
 
-    seed: int = 0
+    Training phantoms: seeds ``SEED*1000 + 0..n_train-1``.
+    """
+
     threads: int = 2
     n_train: int = 32
     #: Extra semantic-training phantoms with a randomised look (issue 17, SynthSeg-style),
@@ -85,16 +87,14 @@ class DemoTrainConfig:
     corpus_size_cleaning: int = 100
     vert_size_threshold: int = 250
 
-    def with_limits(
-        self, *, iterations: int | None = None, budget_s: float | None = None
-    ) -> DemoTrainConfig:
-        """The same settings with both models' step and time limits replaced where given."""
-        changes: dict[str, Any] = {}
-        if iterations is not None:
-            changes |= {"sem_iterations": iterations, "inst_iterations": iterations}
-        if budget_s is not None:
-            changes |= {"sem_budget_s": budget_s, "inst_budget_s": budget_s}
-        return replace(self, **changes)
+    OPTION_FIELDS: ClassVar[dict[str, tuple[str, ...]]] = {
+        "n_train": ("n_train",),
+        "n_random_looks": ("n_random_looks",),
+        "iterations": ("sem_iterations", "inst_iterations"),
+        "budget_s": ("sem_budget_s", "inst_budget_s"),
+        "lr": ("sem_lr",),
+        "init_from": ("sem_init",),
+    }
 
 
 def semantic_spec(cfg: DemoTrainConfig) -> nf.PlainUNetSpec:
@@ -119,9 +119,8 @@ def train_demo_models(out: str | Path, cfg: DemoTrainConfig, *, which: str = "bo
     out = Path(out)
     plans = nf.make_plans(semantic_spec(cfg), dataset_name="Dataset900_SpinepsDaskPhantom")
     dataset = nf.make_dataset_json([f"label_{lab}" for lab in SEMANTIC_CLASSES])
-    seeds = [cfg.seed * 1000 + k for k in range(cfg.n_train)]
     cases = load_cases(
-        seeds,
+        cfg.seeds(0, cfg.n_train),
         out / ".cache",
         plans,
         dataset,
@@ -130,7 +129,7 @@ def train_demo_models(out: str | Path, cfg: DemoTrainConfig, *, which: str = "bo
     )
     if which in ("semantic", "both"):
         looks = load_cases(
-            [cfg.seed * 1000 + 500 + k for k in range(cfg.n_random_looks)],
+            cfg.seeds(500, cfg.n_random_looks),
             out / ".cache",
             plans,
             dataset,
@@ -149,7 +148,7 @@ def train_semantic(
     out: Path, cases: list, plans: dict[str, Any], dataset: dict[str, Any], cfg: DemoTrainConfig
 ) -> dict[str, Any]:
     """Train the PlainConvUNet, write the folder, measure held-out Dice, write the card."""
-    from spineps_dask.models.demo_eval import evaluate_semantic
+    from spineps_dask.training.demo_eval import evaluate_semantic
 
     net = nf.build_network(plans, len(SEMANTIC_CLASSES) + 1)
     if cfg.sem_init is not None:
@@ -196,7 +195,7 @@ def _fold0_weights(folder: Path) -> dict[str, torch.Tensor]:
 
 def train_instance(out: Path, cases: list, cfg: DemoTrainConfig) -> dict[str, Any]:
     """Train the Unet3D on GT cutouts, write the folder, measure held-out Dice and counts."""
-    from spineps_dask.models.demo_eval import evaluate_instance
+    from spineps_dask.training.demo_eval import evaluate_instance
 
     mapping = dict(DEFAULT_MAPPING)
     n_channels = max(mapping.values()) + 1
@@ -245,13 +244,13 @@ def train_instance(out: Path, cases: list, cfg: DemoTrainConfig) -> dict[str, An
 
 
 def _heldout(cfg: DemoTrainConfig) -> list[int]:
-    return [HELD_OUT_OFFSET + cfg.seed * 1000 + k for k in range(cfg.n_heldout)]
+    return cfg.seeds(HELD_OUT_OFFSET, cfg.n_heldout)
 
 
 def _training_record(cfg: DemoTrainConfig, result: Any, which: str) -> dict[str, Any]:
     prefix = {"semantic": "sem_", "instance": "inst_"}[which]
     return {
-        "trained_by": "spineps_dask.models.train_demo",
+        "trained_by": "spineps_dask.training.demo",
         "command": f"spineps-dask models train-demo OUT --seed {cfg.seed} "
         f"--threads {cfg.threads} --which {which} "
         f"--iterations {getattr(cfg, prefix + 'iterations')} "
@@ -271,16 +270,8 @@ def _training_record(cfg: DemoTrainConfig, result: Any, which: str) -> dict[str,
             for k, v in asdict(cfg).items()
             if k.startswith(prefix) or k in ("n_train", "n_heldout", "threads", "n_random_looks")
         },
-        "torch": torch.__version__,
-        "python": platform.python_version(),
+        **versions(),
     }
-
-
-def init_record(folder: str) -> dict[str, Any]:
-    """Which weights a fine-tuned model started from: its folder and content version."""
-    from spineps_dask.config import folder_version
-
-    return {"initialised_from": folder, "initialised_from_version": folder_version(folder)}
 
 
 _HELDOUT_LEGEND = {
@@ -309,12 +300,12 @@ def write_cards(out: str | Path, *, heldout: bool = True) -> None:
     (issue 4, item 5), with the sibling model, or the shipped demo model where ``out`` has none.
     """
     from spineps_dask.models.config import CONFIG_NAME, load_config
-    from spineps_dask.models.demo_eval import (
+    from spineps_dask.models.folders import demo_model
+    from spineps_dask.training.demo_eval import (
         evaluate_instance,
         evaluate_real_samples,
         evaluate_semantic,
     )
-    from spineps_dask.models.folders import demo_model
 
     out = Path(out)
     folders = {
@@ -348,7 +339,7 @@ def _write_card(out: Path, which: str, config: ModelConfig, real: dict[str, Any]
     lines = [
         f"# Demo {which} model (synthetic phantoms only)",
         "",
-        "Trained by `spineps_dask.models.train_demo` on seeded synthetic phantoms "
+        "Trained by `spineps_dask.training.demo` on seeded synthetic phantoms "
         "(`spineps_dask.phantom`); **not for real MRI**. It exists so that the pipeline, the "
         "tests and the benchmarks run real inference on a CPU in seconds.",
         "",
@@ -386,7 +377,7 @@ def _write_card(out: Path, which: str, config: ModelConfig, real: dict[str, Any]
         lines.append("Not measured: tptbox (a test extra) was not installed.")
     else:
         lines += [
-            "Measured by `spineps_dask.models.demo_eval.evaluate_real_samples` against the "
+            "Measured by `spineps_dask.training.demo_eval.evaluate_real_samples` against the "
             "crops' own `seg-subreg` / `seg-vert` masks. A phantom-trained semantic model is "
             "expected to do poorly on real T2w contrast; the figure says how far it carries.",
             "",

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 import torch
 
-from spineps_dask.models._labeling_data import HEADS, VIEW_MIX, draw_kind, view_sample
 from spineps_dask.models.config import CONFIG_NAME, load_config
 from spineps_dask.models.labeling import LabelingModel
-from spineps_dask.models.train_labeling import LabelingTrainConfig, train_labeling
 from spineps_dask.pipeline.patches import PatchSettings
+from spineps_dask.training.labeling import LabelingTrainConfig, train_labeling
+from spineps_dask.training.labeling_data import HEADS, VIEW_MIX, draw_kind, view_sample
 
 
 def test_view_kinds_and_targets():

@@ -13,28 +13,28 @@ Choices (why):
   along the column, the smallest edge (32) the DenseNet's five halvings allow.
 - Heads VERTEXACT (26 classes, T13 and L6 their own), REGION (3) and VERTREL (6, the
   reference's region boundaries): the reference's solver reads all three, ours the first two.
-- Views (`_labeling_data.VIEW_MIX`) include crops with neither C2 nor the sacrum, and T13 / L6
+- Views (`labeling_data.VIEW_MIX`) include crops with neither C2 nor the sacrum, and T13 / L6
   spines drawn at 25 % / 20 % instead of the population's few per cent.
 """
 
 from __future__ import annotations
 
 import logging
-import platform
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
-from spineps_dask.models._labeling_data import HEADS, ViewSample, draw_kind, view_sample
 from spineps_dask.models.config import ModelConfig, write_config
 from spineps_dask.models.labeling import LabelingNetwork, save_labeling_checkpoint
 from spineps_dask.pipeline.patches import PatchSettings
 from spineps_dask.pipeline.sequence import CLASS_IDS
+from spineps_dask.training.config import TrainConfig, init_record, versions
+from spineps_dask.training.labeling_data import HEADS, ViewSample, draw_kind, view_sample
 
 logger = logging.getLogger(__name__)
 
@@ -47,11 +47,9 @@ _LOSS_WEIGHTS = {"VERTEXACT": 1.0, "REGION": 0.5, "VERTREL": 0.5}
 
 
 @dataclass(frozen=True)
-class LabelingTrainConfig:
+class LabelingTrainConfig(TrainConfig):
     """Everything that decides the demo labelling model; recorded in its config."""
 
-    seed: int = 0
-    threads: int = 1
     n_train: int = 600
     iterations: int = 2500
     batch: int = 12
@@ -64,6 +62,10 @@ class LabelingTrainConfig:
     #: A labelling folder whose weights the network starts from (fine-tuning); None: random.
     init_from: str | None = None
 
+    OPTION_FIELDS: ClassVar[dict[str, tuple[str, ...]]] = {
+        k: (k,) for k in ("n_train", "iterations", "budget_s", "lr", "init_from")
+    }
+
     @property
     def patch_settings(self) -> PatchSettings:
         return PatchSettings(
@@ -71,7 +73,7 @@ class LabelingTrainConfig:
         )
 
     def train_seeds(self) -> list[int]:
-        return [TRAIN_OFFSET + self.seed * 1000 + k for k in range(self.n_train)]
+        return self.seeds(TRAIN_OFFSET, self.n_train)
 
 
 def training_views(cfg: LabelingTrainConfig, cache: Path | None = None) -> list[ViewSample]:
@@ -216,8 +218,7 @@ def labeling_config(cfg: LabelingTrainConfig, training: dict[str, Any]) -> Model
 
 def train_labeling(out: str | Path, cfg: LabelingTrainConfig, *, cache: Path | None = None) -> Path:
     """Make the views, train, score on held-out views, write ``out`` (the model folder)."""
-    from spineps_dask.models.labeling_eval import heldout_views, naming_scores, write_card
-    from spineps_dask.models.train_demo import init_record
+    from spineps_dask.training.labeling_eval import heldout_views, naming_scores, write_card
 
     torch.set_num_threads(cfg.threads)
     out = Path(out)
@@ -226,7 +227,7 @@ def train_labeling(out: str | Path, cfg: LabelingTrainConfig, *, cache: Path | N
     data_s = time.perf_counter() - t0
     net, record = train_network(views, cfg)
     training = {
-        "trained_by": "spineps_dask.models.train_labeling",
+        "trained_by": "spineps_dask.training.labeling",
         "command": f"spineps-dask models train-demo OUT --which labeling --seed {cfg.seed} "
         f"--threads {cfg.threads} --iterations {cfg.iterations} --budget-s {cfg.budget_s:g} "
         f"--train-phantoms {cfg.n_train} --lr {cfg.lr:g}"
@@ -237,8 +238,7 @@ def train_labeling(out: str | Path, cfg: LabelingTrainConfig, *, cache: Path | N
         "data_seconds": round(data_s, 1),
         **record,
         "settings": {k: v for k, v in asdict(cfg).items()},
-        "torch": torch.__version__,
-        "python": platform.python_version(),
+        **versions(),
     }
     scores = naming_scores(net, heldout_views(cfg, cfg.heldout_per_kind), cfg.patch_settings)
     training["heldout"] = scores
