@@ -13,9 +13,14 @@ import os
 import threading
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from distributed.diagnostics.plugin import WorkerPlugin
+
+if TYPE_CHECKING:
+    from spineps_dask.models.instance import InstanceModel
+    from spineps_dask.models.labeling import LabelingModel
+    from spineps_dask.models.semantic import SemanticModel
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +48,7 @@ def semantic_model(
     threads: int | None = None,
     folds: tuple[int | str, ...] | None = None,
     step_size: float | None = None,
-) -> Any:
+) -> SemanticModel:
     """The process-wide SemanticModel for ``folder`` (one per folds / step-size variant)."""
     from spineps_dask.models.semantic import SemanticModel
 
@@ -58,7 +63,7 @@ def semantic_model(
     )
 
 
-def instance_model(folder: str | Path, *, device: str = "auto") -> Any:
+def instance_model(folder: str | Path, *, device: str = "auto") -> InstanceModel:
     """The process-wide InstanceModel for ``folder``."""
     from spineps_dask.models.instance import InstanceModel
 
@@ -67,7 +72,7 @@ def instance_model(folder: str | Path, *, device: str = "auto") -> Any:
     )
 
 
-def labeling_model(folder: str | Path, *, device: str = "auto") -> Any:
+def labeling_model(folder: str | Path, *, device: str = "auto") -> LabelingModel:
     """The process-wide LabelingModel for ``folder``."""
     from spineps_dask.models.labeling import LabelingModel
 

@@ -54,6 +54,13 @@ from spineps_dask.pipeline.preprocess import (
     preprocess,
     undo_crop_pad,
 )
+from spineps_dask.pipeline.protocols import (
+    InstanceConfig,
+    InstanceSegmenter,
+    SemanticConfig,
+    SemanticSegmenter,
+    VertebraClassifier,
+)
 from spineps_dask.pipeline.reference import instance_phase, postprocess_like_reference
 from spineps_dask.pipeline.reference.instance_phase import ReferenceSizes
 from spineps_dask.pipeline.semantic_cleaning import CleaningSettings, clean_semantic
@@ -85,8 +92,8 @@ class InstanceSpace:
     vert_size_threshold: int = 250
 
     @classmethod
-    def from_config(cls, config: Any) -> InstanceSpace:
-        """From an instance model's `ModelConfig`."""
+    def from_config(cls, config: InstanceConfig) -> InstanceSpace:
+        """From an instance model's config (a `ModelConfig`)."""
         return cls(
             orientation=tuple(config.model_expected_orientation),
             spacing=tuple(float(s) for s in config.resolution_range),
@@ -137,7 +144,7 @@ class Segmentation:
     naming: Naming | None = None
 
 
-def model_modality(config: Any) -> str:
+def model_modality(config: SemanticConfig) -> str:
     """``"CT"`` for a semantic model trained on CT (the reference then neither normalises nor
     runs N4), else ``"MR"``."""
     return "CT" if "CT" in tuple(config.modality) else "MR"
@@ -168,7 +175,9 @@ def prepare(
     return preprocess(image, settings=settings)
 
 
-def raw_semantic(prepared: Volume, model: Any, *, recipe: str = "reference") -> Volume:
+def raw_semantic(
+    prepared: Volume, model: SemanticSegmenter, *, recipe: str = "reference"
+) -> Volume:
     """The semantic model's labels before cleaning: on the model grid in P-I-R (reference) or
     on the prepared grid (native)."""
     _check_recipe(recipe)
@@ -178,7 +187,11 @@ def raw_semantic(prepared: Volume, model: Any, *, recipe: str = "reference") -> 
 
 
 def semantic_phase(
-    prepared: Volume, model: Any, *, recipe: str = "reference", reference_mode: bool = False
+    prepared: Volume,
+    model: SemanticSegmenter,
+    *,
+    recipe: str = "reference",
+    reference_mode: bool = False,
 ) -> Volume:
     """Semantic model on the prepared image, then the cleaning (uint8 labels).
 
@@ -248,7 +261,7 @@ def cutouts_at(
     return out
 
 
-def predict_cutouts(cutouts: Sequence[Cutout], model: Any) -> list[CutoutPrediction]:
+def predict_cutouts(cutouts: Sequence[Cutout], model: InstanceSegmenter) -> list[CutoutPrediction]:
     """One instance-model forward over a batch of cutouts."""
     if not cutouts:
         return []
@@ -345,7 +358,7 @@ def name_vertebrae(
     semantic: Volume,
     instance: Volume,
     anchor: str,
-    model: Any,
+    model: VertebraClassifier | None,
     *,
     settings: NamingSettings | None = None,
 ) -> Naming:
@@ -390,8 +403,8 @@ def apply_naming(
 
 def segment(
     image: Volume,
-    semantic_model: Any,
-    instance_model: Any,
+    semantic_model: SemanticSegmenter | None,
+    instance_model: InstanceSegmenter,
     *,
     n4: bool = True,
     postprocess_on: bool = True,
@@ -401,20 +414,23 @@ def segment(
     on_stage: Callable[[str], None] | None = None,
     recipe: str = "reference",
     reference_mode: bool = False,
-    labeling_model: Any = None,
+    labeling_model: VertebraClassifier | None = None,
     naming: NamingSettings | None = None,
 ) -> Segmentation:
     """The whole method for one scan, in one process.
 
     ``semantic``: a semantic mask in the scan's geometry (e.g. corrected by a radiologist); the
-    semantic model is then skipped and only the instance phase runs on it. ``recipe``: see the
-    module docstring. ``reference_mode``: `spineps` 2.1.3's cleaning, instance phase and
-    post-processing, without this project's rules beyond them (for fidelity checks); it names
-    vertebrae as ``spineps -ml none`` does, so ``labeling_model`` is not used there (the
-    reference's labelling step is not ported). ``labeling_model``: names the vertebrae
-    (`name_vertebrae`, ``naming`` says how); None keeps the rule's naming.
+    semantic model is then skipped (it may be None) and only the instance phase runs on it.
+    ``recipe``: see the module docstring. ``reference_mode``: `spineps` 2.1.3's cleaning,
+    instance phase and post-processing, without this project's rules beyond them (for fidelity
+    checks); it names vertebrae as ``spineps -ml none`` does, so ``labeling_model`` is not used
+    there (the reference's labelling step is not ported). ``labeling_model``: names the
+    vertebrae (`name_vertebrae`, ``naming`` says how); None keeps the rule's naming. The models
+    are anything with the methods `pipeline.protocols` names (the loaded `spineps_dask.models`).
     """
     timings: dict[str, float] = {}
+    if instance_model.config is None:
+        raise ValueError("the instance model has no config (load it with from_folder)")
     space = InstanceSpace.from_config(instance_model.config)
 
     def stage(name: str, fn: Callable[[], Any]) -> Any:
@@ -431,11 +447,12 @@ def segment(
         lambda: prepare(image, n4=n4, subject=subject, recipe=recipe, modality=modality),
     )
     if semantic is None:
+        if semantic_model is None:
+            raise ValueError("segment needs a semantic model or a semantic mask")
+        model = semantic_model
         sem = stage(
             "semantic",
-            lambda: semantic_phase(
-                prepared, semantic_model, recipe=recipe, reference_mode=reference_mode
-            ),
+            lambda: semantic_phase(prepared, model, recipe=recipe, reference_mode=reference_mode),
         )
     else:
         sem = stage("semantic", lambda: crop_pad(semantic, record))
