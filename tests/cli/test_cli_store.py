@@ -111,3 +111,25 @@ def test_ingest_on_a_cluster_writes_the_store_the_driver_would(tmp_path, schedul
         )
     again = CliRunner().invoke(app, ["ingest", str(bids), str(there), "-c", scheduler, "-j", "1"])
     assert again.exit_code == 1 and "skipped" in again.output
+
+
+@pytest.mark.timeout(60)
+def test_ingest_beside_a_run_is_refused_before_it_starts_a_cluster(tmp_path):
+    """The command takes the store's lock before it starts or joins a cluster: beside a run
+    it stops at once naming the run (exit code 2), and joins nothing (no scheduler answers at
+    the address given, which would be another error)."""
+    from tests.io.test_lock import Holder
+
+    write_scan(tmp_path / "bids", "001", scan_data(1))
+    url = tmp_path / "c.zarr"
+    CohortStore(url)
+    holder = Holder(url, "run")
+    try:
+        args = ["ingest", str(tmp_path / "bids"), str(url), "-c", "tcp://127.0.0.1:9"]
+        result = CliRunner().invoke(app, args)
+    finally:
+        holder.stop()
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.output.split())
+    assert "another run is using" in text and "no scheduler" not in text
+    assert CohortStore(url).subjects() == []
