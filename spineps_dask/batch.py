@@ -1,9 +1,11 @@
 """Run a cohort from Python: the one entry point `spineps-dask run`, notebooks and scripts share.
 
 `run_batch` opens (or creates) the store once, starts or joins a cluster (or uses a client it
-is given), ingests new scans (on the workers) and reference masks when asked, runs every
-subject that is not done yet, exports NIfTI when asked, and returns the `RunSummary`. The CLI
-only turns its arguments into this call and draws progress from `BatchEvents`.
+is given), ingests new scans and reference masks when asked (on the workers), runs every
+subject that is not done yet, exports NIfTI when asked, and returns the `RunSummary`.
+`run_ingest` (``spineps-dask ingest``) does the ingest alone, on a cluster started or joined
+the same way. The CLI only turns its arguments into these calls and draws progress from
+`BatchEvents`.
 
 >>> from spineps_dask import RunConfig, run_batch
 >>> summary = run_batch("cohort.zarr", RunConfig(n4=False), bids="bids/")  # doctest: +SKIP
@@ -22,16 +24,17 @@ from typing import Any
 
 from spineps_dask.config import RunConfig
 from spineps_dask.distributed.cluster import check_cluster, cluster_client
-from spineps_dask.distributed.ingest import ingest_on_cluster
+from spineps_dask.distributed.ingest import ingest_on_cluster, ingest_references_on_cluster
 from spineps_dask.distributed.resume import RunSummary, run_store
 from spineps_dask.distributed.runner import RunEvents
 from spineps_dask.errors import StoreError
 from spineps_dask.io._urls import redact_url
-from spineps_dask.io.cohort import IngestSummary
+from spineps_dask.io.cohort import IngestSummary, Scan, discover_scans
 from spineps_dask.io.export import export as export_nifti
-from spineps_dask.io.lock import writer_lock
-from spineps_dask.io.references import ReferenceSummary, ingest_references
+from spineps_dask.io.lock import INGEST_WAIT_S, writer_lock
+from spineps_dask.io.references import ReferenceSummary
 from spineps_dask.io.store import CohortStore, store_exists
+from spineps_dask.io.validate import ScanLimits
 from spineps_dask.models.folders import check_weights
 
 logger = logging.getLogger(__name__)
@@ -40,6 +43,8 @@ logger = logging.getLogger(__name__)
 class BatchEvents(RunEvents):
     """`RunEvents` plus what happens around the run (the CLI prints them). No-ops here."""
 
+    def scans_found(self, n: int) -> None: ...
+    def scan_ingested(self, row: dict[str, Any]) -> None: ...
     def ingested(self, summary: IngestSummary) -> None: ...
     def references_ingested(self, found: ReferenceSummary) -> None: ...
     def cluster_ready(self, dashboard: str) -> None: ...
@@ -139,10 +144,7 @@ def run_batch(
     with writer_lock(store, purpose="run"):
         with cluster_client(cluster, client=client, workers=workers, threads=threads) as c:
             events.cluster_ready(str(c.dashboard_link))
-            if bids is not None:  # the workers read the scans (issue 19)
-                events.ingested(ingest_on_cluster(c, bids, store))
-            if references is not None:
-                events.references_ingested(ingest_references(references, store))
+            ingest_inputs(c, store, bids=bids, references=references, events=events)
             with performance_report_to(report):
                 summary = run_store(
                     c,
@@ -158,6 +160,104 @@ def run_batch(
         if export is not None:
             events.exported(Path(export), export_nifti(store, export))
     return summary
+
+
+def run_ingest(
+    store: str | os.PathLike | CohortStore,
+    bids: str | os.PathLike,
+    *,
+    references: str | os.PathLike | None = None,
+    cluster: str = "local",
+    client: Any = None,
+    workers: int | None = None,
+    threads: int | None = None,
+    suffix: str = "T2w",
+    limits: ScanLimits | None = None,
+    events: BatchEvents | None = None,
+    storage_options: dict[str, Any] | None = None,
+) -> tuple[IngestSummary, ReferenceSummary | None]:
+    """Ingest a BIDS cohort (and reference masks) into ``store`` without running anything.
+
+    What ``spineps-dask ingest`` does, and the ingest of `run_batch`: the scans (and masks)
+    are read and written by a cluster's workers (`ingest_on_cluster`), this process only
+    lists and plans. ``cluster``, ``client``, ``workers``, ``threads`` as for `run_batch`
+    (default: a local cluster, closed afterwards). Bad scans become failed manifest rows and
+    the rest is ingested; ``limits``: what a usable scan (or reference) is.
+
+    Returns
+    -------
+    (IngestSummary, ReferenceSummary or None)
+        What became of each scan, and of each subject's references when ``references`` is
+        given.
+
+    Raises
+    ------
+    InputError
+        ``bids`` is not a folder (checked before the store is created or a cluster started).
+    ClusterError
+        The cluster is unknown or its backend not installed.
+    StoreError
+        The store is locked by a run (an ingest waits for another ingest), not writable, or
+        full.
+    """
+    events = events or BatchEvents()
+    scans = discover_scans(bids, suffix=suffix)  # a missing folder: no store, no cluster
+    events.scans_found(len(scans))
+    if client is None:
+        check_cluster(cluster)
+    if not isinstance(store, CohortStore):
+        store = CohortStore(store, mode="a", storage_options=storage_options)
+    # Locked before the cluster starts: beside a run it is refused at once, having started
+    # nothing; beside another ingest it waits, as `io.cohort.ingest` does.
+    with (
+        writer_lock(store, purpose="ingest", wait=INGEST_WAIT_S),
+        cluster_client(cluster, client=client, workers=workers, threads=threads, setup=False) as c,
+    ):
+        summary, refs = ingest_inputs(
+            c,
+            store,
+            bids=bids,
+            references=references,
+            suffix=suffix,
+            limits=limits,
+            events=events,
+            scans=scans,
+        )
+    assert summary is not None  # bids was given
+    return summary, refs
+
+
+def ingest_inputs(
+    client: Any,
+    store: CohortStore,
+    *,
+    bids: str | os.PathLike | None = None,
+    references: str | os.PathLike | None = None,
+    suffix: str = "T2w",
+    limits: ScanLimits | None = None,
+    events: BatchEvents | None = None,
+    scans: list[Scan] | None = None,
+) -> tuple[IngestSummary | None, ReferenceSummary | None]:
+    """The new and changed scans of ``bids``, then the reference masks of ``references``
+    (each when given), read and written by ``client``'s workers (issue 19); inside the
+    caller's lock or in one of their own. ``scans``: the caller's listing of ``bids``."""
+    events = events or BatchEvents()
+    summary = refs = None
+    if bids is not None:
+        summary = ingest_on_cluster(
+            client,
+            bids,
+            store,
+            suffix=suffix,
+            limits=limits,
+            progress=events.scan_ingested,
+            scans=scans,
+        )
+        events.ingested(summary)
+    if references is not None:
+        refs = ingest_references_on_cluster(client, references, store, limits=limits)
+        events.references_ingested(refs)
+    return summary, refs
 
 
 def performance_report_to(path: str | os.PathLike | None) -> contextlib.AbstractContextManager:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from spineps_dask.cli import _options
 from spineps_dask.cli._progress import Counter, console, make_progress, print_error
 
 if TYPE_CHECKING:  # imported by the command itself, so that --help stays instant
@@ -47,15 +48,9 @@ def run(
         help="Reference masks folder: new or changed references are ingested and scored "
         "(finished subjects without running a model again).",
     ),
-    cluster: str = typer.Option(
-        "local",
-        "--cluster",
-        "-c",
-        help="local | cuda | slurm | gateway | kubernetes (configs shipped in the package, "
-        "or your own in $SPINEPS_DASK_CLUSTER_DIR) | a YAML file | tcp://address",
-    ),
-    workers: int | None = typer.Option(None, help="Workers for --cluster local."),
-    threads: int | None = typer.Option(None, help="Threads per worker (torch, N4)."),
+    cluster: _options.Cluster = "local",
+    workers: _options.Workers = None,
+    threads: _options.Threads = None,
     semantic_model: str | None = typer.Option(None, "--semantic-model", help=_MODEL_HELP),
     instance_model: str | None = typer.Option(None, "--instance-model", help=_MODEL_HELP),
     labeling_model: str | None = typer.Option(None, "--labeling-model", help=_LABELING_HELP),
@@ -174,6 +169,8 @@ class _BarEvents(BatchEvents):
         self.scores: Counter | None = None
         self.failed = 0
         self.inputs_failed = 0  # scans and references the ingest refused
+
+    def scan_ingested(self, row: dict[str, Any]) -> None: ...  # the summary says it all
 
     def ingested(self, summary: IngestSummary) -> None:
         console.print(

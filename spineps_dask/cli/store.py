@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from spineps_dask.cli import _options
 from spineps_dask.cli._progress import print_error
+
+if TYPE_CHECKING:  # imported by the command itself, so that --help stays instant
+    from rich.console import Console
+
+    from spineps_dask.batch import BatchEvents
+    from spineps_dask.io.cohort import IngestSummary
+    from spineps_dask.io.references import ReferenceSummary
+else:
+    BatchEvents = object  # the no-op base only matters to the type checker
 
 
 def register(app: typer.Typer) -> None:
@@ -21,9 +31,9 @@ def ingest_command(
         Path, typer.Argument(help="BIDS cohort folder: sub-*/anat or sub-*/ses-*/anat scans.")
     ],
     store: Annotated[str, typer.Argument(help="Cohort store: a folder or an fsspec URL (s3://).")],
-    workers: Annotated[
-        int | None, typer.Option("--workers", "-j", help="Scans read in parallel.")
-    ] = None,
+    cluster: _options.Cluster = "local",
+    workers: _options.Workers = None,
+    threads: _options.Threads = None,
     suffix: Annotated[str, typer.Option(help="BIDS suffix of the scans to ingest.")] = "T2w",
     references: Annotated[
         Path | None,
@@ -38,56 +48,80 @@ def ingest_command(
 ) -> None:
     """Validate every scan of BIDS_DIR and write it to STORE.
 
-    Bad scans are listed and recorded as failed; the others are still ingested.
-    For s3:// stores, credentials and endpoint come from the environment (AWS_* variables,
-    FSSPEC_S3_ENDPOINT_URL), never from the command line.
-    Exit code 1 when any scan or reference was refused (listed), 2 when nothing could be
-    done.
+    The scans are read and written by the workers of a Dask cluster, started or joined as
+    `run` does (--cluster, --workers, --threads). Bad scans are listed and recorded as
+    failed; the others are still ingested. For s3:// stores, credentials and endpoint come
+    from the environment (AWS_* variables, FSSPEC_S3_ENDPOINT_URL), never from the command
+    line. Exit code 1 when any scan or reference was refused (listed), 2 when nothing could
+    be done.
     """
     from rich.console import Console
-    from rich.progress import Progress
 
+    from spineps_dask.batch import run_ingest
     from spineps_dask.errors import SpinepsDaskError
-    from spineps_dask.io._urls import redact_url
-    from spineps_dask.io.cohort import discover_scans, ingest
     from spineps_dask.io.validate import ScanLimits
 
-    console = Console()
+    events = _IngestEvents(Console(), store)
     try:
-        total = len(discover_scans(bids_dir, suffix=suffix))
-        with Progress(console=console, transient=True) as bar:
-            task = bar.add_task(f"ingesting into {redact_url(store)}", total=total)
-            summary = ingest(
-                bids_dir,
-                store,
-                workers=workers,
-                suffix=suffix,
-                progress=lambda row: bar.advance(task),
-                limits=ScanLimits(max_bytes=int(max_scan_gb * 2**30)),
-            )
-    except SpinepsDaskError as exc:
+        summary, refs = run_ingest(
+            store,
+            bids_dir,
+            references=references,
+            cluster=cluster,
+            workers=workers,
+            threads=threads,
+            suffix=suffix,
+            limits=ScanLimits(max_bytes=int(max_scan_gb * 2**30)),
+            events=events,
+        )
+    except SpinepsDaskError as exc:  # locked store, unknown cluster, missing folder
+        events.stop()
         print_error("error", exc)
         raise typer.Exit(2) from exc
-    console.print(_summary_table(summary))
-    refused = len(summary.failed)
-    if references is not None:
-        from spineps_dask.io.references import ingest_references
-        from spineps_dask.io.store import CohortStore
+    finally:
+        events.stop()
+    if summary.failed or (refs is not None and refs["failed"]):
+        raise typer.Exit(1)
 
-        try:  # the store's lock may be held by a run started meanwhile
-            refs = ingest_references(references, CohortStore(store, mode="a"))
-        except SpinepsDaskError as exc:
-            print_error("error", exc)
-            raise typer.Exit(2) from exc
-        console.print(
+
+class _IngestEvents(BatchEvents):
+    """`run_ingest`'s events -> a progress bar over the scans, then the printed summaries
+    (each as its part ends, so the scans' stands when the references' fails)."""
+
+    def __init__(self, console: Console, store: str) -> None:
+        from rich.progress import Progress
+
+        from spineps_dask.io._urls import redact_url
+
+        self.console = console
+        self.where = redact_url(store)
+        self.bar = Progress(console=console, transient=True)
+        self.task: Any = None
+
+    def scans_found(self, n: int) -> None:
+        self.bar.start()
+        self.task = self.bar.add_task(f"ingesting into {self.where}", total=n)
+
+    def scan_ingested(self, row: dict[str, Any]) -> None:
+        if self.task is not None:
+            self.bar.advance(self.task)
+
+    def stop(self) -> None:
+        self.bar.stop()
+
+    def ingested(self, summary: IngestSummary) -> None:
+        self.stop()
+        self.console.print(_summary_table(summary))
+
+    def references_ingested(self, refs: ReferenceSummary) -> None:
+        self.console.print(
             f"references: {len(refs['ingested'])} subjects, {len(refs['missing'])} without, "
             f"{len(refs['failed'])} refused"
         )
         for subject, reason in refs["failed"].items():
-            console.print(f"  [red]{subject}[/red]: {reason}")
-        refused += len(refs["failed"])
-    if refused:
-        raise typer.Exit(1)
+            self.console.print(f"  [red]{subject}[/red]: {reason}")
+
+    def cluster_ready(self, dashboard: str) -> None: ...
 
 
 def _summary_table(summary):

@@ -219,13 +219,15 @@ def cluster_client(
     client: Any = None,
     workers: int | None = None,
     threads: int | None = None,
+    setup: bool = True,
 ) -> Iterator[Any]:
     """A client to run on, inside the ``with`` block: ``client`` as given, or a new one.
 
     A new client starts (or joins, for an address) ``cluster`` as `connect` does, registers
     `WorkerSetup` so every worker sets its torch threads (``threads``, else the workers' own
     count), and is closed with its cluster afterwards. A given client is used as it is: its
-    workers should have `WorkerSetup` registered already.
+    workers should have `WorkerSetup` registered already. ``setup=False``: no `WorkerSetup`
+    (a cluster that runs no model, an ingest's: its workers need not import torch).
     """
     if client is not None:
         yield client
@@ -234,8 +236,9 @@ def cluster_client(
 
     client, cluster_obj = connect(cluster, n_workers=workers, threads_per_worker=threads)
     try:
-        nthreads = threads or max(client.nthreads().values(), default=1)
-        client.register_plugin(WorkerSetup(threads=nthreads, log_level=worker_log_level()))
+        if setup:
+            nthreads = threads or max(client.nthreads().values(), default=1)
+            client.register_plugin(WorkerSetup(threads=nthreads, log_level=worker_log_level()))
         yield client
     finally:
         close_quietly(client, cluster_obj)

@@ -27,7 +27,8 @@ from distributed import Client
 from spineps_dask.config import RunConfig
 from spineps_dask.distributed.outcomes import PHASES, SubjectOutcome
 from spineps_dask.distributed.runner import RunEvents, run_cohort
-from spineps_dask.errors import DamagedVolumeError, StoreError
+from spineps_dask.errors import StoreError
+from spineps_dask.io.integrity import intact
 from spineps_dask.io.lock import writer_lock
 from spineps_dask.io.manifest import Manifest, make_row
 from spineps_dask.io.names import OUTPUTS, REFERENCES
@@ -193,7 +194,10 @@ def check_done(
     checks in batches on the cluster, where reading a store costs the driver nothing."""
     out = DoneCheck()
     for s in subjects:
-        if not (all(store.has_volume(s, n) for n in OUTPUTS) and _intact(store, s, full=full)):
+        if not (
+            all(store.has_volume(s, n) for n in OUTPUTS)
+            and intact(store, s, OUTPUTS, full=full, then="segmenting it again")
+        ):
             out.damaged.append(s)
         elif metrics and (digest := _late_references(store, s, scored.get(s), full=full)):
             out.score[s] = digest
@@ -215,30 +219,6 @@ def _in_order(todo: list[str], damaged: set[str], asked: list[str] | None) -> li
     return sorted({*todo, *damaged}, key=order.__getitem__)
 
 
-def _intact(store: CohortStore, subject: str, *, full: bool) -> bool:
-    """The subject's masks match their checksums; damage is logged (one line) and redone."""
-    try:
-        for name in OUTPUTS:
-            store.verify_volume(subject, name, full=full)
-    except DamagedVolumeError as exc:
-        logger.warning("%s: %s; segmenting it again", subject, exc)
-        return False
-    return True
-
-
-def _references_intact(store: CohortStore, subject: str, *, full: bool) -> bool:
-    """The subject's references match their checksums (chunk sizes, or with ``full`` every
-    voxel). Damaged ones are logged (one line) and not scored, failing no row: the masks are
-    sound, and the subject is scored once its references are ingested again."""
-    try:
-        for name in REFERENCES:
-            store.verify_volume(subject, name, full=full)
-    except DamagedVolumeError as exc:
-        logger.warning("%s: %s; not scored until its references are ingested again", subject, exc)
-        return False
-    return True
-
-
 def _late_references(
     store: CohortStore, subject: str, scored: str | None, *, full: bool
 ) -> str | None:
@@ -247,7 +227,10 @@ def _late_references(
     digest = reference_digest(store, subject)
     if digest is None or digest == scored:
         return None
-    return digest if _references_intact(store, subject, full=full) else None
+    # Damaged references are not scored and fail no row: the masks are sound, and the
+    # subject is scored once its references are ingested again.
+    again = "not scored until its references are ingested again"
+    return digest if intact(store, subject, REFERENCES, full=full, then=again) else None
 
 
 def to_score(
@@ -260,7 +243,7 @@ def to_score(
 ) -> dict[str, str]:
     """``{subject: reference digest}`` of the ``subjects`` whose references were not scored
     with these masks: no ok ``score`` row with this digest and config fingerprint. References
-    that are damaged (`_references_intact`; ``verify``: every voxel) are left out. What
+    that are damaged (`intact`; ``verify``: every voxel) are left out. What
     `check_done` finds on the cluster for a run, here on the caller's side."""
     if not cfg.metrics:
         return {}

@@ -3,6 +3,9 @@
 Layers (style rule 1): ``discover_scans`` (folder -> scan list) -> ``ingest_scan`` (one scan ->
 store + manifest row) -> ``ingest`` (all scans, thread pool, manifest upsert). One bad scan
 becomes a ``failed`` manifest row with its reason; every other subject is still ingested.
+`plan_ingest` (what to ingest, under which key) and `IngestRecord` (the rows, their manifest
+writes and the summary) are shared with the cluster's ingest (`distributed.ingest`), which
+runs ``ingest_scan`` on the workers instead of this thread pool.
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from spineps_dask.errors import DamagedVolumeError, InputError, SpinepsDaskError
+from spineps_dask.errors import InputError, SpinepsDaskError
 from spineps_dask.io.bids import ScanName, parse_scan_name
+from spineps_dask.io.integrity import intact
 from spineps_dask.io.lock import INGEST_WAIT_S, writer_lock
 from spineps_dask.io.manifest import make_row
 from spineps_dask.io.names import IMAGE, PARTICIPANTS
@@ -126,17 +130,6 @@ def _scan_of(path: Path, root: Path) -> Scan:
     return Scan(key, path, name)
 
 
-def _intact(store: CohortStore, subject: str) -> bool:
-    """The stored scan's chunks are as written (sizes only: no voxel is read); a damaged
-    scan is logged and ingested again."""
-    try:
-        store.verify_volume(subject, IMAGE)
-    except DamagedVolumeError as exc:
-        logger.warning("%s: %s; ingesting it again", subject, exc)
-        return False
-    return True
-
-
 def not_a_regular_file(path: str | os.PathLike) -> str | None:
     """Why ``path`` cannot be read as a scan without opening it (None: a regular file).
 
@@ -182,7 +175,7 @@ def ingest_scan(
             and previous.get("status") == "ok"
             and previous.get("sha256") == digest
             and store.has_volume(scan.subject, IMAGE)
-            and _intact(store, scan.subject)
+            and intact(store, scan.subject, [IMAGE], then="ingesting it again")
         ):
             return make_row(scan.subject, "skipped", source=str(scan.path), sha256=digest)
         limits = limits or ScanLimits()
@@ -229,59 +222,110 @@ def ingest(
     store wait for each other.
     ``store_url`` may be an open `CohortStore` (its own storage options then apply).
     ``progress`` is called with each finished row (the CLI's progress bar); ``limits`` what a
-    usable scan is (spacing, size: `ScanLimits`).
+    usable scan is (spacing, size: `ScanLimits`). The scans are read on this machine, by
+    ``workers`` threads; `spineps-dask ingest` and `run` read them on a cluster's workers
+    (`distributed.ingest.ingest_on_cluster`: the same checks, rows and store).
     """
     start = time.perf_counter()
     scans = discover_scans(bids_dir, suffix=suffix)
     store = _writable(store_url, storage_options)
     with writer_lock(store, purpose="ingest", wait=INGEST_WAIT_S):
-        copy_participants(bids_dir, store)
-        rows = _ingest_scans(scans, store, workers=workers, progress=progress, limits=limits)
-    summary = summarise(rows)
-    summary.seconds = time.perf_counter() - start
-    logger.info(
-        "ingest: %d ingested, %d skipped, %d failed in %.1f s",
-        len(summary.ingested),
-        len(summary.skipped),
-        len(summary.failed),
-        summary.seconds,
-    )
-    return summary
+        scans, previous = plan_ingest(bids_dir, store, scans)
+        with IngestRecord(store, progress=progress, every_rows=FLUSH_ROWS) as record:
+            _ingest_scans(scans, store, previous, record, workers=workers, limits=limits)
+    return record.summary(start)
 
 
 def _ingest_scans(
     scans: list[Scan],
     store: CohortStore,
+    previous: dict[str, dict[str, Any]],
+    record: IngestRecord,
     *,
     workers: int | None,
-    progress: Callable[[dict[str, Any]], None] | None,
     limits: ScanLimits | None,
-) -> list[dict[str, Any]]:
-    """Ingest ``scans`` on a thread pool; manifest rows are written every `FLUSH_ROWS`."""
-    manifest = store.manifest
-    previous = previous_rows(store)
-    scans = keep_recorded_keys(scans, previous)
+) -> None:
+    """Ingest ``scans`` on a thread pool, each row into ``record`` as its scan finishes."""
     workers = workers or min(4, os.cpu_count() or 1)
-    rows: list[dict[str, Any]] = []
-    pending: list[dict[str, Any]] = []
-    try:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = [
-                pool.submit(ingest_scan, s, store, previous=previous.get(s.subject), limits=limits)
-                for s in scans
-            ]
-            for fut in as_completed(futures):
-                row = fut.result()
-                rows.append(row)
-                pending += [row] if row["status"] != "skipped" else []
-                if len(pending) >= FLUSH_ROWS:
-                    manifest.upsert(merge_duplicates(pending))
-                    pending.clear()
-                if progress is not None:
-                    progress(row)
-    finally:  # rows of finished scans survive an interrupted ingest
-        manifest.upsert(merge_duplicates(pending))
-    return rows
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [
+            pool.submit(ingest_scan, s, store, previous=previous.get(s.subject), limits=limits)
+            for s in scans
+        ]
+        for fut in as_completed(futures):
+            record.add([fut.result()])
+
+
+def plan_ingest(
+    bids_dir: str | os.PathLike, store: CohortStore, scans: list[Scan]
+) -> tuple[list[Scan], dict[str, dict[str, Any]]]:
+    """What an ingest does, inside its lock: copies ``participants.tsv``, reads the previous
+    ingest rows once (`previous_rows`) and keeps the keys scans were recorded under
+    (`keep_recorded_keys`). Returns the scans to ingest and the previous rows."""
+    copy_participants(bids_dir, store)
+    previous = previous_rows(store)
+    return keep_recorded_keys(scans, previous), previous
+
+
+class IngestRecord:
+    """The rows of one ingest, as its scans finish: each passed to ``progress``, written to
+    the manifest every ``every_rows`` rows or ``every_seconds`` seconds (skipped scans have
+    nothing to write), the rest on leaving the ``with`` block, an interrupted ingest
+    included, so the rows of finished scans survive; then `summary`."""
+
+    def __init__(
+        self,
+        store: CohortStore,
+        *,
+        progress: Callable[[dict[str, Any]], None] | None = None,
+        every_rows: int | None = None,
+        every_seconds: float | None = None,
+    ) -> None:
+        self.manifest = store.manifest
+        self.progress = progress
+        self.every_rows, self.every_seconds = every_rows, every_seconds
+        self.rows: list[dict[str, Any]] = []
+        self.pending: list[dict[str, Any]] = []
+        self.last = time.monotonic()
+
+    def __enter__(self) -> IngestRecord:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.flush()
+
+    def add(self, rows: list[dict[str, Any]]) -> None:
+        """Record finished scans' rows (one scan's, or a batch's)."""
+        self.rows += rows
+        self.pending += [r for r in rows if r["status"] != "skipped"]
+        due_rows = self.every_rows is not None and len(self.pending) >= self.every_rows
+        due_time = (
+            self.every_seconds is not None and time.monotonic() - self.last > self.every_seconds
+        )
+        if due_rows or due_time:
+            self.flush()
+        if self.progress is not None:
+            for row in rows:
+                self.progress(row)
+
+    def flush(self) -> None:
+        """Write the pending rows, one per subject (`merge_duplicates`)."""
+        self.manifest.upsert(merge_duplicates(self.pending))
+        self.pending.clear()
+        self.last = time.monotonic()
+
+    def summary(self, start: float) -> IngestSummary:
+        """What the rows say per subject (`summarise`), timed from ``start``, and logged."""
+        summary = summarise(self.rows)
+        summary.seconds = time.perf_counter() - start
+        logger.info(
+            "ingest: %d ingested, %d skipped, %d failed in %.1f s",
+            len(summary.ingested),
+            len(summary.skipped),
+            len(summary.failed),
+            summary.seconds,
+        )
+        return summary
 
 
 def copy_participants(bids_dir: str | os.PathLike, store: CohortStore) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,6 +78,21 @@ def verify_store(store: CohortStore, *, full: bool = True, mark: bool = True) ->
             store.manifest.upsert(rows)
     logger.info("verify: %s", str(report).splitlines()[0])
     return report
+
+
+def intact(
+    store: CohortStore, subject: str, names: Iterable[str], *, full: bool = False, then: str
+) -> bool:
+    """The subject's volumes ``names`` match their checksums: the stored chunk sizes (no
+    voxel read), or with ``full`` every voxel. Damage is logged in one line that ends with
+    what the caller does about it (``then``: "segmenting it again"), and gives False."""
+    try:
+        for name in names:
+            store.verify_volume(subject, name, full=full)
+    except DamagedVolumeError as exc:
+        logger.warning("%s: %s; %s", subject, exc, then)
+        return False
+    return True
 
 
 def damage_rows(damaged: Mapping[str, Mapping[str, str]]) -> list[dict[str, Any]]:

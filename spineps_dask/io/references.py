@@ -15,14 +15,16 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TypedDict
 
 import numpy as np
 
-from spineps_dask.errors import DamagedVolumeError, SpinepsDaskError
+from spineps_dask.errors import SpinepsDaskError
 from spineps_dask.io.cohort import not_a_regular_file
 from spineps_dask.io.export import scan_name_of
+from spineps_dask.io.integrity import intact
 from spineps_dask.io.lock import INGEST_WAIT_S, writer_lock
 from spineps_dask.io.names import IMAGE, REF_INSTANCE, REF_SEMANTIC
 from spineps_dask.io.nifti import load_volume
@@ -35,6 +37,8 @@ logger = logging.getLogger(__name__)
 
 #: Store name -> BIDS derivative (description, extension) of each reference mask.
 _DERIVATIVES = {REF_SEMANTIC: SEMANTIC, REF_INSTANCE: INSTANCE}
+#: The labels each reference mask may hold (the SPINEPS scheme).
+_VALID = {REF_SEMANTIC: VALID_SEMANTIC, REF_INSTANCE: VALID_INSTANCE}
 
 
 class ReferenceSummary(TypedDict):
@@ -44,6 +48,10 @@ class ReferenceSummary(TypedDict):
     missing: list[str]
     failed: dict[str, str]
     unchanged: list[str]
+
+
+#: What became of one subject's references: ingested, unchanged, missing or failed.
+ReferenceOutcome = tuple[str, str, str | None]
 
 
 def ingest_references(
@@ -57,49 +65,65 @@ def ingest_references(
     its scan (known from its header, before its voxels are read), over the size limit of a
     scan (``limits``, as `ingest`), not a regular file, or holding labels outside the SPINEPS
     scheme (another dataset's ids would silently score zero), is refused with the reason; the
-    subject is still segmented, just not scored.
+    subject is still segmented, just not scored. The masks are read here, one subject after
+    another; `spineps-dask ingest` and `run` read them on a cluster's workers
+    (`distributed.ingest.ingest_references_on_cluster`: the same checks and summary).
     """
     limits = limits or ScanLimits()
     with writer_lock(store, purpose="ingest", wait=INGEST_WAIT_S):
-        return _ingest_references(Path(derivatives), store, limits)
+        return summarise_references(
+            out
+            for subject in store.subjects()
+            if (out := ingest_subject_references(Path(derivatives), store, subject, limits))
+        )
 
 
-def _ingest_references(root: Path, store: CohortStore, limits: ScanLimits) -> ReferenceSummary:
-    valid = {REF_SEMANTIC: VALID_SEMANTIC, REF_INSTANCE: VALID_INSTANCE}
+def ingest_subject_references(
+    root: Path, store: CohortStore, subject: str, limits: ScanLimits
+) -> ReferenceOutcome | None:
+    """One subject's reference masks from the derivatives folder ``root`` into the store:
+    ``(subject, "ingested" | "unchanged" | "missing" | "failed", reason)``, or None when the
+    subject has no scan in the store (nothing to score against)."""
+    if not store.has_volume(subject, IMAGE):
+        return None
+    name = scan_name_of(store, subject)
+    anat = root / f"sub-{name.sub}" / (f"ses-{name.ses}" if name.ses else "") / "anat"
+    paths = {key: anat / name.derivative(*desc) for key, desc in _DERIVATIVES.items()}
+    if not all(os.path.lexists(p) for p in paths.values()):
+        return subject, "missing", None
+    try:
+        for path in paths.values():  # stat only: a FIFO would block the read below
+            odd = not_a_regular_file(path)
+            if odd:
+                raise SpinepsDaskError(f"{path.name} {odd}")
+        want = tuple(store.read_attrs(subject, IMAGE)["shape"])
+        vols = {
+            key: load_volume(path, max_bytes=limits.max_bytes, expect_shape=want)
+            for key, path in paths.items()
+        }
+        for key, vol in vols.items():  # both checked before either is written
+            check_labels(vol.data, _VALID[key], what=paths[key].name, subject=subject)
+        digests = {key: voxel_digest(vol.data) for key, vol in vols.items()}
+        if all(_stored_digest(store, subject, k) == d for k, d in digests.items()):
+            return subject, "unchanged", None
+        for key, vol in vols.items():
+            store.write_volume(
+                subject, key, vol, label=True, source=str(paths[key]), digest=digests[key]
+            )
+    except SpinepsDaskError as exc:
+        logger.info("reference masks of %s not used: %s", subject, exc)  # in the summary
+        return subject, "failed", str(exc)
+    return subject, "ingested", None
+
+
+def summarise_references(outcomes: Iterable[ReferenceOutcome]) -> ReferenceSummary:
+    """The summary of the subjects' outcomes (`ingest_subject_references`), by subject."""
     out: ReferenceSummary = {"ingested": [], "missing": [], "failed": {}, "unchanged": []}
-    for subject in store.subjects():
-        if not store.has_volume(subject, IMAGE):
-            continue
-        name = scan_name_of(store, subject)
-        anat = root / f"sub-{name.sub}" / (f"ses-{name.ses}" if name.ses else "") / "anat"
-        paths = {key: anat / name.derivative(*desc) for key, desc in _DERIVATIVES.items()}
-        if not all(os.path.lexists(p) for p in paths.values()):
-            out["missing"].append(subject)
-            continue
-        try:
-            for path in paths.values():  # stat only: a FIFO would block the read below
-                odd = not_a_regular_file(path)
-                if odd:
-                    raise SpinepsDaskError(f"{path.name} {odd}")
-            want = tuple(store.read_attrs(subject, IMAGE)["shape"])
-            vols = {
-                key: load_volume(path, max_bytes=limits.max_bytes, expect_shape=want)
-                for key, path in paths.items()
-            }
-            for key, vol in vols.items():  # both checked before either is written
-                check_labels(vol.data, valid[key], what=paths[key].name, subject=subject)
-            digests = {key: voxel_digest(vol.data) for key, vol in vols.items()}
-            if all(_stored_digest(store, subject, k) == d for k, d in digests.items()):
-                out["unchanged"].append(subject)
-                continue
-            for key, vol in vols.items():
-                store.write_volume(
-                    subject, key, vol, label=True, source=str(paths[key]), digest=digests[key]
-                )
-            out["ingested"].append(subject)
-        except SpinepsDaskError as exc:
-            out["failed"][subject] = str(exc)
-            logger.info("reference masks of %s not used: %s", subject, exc)  # in the summary
+    for subject, what, reason in sorted(outcomes, key=lambda o: o[0]):
+        if what == "failed":
+            out["failed"][subject] = reason or "refused"
+        else:
+            out[what].append(subject)  # type: ignore[literal-required]
     return out
 
 
@@ -117,10 +141,7 @@ def _stored_digest(store: CohortStore, subject: str, name: str) -> str | None:
     sizes): ingesting references again is how damage that `verify` found is mended."""
     if not store.has_volume(subject, name):
         return None
-    try:
-        store.verify_volume(subject, name, full=True)
-    except DamagedVolumeError as exc:
-        logger.warning("%s: %s; ingesting it again", subject, exc)
+    if not intact(store, subject, [name], full=True, then="ingesting it again"):
         return None
     return store.read_attrs(subject, name).get("digest")
 

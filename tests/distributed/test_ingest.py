@@ -1,6 +1,7 @@
 """Ingest on the cluster (issue 19): the workers read the scans and write the store, the driver
 only lists, plans and records; the rows, the failed rows and the stored scans are those of
-the driver's own ingest, a re-ingest skips unchanged scans, and a lost task fails its scans."""
+the driver's own ingest, a re-ingest skips unchanged scans, and a lost task fails its scans.
+Reference masks likewise: the summary and the stored masks are the driver's own."""
 
 from __future__ import annotations
 
@@ -8,10 +9,17 @@ import numpy as np
 import pytest
 from distributed import Client, LocalCluster
 
-from spineps_dask.distributed.ingest import _result, ingest_on_cluster
+from spineps_dask.distributed.ingest import (
+    _reference_result,
+    _result,
+    ingest_on_cluster,
+    ingest_references_on_cluster,
+)
 from spineps_dask.io.cohort import Scan, ingest
+from spineps_dask.io.references import ingest_references
 from spineps_dask.io.store import CohortStore
 from tests.io.conftest import scan_data, write_scan
+from tests.io.test_references import _write_refs
 
 COLUMNS = ["subject", "status", "sha256", "orientation", "dtype", "error", "step", "source"]
 
@@ -97,3 +105,41 @@ def test_the_cluster_ingest_keeps_recorded_keys_and_copies_participants(client, 
     store.delete_subject("sub-001_acq-sag")
     again = ingest_on_cluster(client, root, store)
     assert again.skipped == ["sub-001"] and not again.ingested
+
+
+def test_the_cluster_ingests_references_as_the_driver_would(cohort, client, tmp_path):
+    """sub-000's references are good, sub-001's hold a label outside the scheme (refused with
+    the reason), the other subjects have none: the summary, the stored masks and their
+    attributes are those of the driver's reference ingest; again, they are unchanged."""
+    refs = (tmp_path / "refs").absolute()
+    sem = np.zeros((24, 20, 6), np.uint8)
+    sem[4:10, 5:15, 1:4] = 49  # a vertebra body
+    inst = np.where(sem > 0, 20, 0).astype(np.uint8)  # L1
+    _write_refs(refs, "000", sem, inst)
+    _write_refs(refs, "001", sem, np.where(inst > 0, 77, 0).astype(np.uint8))
+    here, there = CohortStore(tmp_path / "here.zarr"), CohortStore(tmp_path / "there.zarr")
+    ingest(cohort, here)
+    ingest(cohort, there)
+    a = ingest_references(refs, here)
+    b = ingest_references_on_cluster(client, refs, there, batch=2)
+    assert a == b
+    assert b["ingested"] == ["sub-000"] and b["missing"] == ["sub-002", "sub-003", "sub-004"]
+    assert "labels [77] outside the SPINEPS scheme" in b["failed"]["sub-001"]
+    for name in ("ref_semantic", "ref_instance"):
+        assert here.read_attrs("sub-000", name) == there.read_attrs("sub-000", name)
+        np.testing.assert_array_equal(
+            here.read_volume("sub-000", name).data, there.read_volume("sub-000", name).data
+        )
+    assert there.volumes("sub-001") == ["image"]
+    again = ingest_references_on_cluster(client, refs, there)
+    assert again["unchanged"] == ["sub-000"] and not again["ingested"]
+
+
+def test_a_lost_reference_task_fails_its_subjects_references():
+    class Lost:
+        def result(self):
+            raise RuntimeError("worker died")
+
+    out = _reference_result(Lost(), ["sub-001", "sub-002"])
+    assert [(s, what) for s, what, _ in out] == [("sub-001", "failed"), ("sub-002", "failed")]
+    assert "reference ingest task was lost (RuntimeError: worker died)" in out[0][2]
