@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from spineps_dask.cli._help import LABELING_HELP, MODEL_HELP, NAMING_HELP
 from spineps_dask.cli._progress import Counter, console, make_progress, print_error
 
 if TYPE_CHECKING:  # imported by the command itself, so that --help stays instant
@@ -23,18 +24,6 @@ else:
     BatchEvents = object  # the no-op base only matters to the type checker
 
 logger = logging.getLogger(__name__)
-
-_MODEL_HELP = "Model folder, or a name under $SPINEPS_SEGMENTOR_MODELS (default: shipped demo)."
-_LABELING_HELP = (
-    "Vertebra labelling model: a folder, a name under $SPINEPS_SEGMENTOR_MODELS, or 'none' "
-    "(name by counting from C2 / the sacrum). Default: the shipped demo model; while the "
-    "package ships none, the rule names the vertebrae."
-)
-_NAMING_HELP = (
-    "How vertebrae are named: model, model+anchors (the model with the C2 / sacrum cues as "
-    "evidence) or rule (counting, no model). Default: model+anchors when there is a labelling "
-    "model, else rule."
-)
 
 
 def run(
@@ -56,10 +45,10 @@ def run(
     ),
     workers: int | None = typer.Option(None, help="Workers for --cluster local."),
     threads: int | None = typer.Option(None, help="Threads per worker (torch, N4)."),
-    semantic_model: str | None = typer.Option(None, "--semantic-model", help=_MODEL_HELP),
-    instance_model: str | None = typer.Option(None, "--instance-model", help=_MODEL_HELP),
-    labeling_model: str | None = typer.Option(None, "--labeling-model", help=_LABELING_HELP),
-    naming: str | None = typer.Option(None, "--naming", help=_NAMING_HELP),
+    semantic_model: str | None = typer.Option(None, "--semantic-model", help=MODEL_HELP),
+    instance_model: str | None = typer.Option(None, "--instance-model", help=MODEL_HELP),
+    labeling_model: str | None = typer.Option(None, "--labeling-model", help=LABELING_HELP),
+    naming: str | None = typer.Option(None, "--naming", help=NAMING_HELP),
     config: Path | None = typer.Option(None, help="Run settings YAML (RunConfig fields)."),
     n4: bool | None = typer.Option(None, "--n4/--no-n4", help="N4 bias-field correction."),
     recipe: str | None = typer.Option(
@@ -110,7 +99,11 @@ def run(
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}
     try:
-        cfg = RunConfig.from_file(config, **overrides) if config else RunConfig.from_dict(overrides)
+        cfg = (
+            RunConfig.from_file(config, **overrides)
+            if config
+            else RunConfig.from_request(overrides)
+        )
     except (ValueError, OSError) as exc:  # unknown setting, recipe or naming; unreadable YAML
         print_error("settings problem", exc)
         raise typer.Exit(code=2) from exc
