@@ -90,10 +90,8 @@ def test_model_naming_without_a_labelling_model_is_an_error(tmp_path):
     assert not out.exists()
     with pytest.raises(ValueError, match="needs a labelling model"):
         RunConfig.from_request({"naming": "model+anchors", "labeling_model": "none"})
-    ref = RunConfig.from_request(
-        {"naming": "model", "labeling_model": "none", "reference_mode": True}
-    )
-    # reference mode names by the rule by design, whatever naming says
+    ref = {"naming": "model", "labeling_model": "none", "reference_mode": True}
+    assert RunConfig.from_request(ref).labeling_folder is None  # reference mode: the rule
     stored = RunConfig.from_dict({"labeling_model": "none"}).to_dict()
     assert RunConfig.from_dict(stored).labeling_folder is None  # stored configs still read
 
