@@ -262,7 +262,7 @@ class RunConfig:
         """Settings from a YAML file; unknown keys are an error, not silently ignored."""
         raw = yaml.safe_load(Path(path).read_text()) or {}
         raw.update({k: v for k, v in overrides.items() if v is not None})
-        return cls.from_dict(raw)
+        return cls.from_request(raw)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> RunConfig:
@@ -280,3 +280,18 @@ class RunConfig:
             else:
                 values[key] = resolve_model(values[key], default=key.split("_")[0])
         return replace(cfg, **values)
+
+    @classmethod
+    def from_request(cls, raw: dict[str, Any]) -> RunConfig:
+        """Settings a user asked for (options, a YAML file): as `from_dict`, and model naming
+        asked for without a labelling model is an error rather than a quiet fall-back to the
+        rule. (A stored config keeps the default naming with no model: read it with
+        `from_dict`.)"""
+        cfg = cls.from_dict(raw)
+        asked = raw.get("naming")
+        if asked not in (None, "rule") and cfg.labeling_folder is None and not cfg.reference_mode:
+            raise ValueError(
+                f"naming {asked!r} needs a labelling model: give one (labeling_model, "
+                "--labeling-model FOLDER) or use naming 'rule'"
+            )
+        return cfg

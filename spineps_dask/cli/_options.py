@@ -1,4 +1,5 @@
-"""Options that several commands share, defined once: where the work runs (``run``, ``ingest``)."""
+"""Options that several commands share, defined once: where the work runs (``run``, ``ingest``)
+and which models name what (``run``, ``segment``)."""
 
 from __future__ import annotations
 
@@ -19,3 +20,25 @@ Workers = Annotated[
     int | None, typer.Option("--workers", "-j", help="Workers for --cluster local.")
 ]
 Threads = Annotated[int | None, typer.Option("--threads", help="Threads per worker (torch, N4).")]
+
+_MODEL_HELP = "Model folder, or a name under $SPINEPS_SEGMENTOR_MODELS (default: shipped demo)."
+SemanticModel = Annotated[str | None, typer.Option("--semantic-model", help=_MODEL_HELP)]
+InstanceModel = Annotated[str | None, typer.Option("--instance-model", help=_MODEL_HELP)]
+LabelingModel = Annotated[
+    str | None,
+    typer.Option(
+        "--labeling-model",
+        help="Vertebra labelling model: a folder, a name under $SPINEPS_SEGMENTOR_MODELS, or "
+        "'none' (name by counting from C2 / the sacrum). Default: the shipped demo model; while "
+        "the package ships none, the rule names the vertebrae.",
+    ),
+]
+Naming = Annotated[
+    str | None,
+    typer.Option(
+        "--naming",
+        help="How vertebrae are named: model, model+anchors (the model with the C2 / sacrum cues "
+        "as evidence) or rule (counting, no model). Default: model+anchors when there is a "
+        "labelling model, else rule; model naming without a labelling model is an error.",
+    ),
+]

@@ -25,18 +25,6 @@ else:
 
 logger = logging.getLogger(__name__)
 
-_MODEL_HELP = "Model folder, or a name under $SPINEPS_SEGMENTOR_MODELS (default: shipped demo)."
-_LABELING_HELP = (
-    "Vertebra labelling model: a folder, a name under $SPINEPS_SEGMENTOR_MODELS, or 'none' "
-    "(name by counting from C2 / the sacrum). Default: the shipped demo model; while the "
-    "package ships none, the rule names the vertebrae."
-)
-_NAMING_HELP = (
-    "How vertebrae are named: model, model+anchors (the model with the C2 / sacrum cues as "
-    "evidence) or rule (counting, no model). Default: model+anchors when there is a labelling "
-    "model, else rule."
-)
-
 
 def run(
     store: str = typer.Argument(..., help="Cohort store (folder or s3://... URL)."),
@@ -51,10 +39,10 @@ def run(
     cluster: _options.Cluster = "local",
     workers: _options.Workers = None,
     threads: _options.Threads = None,
-    semantic_model: str | None = typer.Option(None, "--semantic-model", help=_MODEL_HELP),
-    instance_model: str | None = typer.Option(None, "--instance-model", help=_MODEL_HELP),
-    labeling_model: str | None = typer.Option(None, "--labeling-model", help=_LABELING_HELP),
-    naming: str | None = typer.Option(None, "--naming", help=_NAMING_HELP),
+    semantic_model: _options.SemanticModel = None,
+    instance_model: _options.InstanceModel = None,
+    labeling_model: _options.LabelingModel = None,
+    naming: _options.Naming = None,
     config: Path | None = typer.Option(None, help="Run settings YAML (RunConfig fields)."),
     n4: bool | None = typer.Option(None, "--n4/--no-n4", help="N4 bias-field correction."),
     recipe: str | None = typer.Option(
@@ -105,7 +93,11 @@ def run(
     }
     overrides = {k: v for k, v in overrides.items() if v is not None}
     try:
-        cfg = RunConfig.from_file(config, **overrides) if config else RunConfig.from_dict(overrides)
+        cfg = (
+            RunConfig.from_file(config, **overrides)
+            if config
+            else RunConfig.from_request(overrides)
+        )
     except (ValueError, OSError) as exc:  # unknown setting, recipe or naming; unreadable YAML
         print_error("settings problem", exc)
         raise typer.Exit(code=2) from exc

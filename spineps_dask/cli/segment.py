@@ -7,14 +7,8 @@ from typing import Any
 
 import typer
 
+from spineps_dask.cli import _options
 from spineps_dask.cli._progress import console, print_error
-
-_MODEL_HELP = "Model folder, or a name under $SPINEPS_SEGMENTOR_MODELS (default: shipped demo)."
-_LABELING_HELP = (
-    "Vertebra labelling model: a folder, a name under $SPINEPS_SEGMENTOR_MODELS, or 'none' "
-    "(name by counting from C2 / the sacrum). Default: the shipped demo model; while the "
-    "package ships none, the rule names the vertebrae."
-)
 
 
 def segment(
@@ -29,13 +23,10 @@ def segment(
         dir_okay=False,
         help="Start from this semantic mask (e.g. a corrected one): instance phase only.",
     ),
-    semantic_model: str | None = typer.Option(None, "--semantic-model", help=_MODEL_HELP),
-    instance_model: str | None = typer.Option(None, "--instance-model", help=_MODEL_HELP),
-    labeling_model: str | None = typer.Option(None, "--labeling-model", help=_LABELING_HELP),
-    naming: str = typer.Option(
-        "model+anchors",
-        help="model, model+anchors (the model with the C2 / sacrum cues as evidence) or rule.",
-    ),
+    semantic_model: _options.SemanticModel = None,
+    instance_model: _options.InstanceModel = None,
+    labeling_model: _options.LabelingModel = None,
+    naming: _options.Naming = None,
     n4: bool = typer.Option(True, "--n4/--no-n4", help="N4 bias-field correction."),
     recipe: str = typer.Option(
         "reference",
@@ -74,7 +65,7 @@ def segment(
         "reference_mode": reference_mode,
     }
     try:
-        cfg = RunConfig.from_dict({k: v for k, v in overrides.items() if v is not None})
+        cfg = RunConfig.from_request({k: v for k, v in overrides.items() if v is not None})
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--naming") from exc
     out = out or scan.parent / "derivatives_seg"

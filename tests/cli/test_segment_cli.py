@@ -77,6 +77,25 @@ def test_rule_naming_without_a_labelling_model(tmp_path, monkeypatch, how):
     assert bad.exit_code == 2 and "model+anchors" in bad.output
 
 
+def test_model_naming_without_a_labelling_model_is_an_error(tmp_path):
+    """Asking for model naming with no labelling model stops with the way out, instead of
+    quietly naming by the rule (`segment`, and `RunConfig` for `run` and the library)."""
+    from spineps_dask.config import RunConfig
+
+    _, scan = _scan(tmp_path)
+    out = tmp_path / "out"
+    args = ["segment", str(scan), "--out", str(out), "--labeling-model", "none"]
+    result = runner.invoke(app, [*args, "--naming", "model"])
+    assert result.exit_code == 2 and "--labeling-model" in " ".join(result.output.split())
+    assert not out.exists()
+    with pytest.raises(ValueError, match="needs a labelling model"):
+        RunConfig.from_request({"naming": "model+anchors", "labeling_model": "none"})
+    ref = {"naming": "model", "labeling_model": "none", "reference_mode": True}
+    assert RunConfig.from_request(ref).labeling_folder is None  # reference mode: the rule
+    stored = RunConfig.from_dict({"labeling_model": "none"}).to_dict()
+    assert RunConfig.from_dict(stored).labeling_folder is None  # stored configs still read
+
+
 def _demo_without_labeling(tmp_path):
     """The shipped demo folders, less any labelling one: what the package holds until a demo
     labelling model is shipped."""
