@@ -153,7 +153,7 @@ def check_weights(folder: str | Path, *, kind: str | None = None) -> ModelFolder
     ModelError
         What is wrong with the folder or with which checkpoint.
     """
-    from spineps_dask.models._checkpoint import load_checkpoint
+    from spineps_dask.models.checkpoint import load_checkpoint
 
     mf = load_model_folder(folder, kind=kind)
     for path in weight_files(mf):

@@ -14,10 +14,10 @@ import numpy as np
 import torch
 
 from spineps_dask.errors import InputError, ModelError
-from spineps_dask.models._checkpoint import load_checkpoint, resolve_device
-from spineps_dask.models._unet3d import Unet3D
+from spineps_dask.models.checkpoint import load_checkpoint, resolve_device
 from spineps_dask.models.config import ModelConfig
 from spineps_dask.models.folders import load_model_folder
+from spineps_dask.models.unet3d import Unet3D
 
 logger = logging.getLogger(__name__)
 

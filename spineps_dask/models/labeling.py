@@ -28,8 +28,8 @@ import torch
 from torch import nn
 
 from spineps_dask.errors import InputError, ModelError
-from spineps_dask.models._checkpoint import load_checkpoint, resolve_device
 from spineps_dask.models._densenet import BLOCKS, MIN_EDGE, DenseNet3d
+from spineps_dask.models.checkpoint import load_checkpoint, resolve_device
 from spineps_dask.models.config import ModelConfig
 from spineps_dask.models.folders import load_model_folder
 from spineps_dask.pipeline.patches import PatchSettings

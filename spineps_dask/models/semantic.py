@@ -32,7 +32,7 @@ import torch
 
 from spineps_dask.errors import ModelError
 from spineps_dask.geometry import Volume, reference_zoom, rescale
-from spineps_dask.models._checkpoint import load_checkpoint, resolve_device
+from spineps_dask.models.checkpoint import load_checkpoint, resolve_device
 from spineps_dask.models.config import ModelConfig
 from spineps_dask.models.folders import load_model_folder
 from spineps_dask.models.nnunet_input import reference_network_input

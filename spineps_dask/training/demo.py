@@ -29,9 +29,9 @@ from typing import Any, ClassVar
 import torch
 
 from spineps_dask.models import nnunet_folder as nf
-from spineps_dask.models._unet3d import Unet3D
 from spineps_dask.models.config import DEFAULT_MAPPING, ModelConfig, write_config
 from spineps_dask.models.instance import save_checkpoint
+from spineps_dask.models.unet3d import Unet3D
 from spineps_dask.training.config import TrainConfig, init_record, versions
 from spineps_dask.training.demo_data import PIR, SEMANTIC_CLASSES, load_cases
 from spineps_dask.training.demo_loops import instance_batches, run_loop, semantic_batches
@@ -188,7 +188,7 @@ def train_semantic(
 
 def _fold0_weights(folder: Path) -> dict[str, torch.Tensor]:
     """The fold-0 network weights of a semantic results folder, loaded safely."""
-    from spineps_dask.models._checkpoint import load_checkpoint
+    from spineps_dask.models.checkpoint import load_checkpoint
 
     return load_checkpoint(folder / "fold_0" / "checkpoint_final.pth")["network_weights"]
 

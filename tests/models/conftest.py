@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from spineps_dask.models import nnunet_folder as nf
-from spineps_dask.models._unet3d import Unet3D
 from spineps_dask.models.config import ModelConfig, write_config
 from spineps_dask.models.instance import save_checkpoint
+from spineps_dask.models.unet3d import Unet3D
 
 TINY_SPEC = nf.PlainUNetSpec(
     features=(4, 8, 16),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from spineps_dask.errors import ModelError
-from spineps_dask.models._checkpoint import load_checkpoint
+from spineps_dask.models.checkpoint import load_checkpoint
 
 
 @pytest.mark.parametrize(

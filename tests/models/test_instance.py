@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from spineps_dask.errors import InputError, ModelError
-from spineps_dask.models._unet3d import Unet3D
 from spineps_dask.models.instance import InstanceModel, save_checkpoint
+from spineps_dask.models.unet3d import Unet3D
 
 
 def _n_params(net: torch.nn.Module) -> int:
@@ -109,7 +109,7 @@ def test_bad_inputs_are_input_errors(tiny_instance: Path) -> None:
 
 def test_saved_hyper_parameters_rebuild_the_same_size(tmp_path: Path) -> None:
     """save_checkpoint records dim and channels, so an 11-channel net comes back as 11 channels."""
-    from spineps_dask.models._checkpoint import load_checkpoint
+    from spineps_dask.models.checkpoint import load_checkpoint
     from spineps_dask.models.instance import network_from_checkpoint
 
     net = Unet3D(8, channels=11)
