@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # --help stays instant: the pipeline is imported by the command itself
+    from spineps_dask.pipeline.protocols import (
+        InstanceSegmenter,
+        SemanticSegmenter,
+        VertebraClassifier,
+    )
+    from spineps_dask.pipeline.segment import Segmentation
 
 import typer
 
@@ -110,7 +119,7 @@ def segment(
         console.print(f"  {kind:9s} {path}")
 
 
-def _naming_line(result: Any) -> str:
+def _naming_line(result: Segmentation) -> str:
     """``named by model+anchors (confidence 0.97)`` / ``named by rule (anchor C2)``; a low
     confidence or a missing anchor is said in so many words."""
     n = result.naming
@@ -124,8 +133,8 @@ def _naming_line(result: Any) -> str:
 def segment_file(
     scan: Path,
     out: Path,
-    semantic_model: Any,
-    instance_model: Any,
+    semantic_model: SemanticSegmenter | None,
+    instance_model: InstanceSegmenter,
     *,
     n4: bool = True,
     recipe: str = "reference",
@@ -133,10 +142,10 @@ def segment_file(
     postprocess: bool = True,
     semantic: Path | None = None,
     snapshot: bool = True,
-    on_stage: Any = None,
-    labeling_model: Any = None,
+    on_stage: Callable[[str], None] | None = None,
+    labeling_model: VertebraClassifier | None = None,
     naming: str = "model+anchors",
-) -> tuple[Any, dict[str, Path]]:
+) -> tuple[Segmentation, dict[str, Path]]:
     """One NIfTI scan in, the reference's four outputs out (what `spineps sample` does).
 
     ``labeling_model``: names the vertebrae (None: the counting rule); ``naming``: how.
