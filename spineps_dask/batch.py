@@ -33,6 +33,7 @@ from spineps_dask.io.lock import writer_lock
 from spineps_dask.io.references import ReferenceSummary, ingest_references
 from spineps_dask.io.store import CohortStore, store_exists
 from spineps_dask.models.folders import check_weights
+from spineps_dask.pipeline.segment import check_model_set, model_modality
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ def run_batch(
     report: str | os.PathLike | None = None,
     export: str | os.PathLike | None = None,
     storage_options: dict[str, Any] | None = None,
+    suffix: str | None = None,
 ) -> RunSummary:
     """Segment every ingested subject of ``store`` that is not done yet; resumable.
 
@@ -79,6 +81,10 @@ def run_batch(
     bids, references
         Ingest the new and changed scans of this BIDS folder first; and the reference masks
         of this derivatives folder (the subjects that have them are then scored).
+    suffix
+        BIDS suffix of the scans ``bids`` ingests (``*_<suffix>.nii[.gz]``); default ``ct``
+        when the semantic model is a CT model (the reference's CT scans, ``sub-X_ct.nii.gz``),
+        else ``T2w``.
     cluster, client, workers, threads
         Run on ``client`` if given; otherwise start ``cluster`` (``local``, ``cuda``,
         ``slurm``, a YAML file or a scheduler address, see `cluster_client`) and close it
@@ -102,8 +108,9 @@ def run_batch(
     Raises
     ------
     ModelError
-        A model folder is missing or broken, or a checkpoint holds pickled objects that are
-        not weights (all checked before anything starts).
+        A model folder is missing or broken, a checkpoint holds pickled objects that are
+        not weights, or the labelling model is for other scans (CT / MR) than the semantic
+        model (all checked before anything starts).
     ClusterError
         The cluster is unknown or its backend not installed (checked before anything starts),
         or its workers cannot run the model tasks.
@@ -116,10 +123,11 @@ def run_batch(
     """
     cfg = cfg or RunConfig()
     events = events or BatchEvents()
-    check_weights(cfg.semantic_model, kind="semantic")  # before the store, the cluster, a task
+    semantic = check_weights(cfg.semantic_model, kind="semantic")  # before store, cluster, task
     check_weights(cfg.instance_model, kind="instance")
     if cfg.labeling_folder is not None:
-        check_weights(cfg.labeling_folder, kind="labeling")
+        labeling = check_weights(cfg.labeling_folder, kind="labeling")
+        check_model_set(semantic.config, labeling.config)  # a CT model with an MR one, ...
     if report is not None and importlib.util.find_spec("bokeh") is None:
         # Checked before any work: distributed draws the report with bokeh only at the end.
         raise ModuleNotFoundError("report= needs bokeh (pip install bokeh); nothing was run")
@@ -140,7 +148,9 @@ def run_batch(
         with cluster_client(cluster, client=client, workers=workers, threads=threads) as c:
             events.cluster_ready(str(c.dashboard_link))
             if bids is not None:  # the workers read the scans (issue 19)
-                events.ingested(ingest_on_cluster(c, bids, store))
+                if suffix is None:
+                    suffix = "ct" if model_modality(semantic.config) == "CT" else "T2w"
+                events.ingested(ingest_on_cluster(c, bids, store, suffix=suffix))
             if references is not None:
                 events.references_ingested(ingest_references(references, store))
             with performance_report_to(report):
