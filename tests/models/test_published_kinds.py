@@ -27,7 +27,7 @@ from typer.testing import CliRunner
 from spineps_dask.cli import app
 from spineps_dask.geometry import Volume
 from spineps_dask.io.nifti import load_volume, save_volume
-from spineps_dask.models.config import CONFIG_NAME, load_config, parse_config
+from spineps_dask.models.config import CONFIG_NAME, config_to_json, load_config, parse_config
 from spineps_dask.models.folders import check_weights
 from spineps_dask.models.instance import InstanceModel
 from spineps_dask.models.registry import PUBLISHED, published_model
@@ -195,3 +195,6 @@ def test_reference_numbering_follows_the_semantic_model(published_models_dir: Pa
     raw = json.loads((pub.folder_of(published_models_dir, "t2w") / CONFIG_NAME).read_text())
     other = parse_config({**raw, "has_c1": True, "sacrum_ids": [26, 27]})
     assert ReferenceNumbering.from_config(other) == ReferenceNumbering(1, (26, 27))  # MR
+    # Written back only when not the default, so folders written before keep their version.
+    assert "sacrum_ids" not in config_to_json(t2w)
+    assert config_to_json(other)["sacrum_ids"] == [26, 27]
