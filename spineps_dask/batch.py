@@ -36,6 +36,7 @@ from spineps_dask.io.references import ReferenceSummary
 from spineps_dask.io.store import CohortStore, store_exists
 from spineps_dask.io.validate import ScanLimits
 from spineps_dask.models.folders import check_weights
+from spineps_dask.pipeline.segment import check_model_set, model_modality
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ def run_batch(
     report: str | os.PathLike | None = None,
     export: str | os.PathLike | None = None,
     storage_options: dict[str, Any] | None = None,
+    suffix: str | None = None,
 ) -> RunSummary:
     """Segment every ingested subject of ``store`` that is not done yet; resumable.
 
@@ -84,6 +86,10 @@ def run_batch(
     bids, references
         Ingest the new and changed scans of this BIDS folder first; and the reference masks
         of this derivatives folder (the subjects that have them are then scored).
+    suffix
+        BIDS suffix of the scans ``bids`` ingests (``*_<suffix>.nii[.gz]``); default ``ct``
+        when the semantic model is a CT model (the reference's CT scans, ``sub-X_ct.nii.gz``),
+        else ``T2w``.
     cluster, client, workers, threads
         Run on ``client`` if given; otherwise start ``cluster`` (``local``, ``cuda``,
         ``slurm``, a YAML file or a scheduler address, see `cluster_client`) and close it
@@ -107,8 +113,9 @@ def run_batch(
     Raises
     ------
     ModelError
-        A model folder is missing or broken, or a checkpoint holds pickled objects that are
-        not weights (all checked before anything starts).
+        A model folder is missing or broken, a checkpoint holds pickled objects that are
+        not weights, or the labelling model is for other scans (CT / MR) than the semantic
+        model (all checked before anything starts).
     ClusterError
         The cluster is unknown or its backend not installed (checked before anything starts),
         or its workers cannot run the model tasks.
@@ -121,10 +128,11 @@ def run_batch(
     """
     cfg = cfg or RunConfig()
     events = events or BatchEvents()
-    check_weights(cfg.semantic_model, kind="semantic")  # before the store, the cluster, a task
+    semantic = check_weights(cfg.semantic_model, kind="semantic")  # before store, cluster, task
     check_weights(cfg.instance_model, kind="instance")
     if cfg.labeling_folder is not None:
-        check_weights(cfg.labeling_folder, kind="labeling")
+        labeling = check_weights(cfg.labeling_folder, kind="labeling")
+        check_model_set(semantic.config, labeling.config)  # a CT model with an MR one, ...
     if report is not None and importlib.util.find_spec("bokeh") is None:
         # Checked before any work: distributed draws the report with bokeh only at the end.
         raise ModuleNotFoundError("report= needs bokeh (pip install bokeh); nothing was run")
@@ -144,7 +152,9 @@ def run_batch(
     with writer_lock(store, purpose="run"):
         with cluster_client(cluster, client=client, workers=workers, threads=threads) as c:
             events.cluster_ready(str(c.dashboard_link))
-            ingest_inputs(c, store, bids=bids, references=references, events=events)
+            if suffix is None:
+                suffix = "ct" if model_modality(semantic.config) == "CT" else "T2w"
+            ingest_inputs(c, store, bids=bids, references=references, suffix=suffix, events=events)
             with performance_report_to(report):
                 summary = run_store(
                     c,

@@ -176,3 +176,14 @@ def models_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "home" / "data"))
     return default_models_dir()
+
+
+@pytest.fixture(scope="session")
+def published_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A models directory holding the published folder kinds in their published layouts, with
+    small random weights (`tests/models/published.py`): the CT set (``CT_semantic_v2.0.0``,
+    ``CT_instance_v2.0.0``, ``CT_labeling_v1.4.0``) and the MR set (``T2w_semantic_v1.0.9``,
+    ``instance_sagittal_v1.2.0``, ``T2w_labeling_v1.4.0``). Built once (~6 s, ~130 MB)."""
+    from tests.models.published import published_models
+
+    return published_models(tmp_path_factory.mktemp("published") / "models")

@@ -31,6 +31,11 @@ def run(
     bids: Path | None = typer.Option(
         None, "--input", "-i", help="BIDS folder to ingest first (new and changed scans only)."
     ),
+    suffix: str | None = typer.Option(
+        None,
+        help="BIDS suffix of the scans --input ingests (*_<suffix>.nii.gz). Default: ct with a "
+        "CT semantic model, else T2w.",
+    ),
     references: Path | None = typer.Option(
         None,
         help="Reference masks folder: new or changed references are ingested and scored "
@@ -105,6 +110,7 @@ def run(
         store,
         cfg,
         bids=bids,
+        suffix=suffix,
         references=references,
         cluster=cluster,
         workers=workers,

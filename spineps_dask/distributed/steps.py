@@ -23,6 +23,7 @@ from spineps_dask.pipeline.merge import MergeSettings
 from spineps_dask.pipeline.naming import NamingSettings, rule_naming
 from spineps_dask.pipeline.segment import (
     InstanceSpace,
+    ReferenceNumbering,
     Segmentation,
     apply_naming,
     cutouts_at,
@@ -47,6 +48,12 @@ def instance_space(folder: str) -> InstanceSpace:
 def semantic_modality(folder: str) -> str:
     """``"CT"`` or ``"MR"``: what the semantic model in ``folder`` was trained on."""
     return model_modality(load_model_folder(folder, kind="semantic").config)
+
+
+@functools.lru_cache(maxsize=8)
+def reference_numbering(folder: str) -> ReferenceNumbering:
+    """How the reference numbers vertebrae with the semantic model in ``folder``."""
+    return ReferenceNumbering.from_config(load_model_folder(folder, kind="semantic").config)
 
 
 def batch_indices(n: int, size: int) -> list[list[int]]:
@@ -173,6 +180,7 @@ def assemble(
         postprocess_on=postprocess,
         merge=merge,
         reference_mode=reference_mode,
+        numbering=reference_numbering(str(models.semantic_model)) if reference_mode else None,
     )
     return Segmentation(sem_out, inst_out, ctd, labeling.anchor, done.n_cutouts)
 

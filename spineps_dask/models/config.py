@@ -62,6 +62,8 @@ DEFAULT_CUTOUT_SIZE: tuple[int, int, int] = (248, 304, 64)
 DEFAULT_CORPUS_SIZE_CLEANING = 100
 DEFAULT_VERT_SIZE_THRESHOLD = 250
 DEFAULT_MAPPING: Mapping[int, int] = INSTANCE_INPUT_MAPPING
+#: Semantic labels the reference's post-processing turns into S1 (``DEFAULT_SACRUM_IDS``).
+DEFAULT_SACRUM_IDS: tuple[int, ...] = (26,)
 
 # Location names as the reference's model configs spell them. The reference (tptbox
 # ``Location``) calls 49 ``Vertebra_Corpus_border`` and 50 ``Vertebra_Corpus``; the numbers are
@@ -80,7 +82,9 @@ class ModelConfig:
     """One model's ``inference_config.json``, validated and typed.
 
     ``labels`` maps the network's output index to a SPINEPS label id (``labels.py``);
-    ``mapping`` maps a semantic label id to the instance model's input channel.
+    ``mapping`` maps a semantic label id to the instance model's input channel. ``has_c1``
+    and ``sacrum_ids`` (semantic models): the model segments C1 (CT models; the reference
+    then numbers from C1), and which of its labels are sacrum.
     """
 
     log_name: str
@@ -95,6 +99,7 @@ class ModelConfig:
     labels: dict[int, int]
     expected_inputs: tuple[str, ...] = ("img",)
     has_c1: bool = False
+    sacrum_ids: tuple[int, ...] = DEFAULT_SACRUM_IDS
     cutout_size: tuple[int, int, int] = DEFAULT_CUTOUT_SIZE
     corpus_size_cleaning: int = DEFAULT_CORPUS_SIZE_CLEANING
     vert_size_threshold: int = DEFAULT_VERT_SIZE_THRESHOLD
@@ -174,6 +179,7 @@ def parse_config(raw: Mapping[str, Any], *, source: str = CONFIG_NAME) -> ModelC
         labels=_labels(raw["labels"], source),
         expected_inputs=_as_tuple(raw.get("expected_inputs", ["img"])),
         has_c1=bool(raw.get("has_c1", False)),
+        sacrum_ids=_ids(raw.get("sacrum_ids", DEFAULT_SACRUM_IDS), "sacrum_ids", source),
         cutout_size=_cutout(raw.get("cutout_size", DEFAULT_CUTOUT_SIZE), source),
         corpus_size_cleaning=int(raw.get("corpus_size_cleaning", DEFAULT_CORPUS_SIZE_CLEANING)),
         vert_size_threshold=int(raw.get("vert_size_threshold", DEFAULT_VERT_SIZE_THRESHOLD)),
@@ -183,8 +189,12 @@ def parse_config(raw: Mapping[str, Any], *, source: str = CONFIG_NAME) -> ModelC
 
 
 def config_to_json(config: ModelConfig) -> dict[str, Any]:
-    """The JSON form of a config (inverse of :func:`parse_config`), for writing model folders."""
-    return {
+    """The JSON form of a config (inverse of :func:`parse_config`), for writing model folders.
+
+    ``sacrum_ids`` is written only when it is not the default (folders written before it was
+    read keep their bytes, and so their version).
+    """
+    out = {
         "log_name": config.log_name,
         "modality": list(config.modality) if len(config.modality) > 1 else config.modality[0],
         "acquisition": config.acquisition,
@@ -203,6 +213,9 @@ def config_to_json(config: ModelConfig) -> dict[str, Any]:
         "mapping": {str(k): v for k, v in config.mapping.items()},
         "training": config.training,
     }
+    if config.sacrum_ids != DEFAULT_SACRUM_IDS:
+        out["sacrum_ids"] = list(config.sacrum_ids)
+    return out
 
 
 def _as_tuple(value: Any) -> tuple[str, ...]:
@@ -281,6 +294,14 @@ def _labels(value: Any, source: str) -> dict[int, int]:
                 f"name (e.g. {sorted(LOCATION_IDS)[:4]}...)"
             )
     return out
+
+
+def _ids(value: Any, key: str, source: str) -> tuple[int, ...]:
+    items = value if isinstance(value, list | tuple) else [value]
+    try:
+        return tuple(int(v) for v in items)
+    except (TypeError, ValueError) as err:
+        raise ModelError(f"{source}: {key} must be label ids, got {value!r}") from err
 
 
 def _int_map(value: Any, key: str, source: str) -> dict[int, int]:

@@ -21,33 +21,70 @@ from spineps_dask.models.unet3d import Unet3D
 
 logger = logging.getLogger(__name__)
 
-#: Reference legacy size (PLNet without hyper-parameters): base width 16, 10 input channels.
-LEGACY_DIM = 16
-LEGACY_CHANNELS = 10
 N_CLASSES = 4  # background, vertebra above, centre vertebra, vertebra below
 PREFIX = "network."
 
 
 def network_from_checkpoint(ckpt: dict[str, Any], *, source: str = "checkpoint") -> Unet3D:
-    """Build the :class:`Unet3D` a Lightning checkpoint describes and load its weights."""
+    """Build the :class:`Unet3D` a Lightning checkpoint describes and load its weights.
+
+    The size is read from the weights (``network.init_conv.weight``: ``(dim, channels, 7, 7,
+    7)``), not from ``hyper_parameters``: published checkpoints describe it three ways. The
+    legacy ``PLNet`` (``instance_sagittal``) stores no size (16 wide, 10 channels); the newer
+    one (``architectures_new``, e.g. ``CT_instance``) keeps ``hyper_parameters`` =
+    ``{"opt": Namespace(channelwise=...), "do2D": False}`` and builds 8 wide with 11 channels
+    by default; checkpoints written by `save_checkpoint` name ``dim`` and ``num_channels``.
+    `spineps` 2.1.3 tries the legacy network and falls back to the new one when the weights do
+    not fit; the weights' shapes say the same directly. A size the hyper-parameters state and
+    the weights contradict is refused.
+    """
     state = ckpt.get("state_dict")
     if not isinstance(state, dict):
         raise ModelError(f"{source}: no 'state_dict' (is this a Lightning checkpoint?)")
     weights = {k[len(PREFIX) :]: v for k, v in state.items() if k.startswith(PREFIX)}
     if not weights:
         raise ModelError(f"{source}: no state_dict key starts with {PREFIX!r}")
-    hp = ckpt.get("hyper_parameters") or {}
-    dim = int(hp.get("dim", LEGACY_DIM))
-    channels = int(hp.get("num_channels", LEGACY_CHANNELS))
+    first = weights.get("init_conv.weight")
+    if not isinstance(first, torch.Tensor) or first.ndim != 5:
+        raise ModelError(
+            f"{source}: no 5-D '{PREFIX}init_conv.weight' (is this the reference's instance U-Net?)"
+        )
+    dim, channels = int(first.shape[0]), int(first.shape[1])
+    stated = _stated_size(ckpt.get("hyper_parameters"))
+    for key, value in (("dim", dim), ("num_channels", channels)):
+        if key in stated and stated[key] != value:
+            raise ModelError(
+                f"{source}: hyper_parameters say {key}={stated[key]} but the weights have "
+                f"{value}; the checkpoint contradicts itself"
+            )
+    if channels == 1:
+        raise ModelError(
+            f"{source}: a single-channel instance network (channelwise=False) is not supported; "
+            "the reference feeds the one-hot mapped labels (channelwise=True)"
+        )
     net = Unet3D(dim, out_dim=N_CLASSES, channels=channels)
     try:
         net.load_state_dict(weights, strict=True)
     except RuntimeError as err:
         raise ModelError(
             f"{source}: weights do not fit Unet3D(dim={dim}, channels={channels}): "
-            f"{str(err).splitlines()[0]}; check hyper_parameters 'dim' and 'num_channels'"
+            f"{str(err).splitlines()[0]}"
         ) from err
     return net
+
+
+def _stated_size(hp: Any) -> dict[str, int]:
+    """``dim`` / ``num_channels`` as a checkpoint's hyper-parameters state them, at the top
+    (keyword form) or inside ``opt``; empty when they say nothing."""
+    if not isinstance(hp, dict):
+        return {}
+    opt = hp.get("opt")
+    out = {}
+    for key in ("dim", "num_channels"):
+        value = hp.get(key, getattr(opt, key, None) if opt is not None else None)
+        if isinstance(value, int) and not isinstance(value, bool):
+            out[key] = value
+    return out
 
 
 def save_checkpoint(
@@ -110,10 +147,12 @@ class InstanceModel:
         model_folder = load_model_folder(folder, kind="instance")
         ckpt = load_checkpoint(model_folder.weights)
         net = network_from_checkpoint(ckpt, source=str(model_folder.weights))
-        if net.channels != model_folder.config.n_input_channels:
+        # The reference one-hot encodes to the network's width: a mapping may leave channels
+        # unused (the 11-channel network with the default 10-channel mapping), not overflow.
+        if net.channels < model_folder.config.n_input_channels:
             raise ModelError(
                 f"{folder}: network has {net.channels} input channels but the config's mapping "
-                f"gives {model_folder.config.n_input_channels}; fix 'mapping' or the checkpoint"
+                f"needs {model_folder.config.n_input_channels}; fix 'mapping' or the checkpoint"
             )
         logger.info("instance model %s on %s", model_folder.name, resolve_device(device))
         return cls(net, model_folder.config, device=device)

@@ -74,8 +74,21 @@ class InstanceSegmenter(Protocol):
     def predict(self, batch: np.ndarray, /) -> np.ndarray: ...
 
 
+class LabelingConfig(Protocol):
+    """What the pipeline reads from a labelling model's ``inference_config.json``."""
+
+    @property
+    def modality(self) -> Sequence[str]:
+        """The contrasts it names (``"CT"`` for ``ct_labeling``; checked against the semantic
+        model's by `segment.check_model_set`)."""
+        ...
+
+
 class VertebraClassifier(Protocol):
     """A labelling model: a vertebra's patch in, per-head posteriors (N, classes) out."""
+
+    @property
+    def config(self) -> LabelingConfig | None: ...
 
     @property
     def patch_settings(self) -> PatchSettings:

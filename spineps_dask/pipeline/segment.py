@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from spineps_dask.config import RECIPES
+from spineps_dask.errors import ModelError
 from spineps_dask.geometry import Volume, resample, resample_to, rescale
 from spineps_dask.pipeline.check import check_scan
 from spineps_dask.pipeline.cutouts import (
@@ -144,10 +145,60 @@ class Segmentation:
     naming: Naming | None = None
 
 
+@dataclass(frozen=True)
+class ReferenceNumbering:
+    """How `spineps` 2.1.3 numbers vertebrae when it names them from the top (reference mode).
+
+    ``labeling_offset``: the top vertebra is ``1 + labeling_offset``: C2 (1), or C1 (0) for a
+    CT semantic model with ``has_c1`` (``seg_run.segment_image`` sets
+    ``vertebra_instance_labeling_offset = 1`` then). ``sacrum_ids``: the semantic model's
+    labels that become S1.
+    """
+
+    labeling_offset: int = 1
+    sacrum_ids: tuple[int, ...] = (26,)
+
+    @classmethod
+    def from_config(cls, config: Any) -> ReferenceNumbering:
+        """From the semantic model's `ModelConfig` (None: the defaults)."""
+        if config is None:
+            return cls()
+        c1 = model_modality(config) == "CT" and bool(getattr(config, "has_c1", False))
+        sacrum = tuple(int(v) for v in getattr(config, "sacrum_ids", (26,)))
+        return cls(labeling_offset=0 if c1 else 1, sacrum_ids=sacrum)
+
+
 def model_modality(config: SemanticConfig) -> str:
     """``"CT"`` for a semantic model trained on CT (the reference then neither normalises nor
     runs N4), else ``"MR"``."""
     return "CT" if "CT" in tuple(config.modality) else "MR"
+
+
+def check_model_set(semantic_config: Any, labeling_config: Any) -> None:
+    """Refuse a labelling model made for the other kind of scan than the semantic model.
+
+    `spineps` 2.1.3 checks the scan against both models' modalities and skips the subject
+    when either does not fit (``check_input_model_compatibility``): a CT labelling model
+    (``ct_labeling``) names CT scans, the MR one (``t2w_labeling``) MR scans. Here the two
+    configs are compared once, before any scan is read. MR sequences are not told apart
+    (T1w / Vibe semantic models with the T2w labelling model run).
+
+    Raises
+    ------
+    ModelError
+        The semantic model is for CT and the labelling model for MR, or the other way round.
+    """
+    if semantic_config is None or labeling_config is None:
+        return
+    sem, lab = model_modality(semantic_config), model_modality(labeling_config)
+    if sem != lab:
+        raise ModelError(
+            f"the labelling model {labeling_config.log_name!r} is for "
+            f"{'/'.join(labeling_config.modality)} scans but the semantic model "
+            f"{semantic_config.log_name!r} for {'/'.join(semantic_config.modality)}: use the "
+            f"{'ct_labeling' if sem == 'CT' else 't2w_labeling'} model with it, or name by the "
+            "rule (labelling model 'none')"
+        )
 
 
 def _check_recipe(recipe: str) -> None:
@@ -279,11 +330,13 @@ def assemble(
     postprocess_on: bool = True,
     merge: MergeSettings | None = None,
     reference_mode: bool = False,
+    numbering: ReferenceNumbering | None = None,
 ) -> tuple[Volume, Volume, Labeling, dict[int, tuple[float, float, float]]]:
     """Merge, post-process and label; return semantic and instance in the input geometry.
 
     ``merge``: merge constants (parameter sweeps); default ``space.merge_settings``.
-    ``reference_mode``: `spineps` 2.1.3's merge (`instance_phase.merge`).
+    ``reference_mode``: `spineps` 2.1.3's merge (`instance_phase.merge`) and post-processing,
+    numbering as ``numbering`` says (the semantic model's `ReferenceNumbering`).
 
     The merge runs on the instance grid; post-processing and labelling in P-I-R orientation
     (reorientation is exact) on the scan's grid (reference: both masks mapped there by nearest
@@ -303,7 +356,9 @@ def assemble(
             Volume(merged, instance_in.affine), record.shape, record.affine, order=0
         )
         if reference_mode and postprocess_on:
-            scan_sem, inst_out, labeling = _postprocess_like_reference(scan_sem, scan_inst)
+            scan_sem, inst_out, labeling = _postprocess_like_reference(
+                scan_sem, scan_inst, numbering or ReferenceNumbering()
+            )
         else:
             inst_out, labeling = _postprocess_on(scan_sem, scan_inst, postprocess_on)
         return scan_sem, inst_out, labeling, centroids(np.asarray(inst_out.data))
@@ -317,16 +372,19 @@ def assemble(
 
 
 def _postprocess_like_reference(
-    semantic: Volume, merged: Volume
+    semantic: Volume, merged: Volume, numbering: ReferenceNumbering
 ) -> tuple[Volume, Volume, Labeling]:
     """`spineps` 2.1.3's post-processing (`reference.postprocess_like_reference`): vertebrae
-    named from the top as C2 downwards, as ``spineps sample -ml none`` names them."""
+    named from the top as C2 (C1 for CT models with C1) downwards, as ``spineps sample -ml
+    none`` names them."""
     sem_pir, inst_pir = semantic.reorient(PIR), merged.reorient(PIR)
     sem, inst = postprocess_like_reference(
         np.asarray(sem_pir.data),
         np.asarray(inst_pir.data),
         zoom=sem_pir.spacing,
         scan_orientation="".join(semantic.orientation),
+        labeling_offset=numbering.labeling_offset,
+        sacrum_ids=numbering.sacrum_ids,
     )
     sem_out, inst_out = (sem_pir.with_data(a).reorient(semantic.orientation) for a in (sem, inst))
     return sem_out, inst_out, Labeling(mapping={}, anchor="none")
@@ -432,6 +490,10 @@ def segment(
     if instance_model.config is None:
         raise ValueError("the instance model has no config (load it with from_folder)")
     space = InstanceSpace.from_config(instance_model.config)
+    if reference_mode:
+        labeling_model = None
+    if labeling_model is not None and semantic_model is not None:
+        check_model_set(semantic_model.config, labeling_model.config)
 
     def stage(name: str, fn: Callable[[], Any]) -> Any:
         if on_stage is not None:
@@ -441,7 +503,9 @@ def segment(
         timings[name] = time.perf_counter() - t0
         return out
 
-    modality = model_modality(semantic_model.config) if semantic_model is not None else "MR"
+    sem_config = semantic_model.config if semantic_model is not None else None
+    modality = model_modality(sem_config) if sem_config is not None else "MR"
+    numbering = ReferenceNumbering.from_config(sem_config)
     prepared, record = stage(
         "prepare",
         lambda: prepare(image, n4=n4, subject=subject, recipe=recipe, modality=modality),
@@ -473,10 +537,9 @@ def segment(
             postprocess_on=postprocess_on,
             merge=merge,
             reference_mode=reference_mode,
+            numbering=numbering,
         ),
     )
-    if reference_mode:
-        labeling_model = None
     named = stage(
         "label",
         lambda: name_vertebrae(

@@ -66,18 +66,43 @@ def test_lightning_checkpoint_round_trip(tmp_path: Path, tiny_instance: Path) ->
     np.testing.assert_array_equal(out, ref)
 
 
-def test_legacy_checkpoint_without_hyper_parameters(tmp_path: Path, tiny_instance: Path) -> None:
-    """No hyper_parameters means the legacy size; dim-8 weights then fail with a clear message."""
-    ckpt = torch.load(tiny_instance / "instance_weights.ckpt", weights_only=True)
-    del ckpt["hyper_parameters"]
-    folder = tmp_path / "legacy"
+def _folder_with(tmp_path: Path, tiny_instance: Path, ckpt: dict, name: str) -> Path:
+    folder = tmp_path / name
     folder.mkdir()
     (folder / "inference_config.json").write_bytes(
         (tiny_instance / "inference_config.json").read_bytes()
     )
     torch.save(ckpt, folder / "x_weights.ckpt")
-    with pytest.raises(ModelError, match=r"do not fit Unet3D\(dim=16, channels=10\)"):
-        InstanceModel.from_folder(folder, device="cpu")
+    return folder
+
+
+def test_the_weights_say_the_size(tmp_path: Path, tiny_instance: Path) -> None:
+    """The legacy PLNet stores no size, the newer one only ``opt`` (published CT_instance):
+    the size comes from the weights; hyper-parameters that contradict them are refused."""
+    import argparse
+
+    ckpt = torch.load(tiny_instance / "instance_weights.ckpt", weights_only=True)
+    del ckpt["hyper_parameters"]
+    model = InstanceModel.from_folder(_folder_with(tmp_path, tiny_instance, ckpt, "bare"))
+    assert (model.network.init_conv.out_channels, model.n_channels) == (8, 10)
+    ckpt["hyper_parameters"] = {"opt": argparse.Namespace(channelwise=True, dim=8), "do2D": False}
+    InstanceModel.from_folder(_folder_with(tmp_path, tiny_instance, ckpt, "opt"), device="cpu")
+    ckpt["hyper_parameters"] = {"dim": 16, "num_channels": 10}
+    with pytest.raises(ModelError, match=r"say dim=16 but the weights have 8"):
+        InstanceModel.from_folder(_folder_with(tmp_path, tiny_instance, ckpt, "bad"))
+
+
+def test_mapping_may_leave_channels_unused_not_overflow(tmp_path: Path) -> None:
+    """An 11-channel network with the default mapping (10 channels) loads, as in the reference
+    (one-hot to the network's width); a network narrower than the mapping is refused."""
+    from tests.models.conftest import write_tiny_instance
+
+    wide = InstanceModel.from_folder(write_tiny_instance(tmp_path / "w", channels=11))
+    assert wide.n_channels == 11
+    out = wide.predict(np.full((1, 8, 8, 8), 9, np.uint8))
+    assert out.shape == (1, 8, 8, 8)
+    with pytest.raises(ModelError, match="has 9 input channels but the config's mapping needs 10"):
+        InstanceModel.from_folder(write_tiny_instance(tmp_path / "n", channels=9))
 
 
 class _Payload:

@@ -89,3 +89,27 @@ def test_reference_size_limits_convert_by_volume_and_floor_at_the_reference_grid
     coarse = InstanceSpace(spacing=(2.0, 2.0, 3.0))
     assert coarse.centre_settings.corpus_size_cleaning == int(100 * 2.42 / 12.0) == 20
     assert coarse.merge_settings.vert_size_threshold == int(250 * 2.42 / 12.0)
+
+
+def test_reference_mode_numbers_from_c1_for_a_ct_model_with_c1():
+    """`spineps` 2.1.3 names from the top as C2; with a CT semantic model that segments C1
+    (``has_c1``) as C1: the same vertebrae, each one number lower (`ReferenceNumbering`)."""
+    from spineps_dask.pipeline.segment import ReferenceNumbering
+
+    ph = make_phantom(4)
+    _, record = preprocess(ph.image)
+    sem = crop_pad(ph.semantic, record)
+    gt = instance_input(crop_pad(ph.instance, record), SPACE)
+    inst_in = instance_input(sem, SPACE)
+    centres = plan_cutouts(inst_in, SPACE)
+    cutouts = cutouts_at(np.asarray(inst_in.data), centres, range(len(centres)), SPACE)
+    preds = _oracle_predictions(cutouts, np.asarray(gt.data))
+    named = {}
+    for offset in (1, 0):
+        numbering = ReferenceNumbering(labeling_offset=offset)
+        _, inst, _, _ = assemble(
+            sem, inst_in, preds, record, SPACE, reference_mode=True, numbering=numbering
+        )
+        named[offset] = sorted(int(v) for v in np.unique(inst.data) if 0 < v < 26)
+    assert named[1] and named[1][0] == 2  # C2 at the top, as `spineps -ml none`
+    assert named[0] == [v - 1 for v in named[1]]  # C1 at the top
