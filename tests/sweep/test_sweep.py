@@ -13,11 +13,9 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
-from distributed import Client, LocalCluster
 
 from spineps_dask.config import RunConfig
 from spineps_dask.distributed import model_cache
-from spineps_dask.distributed.cluster import MODEL_RESOURCE
 from spineps_dask.geometry import Volume
 from spineps_dask.io.nifti import load_volume, save_volume
 from spineps_dask.metrics.tables import KEY_COLUMNS, evaluate_subject
@@ -55,23 +53,6 @@ def bids(tmp_path_factory):
             _anat(root / GROUNDTRUTH, BAD) / f"{BAD}_mod-T2w_seg-{desc}_msk.nii.gz",
         )
     return root
-
-
-@pytest.fixture(scope="module")
-def client():
-    """One in-process worker: the sweep's tasks and this test share the model cache."""
-    model_cache.set_threads(1)
-    with (
-        LocalCluster(
-            n_workers=1,
-            threads_per_worker=1,
-            processes=False,
-            resources={MODEL_RESOURCE: 1},
-            dashboard_address=":0",
-        ) as cluster,
-        Client(cluster) as c,
-    ):
-        yield c
 
 
 @pytest.fixture(scope="module")

@@ -12,11 +12,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from distributed import Client, LocalCluster
 
 from spineps_dask.config import RunConfig
 from spineps_dask.distributed import model_cache
-from spineps_dask.distributed.cluster import MODEL_RESOURCE
 from spineps_dask.io.nifti import load_volume
 from spineps_dask.metrics.tables import KEY_COLUMNS, evaluate_subject
 from spineps_dask.phantom.cohort import GROUNDTRUTH, write_bids_cohort
@@ -40,8 +38,7 @@ def bids(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def result(bids, tmp_path_factory):
-    model_cache.set_threads(1)
+def result(bids, tmp_path_factory, client):
     config = SweepConfig.from_dict(
         {
             "cohort": {"bids": str(bids)},
@@ -51,17 +48,7 @@ def result(bids, tmp_path_factory):
             "grid": {"naming": ["rule", "model"]},
         }
     )
-    with (
-        LocalCluster(
-            n_workers=1,
-            threads_per_worker=1,
-            processes=False,
-            resources={MODEL_RESOURCE: 1},
-            dashboard_address=":0",
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        yield run_sweep(config, client=client)
+    return run_sweep(config, client=client)
 
 
 def test_models_and_assembly_run_once(result):

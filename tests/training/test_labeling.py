@@ -30,10 +30,17 @@ def test_view_kinds_and_targets():
     assert s.patches.dtype == np.float16
 
 
-@pytest.mark.slow
-def test_a_short_training_writes_a_loadable_folder(tmp_path):
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A two-step training: its config, folder and view cache."""
+    root = tmp_path_factory.mktemp("labeling")
     cfg = LabelingTrainConfig(n_train=2, iterations=2, batch=2, heldout_per_kind=1)
-    folder = train_labeling(tmp_path / "labeling", cfg, cache=tmp_path / ".cache")
+    return cfg, train_labeling(root / "labeling", cfg, cache=root / ".cache"), root / ".cache"
+
+
+@pytest.mark.slow
+def test_a_short_training_writes_a_loadable_folder(trained):
+    cfg, folder, cache = trained
     assert len(list(folder.glob("*val_f1=*valf1-weights.ckpt"))) == 1
     config = load_config(folder / CONFIG_NAME)
     t = config.training
@@ -43,17 +50,16 @@ def test_a_short_training_writes_a_loadable_folder(tmp_path):
     assert model.patch_settings.size == cfg.size and model.patch_settings.rotate
     card = (folder / "MODEL_CARD.md").read_text()
     assert t["command"] in card and "Held-out naming" in card
-    assert list((tmp_path / ".cache").glob("labeling-*.npz"))  # views cached for a rerun
+    assert list(cache.glob("labeling-*.npz"))  # views cached for a rerun
 
 
 @pytest.mark.slow
-def test_fine_tuning_starts_from_the_given_folder(tmp_path):
-    cfg = LabelingTrainConfig(n_train=2, iterations=1, batch=2, heldout_per_kind=1)
-    start = train_labeling(tmp_path / "start", cfg, cache=tmp_path / ".cache")
+def test_fine_tuning_starts_from_the_given_folder(trained, tmp_path):
+    _, start, cache = trained
     tuned = LabelingTrainConfig(
         n_train=2, iterations=0, batch=2, heldout_per_kind=1, init_from=str(start), lr=5e-4
     )
-    folder = train_labeling(tmp_path / "tuned", tuned, cache=tmp_path / ".cache")
+    folder = train_labeling(tmp_path / "tuned", tuned, cache=cache)
     a = LabelingModel.from_folder(start, device="cpu").network.state_dict()
     b = LabelingModel.from_folder(folder, device="cpu").network.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)  # zero steps: the start weights unchanged
