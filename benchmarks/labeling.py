@@ -226,9 +226,14 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="per view x method rows (CSV)")
     ap.add_argument("--cache", type=Path, default=None, help="keep the segmentations here")
     ap.add_argument("--segment-only", action="store_true", help="only fill --cache")
+    ap.add_argument("--from-csv", type=Path, default=None, help="summarise an earlier --out")
     for kind in ("semantic", "instance", "labeling"):
         ap.add_argument(f"--{kind}-model", default=None, help="model folder (default: demo)")
     args = ap.parse_args()
+    if args.from_csv is not None:
+        _set_models(_models_of(args))
+        report(pd.read_csv(args.from_csv))
+        return
     views = view_list(args.per_kind, args.variants)
     if args.cache is not None:
         args.cache.mkdir(parents=True, exist_ok=True)
@@ -246,11 +251,16 @@ def main() -> None:
     if args.out is not None:
         df.to_csv(args.out, index=False)
     print(f"{len(views)} held-out views, {time.perf_counter() - t0:.0f} s wall")
-    print(summarize(df).to_markdown(index=False))
+    report(df)
+
+
+def report(df: pd.DataFrame) -> None:
+    """The summary tables, the labelling step's cost and the tptbox crop's naming."""
+    print(summarize(df).to_string(index=False))
     per_kind = df.pivot_table(
         index="kind", columns="method", values=["right", "vertebrae"], aggfunc="sum"
     )
-    print((per_kind["right"] / per_kind["vertebrae"]).round(3).to_markdown())
+    print((per_kind["right"] / per_kind["vertebrae"]).round(3).to_string())
     lab = df[df.method != "rule"]
     print(f"labelling step: {lab.seconds.mean():.2f} s per subject (mean, CPU, 1 thread)")
     try:
