@@ -106,11 +106,15 @@ def fingerprint(values: Mapping[str, Any], *, length: int = 12) -> str:
 
 
 def default_labeling_model() -> Path | None:
-    """The shipped demo labelling model, or None while the package ships none: a run without
-    ``labeling_model`` then names vertebrae by the counting rule (issue 20). A demo folder
-    counts as shipped when it holds its ``inference_config.json``."""
+    """The shipped demo labelling model, or None where the package holds none (a trimmed
+    install): a run without ``labeling_model`` then names vertebrae by the counting rule (issue
+    20). A demo folder counts as shipped when it holds its ``inference_config.json``."""
     folder = DEMO_MODELS / "labeling"
     return folder if (folder / _MODEL_CONFIG).is_file() else None
+
+
+def _is_demo(folder: Path) -> bool:
+    return Path(folder).resolve() == (DEMO_MODELS / "semantic").resolve()
 
 
 def resolve_model(name_or_path: str | Path | None, *, default: str) -> Path:
@@ -192,8 +196,9 @@ class RunConfig:
     instance-model cutouts batched into one Dask task. ``metrics``: score subjects that have
     reference masks in the store (``ingest --references``) in the reduce step.
     ``labeling_model``: the vertebra labelling classifier (default: the shipped demo model,
-    `default_labeling_model`; None, as while no demo model is shipped: the counting rule names
-    the vertebrae, whatever ``naming`` says); ``naming``: how names are chosen, one of
+    `default_labeling_model`, beside the demo semantic model; `from_dict` assumes none beside
+    another semantic model; None: the counting rule names the vertebrae, and asking for model
+    naming is an error, see `from_request`); ``naming``: how names are chosen, one of
     `NAMING_METHODS`.
     """
 
@@ -279,6 +284,12 @@ class RunConfig:
                 values[key] = None
             else:
                 values[key] = resolve_model(values[key], default=key.split("_")[0])
+        semantic = values.get("semantic_model")
+        if "labeling_model" not in values and semantic is not None and not _is_demo(semantic):
+            # The demo labelling model knows phantoms only: beside a user's own (e.g. published)
+            # semantic model it would name real vertebrae with confidence and wrongly (the tptbox
+            # crop's C5-C7 as T11-L1), so no labelling model is assumed there; give one.
+            values["labeling_model"] = None
         return replace(cfg, **values)
 
     @classmethod

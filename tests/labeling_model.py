@@ -1,10 +1,10 @@
-"""A labelling model folder for tests, while the package ships no demo labelling model.
+"""A labelling model folder for tests that must not hang on the shipped demo model's weights.
 
 An untrained DenseNet121 classifier (seeded) in the published layout, written as
 ``train-demo --which labeling`` writes its folder: the tests of model naming (the ``label``
-task, the naming sweep, ``segment --labeling-model``) name it explicitly, because the default
-run names by the rule until a demo labelling model is shipped. Its names are not meant to be
-right, only made the same way on every path.
+task, the naming sweep, ``segment --labeling-model``) name it explicitly, so they test the
+paths, not one set of trained weights. Its names are not meant to be right, only made the same
+way on every path.
 """
 
 from __future__ import annotations

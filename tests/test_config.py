@@ -165,8 +165,8 @@ def test_environment_is_read_here(monkeypatch, tmp_path):
 def test_without_a_shipped_demo_labelling_model_the_default_names_by_the_rule(
     tmp_path, monkeypatch
 ):
-    """Issue 20 beside a package that ships no demo labelling model yet: the default run has
-    no labelling model (no label task, nothing to load or check), the rule in its
+    """Issue 20 where the package holds no demo labelling model (a trimmed install): the
+    default run has no labelling model (no label task, nothing to load or check), the rule in its
     fingerprint and no labelling version, and its settings round-trip; once a demo folder is
     shipped (its inference_config.json), it is the default."""
     from spineps_dask import config
@@ -186,3 +186,22 @@ def test_without_a_shipped_demo_labelling_model_the_default_names_by_the_rule(
     (demo / "labeling" / "inference_config.json").write_text("{}")
     assert RunConfig().labeling_folder == demo / "labeling"
     assert RunConfig(labeling_model=None).labeling_folder is None
+
+
+def test_the_demo_labelling_model_goes_with_the_demo_semantic_model(tmp_path):
+    """The phantom-trained labelling model is the default only beside the demo semantic
+    model: beside a user's own semantic model (published weights, real scans) no labelling
+    model is assumed, so vertebrae are named by the rule (flagged without anchors) instead of
+    confidently wrong; a labelling model given by name or path is kept."""
+    from spineps_dask.config import DEMO_MODELS, default_labeling_model
+
+    other = tmp_path / "T2w_semantic"
+    other.mkdir()
+    assert RunConfig.from_dict({}).labeling_model == default_labeling_model()
+    demo = RunConfig.from_dict({"semantic_model": str(DEMO_MODELS / "semantic")})
+    assert demo.labeling_model == default_labeling_model()
+    assert RunConfig.from_dict({"semantic_model": str(other)}).labeling_model is None
+    given = RunConfig.from_dict({"semantic_model": str(other), "labeling_model": str(tmp_path)})
+    assert given.labeling_model == tmp_path
+    with pytest.raises(ValueError, match="needs a labelling model"):
+        RunConfig.from_request({"semantic_model": str(other), "naming": "model"})

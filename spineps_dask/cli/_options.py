@@ -29,8 +29,8 @@ LabelingModel = Annotated[
     typer.Option(
         "--labeling-model",
         help="Vertebra labelling model: a folder, a name under $SPINEPS_SEGMENTOR_MODELS, or "
-        "'none' (name by counting from C2 / the sacrum). Default: the shipped demo model; while "
-        "the package ships none, the rule names the vertebrae.",
+        "'none' (name by counting from C2 / the sacrum). Default: the shipped demo model "
+        "(trained on phantoms; on real scans give the published t2w_labeling).",
     ),
 ]
 Naming = Annotated[

@@ -1,8 +1,8 @@
 """``spineps-dask segment``: one scan to the reference's four outputs, and the correction
 workflow (``--semantic``: instance phase only, on a given semantic mask); the centroid file
 and the printed line say how the vertebrae were named (the labelling model given with
-``--labeling-model``; the rule with ``--labeling-model none``, and by default while the package
-ships no demo labelling model)."""
+``--labeling-model`` or the shipped demo model by default; the rule with ``--labeling-model
+none``, and by default where the package holds no demo labelling model)."""
 
 from __future__ import annotations
 

@@ -32,8 +32,8 @@ from spineps_dask.pipeline.naming import NamingSettings
 from spineps_dask.pipeline.segment import segment
 from tests.labeling_model import labeling_folder
 
-# Named by a labelling model (an untrained one: the package ships no demo labelling model
-# yet), so the label task runs on the cluster and is compared with `segment`.
+# Named by a labelling model (an untrained one, named explicitly: the test is of the paths, not
+# the shipped weights), so the label task runs on the cluster and is compared with `segment`.
 CFG = RunConfig(n4=False, cutouts_per_task=2, snapshot=True, labeling_model=labeling_folder())
 GOOD = ["sub-001", "sub-002"]
 BAD = "sub-axial"

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import yaml
 
-from spineps_dask.config import default_labeling_model
 from spineps_dask.sweep import Setting, SweepConfig, SweepConfigError, resolve_grid
-from tests.labeling_model import labeling_folder
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "benchmarks" / "sweeps"
 GOOD = {"cohort": {"phantom": {"subjects": 2, "seed": 1}}, "grid": {"postprocess": [True, False]}}
@@ -133,9 +130,5 @@ def test_shipped_examples_parse():
     assert paths
     for path in paths:
         cfg = SweepConfig.from_file(path)
-        if not cfg.models.get("labeling") and default_labeling_model() is None:
-            # naming.yaml names with the shipped demo labelling model; none is shipped yet,
-            # so the tests' own labelling folder stands in for it
-            cfg = replace(cfg, models={**cfg.models, "labeling": str(labeling_folder())})
         _, settings, labels = resolve_grid(cfg)
         assert len(settings) == len(labels) >= 2
