@@ -360,6 +360,8 @@ class CohortStore:
             for path in {_volume_path(key.subject, key.name), f"{key.subject}/{key.name}"}:
                 if self._open(path) is not None:
                     del self._root[path]
+                if not is_remote(self.url):  # a folder whose zarr.json a full disk cut short
+                    shutil.rmtree(local_path(self.url) / path, ignore_errors=True)
             if key.name in LABELS and self._open(f"{key.subject}/{IMAGE}/labels") is not None:
                 self._list_label(key.subject, key.name, present=False)
         except OSError as exc:

@@ -212,6 +212,19 @@ def test_blobs_and_volume_deletion(tmp_path):
         store.write_blob("sub-1", "../escape.png", b"x")
 
 
+def test_deleting_a_volume_whose_metadata_a_full_disk_cut_short(tmp_path):
+    """A work array whose ``zarr.json`` came out empty (the disk filled while it was created)
+    is not a readable array, but its folder is still removed: a failed subject leaves no work
+    array behind (tests/cli/test_console.py's full-disk run)."""
+    store = CohortStore(str(tmp_path / "s.zarr"))
+    store.write_volume("sub-1", "semantic", Volume(np.ones((4, 4, 4), np.uint8), np.eye(4)))
+    cut = tmp_path / "s.zarr" / "sub-1" / "work_prepared"
+    cut.mkdir()
+    (cut / "zarr.json").write_bytes(b"")
+    store.delete_volume("sub-1", "work_prepared")
+    assert not cut.exists() and store.volumes("sub-1") == ["semantic"]
+
+
 def test_ome_zarr_reader_finds_the_masks_in_the_images_labels_group(tmp_path):
     """Issue 21 item 12: what napari-ome-zarr and ``ome_zarr info`` do with an image path: the
     masks are found in its ``labels/`` group, each a label image with names and colours."""
