@@ -191,28 +191,51 @@ def subject_states(manifest: pd.DataFrame) -> pd.DataFrame:
     cols = ["subject", "state", "phase", "step", "error"]
     if manifest.empty:
         return pd.DataFrame(columns=cols)
+    # Column-wise, not a lookup per subject: 100 000 subjects in well under a second (issue 19).
     rows = manifest[manifest["phase"].isin(["ingest", "segment"])]
-    by_phase = {p: g.set_index("subject") for p, g in rows.groupby("phase")}
-    out: list[tuple[str, str, str | None, str | None, str | None]] = []
-    for subject in sorted(rows["subject"].unique()):
-        ing = _row(by_phase.get("ingest"), subject)
-        seg = _row(by_phase.get("segment"), subject)
-        if ing is not None and ing["status"] == "failed":
-            out.append((subject, "failed", "ingest", ing["step"] or "ingest", ing["error"]))
-        elif seg is None:
-            out.append((subject, "not run", None, None, None))
-        elif seg["status"] == "failed":
-            out.append((subject, "failed", "segment", seg["step"], seg["error"]))
-        else:
-            state = "done" if seg["status"] == "ok" else seg["status"]
-            out.append((subject, state, None, None, None))
-    return pd.DataFrame(out, columns=cols)
+    fields = ["subject", "status", "step", "error"]
+    ing, seg = (
+        rows.loc[rows["phase"] == p, fields].drop_duplicates("subject").set_index("subject")
+        for p in ("ingest", "segment")
+    )
+    t = pd.DataFrame(index=pd.Index(sorted(rows["subject"].unique()), name="subject"))
+    t = t.join(ing.add_suffix("_i")).join(seg.add_suffix("_s"))
+    ing_failed = (t["status_i"] == "failed").to_numpy()
+    not_run = ~ing_failed & t["status_s"].isna().to_numpy()
+    seg_failed = ~ing_failed & ~not_run & (t["status_s"] == "failed").to_numpy()
+    rest = ~(ing_failed | not_run | seg_failed)
 
+    def pick(*cases: tuple[np.ndarray, object]) -> np.ndarray:
+        """None, except where a case's mask holds: its value (one, or one per subject)."""
+        out = np.full(len(t), None, dtype=object)
+        for mask, value in cases:
+            out[mask] = value[mask] if isinstance(value, np.ndarray) else value
+        return out
 
-def _row(frame: pd.DataFrame | None, subject: str) -> pd.Series | None:
-    if frame is None or subject not in frame.index:
-        return None
-    return frame.loc[subject]
+    ing_step = t["step_i"].astype(object).to_numpy()
+    ing_step = np.where(pd.isna(ing_step) | (ing_step == ""), "ingest", ing_step)
+    seg_state = np.where(t["status_s"] == "ok", "done", t["status_s"].astype(object))
+    return pd.DataFrame(
+        {
+            "subject": t.index.to_numpy(dtype=object),
+            "state": pick(
+                (ing_failed, "failed"),
+                (not_run, "not run"),
+                (seg_failed, "failed"),
+                (rest, seg_state),
+            ),
+            "phase": pick((ing_failed, "ingest"), (seg_failed, "segment")),
+            "step": pick(
+                (ing_failed, ing_step),
+                (seg_failed, t["step_s"].astype(object).to_numpy()),
+            ),
+            "error": pick(
+                (ing_failed, t["error_i"].astype(object).to_numpy()),
+                (seg_failed, t["error_s"].astype(object).to_numpy()),
+            ),
+        },
+        columns=cols,
+    )
 
 
 def phase_seconds(manifest: pd.DataFrame) -> dict[str, np.ndarray]:
