@@ -8,16 +8,15 @@ from __future__ import annotations
 import errno
 
 import numpy as np
-from distributed import Client, LocalCluster
 
 from spineps_dask.config import RunConfig
 from spineps_dask.distributed import tasks
-from spineps_dask.distributed.cluster import MODEL_RESOURCE
 from spineps_dask.distributed.outcomes import StageResult
 from spineps_dask.distributed.runner import run_cohort
 from spineps_dask.geometry import Volume
 from spineps_dask.io.names import RUN_WORK
 from spineps_dask.io.store import CohortStore
+from tests.clusters import in_process_client
 
 
 def test_a_task_that_raised_past_its_retries_leaves_no_work_arrays(tmp_path, monkeypatch):
@@ -34,14 +33,7 @@ def test_a_task_that_raised_past_its_retries_leaves_no_work_arrays(tmp_path, mon
 
     monkeypatch.setattr(tasks, "prepare", prepare)
     monkeypatch.setattr(tasks, "semantic", semantic)
-    cluster = LocalCluster(
-        n_workers=1,
-        threads_per_worker=1,
-        processes=False,
-        resources={MODEL_RESOURCE: 1},
-        dashboard_address=":0",
-    )
-    with cluster, Client(cluster) as client:
+    with in_process_client() as client:
         (outcome,) = run_cohort(client, store, ["sub-001"], RunConfig(), retries=1)
     assert outcome.status == "failed" and outcome.step == "semantic", outcome
     assert "No space left" in outcome.error

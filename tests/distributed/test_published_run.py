@@ -17,18 +17,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from distributed import Client, LocalCluster
 
 from spineps_dask.batch import run_batch
 from spineps_dask.config import RunConfig
 from spineps_dask.distributed import model_cache
-from spineps_dask.distributed.cluster import MODEL_RESOURCE
 from spineps_dask.io.manifest import Manifest
 from spineps_dask.io.nifti import load_volume, save_volume
 from spineps_dask.io.store import CohortStore
 from spineps_dask.models.registry import published_model
 from spineps_dask.pipeline.naming import NamingSettings
 from spineps_dask.pipeline.segment import segment
+from tests.clusters import in_process_client
 from tests.models import published as pub
 
 #: The published sets: semantic, instance and labelling model, the scan, its BIDS suffix.
@@ -41,14 +40,7 @@ SUBJECT = "sub-001"
 
 @pytest.fixture(scope="module")
 def client():
-    cluster = LocalCluster(
-        n_workers=1,
-        threads_per_worker=1,
-        processes=False,
-        resources={MODEL_RESOURCE: 1},
-        dashboard_address=":0",
-    )
-    with cluster, Client(cluster) as c:
+    with in_process_client() as c:
         yield c
 
 

@@ -10,10 +10,10 @@ import time
 import pytest
 from distributed import Client, LocalCluster
 
-from spineps_dask.distributed.cluster import MODEL_RESOURCE
 from spineps_dask.distributed.outcomes import Failure
 from spineps_dask.distributed.window import Window
 from spineps_dask.errors import ClusterError
+from tests.clusters import in_process_client
 
 
 def _stand_in_echo(x: str) -> str:
@@ -27,16 +27,7 @@ def _stand_in_bug(x: str) -> str:
 
 @pytest.fixture(scope="module")
 def client():
-    with (
-        LocalCluster(
-            n_workers=1,
-            threads_per_worker=2,
-            processes=False,
-            resources={MODEL_RESOURCE: 2},
-            dashboard_address=":0",
-        ) as cluster,
-        Client(cluster) as c,
-    ):
+    with in_process_client(threads=2, model_slots=2) as c:
         yield c
 
 

@@ -10,10 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from distributed import Client, LocalCluster
 
 from spineps_dask.config import RunConfig
-from spineps_dask.distributed.cluster import MODEL_RESOURCE
 from spineps_dask.distributed.model_cache import WorkerSetup
 from spineps_dask.distributed.resume import run_store
 from spineps_dask.geometry import Volume
@@ -22,6 +20,7 @@ from spineps_dask.io.nifti import load_volume, save_volume
 from spineps_dask.io.references import ingest_references
 from spineps_dask.io.store import CohortStore
 from spineps_dask.phantom.cohort import GROUNDTRUTH, write_bids_cohort
+from tests.clusters import in_process_client
 
 GOOD = ("sub-001", "sub-002")
 BAD = "sub-axial"
@@ -41,14 +40,7 @@ def small_cohort_store(tmp_path_factory) -> Path:
         ingest(bids, str(path))
         store = CohortStore(str(path), mode="a")
         ingest_references(bids / GROUNDTRUTH, store)
-        cluster = LocalCluster(
-            n_workers=1,
-            threads_per_worker=1,
-            processes=False,
-            resources={MODEL_RESOURCE: 1},
-            dashboard_address=":0",
-        )
-        with cluster, Client(cluster) as client:
+        with in_process_client() as client:
             client.register_plugin(WorkerSetup(threads=1))
             run_store(client, store, RunConfig(n4=False, cutouts_per_task=2, snapshot=True))
         _BUILT["store"] = path
