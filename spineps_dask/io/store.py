@@ -282,12 +282,23 @@ class CohortStore:
         deleting frees space even on a full disk, but the store may be gone altogether."""
         path = _volume_path(key.subject, key.name)  # masks: in the image's labels/ group
         try:
-            if not is_remote(self.url):  # a folder even when its zarr.json could not be written
-                shutil.rmtree(local_path(self.url) / path, ignore_errors=True)
-            elif self._open(path) is not None:
-                del self._root[path]
+            self._remove_node(path, best_effort=True)
         except Exception as exc:  # the write's own error is the one to report
             logger.debug("could not remove the partial %s: %s", key, exc)
+
+    def _remove_node(self, path: str, *, best_effort: bool = False) -> None:
+        """Remove the array or group at ``path`` and everything under it; absent is fine.
+
+        Locally the folder goes whole, even when its ``zarr.json`` is missing or was cut short
+        by a full disk (zarr would not see a node there); ``best_effort`` goes on past files
+        that cannot be removed. On object stores, through zarr.
+        """
+        if not is_remote(self.url):
+            folder = local_path(self.url) / path
+            if folder.exists():
+                shutil.rmtree(folder, ignore_errors=best_effort)
+        elif self._open(path) is not None:
+            del self._root[path]
 
     def _write_volume(
         self, key: VolumeKey, vol: Volume, *, label: bool | None, attrs: dict[str, Any]
@@ -358,10 +369,7 @@ class CohortStore:
         key = self.key(subject, name)
         try:
             for path in {_volume_path(key.subject, key.name), f"{key.subject}/{key.name}"}:
-                if self._open(path) is not None:
-                    del self._root[path]
-                if not is_remote(self.url):  # a folder whose zarr.json a full disk cut short
-                    shutil.rmtree(local_path(self.url) / path, ignore_errors=True)
+                self._remove_node(path)
             if key.name in LABELS and self._open(f"{key.subject}/{IMAGE}/labels") is not None:
                 self._list_label(key.subject, key.name, present=False)
         except OSError as exc:
