@@ -267,6 +267,13 @@ def train_demo(
             "and ghosting (seeds SEED*1000 + 500 + 0..N-1; default: config)."
         ),
     ] = None,
+    patch_norm: Annotated[
+        float | None,
+        typer.Option(
+            help="Share of semantic training patches z-scored on their own, as a scan cropped "
+            "to the patch would be (tight fields of view; default: config)."
+        ),
+    ] = None,
     init_from: Annotated[
         Path | None,
         typer.Option(
@@ -309,7 +316,8 @@ def train_demo(
             f"{init_from} holds no fold_0/checkpoint_final.pth", param_hint="--init-from"
         )
     cfg = DemoTrainConfig(seed=seed, threads=threads)
-    train_demo_models(out, cfg.with_options(**options, n_random_looks=random_looks), which=which)
+    cfg = cfg.with_options(**options, n_random_looks=random_looks, patch_norm=patch_norm)
+    train_demo_models(out, cfg, which=which)
 
 
 def register(app: typer.Typer) -> None:

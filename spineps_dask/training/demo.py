@@ -77,6 +77,11 @@ class DemoTrainConfig(TrainConfig):
     #: A semantic results folder whose fold-0 weights start the training (fine-tuning, e.g.
     #: the T2w demo model on random looks, issue 17); None trains from a random init.
     sem_init: str | None = None
+    #: Share of semantic training patches z-scored on their own (issue 17): nnU-Net z-scores a
+    #: scan over its whole field of view, and a tight crop shifts every tissue (the tptbox
+    #: real crop, 78 x 102 x 100 mm, puts its bodies at 0.5 sd where a whole phantom's sit at
+    #: 1.0). A patch is about that size, so a patch z-scored on itself is such a crop.
+    sem_patch_norm: float = 0.0
     inst_dim: int = 8
     inst_iterations: int = 3000
     inst_batch: int = 1
@@ -94,6 +99,7 @@ class DemoTrainConfig(TrainConfig):
         "budget_s": ("sem_budget_s", "inst_budget_s"),
         "lr": ("sem_lr",),
         "init_from": ("sem_init",),
+        "patch_norm": ("sem_patch_norm",),
     }
 
 
@@ -153,7 +159,9 @@ def train_semantic(
     net = nf.build_network(plans, len(SEMANTIC_CLASSES) + 1)
     if cfg.sem_init is not None:
         net.load_state_dict(_fold0_weights(Path(cfg.sem_init)))
-    batches = semantic_batches(cases, cfg.sem_patch, cfg.sem_batch, cfg.seed)
+    batches = semantic_batches(
+        cases, cfg.sem_patch, cfg.sem_batch, cfg.seed, patch_norm=cfg.sem_patch_norm
+    )
     result = run_loop(
         net,
         batches,
@@ -257,7 +265,12 @@ def _training_record(cfg: DemoTrainConfig, result: Any, which: str) -> dict[str,
         f"--budget-s {getattr(cfg, prefix + 'budget_s'):g} --train-phantoms {cfg.n_train}"
         + (f" --random-looks {cfg.n_random_looks}" if which == "semantic" else "")
         + (f" --lr {cfg.sem_lr:g}" if which == "semantic" and cfg.sem_lr != DEMO_SEM_LR else "")
-        + (f" --init-from {cfg.sem_init}" if which == "semantic" and cfg.sem_init else ""),
+        + (f" --init-from {cfg.sem_init}" if which == "semantic" and cfg.sem_init else "")
+        + (
+            f" --patch-norm {cfg.sem_patch_norm:g}"
+            if which == "semantic" and cfg.sem_patch_norm
+            else ""
+        ),
         **(init_record(cfg.sem_init) if which == "semantic" and cfg.sem_init else {}),
         "seed": cfg.seed,
         "train_phantom_seeds": f"{cfg.seed * 1000}..{cfg.seed * 1000 + cfg.n_train - 1}",

@@ -92,9 +92,18 @@ def run_loop(
 
 
 def semantic_batches(
-    cases: Sequence[Case], patch: Sequence[int], batch: int, seed: int
+    cases: Sequence[Case],
+    patch: Sequence[int],
+    batch: int,
+    seed: int,
+    *,
+    patch_norm: float = 0.0,
 ) -> Callable[[np.random.Generator], tuple[torch.Tensor, torch.Tensor]]:
-    """Batches of nnU-Net-preprocessed patches with light intensity augmentation."""
+    """Batches of nnU-Net-preprocessed patches with light intensity augmentation.
+
+    ``patch_norm``: the share of patches z-scored on their own, as a scan whose field of view
+    is the patch would be (`DemoTrainConfig.sem_patch_norm`).
+    """
     rng0 = np.random.default_rng(seed)
     coords = [class_coords(c.seg, rng0) for c in cases]
 
@@ -103,6 +112,8 @@ def semantic_batches(
         for _ in range(batch):
             k = int(rng.integers(len(cases)))
             x, y = sample_patch(cases[k], coords[k], patch, rng)
+            if rng.random() < patch_norm:
+                x = (x - x.mean()) / max(float(x.std()), 1e-6)
             # Contrast/brightness jitter on top of the phantoms' own SNR/bias variation.
             x = x * rng.uniform(0.8, 1.25) + rng.normal(0, 0.1)
             xs.append(x)
