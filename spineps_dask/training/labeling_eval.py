@@ -58,6 +58,7 @@ def naming_scores(
     true_all, pred_all = [], []
     per_kind: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     variants: dict[str, list[int]] = {k: [0, 0] for k in _VARIANTS}
+    variants_by_view: dict[str, dict[str, list[int]]] = {k: {} for k in _VARIANTS}
     for view in views:
         post = model.predict(view.patches.astype(np.float32))
         true = [int(c) for c in view.targets["VERTEXACT"]]
@@ -72,8 +73,9 @@ def naming_scores(
         counts[3] += 1
         for name, vid in _VARIANTS.items():
             if vid in view.ids:
-                variants[name][0] += result.mapping[vid] == vid
-                variants[name][1] += 1
+                for tally in (variants[name], variants_by_view[name].setdefault(view.kind, [0, 0])):
+                    tally[0] += result.mapping[vid] == vid
+                    tally[1] += 1
     kinds = {
         k: {"vertebrae": round(c[0] / c[1], 4), "subjects_all_right": f"{c[2]}/{c[3]}"}
         for k, c in per_kind.items()
@@ -88,6 +90,12 @@ def naming_scores(
         "subjects_all_right": round(sum(c[2] for c in per_kind.values()) / len(views), 4),
         "by_view": kinds,
         **{name: f"{right}/{n}" for name, (right, n) in variants.items()},
+        # Only a view from C2 to the sacrum ("whole") fixes a T13 or L6 by counting; in the
+        # others the classifier must tell it from its neighbours by shape alone.
+        **{
+            f"{name}_by_view": {kind: f"{r}/{n}" for kind, (r, n) in sorted(by.items())}
+            for name, by in variants_by_view.items()
+        },
     }
 
 

@@ -46,6 +46,12 @@ def test_a_short_training_writes_a_loadable_folder(trained):
     t = config.training
     assert config.modeltype == "classifier" and t["iterations"] == 2 and t["seed"] == 0
     assert "--which labeling" in t["command"] and t["heldout"]["views"] == len(VIEW_MIX)
+    for variant in ("T13", "L6"):  # the per-view-kind split adds up to the total
+        by_view = t["heldout"][f"{variant}_by_view"]
+        assert set(by_view) <= set(VIEW_MIX)
+        for part in (0, 1):
+            total = int(t["heldout"][variant].split("/")[part])
+            assert sum(int(v.split("/")[part]) for v in by_view.values()) == total
     model = LabelingModel.from_folder(folder, device="cpu")
     assert model.patch_settings.size == cfg.size and model.patch_settings.rotate
     card = (folder / "MODEL_CARD.md").read_text()
