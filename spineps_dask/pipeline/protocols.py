@@ -23,6 +23,11 @@ class SemanticConfig(Protocol):
     """What the pipeline reads from a semantic model's ``inference_config.json``."""
 
     @property
+    def log_name(self) -> str:
+        """The model's name in messages."""
+        ...
+
+    @property
     def modality(self) -> Sequence[str]:
         """The contrasts it was trained on (``"CT"`` among them: no normalisation, no N4)."""
         ...
@@ -76,6 +81,11 @@ class InstanceSegmenter(Protocol):
 
 class LabelingConfig(Protocol):
     """What the pipeline reads from a labelling model's ``inference_config.json``."""
+
+    @property
+    def log_name(self) -> str:
+        """The model's name in messages."""
+        ...
 
     @property
     def modality(self) -> Sequence[str]:

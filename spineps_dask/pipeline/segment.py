@@ -58,6 +58,7 @@ from spineps_dask.pipeline.preprocess import (
 from spineps_dask.pipeline.protocols import (
     InstanceConfig,
     InstanceSegmenter,
+    LabelingConfig,
     SemanticConfig,
     SemanticSegmenter,
     VertebraClassifier,
@@ -159,7 +160,7 @@ class ReferenceNumbering:
     sacrum_ids: tuple[int, ...] = (26,)
 
     @classmethod
-    def from_config(cls, config: Any) -> ReferenceNumbering:
+    def from_config(cls, config: SemanticConfig | None) -> ReferenceNumbering:
         """From the semantic model's `ModelConfig` (None: the defaults)."""
         if config is None:
             return cls()
@@ -174,7 +175,9 @@ def model_modality(config: SemanticConfig) -> str:
     return "CT" if "CT" in tuple(config.modality) else "MR"
 
 
-def check_model_set(semantic_config: Any, labeling_config: Any) -> None:
+def check_model_set(
+    semantic_config: SemanticConfig | None, labeling_config: LabelingConfig | None
+) -> None:
     """Refuse a labelling model made for the other kind of scan than the semantic model.
 
     `spineps` 2.1.3 checks the scan against both models' modalities and skips the subject
