@@ -4,9 +4,9 @@ side with held-out T2w phantoms and the same phantoms in a T1w-like contrast (is
     PYTHONPATH=. python benchmarks/real_scans.py [--phantoms 20] [--semantic-model DIR]
         [--instance-model DIR]
 
-Real crops (`demo_eval.evaluate_real_samples`): the T2w MRI crop (C5-C7) end to end from its
-image, and the instance phase alone on the real semantic masks of the MRI and the CT crop,
-scored against their own masks. Phantoms: global Dice per structure over held-out seeds
+Real crops (`demo_eval.evaluate_real_samples`): the T2w MRI crop (ids 5-7, thoracolumbar) end
+to end from its image, and the instance phase alone on the real semantic masks of the MRI and
+the CT crop, scored against their own masks. Phantoms: global Dice per structure over held-out seeds
 100000.. (never trained on), T2w and T1w (`make_phantom(seed, appearance="t1w")`). The last
 line is the real crop's mean Dice over vertebral body, IVD, canal and cord.
 """

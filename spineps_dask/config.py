@@ -287,8 +287,9 @@ class RunConfig:
         semantic = values.get("semantic_model")
         if "labeling_model" not in values and semantic is not None and not _is_demo(semantic):
             # The demo labelling model knows phantoms only: beside a user's own (e.g. published)
-            # semantic model it would name real vertebrae with confidence and wrongly (the tptbox
-            # crop's C5-C7 as T11-L1), so no labelling model is assumed there; give one.
+            # semantic model it would name real vertebrae with a confidence nothing backs (on
+            # the one real crop at hand its names cannot be checked), so no labelling model is
+            # assumed there; give one.
             values["labeling_model"] = None
         return replace(cfg, **values)
 

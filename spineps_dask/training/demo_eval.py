@@ -224,8 +224,9 @@ def evaluate_real_samples(
     """The demo models on the real crops the ``tptbox`` wheel ships (issue 4, item 5).
 
     Instance phase alone on the real semantic masks (``seg-subreg`` -> ``seg-vert``) of the T2w
-    MRI (C5-C7) and the CT (L2-L4) crop; with ``semantic_folder``, also both phases on the real
-    T2w image: how far training on phantoms carries. ``None`` when tptbox (a test extra) is not
+    MRI (ids 5-7; anatomically thoracolumbar) and the CT (L2-L4) crop; with
+    ``semantic_folder``, also both phases on the real T2w image: how far training on phantoms
+    carries. ``None`` when tptbox (a test extra) is not
     installed.
     """
     import importlib.resources

@@ -1,4 +1,6 @@
-"""The steps on the real samples tptbox ships: T2w MRI (C5-C7) and CT (L2-L4), P-I-R, 1.5 mm.
+"""The steps on the real samples tptbox ships: T2w MRI (ids 5-7, C5-C7 by number; the
+anatomy is the thoracolumbar junction, benchmarks/real_crop_anatomy.py) and CT (L2-L4), P-I-R,
+1.5 mm.
 
 The instance model is replaced by oracle predictions cut from the reference instance mask, so
 these tests check the centre search, cutout geometry, merge and post-processing against the
