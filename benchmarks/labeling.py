@@ -33,16 +33,17 @@ SEEDS = 100_700
 METHODS = ("rule", "model", "model+anchors")
 
 
-def named_right(pred: np.ndarray, ref: np.ndarray) -> dict[int, bool]:
+def named_right(pred: np.ndarray, ref: np.ndarray) -> dict[int, bool | None]:
     """Per reference vertebra (sacrum left out): does the predicted label covering most of
-    it equal its id?"""
-    out = {}
+    it equal its id? None where no predicted vertebra covers it (the segmentation missed it:
+    no naming can be right there)."""
+    out: dict[int, bool | None] = {}
     for v in np.unique(ref):
         if not 0 < v < 100 or v == 26:
             continue
         hits = pred[ref == v]
         hits = hits[(hits > 0) & (hits < 100)]
-        out[int(v)] = bool(hits.size) and int(np.bincount(hits).argmax()) == int(v)
+        out[int(v)] = int(np.bincount(hits).argmax()) == int(v) if hits.size else None
     return out
 
 
@@ -128,10 +129,11 @@ def run_view(view: tuple[int, str, dict], cache: Path | None = None) -> list[dic
                 "method": method,
                 "anchored": bool({2, 26} & ids),
                 "vertebrae": len(right),
-                "right": sum(right.values()),
+                "found": sum(r is not None for r in right.values()),
+                "right": sum(bool(r) for r in right.values()),
                 "all_right": all(right.values()),
-                "t13": right.get(28),
-                "l6": right.get(25),
+                "t13": None if 28 not in right else bool(right[28]),
+                "l6": None if 25 not in right else bool(right[25]),
                 "confidence": naming.confidence,
                 "low_confidence": naming.low_confidence,
                 "seconds": seconds,
@@ -179,6 +181,13 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
             {
                 "method": method,
                 "vertebrae right": f"{_share(g)} of {g.vertebrae.sum()}",
+                # Naming alone (VERIDAH names a given segmentation): right among the vertebrae
+                # the segmentation found at all.
+                "right of found": (
+                    f"{g.right.sum() / max(g.found.sum(), 1):.1%} of {g.found.sum()}"
+                    if "found" in g
+                    else "-"
+                ),
                 "anchored views": _share(anch),
                 "unanchored views": _share(free),
                 "subjects all right": f"{g.all_right.mean():.1%} of {len(g)}",
