@@ -2,10 +2,11 @@
 the paper's table 2 (the same figures without post-processing), plus the instance phase on the
 real masks that the tptbox wheel ships.
 
-    python benchmarks/accuracy.py --subjects 20 --seed 7 [--variants 12]
+    python benchmarks/accuracy.py --subjects 20 --seed 7 [--variants 12] [--naming rule]
 
 Prints per-structure Dice (semantic, global), vertebra instance Dice / RQ / PQ, the share of
-vertebrae carrying their true anatomical label (when C2 or the sacrum is in view), and a
+vertebrae carrying their true anatomical label (when C2 or the sacrum is in view; named as
+`segment` names by default, with the demo labelling model, or by ``--naming rule``), and a
 Wilcoxon test with vs without post-processing; with ``--variants K`` also K whole spines with a
 T13 and K with an L6 (is the extra vertebra named right?). The last line is the mean vertebra
 instance Dice.
@@ -35,13 +36,29 @@ def _label_accuracy(pred: np.ndarray, ref: np.ndarray) -> tuple[int, int]:
     return ok, total
 
 
+#: How vertebrae are named (``--naming``): the pipeline's default, or the counting rule.
+NAMING = {"method": "model+anchors"}
+
+
 def _models() -> tuple:
+    """Semantic and instance models, and the keyword arguments that name as ``NAMING`` says."""
     from spineps_dask.distributed import model_cache
     from spineps_dask.models.folders import demo_model
+    from spineps_dask.pipeline.naming import NamingSettings
 
+    method = NAMING["method"]
+    naming = (
+        {}
+        if method == "rule"
+        else {
+            "labeling_model": model_cache.labeling_model(demo_model("labeling")),
+            "naming": NamingSettings(method=method),
+        }
+    )
     return (
         model_cache.semantic_model(demo_model("semantic")),
         model_cache.instance_model(demo_model("instance")),
+        naming,
     )
 
 
@@ -51,14 +68,16 @@ def phantoms(n: int, seed: int) -> tuple[pd.DataFrame, list[dict]]:
     from spineps_dask.phantom.cohort import subject_seed
     from spineps_dask.pipeline.segment import segment
 
-    sem_m, inst_m = _models()
+    sem_m, inst_m, naming = _models()
     tables, rows = [], []
     for i in range(n):
         ph = make_phantom(subject_seed(seed, i))
         subject = f"sub-{i:03d}"
         t0 = time.perf_counter()
         for post in (True, False):
-            res = segment(ph.image, sem_m, inst_m, n4=False, postprocess_on=post, subject=subject)
+            res = segment(
+                ph.image, sem_m, inst_m, n4=False, postprocess_on=post, subject=subject, **naming
+            )
             df = evaluate_subject(
                 res.semantic.data,
                 res.instance.data,
@@ -94,14 +113,16 @@ def variant_spines(k: int, seed: int) -> pd.DataFrame:
     from spineps_dask.phantom import make_phantom
     from spineps_dask.pipeline.segment import segment
 
-    sem_m, inst_m = _models()
+    sem_m, inst_m, naming = _models()
     rows = []
     for i in range(k):
         for extra in ("T13", "L6"):
             ph = make_phantom(
                 seed + i, region="whole", has_t13=extra == "T13", has_l6=extra == "L6"
             )
-            res = segment(ph.image, sem_m, inst_m, n4=False, subject=f"sub-{extra}{i:02d}")
+            res = segment(
+                ph.image, sem_m, inst_m, n4=False, subject=f"sub-{extra}{i:02d}", **naming
+            )
             pred = np.asarray(res.instance.data)
             ok, total = _label_accuracy(pred, np.asarray(ph.instance.data))
             found = [v for v in ("T13", "L6") if (pred == VERTEBRA_IDS[v]).any()]
@@ -162,7 +183,14 @@ def main() -> None:
         "--variants", type=int, default=0, help="also K whole spines with T13 and K with L6"
     )
     parser.add_argument("--variant-seed", type=int, default=5000)
+    parser.add_argument(
+        "--naming",
+        default=NAMING["method"],
+        choices=("model+anchors", "model", "rule"),
+        help="how vertebrae are named (default: as segment does, with the demo labelling model)",
+    )
     args = parser.parse_args()
+    NAMING["method"] = args.naming
 
     from spineps_dask.metrics.stats import compare_runs
     from spineps_dask.metrics.tables import summarize
@@ -182,8 +210,8 @@ def main() -> None:
             part = view[view.postprocess == post]
             share = part.named_ok.sum() / max(1, part.vertebrae.sum())
             print(
-                f"postprocess={post}: vertebrae with their true label ({what}, "
-                f"{len(part)} subjects): {share:.3f}"
+                f"postprocess={post}, naming {args.naming}: vertebrae with their true label "
+                f"({what}, {len(part)} subjects): {share:.3f}"
             )
     a = table[table.postprocess].drop(columns="postprocess")
     b = table[~table.postprocess].drop(columns="postprocess")
