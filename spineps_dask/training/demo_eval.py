@@ -226,8 +226,7 @@ def evaluate_real_samples(
     Instance phase alone on the real semantic masks (``seg-subreg`` -> ``seg-vert``) of the T2w
     MRI (ids 5-7; anatomically thoracolumbar) and the CT (L2-L4) crop; with
     ``semantic_folder``, also both phases on the real T2w image: how far training on phantoms
-    carries. ``None`` when tptbox (a test extra) is not
-    installed.
+    carries. ``None`` when tptbox (a test extra) is not installed.
     """
     import importlib.resources
     import importlib.util

@@ -97,6 +97,29 @@ def test_fine_tuning_options_reach_the_config_and_the_recorded_command(monkeypat
     assert "fold_0/checkpoint_final.pth" in bad.output
 
 
+def test_patch_norm_reaches_the_config_and_the_recorded_command(monkeypatch) -> None:
+    """``--patch-norm`` (issue 17's field-of-view normalisation) sets the semantic config, and
+    the card's command repeats it so the training can be rerun as it was."""
+    from spineps_dask.training import demo as train_demo
+
+    seen = {}
+    monkeypatch.setattr(
+        train_demo, "train_demo_models", lambda out, cfg, which: seen.update(cfg=cfg, which=which)
+    )
+    args = ["models", "train-demo", "OUT", "--which", "semantic", "--random-looks", "4"]
+    result = runner.invoke(app, [*args, "--patch-norm", "0.3"])
+    assert result.exit_code == 0, result.output
+    cfg = seen["cfg"]
+    assert cfg.sem_patch_norm == 0.3
+
+    class Result:
+        iterations, seconds, final_loss = 7, 1.0, 0.5
+
+    record = train_demo._training_record(cfg, Result(), "semantic")
+    assert record["command"].endswith("--random-looks 4 --patch-norm 0.3")
+    assert record["settings"]["sem_patch_norm"] == 0.3
+
+
 def test_list_on_a_fresh_install(tmp_path: Path) -> None:
     """The console script, with no models variable and an empty home: the demo models are
     listed, the missing default models directory is explained, exit code 0."""

@@ -37,5 +37,5 @@ def load_sample(name: str) -> tuple[np.ndarray, np.ndarray, tuple[float, float, 
 
 @pytest.fixture(params=["mri", "ct"])
 def real_sample(request):
-    """Real MRI (ids 5-7) and CT (L1-L3) crops with semantic and instance masks."""
+    """Real MRI (ids 5-7) and CT (L2-L4) crops with semantic and instance masks."""
     return load_sample(request.param)
