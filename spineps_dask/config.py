@@ -16,7 +16,7 @@ import os
 import sys
 import threading
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -117,6 +117,11 @@ def _is_demo(folder: Path) -> bool:
     return Path(folder).resolve() == (DEMO_MODELS / "semantic").resolve()
 
 
+#: `RunConfig.labeling_model` when the caller gave none (known by identity: a path a caller
+#: builds is another object), so the default can follow the semantic model it is given with.
+_LABELING_NOT_GIVEN = DEMO_MODELS / "labeling"
+
+
 def resolve_model(name_or_path: str | Path | None, *, default: str) -> Path:
     """A model folder from a path, a name under ``SPINEPS_SEGMENTOR_MODELS``, or the demo model.
 
@@ -196,15 +201,14 @@ class RunConfig:
     instance-model cutouts batched into one Dask task. ``metrics``: score subjects that have
     reference masks in the store (``ingest --references``) in the reduce step.
     ``labeling_model``: the vertebra labelling classifier (default: the shipped demo model,
-    `default_labeling_model`, beside the demo semantic model; `from_dict` assumes none beside
-    another semantic model; None: the counting rule names the vertebrae, and asking for model
-    naming is an error, see `from_request`); ``naming``: how names are chosen, one of
-    `NAMING_METHODS`.
+    `default_labeling_model`, beside the demo semantic model and none beside another; None:
+    the counting rule names the vertebrae, and asking for model naming is an error, see
+    `from_request`); ``naming``: how names are chosen, one of `NAMING_METHODS`.
     """
 
     semantic_model: Path = field(default_factory=lambda: DEMO_MODELS / "semantic")
     instance_model: Path = field(default_factory=lambda: DEMO_MODELS / "instance")
-    labeling_model: Path | None = field(default_factory=lambda: default_labeling_model())
+    labeling_model: Path | None = _LABELING_NOT_GIVEN
     naming: str = "model+anchors"
     device: str = "auto"
     n4: bool = True
@@ -217,6 +221,12 @@ class RunConfig:
     metrics: bool = True
 
     def __post_init__(self) -> None:
+        if self.labeling_model is _LABELING_NOT_GIVEN:
+            # The demo labelling model knows phantoms only: beside a user's own (e.g. published)
+            # semantic model it would name real vertebrae with a confidence nothing backs (on
+            # the one real crop at hand its names cannot be checked), so none is assumed there.
+            default = default_labeling_model() if _is_demo(self.semantic_model) else None
+            object.__setattr__(self, "labeling_model", default)
         if self.recipe not in RECIPES:
             raise ValueError(f"unknown recipe {self.recipe!r}; use one of {', '.join(RECIPES)}")
         if self.reference_mode and self.recipe != "reference":
@@ -275,7 +285,6 @@ class RunConfig:
         unknown = sorted(set(raw) - names)
         if unknown:
             raise ValueError(f"unknown run settings {unknown}; known: {sorted(names)}")
-        cfg = cls()
         values = dict(raw)
         for key in ("semantic_model", "instance_model", "labeling_model"):
             if key not in values:
@@ -284,14 +293,7 @@ class RunConfig:
                 values[key] = None
             else:
                 values[key] = resolve_model(values[key], default=key.split("_")[0])
-        semantic = values.get("semantic_model")
-        if "labeling_model" not in values and semantic is not None and not _is_demo(semantic):
-            # The demo labelling model knows phantoms only: beside a user's own (e.g. published)
-            # semantic model it would name real vertebrae with a confidence nothing backs (on
-            # the one real crop at hand its names cannot be checked), so no labelling model is
-            # assumed there; give one.
-            values["labeling_model"] = None
-        return replace(cfg, **values)
+        return cls(**values)
 
     @classmethod
     def from_request(cls, raw: dict[str, Any]) -> RunConfig:

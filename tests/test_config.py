@@ -203,5 +203,12 @@ def test_the_demo_labelling_model_goes_with_the_demo_semantic_model(tmp_path):
     assert RunConfig.from_dict({"semantic_model": str(other)}).labeling_model is None
     given = RunConfig.from_dict({"semantic_model": str(other), "labeling_model": str(tmp_path)})
     assert given.labeling_model == tmp_path
+    # The same from Python (notebooks build RunConfig directly), and the demo labelling model
+    # given on purpose beside another semantic model is kept.
+    assert RunConfig().labeling_model == default_labeling_model()
+    assert RunConfig(semantic_model=other).labeling_model is None
+    chosen = RunConfig(semantic_model=other, labeling_model=DEMO_MODELS / "labeling")
+    assert chosen.labeling_model == DEMO_MODELS / "labeling"
+    assert RunConfig(semantic_model=other, labeling_model=None).labeling_model is None
     with pytest.raises(ValueError, match="needs a labelling model"):
         RunConfig.from_request({"semantic_model": str(other), "naming": "model"})
