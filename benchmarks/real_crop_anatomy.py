@@ -20,7 +20,7 @@ import numpy as np
 def main() -> None:
     from spineps_dask.io.nifti import load_volume
     from spineps_dask.labels import VERTEBRA_IDS, Semantic
-    from spineps_dask.phantom.anatomy import level_dims
+    from spineps_dask.phantom.anatomy import anchor_dims
 
     base = importlib.resources.files("TPTBox") / "tests" / "sample_mri"
     files = {p.name: Path(str(p)) for p in base.iterdir()}
@@ -54,10 +54,9 @@ def main() -> None:
             f"of the crop ({sem.data.shape[1] * spacing[1]:.0f} mm), level with vertebra "
             f"{beside.tolist()}"
         )
-    print("phantom textbook dimensions (`phantom.anatomy`, no jitter):")
-    rng = np.random.default_rng(0)
+    print("phantom textbook dimensions (`phantom.anatomy.anchor_dims`, no scale or jitter):")
     for name in ("C6", "T12", "L1", "L3"):
-        d = level_dims(VERTEBRA_IDS[name], rng, 1.0)
+        d = anchor_dims(VERTEBRA_IDS[name])
         print(
             f"  {name:<4} AP {d['depth']:.0f} mm, LR {d['width']:.0f} mm, SI {d['height']:.0f} mm"
         )

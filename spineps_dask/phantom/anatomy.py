@@ -91,11 +91,17 @@ def _anatomical_position(vid: int) -> float:
     return float(vid - 1)
 
 
-def level_dims(vid: int, rng: np.random.Generator, scale: float) -> dict[str, float]:
-    """Dimensions of one vertebra: anchor interpolation, overall scale, 5 % per-level jitter."""
+def anchor_dims(vid: int) -> dict[str, float]:
+    """Textbook dimensions of one vertebra (mm, degrees): the anchors interpolated to its level,
+    before a phantom's scale and jitter."""
     pos = _anatomical_position(vid)
     values = [np.interp(pos, _ANCHOR_POS, _ANCHORS[:, k]) for k in range(len(_COLUMNS))]
-    dims = dict(zip(_COLUMNS, (float(v) for v in values), strict=True))
+    return dict(zip(_COLUMNS, (float(v) for v in values), strict=True))
+
+
+def level_dims(vid: int, rng: np.random.Generator, scale: float) -> dict[str, float]:
+    """Dimensions of one vertebra: anchor interpolation, overall scale, 5 % per-level jitter."""
+    dims = anchor_dims(vid)
     jitter = 1.0 + 0.05 * rng.standard_normal(len(_COLUMNS))
     for k, name in enumerate(_COLUMNS):
         if name.endswith("_deg"):
