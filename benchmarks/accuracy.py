@@ -36,17 +36,13 @@ def _label_accuracy(pred: np.ndarray, ref: np.ndarray) -> tuple[int, int]:
     return ok, total
 
 
-#: How vertebrae are named (``--naming``): the pipeline's default, or the counting rule.
-NAMING = {"method": "model+anchors"}
-
-
-def _models() -> tuple:
-    """Semantic and instance models, and the keyword arguments that name as ``NAMING`` says."""
+def _models(method: str) -> tuple:
+    """Semantic and instance models, and `segment`'s keyword arguments that name vertebrae by
+    ``method`` (``--naming``: a labelling-model method, or ``rule``)."""
     from spineps_dask.distributed import model_cache
     from spineps_dask.models.folders import demo_model
     from spineps_dask.pipeline.naming import NamingSettings
 
-    method = NAMING["method"]
     naming = (
         {}
         if method == "rule"
@@ -62,13 +58,13 @@ def _models() -> tuple:
     )
 
 
-def phantoms(n: int, seed: int) -> tuple[pd.DataFrame, list[dict]]:
+def phantoms(n: int, seed: int, method: str) -> tuple[pd.DataFrame, list[dict]]:
     from spineps_dask.metrics.tables import evaluate_subject
     from spineps_dask.phantom import make_phantom
     from spineps_dask.phantom.cohort import subject_seed
     from spineps_dask.pipeline.segment import segment
 
-    sem_m, inst_m, naming = _models()
+    sem_m, inst_m, naming = _models(method)
     tables, rows = [], []
     for i in range(n):
         ph = make_phantom(subject_seed(seed, i))
@@ -106,14 +102,14 @@ def phantoms(n: int, seed: int) -> tuple[pd.DataFrame, list[dict]]:
     return pd.concat(tables, ignore_index=True), rows
 
 
-def variant_spines(k: int, seed: int) -> pd.DataFrame:
+def variant_spines(k: int, seed: int, method: str) -> pd.DataFrame:
     """Whole spines with a T13 and with an L6 (``k`` of each, seeds ``seed``..): is the extra
     vertebra named right, and how many vertebrae carry their true name?"""
     from spineps_dask.labels import VERTEBRA_IDS
     from spineps_dask.phantom import make_phantom
     from spineps_dask.pipeline.segment import segment
 
-    sem_m, inst_m, naming = _models()
+    sem_m, inst_m, naming = _models(method)
     rows = []
     for i in range(k):
         for extra in ("T13", "L6"):
@@ -185,17 +181,16 @@ def main() -> None:
     parser.add_argument("--variant-seed", type=int, default=5000)
     parser.add_argument(
         "--naming",
-        default=NAMING["method"],
+        default="model+anchors",
         choices=("model+anchors", "model", "rule"),
         help="how vertebrae are named (default: as segment does, with the demo labelling model)",
     )
     args = parser.parse_args()
-    NAMING["method"] = args.naming
 
     from spineps_dask.metrics.stats import compare_runs
     from spineps_dask.metrics.tables import summarize
 
-    table, rows = phantoms(args.subjects, args.seed)
+    table, rows = phantoms(args.subjects, args.seed, args.naming)
     runs = pd.DataFrame(rows)
     pd.set_option("display.width", 160)
     summary = summarize(table)
@@ -222,7 +217,7 @@ def main() -> None:
     real = tptbox_instance_phase()
     print(real[real.level == "instance"].to_string(index=False))
     if args.variants:
-        spines = variant_spines(args.variants, args.variant_seed)
+        spines = variant_spines(args.variants, args.variant_seed, args.naming)
         print(spines.to_string(index=False))
         right = (spines.extra == spines.named).groupby(spines.extra).sum()
         share = spines.named_ok.sum() / spines.vertebrae.sum()
