@@ -23,17 +23,12 @@ import pandas as pd
 
 
 def _label_accuracy(pred: np.ndarray, ref: np.ndarray) -> tuple[int, int]:
-    """(correctly named, total) reference vertebrae: the predicted label covering most of a
-    reference vertebra equals its anatomical id."""
-    ok = total = 0
-    for v in np.unique(ref):
-        if not 0 < v < 100 or v == 26:
-            continue
-        total += 1
-        hits = pred[ref == v]
-        hits = hits[(hits > 0) & (hits < 100)]
-        ok += bool(hits.size) and int(np.bincount(hits).argmax()) == int(v)
-    return ok, total
+    """(correctly named, total) reference vertebrae (`metrics.naming.named_right`; a vertebra
+    the segmentation missed counts as wrong)."""
+    from spineps_dask.metrics.naming import named_right
+
+    right = named_right(pred, ref)
+    return sum(bool(r) for r in right.values()), len(right)
 
 
 def _models(method: str) -> tuple:

@@ -29,22 +29,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from spineps_dask.metrics.naming import named_right
+
 SEEDS = 100_700
 METHODS = ("rule", "model", "model+anchors")
-
-
-def named_right(pred: np.ndarray, ref: np.ndarray) -> dict[int, bool | None]:
-    """Per reference vertebra (sacrum left out): does the predicted label covering most of
-    it equal its id? None where no predicted vertebra covers it (the segmentation missed it:
-    no naming can be right there)."""
-    out: dict[int, bool | None] = {}
-    for v in np.unique(ref):
-        if not 0 < v < 100 or v == 26:
-            continue
-        hits = pred[ref == v]
-        hits = hits[(hits > 0) & (hits < 100)]
-        out[int(v)] = int(np.bincount(hits).argmax()) == int(v) if hits.size else None
-    return out
 
 
 def view_list(per_kind: int, variants: int) -> list[tuple[int, str, dict]]:

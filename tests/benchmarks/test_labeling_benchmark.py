@@ -1,21 +1,8 @@
-"""The naming benchmark's scoring (benchmarks/labeling.py): what counts as named right."""
+"""The naming benchmark's summary (benchmarks/labeling.py): what it counts as named right."""
 
-import numpy as np
 import pandas as pd
 
-from benchmarks.labeling import named_right, summarize
-
-
-def test_a_vertebra_the_segmentation_missed_is_not_found_and_not_right():
-    """L1 (20) named right, L2 (21) named L3, L3 (22) covered by nothing: right, wrong,
-    missed (None); the sacrum (26) and discs are not scored."""
-    ref = np.zeros((4, 4, 4), np.uint16)
-    ref[0], ref[1], ref[2], ref[3, :2] = 20, 21, 22, 26
-    ref[3, 2:] = 120
-    pred = np.zeros_like(ref)
-    pred[0], pred[1] = 20, 22
-    pred[3] = 26
-    assert named_right(pred, ref) == {20: True, 21: False, 22: None}
+from benchmarks.labeling import summarize
 
 
 def test_right_of_found_leaves_missed_vertebrae_out():
