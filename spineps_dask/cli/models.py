@@ -270,8 +270,10 @@ def train_demo(
     patch_norm: Annotated[
         float | None,
         typer.Option(
+            min=0.0,
+            max=1.0,
             help="Share of semantic training patches z-scored on their own, as a scan cropped "
-            "to the patch would be (tight fields of view; default: config)."
+            "to the patch would be (tight fields of view; default: config).",
         ),
     ] = None,
     init_from: Annotated[

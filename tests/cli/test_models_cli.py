@@ -120,6 +120,21 @@ def test_patch_norm_reaches_the_config_and_the_recorded_command(monkeypatch) -> 
     assert record["settings"]["sem_patch_norm"] == 0.3
 
 
+def test_patch_norm_outside_a_share_is_refused(monkeypatch) -> None:
+    """``--patch-norm`` is a share of patches: 1.5 or -0.2 would silently act as 1 or 0, so the
+    CLI refuses them before any phantom is made."""
+    from spineps_dask.training import demo as train_demo
+
+    called = []
+    monkeypatch.setattr(train_demo, "train_demo_models", lambda *a, **k: called.append(a))
+    args = ["models", "train-demo", "OUT", "--which", "semantic"]
+    for value in ("1.5", "-0.2"):
+        result = runner.invoke(app, [*args, "--patch-norm", value])
+        assert result.exit_code == 2, result.output
+        assert "--patch-norm" in result.output
+    assert called == []
+
+
 def test_list_on_a_fresh_install(tmp_path: Path) -> None:
     """The console script, with no models variable and an empty home: the demo models are
     listed, the missing default models directory is explained, exit code 0."""
