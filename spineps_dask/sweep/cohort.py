@@ -1,7 +1,9 @@
 """The sweep's subjects: a phantom cohort or BIDS folder ingested into a store, or a store as is.
 
-Only subjects with an ingested scan and both reference masks can be scored; the others are
-reported with the reason and left out.
+The scans and reference masks are read and written by the sweep's workers, as `run` ingests
+(`distributed.ingest`, issue 19): the driver only lists them. Only subjects with an ingested
+scan and both reference masks can be scored; the others are reported with the reason and left
+out.
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from distributed import Client
+
+from spineps_dask.distributed.ingest import ingest_on_cluster, ingest_references_on_cluster
 from spineps_dask.errors import InputError
-from spineps_dask.io.cohort import ingest
+from spineps_dask.io.cohort import Scan, discover_scans
 from spineps_dask.io.manifest import Manifest
 from spineps_dask.io.names import REFERENCES
-from spineps_dask.io.references import ingest_references
 from spineps_dask.io.store import CohortStore
 from spineps_dask.phantom.cohort import GROUNDTRUTH, write_bids_cohort
 from spineps_dask.sweep.config import CohortSpec, SweepConfigError
@@ -32,12 +36,21 @@ class SweepCohort:
     left_out: dict[str, str] = field(default_factory=dict)
 
 
-def open_sweep_cohort(spec: CohortSpec, out: Path) -> SweepCohort:
-    """Generate / ingest the cohort as the spec says and list the subjects that can be scored.
+@dataclass(frozen=True)
+class CohortPlan:
+    """What the driver settles before a cluster starts: the store, the scans to ingest (listed
+    once, nothing opened) and the reference folder."""
 
-    Phantoms are written to ``out/bids`` (once; an existing folder is reused), BIDS folders are
-    ingested into ``out/cohort.zarr`` (incrementally, as ``ingest`` does).
-    """
+    store_url: str
+    bids: Path | None = None
+    scans: list[Scan] | None = None
+    references: Path | None = None
+
+
+def plan_sweep_cohort(spec: CohortSpec, out: Path) -> CohortPlan:
+    """Write the spec's phantoms to ``out/bids`` (once; an existing folder is reused) and list
+    the scans of its BIDS folder, so that a bad phantom option or a missing folder is an error
+    before a cluster is started or a store created."""
     bids, references = spec.bids, spec.references
     if spec.phantom is not None:
         bids = out / "bids"
@@ -56,19 +69,30 @@ def open_sweep_cohort(spec: CohortSpec, out: Path) -> SweepCohort:
                 )
             except (InputError, TypeError, ValueError) as exc:
                 raise SweepConfigError(f"cohort.phantom: {exc}", step="sweep config") from exc
-    if bids is not None:
-        url = str(out / "cohort.zarr")
-        ingest(bids, url)
-        references = references or (bids / GROUNDTRUTH)
-    else:
-        url = str(spec.store)
-    store = CohortStore(url, mode="a")
-    if references is not None:
-        ingest_references(references, store)
+    if bids is None:
+        return CohortPlan(str(spec.store), references=references)
+    return CohortPlan(
+        str(out / "cohort.zarr"),
+        bids=bids,
+        scans=discover_scans(bids),
+        references=references or (bids / GROUNDTRUTH),
+    )
+
+
+def open_sweep_cohort(
+    plan: CohortPlan, subjects: tuple[str, ...] | None, client: Client
+) -> SweepCohort:
+    """Ingest the plan's scans and reference masks on ``client``'s workers (incrementally, as
+    ``ingest`` does) and list the ``subjects`` (default: all ingested) that can be scored."""
+    store = CohortStore(plan.store_url, mode="a")
+    if plan.bids is not None:
+        ingest_on_cluster(client, plan.bids, store, scans=plan.scans)
+    if plan.references is not None:
+        ingest_references_on_cluster(client, plan.references, store)
     ingested = Manifest(store.manifest_url, storage_options=store.storage_options).rows(
         phase="ingest"
     )
-    wanted = list(spec.subjects) if spec.subjects is not None else sorted(ingested)
+    wanted = list(subjects) if subjects is not None else sorted(ingested)
     cohort = SweepCohort(store, [])
     for subject in wanted:
         row = ingested.get(subject)

@@ -19,7 +19,7 @@ from spineps_dask.distributed.cluster import cluster_client
 from spineps_dask.io.lock import run_lock
 from spineps_dask.io.store import CohortStore
 from spineps_dask.models.folders import load_model_folder
-from spineps_dask.sweep.cohort import open_sweep_cohort
+from spineps_dask.sweep.cohort import open_sweep_cohort, plan_sweep_cohort
 from spineps_dask.sweep.config import SweepConfig, SweepConfigError
 from spineps_dask.sweep.driver import SweepEvents, run_grid
 from spineps_dask.sweep.results import SweepResult
@@ -88,12 +88,13 @@ def run_sweep(
     out.mkdir(parents=True, exist_ok=True)
     models, settings, labels = resolve_grid(config)
     baseline = labels[config.baseline_index()]
-    cohort = open_sweep_cohort(config.cohort, out)
+    plan = plan_sweep_cohort(config.cohort, out)
     work = CohortStore(str(out / "work.zarr"), mode="a")
     cluster = cluster_client(
         config.cluster, client=client, workers=config.workers, threads=config.threads
     )
     with run_lock(work), cluster as c:
+        cohort = open_sweep_cohort(plan, config.cohort.subjects, c)
         grid = run_grid(
             c,
             cohort.store,

@@ -30,3 +30,18 @@ def test_missing_fold_stops_before_the_cohort_is_made(tmp_path):
     assert res.exit_code == 2
     assert "folds: [4] not in the semantic model" in res.output
     assert not (tmp_path / "out" / "bids").exists()
+
+
+def test_missing_bids_folder_stops_before_a_cluster_or_store(tmp_path):
+    """The sweep lists its BIDS folder before it starts a cluster (``yarn`` would fail if one
+    were started) or creates the store its workers ingest into."""
+    path = _config(
+        tmp_path,
+        cohort={"bids": str(tmp_path / "no-such-bids")},
+        cluster="yarn",
+        grid={"postprocess": [True]},
+    )
+    res = runner.invoke(app, ["sweep", str(path), "-o", str(tmp_path / "out")])
+    assert res.exit_code == 2
+    assert "no-such-bids" in res.output and "does not exist" in res.output
+    assert not (tmp_path / "out" / "cohort.zarr").exists()

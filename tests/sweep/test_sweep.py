@@ -167,6 +167,15 @@ def test_outputs_and_comparisons(result, config):
     assert list(dict.fromkeys(summary.setting)) == ["postprocess=on", "postprocess=off"]
 
 
+def test_the_cohort_is_ingested_by_the_workers(result, client):
+    """Issue 19: the sweep's scans and reference masks are read and written by the cluster's
+    workers (`distributed.ingest`, as `run` ingests), the driver only lists them."""
+    prefixes = client.run_on_scheduler(lambda dask_scheduler: set(dask_scheduler.task_prefixes))
+    for task in ("ingest-batch", "references-batch"):  # `distributed.ingest` names its keys
+        assert any(p.startswith(task) for p in prefixes), (task, prefixes)
+    assert result.metrics.subject.nunique() == len(GOOD)
+
+
 def test_rerun_computes_nothing_new(result, config, client):
     """Finished parts are kept on disk: a rerun only retries the failed subject."""
     again = run_sweep(config, client=client)
