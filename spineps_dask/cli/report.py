@@ -27,8 +27,6 @@ def report(
     structure (mean ± SD), biomarkers per level, and a gallery of subject snapshots. Images are
     linked relatively, so keep the folder together. Exit code 2 when STORE is not a cohort store.
     """
-    from rich.console import Console
-
     from spineps_dask.errors import StoreError
     from spineps_dask.viz.report import write_report
 
@@ -38,7 +36,9 @@ def report(
     except StoreError as exc:
         print_error("cannot report", exc)
         raise typer.Exit(code=2) from exc
-    Console().print(str(page))  # stdout: the result; status goes to stderr
+    # stdout: the page's path, verbatim for scripts (never wrapped, never read as markup);
+    # status goes to stderr
+    typer.echo(str(page))
 
 
 def register(app: typer.Typer) -> None:

@@ -98,6 +98,16 @@ def test_report_without_metric_tables_says_so(store, tmp_path):
     assert "figures/biomarkers.png" in links and f"snapshots/{GOOD[0]}.png" in links
 
 
+def test_report_prints_its_page_path_verbatim(store, tmp_path):
+    """The path on stdout is the page's, whole: a long path is not wrapped at the terminal's
+    width (it was, under pytest-xdist's longer temporary folders) and brackets in it are not
+    taken for markup."""
+    out = tmp_path / ("a-folder-name-long-enough-to-pass-eighty-columns-" * 2) / "rep[1]"
+    result = runner.invoke(app, ["report", str(store), "--out", str(out), "--format", "md"])
+    assert result.exit_code == 0, result.output
+    assert f"{out / 'report.md'}\n" in result.output
+
+
 def test_report_of_a_store_nobody_ran_yet(tmp_path):
     """Ingested only: the report says nothing has finished (no tables, no snapshots) and
     still draws the status picture."""
