@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import os
 import shutil
 import socket
 import subprocess
@@ -16,6 +17,12 @@ from distributed import Client, LocalCluster
 
 from spineps_dask.distributed.cluster import MODEL_RESOURCE
 from spineps_dask.distributed.model_cache import WorkerSetup
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto`` (pyproject's addopts): one process per core, at most four. Each imports
+    torch and starts its own Dask clusters, so more would only trade cores for memory."""
+    return min(4, os.cpu_count() or 1)
 
 
 @pytest.fixture(autouse=True)

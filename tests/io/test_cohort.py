@@ -104,7 +104,7 @@ def test_scans_refused_by_path_are_rows_under_their_subject_id(tmp_path, bids, m
 def test_a_fifo_named_like_a_scan_is_refused_at_once(tmp_path, bids):
     """A FIFO (and any other non-regular file) named like a scan is refused from ``stat``
     alone, before its checksum or voxels are read (reading a FIFO blocks until something
-    writes to it); the other subjects are ingested, and all of it takes under a second."""
+    writes to it); the other subjects are ingested, and all of it returns in seconds."""
     fifo = bids / "sub-fifo/anat/sub-fifo_T2w.nii.gz"
     fifo.parent.mkdir(parents=True)
     os.mkfifo(fifo)
@@ -113,7 +113,7 @@ def test_a_fifo_named_like_a_scan_is_refused_at_once(tmp_path, bids):
     ingest(bids, url)  # the good subjects: nothing left to do below but the refusals
     start = time.perf_counter()
     summary = ingest(bids, url)
-    assert time.perf_counter() - start < 1.0
+    assert time.perf_counter() - start < 5.0  # a blocked read would never return
     assert summary.skipped == ["sub-001", "sub-002_ses-1"]
     assert "is a FIFO (named pipe), not a regular file" in summary.failed["sub-fifo"]
     assert "is a folder, not a regular file" in summary.failed["sub-dir"]
