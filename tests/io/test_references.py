@@ -45,13 +45,13 @@ def test_references_with_labels_outside_the_scheme_are_refused(tmp_path, make_sc
 
 
 @pytest.mark.timeout(30)
-def test_oversized_or_odd_references_are_refused_from_the_header_in_under_a_second(
+def test_oversized_or_odd_references_are_refused_from_the_header_at_once(
     tmp_path, make_scan, make_data, bad_header
 ):
     """Two small reference files whose headers claim 1500 x 1700 x 1000 voxels (7.7 GB of
     uint8 if read) are refused from the header, before any voxel is read, naming the shapes;
-    a reference that is a FIFO is refused from ``stat`` without opening it. Both in under a
-    second; the subjects keep their scans (segmented, just not scored)."""
+    a reference that is a FIFO is refused from ``stat`` without opening it. Both in seconds;
+    the subjects keep their scans (segmented, just not scored)."""
     bids, refs = tmp_path / "bids", tmp_path / "refs"
     for sub in ("001", "002"):
         make_scan(bids, sub, make_data(int(sub)))
