@@ -224,7 +224,9 @@ def rename(instance: np.ndarray, mapping: Mapping[int, int]) -> np.ndarray:
     verts = {v for v in present if 0 < v < IVD_OFFSET and v != _S1}
     full = {int(k): int(v) for k, v in mapping.items() if k in verts}
     full[_S1] = _S1
-    orphans = {p % IVD_OFFSET for p in present if p >= IVD_OFFSET} - verts - {0}
+    # The sacrum's own endplate (226: seen where the segmentation took the last lumbar
+    # vertebra for the sacrum) is no orphan: the sacrum keeps its name.
+    orphans = {p % IVD_OFFSET for p in present if p >= IVD_OFFSET} - verts - {0, _S1}
     if orphans and full:
         top_old = min(full, key=lambda v: _position(v))
         above = _above(full[top_old], full.values())

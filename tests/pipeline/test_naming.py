@@ -39,6 +39,14 @@ def test_rename_moves_the_disc_above_the_top():
     assert rename(m, {20: 21, 21: 22}).tolist() == [[[120, 220, 21, 121, 22]]]
 
 
+def test_rename_leaves_the_sacrum_with_an_endplate_alone():
+    """A sacrum with an endplate (226; seen where the segmentation took L5 for the sacrum)
+    stays 26: it was renamed to the vertebra above the top (an L5 shown as T11)."""
+    m = np.array([[[119, 20, 120, 24, 124, 26, 226]]], np.uint16)
+    out = rename(m, {20: 19, 24: 23})
+    assert out.tolist() == [[[118, 19, 119, 23, 123, 26, 226]]]
+
+
 def _pir(ph):
     return np.asarray(ph.instance.reorient(PIR).data), np.asarray(ph.semantic.reorient(PIR).data)
 
