@@ -7,7 +7,8 @@ Each view goes once through the demo semantic and instance models (`segment`, ru
 the same instance mask is then named three ways: the counting rule, the labelling model
 (``model``), and the model with the rule's cues as evidence (``model+anchors``). A reference
 vertebra is named right when the predicted label covering most of it is its true id (a
-vertebra the segmentation missed counts as wrong). Views: every kind of
+vertebra the segmentation missed counts as wrong; "right of kept" leaves out the slivers cut
+by the edge of the view that the instance phase drops by its size threshold). Views: every kind of
 `training.labeling_data.VIEW_MIX` (``--per-kind`` each, T13 / L6 at their training rates),
 plus ``--variants`` views forced to have a T13 and as many with an L6. Seeds 100700 + 100 x
 kind + k and 101700 + k: never trained on (training uses 300000 + k). Prints per method:
@@ -100,6 +101,7 @@ def run_view(view: tuple[int, str, dict], cache: Path | None = None) -> list[dic
     lab_m = model_cache.labeling_model(MODELS.get("labeling") or demo_model_labeling())
     ref = np.asarray(ph.instance.data)
     ids = set(np.unique(ref).tolist())
+    min_voxels = kept_min_voxels(ph.instance.spacing)
     rows = []
     for method in METHODS:
         t0 = time.perf_counter()
@@ -110,6 +112,7 @@ def run_view(view: tuple[int, str, dict], cache: Path | None = None) -> list[dic
         inst, _ = apply_naming(instance, naming)
         seconds = time.perf_counter() - t0
         right = named_right(np.asarray(inst.data), ref)
+        kept = named_right(np.asarray(inst.data), ref, min_voxels=min_voxels)
         rows.append(
             {
                 "seed": seed,
@@ -120,6 +123,9 @@ def run_view(view: tuple[int, str, dict], cache: Path | None = None) -> list[dic
                 "found": sum(r is not None for r in right.values()),
                 "right": sum(bool(r) for r in right.values()),
                 "all_right": all(right.values()),
+                "kept": len(kept),
+                "kept_right": sum(bool(r) for r in kept.values()),
+                "kept_all_right": all(kept.values()),
                 "t13": None if 28 not in right else bool(right[28]),
                 "l6": None if 25 not in right else bool(right[25]),
                 "confidence": naming.confidence,
@@ -128,6 +134,19 @@ def run_view(view: tuple[int, str, dict], cache: Path | None = None) -> list[dic
             }
         )
     return rows
+
+
+def kept_min_voxels(spacing: tuple[float, ...]) -> float:
+    """The instance phase's ``vert_size_threshold`` (the reference's 250 voxels of 2.42 mm³,
+    as `InstanceSpace` scales it to the instance model's grid) in voxels of ``spacing``: a
+    vertebra with less of it in view is dropped by the pipeline, so it cannot be named."""
+    from spineps_dask.models.folders import demo_model, load_model_folder
+    from spineps_dask.pipeline.segment import InstanceSpace
+
+    folder = load_model_folder(MODELS.get("instance") or demo_model("instance"), kind="instance")
+    space = InstanceSpace.from_config(folder.config)
+    grid_mm3 = float(np.prod(space.spacing))
+    return space.merge_settings.vert_size_threshold * grid_mm3 / float(np.prod(spacing))
 
 
 def _models_of(args: argparse.Namespace) -> dict[str, str]:
@@ -176,9 +195,19 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
                     if "found" in g
                     else "-"
                 ),
+                # Vertebrae the pipeline can keep at all (`kept_min_voxels` of them in view):
+                # slivers cut by the edge of the view left out.
+                "right of kept": (
+                    f"{g.kept_right.sum() / max(g.kept.sum(), 1):.1%} of {g.kept.sum()}"
+                    if "kept" in g
+                    else "-"
+                ),
                 "anchored views": _share(anch),
                 "unanchored views": _share(free),
                 "subjects all right": f"{g.all_right.mean():.1%} of {len(g)}",
+                "subjects all kept right": (
+                    f"{g.kept_all_right.mean():.1%}" if "kept_all_right" in g else "-"
+                ),
                 "T13 right": f"{int(t13.sum())}/{len(t13)}",
                 "L6 right": f"{int(l6.sum())}/{len(l6)}",
                 "flagged low": f"{len(low)} ({int((~low.all_right).sum())} wrong)",
