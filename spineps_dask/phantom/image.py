@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from spineps_dask.labels import Semantic
 from spineps_dask.phantom.appearance import Look, look
 from spineps_dask.phantom.spec import PhantomSpec
 
@@ -49,6 +50,24 @@ def _background(axes, curve: np.ndarray, spec: PhantomSpec, lk: Look) -> np.ndar
     return out.astype(np.float32)[None]
 
 
+def _epidural(semantic: np.ndarray, spacing, thickness_mm: float) -> np.ndarray:
+    """Background voxels within ``thickness_mm`` of the dural sac (canal and cord), in a
+    straight line: the epidural fat between the sac and the bony arch (and a little outside
+    a thin arch, where fat lies too)."""
+    sac = np.isin(semantic, (int(Semantic.CANAL), int(Semantic.CORD)))
+    out = np.zeros(semantic.shape, bool)
+    if not sac.any():
+        return out
+    pad = [int(np.ceil(thickness_mm / s)) + 1 for s in spacing]
+    box = tuple(
+        slice(max(0, int(i.min()) - p), int(i.max()) + p + 1)
+        for i, p in zip(np.nonzero(sac), pad, strict=True)
+    )
+    near = ndimage.distance_transform_edt(~sac[box], sampling=spacing) <= thickness_mm
+    out[box] = near & (semantic[box] == 0)
+    return out
+
+
 def render_image(semantic: np.ndarray, disc_signal: np.ndarray, axes, curve, spec: PhantomSpec):
     """Float32 image of ``spec.appearance`` on the same RAS grid as ``semantic``.
 
@@ -70,6 +89,8 @@ def render_image(semantic: np.ndarray, disc_signal: np.ndarray, axes, curve, spe
     lk = look(spec.appearance, np.random.default_rng([spec.seed, 13]))
     shape = semantic.shape
     img = np.where(semantic == 0, _background(axes, curve, spec, lk), lk.lut[semantic])
+    if lk.epidural_mm > 0:
+        img[_epidural(semantic, spec.world_spacing, lk.epidural_mm)] = lk.fat
     if lk.nucleus > 0:
         np.maximum(img, disc_signal * np.float32(lk.nucleus), out=img)
     texture = _smooth_field(rng, shape, 12.0 / np.array(spec.world_spacing))  # ~12 mm blobs

@@ -1,4 +1,5 @@
-"""Phantom appearance (issue 17): T2w unchanged by default, a T1w contrast, randomised looks."""
+"""Phantom appearance (issue 17): T2w unchanged by default, a T1w contrast, randomised looks
+with epidural fat around the dural sac."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from spineps_dask.errors import InputError
 from spineps_dask.labels import Semantic
 from spineps_dask.phantom import make_phantom
 from spineps_dask.phantom.appearance import look
+from spineps_dask.phantom.image import _epidural
 
 
 def _median(ph, label: int) -> float:
@@ -46,3 +48,39 @@ def test_random_phantom_keeps_the_labels_and_is_finite():
 def test_unknown_appearance_is_refused():
     with pytest.raises(InputError, match="appearance"):
         make_phantom(1, appearance="flair")
+
+
+def test_epidural_fat_fills_background_next_to_the_sac_only():
+    """Background within the thickness of the sac (canal or cord) becomes fat, measured in a
+    straight line (voxel 6 lies 2 mm from the sac behind a bone voxel); bone, and background
+    farther away, stay as they are."""
+    sem = np.zeros((1, 1, 9), np.uint8)
+    sem[0, 0, 4] = Semantic.CANAL
+    sem[0, 0, 3] = Semantic.CORD
+    sem[0, 0, 5] = Semantic.ARCUS
+    fat = _epidural(sem, (1.0, 1.0, 1.0), 2.0)
+    assert np.flatnonzero(fat[0, 0]).tolist() == [1, 2, 6]
+    assert not _epidural(np.zeros((2, 2, 2), np.uint8), (1.0, 1.0, 1.0), 2.0).any()
+
+
+def test_random_looks_draw_epidural_fat_and_t2w_has_none():
+    """Most random looks have an epidural fat layer (1-4 mm), the fixed contrasts none; in a
+    phantom with one, the background beside the sac carries the fat's signal."""
+    assert look("t2w", np.random.default_rng(0)).epidural_mm == 0
+    assert look("t1w", np.random.default_rng(0)).epidural_mm == 0
+    layers = [look("random", np.random.default_rng([s, 13])).epidural_mm for s in range(40)]
+    assert 0.5 < np.mean(np.greater(layers, 0)) < 0.9
+    assert all(x == 0 or 1.0 <= x <= 4.0 for x in layers)
+
+    def clear_layer(s: int) -> bool:
+        lk = look("random", np.random.default_rng([s, 13]))
+        return lk.epidural_mm > 2 and abs(lk.fat - lk.lut[0]) > 0.3
+
+    seed = next(s for s in range(500, 600) if clear_layer(s))
+    lk = look("random", np.random.default_rng([seed, 13]))
+    ph = make_phantom(seed, appearance="random")
+    sem = np.asarray(ph.semantic.data)
+    near = _epidural(sem, ph.semantic.spacing, 1.0)
+    muscle = (sem == 0) & ~_epidural(sem, ph.semantic.spacing, 8.0)
+    img = np.asarray(ph.image.data)
+    assert (np.median(img[near]) > np.median(img[muscle])) == (lk.fat > lk.lut[0])
