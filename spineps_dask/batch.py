@@ -24,12 +24,12 @@ from typing import Any
 
 from spineps_dask.config import RunConfig
 from spineps_dask.distributed.cluster import check_cluster, cluster_client
-from spineps_dask.distributed.ingest import ingest_on_cluster, ingest_references_on_cluster
+from spineps_dask.distributed.ingest import IngestEvents, ingest_inputs
 from spineps_dask.distributed.resume import RunSummary, run_store
 from spineps_dask.distributed.runner import RunEvents
 from spineps_dask.errors import StoreError
 from spineps_dask.io._urls import redact_url
-from spineps_dask.io.cohort import IngestSummary, Scan, discover_scans
+from spineps_dask.io.cohort import IngestSummary, discover_scans
 from spineps_dask.io.export import export as export_nifti
 from spineps_dask.io.lock import INGEST_WAIT_S, writer_lock
 from spineps_dask.io.references import ReferenceSummary
@@ -41,13 +41,11 @@ from spineps_dask.pipeline.segment import check_model_set, model_modality
 logger = logging.getLogger(__name__)
 
 
-class BatchEvents(RunEvents):
-    """`RunEvents` plus what happens around the run (the CLI prints them). No-ops here."""
+class BatchEvents(RunEvents, IngestEvents):
+    """`RunEvents` and `IngestEvents` plus what happens around the run (the CLI prints them).
+    No-ops here."""
 
     def scans_found(self, n: int) -> None: ...
-    def scan_ingested(self, row: dict[str, Any]) -> None: ...
-    def ingested(self, summary: IngestSummary) -> None: ...
-    def references_ingested(self, found: ReferenceSummary) -> None: ...
     def cluster_ready(self, dashboard: str) -> None: ...
     def exported(self, folder: Path, paths: list[Path]) -> None: ...
 
@@ -234,39 +232,6 @@ def run_ingest(
             scans=scans,
         )
     assert summary is not None  # bids was given
-    return summary, refs
-
-
-def ingest_inputs(
-    client: Any,
-    store: CohortStore,
-    *,
-    bids: str | os.PathLike | None = None,
-    references: str | os.PathLike | None = None,
-    suffix: str = "T2w",
-    limits: ScanLimits | None = None,
-    events: BatchEvents | None = None,
-    scans: list[Scan] | None = None,
-) -> tuple[IngestSummary | None, ReferenceSummary | None]:
-    """The new and changed scans of ``bids``, then the reference masks of ``references``
-    (each when given), read and written by ``client``'s workers (issue 19); inside the
-    caller's lock or in one of their own. ``scans``: the caller's listing of ``bids``."""
-    events = events or BatchEvents()
-    summary = refs = None
-    if bids is not None:
-        summary = ingest_on_cluster(
-            client,
-            bids,
-            store,
-            suffix=suffix,
-            limits=limits,
-            progress=events.scan_ingested,
-            scans=scans,
-        )
-        events.ingested(summary)
-    if references is not None:
-        refs = ingest_references_on_cluster(client, references, store, limits=limits)
-        events.references_ingested(refs)
     return summary, refs
 
 

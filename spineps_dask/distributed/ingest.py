@@ -107,6 +107,47 @@ def ingest_on_cluster(
     return record.summary(start)
 
 
+class IngestEvents:
+    """Progress hooks of `ingest_inputs` (the CLI prints them). No-ops here."""
+
+    def scan_ingested(self, row: dict[str, Any]) -> None: ...
+    def ingested(self, summary: IngestSummary) -> None: ...
+    def references_ingested(self, found: ReferenceSummary) -> None: ...
+
+
+def ingest_inputs(
+    client: Client,
+    store: CohortStore,
+    *,
+    bids: str | os.PathLike | None = None,
+    references: str | os.PathLike | None = None,
+    suffix: str = "T2w",
+    limits: ScanLimits | None = None,
+    events: IngestEvents | None = None,
+    scans: list[Scan] | None = None,
+) -> tuple[IngestSummary | None, ReferenceSummary | None]:
+    """The new and changed scans of ``bids``, then the reference masks of ``references``
+    (each when given), read and written by ``client``'s workers (issue 19): what `run`,
+    `ingest` and `sweep` ingest with. ``scans``: the caller's listing of ``bids``."""
+    events = events or IngestEvents()
+    summary = refs = None
+    if bids is not None:
+        summary = ingest_on_cluster(
+            client,
+            bids,
+            store,
+            suffix=suffix,
+            limits=limits,
+            progress=events.scan_ingested,
+            scans=scans,
+        )
+        events.ingested(summary)
+    if references is not None:
+        refs = ingest_references_on_cluster(client, references, store, limits=limits)
+        events.references_ingested(refs)
+    return summary, refs
+
+
 def ingest_references_on_cluster(
     client: Client,
     derivatives: str | os.PathLike,

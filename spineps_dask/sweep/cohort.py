@@ -15,7 +15,7 @@ from typing import Any
 
 from distributed import Client
 
-from spineps_dask.distributed.ingest import ingest_on_cluster, ingest_references_on_cluster
+from spineps_dask.distributed.ingest import ingest_inputs
 from spineps_dask.errors import InputError
 from spineps_dask.io.cohort import Scan, discover_scans
 from spineps_dask.io.manifest import Manifest
@@ -85,10 +85,7 @@ def open_sweep_cohort(
     """Ingest the plan's scans and reference masks on ``client``'s workers (incrementally, as
     ``ingest`` does) and list the ``subjects`` (default: all ingested) that can be scored."""
     store = CohortStore(plan.store_url, mode="a")
-    if plan.bids is not None:
-        ingest_on_cluster(client, plan.bids, store, scans=plan.scans)
-    if plan.references is not None:
-        ingest_references_on_cluster(client, plan.references, store)
+    ingest_inputs(client, store, bids=plan.bids, references=plan.references, scans=plan.scans)
     ingested = Manifest(store.manifest_url, storage_options=store.storage_options).rows(
         phase="ingest"
     )
