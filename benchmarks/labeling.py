@@ -170,8 +170,10 @@ def demo_model_labeling() -> Path:
     return demo_model("labeling")
 
 
-def _share(g: pd.DataFrame) -> str:
-    return f"{g.right.sum() / max(g.vertebrae.sum(), 1):.1%}"
+def _share(g: pd.DataFrame, of: str = "vertebrae") -> str:
+    """Right among ``of`` (``vertebrae``: all; ``kept``: those the instance phase keeps)."""
+    right = g.kept_right if of == "kept" else g.right
+    return f"{right.sum() / max(g[of].sum(), 1):.1%}" if len(g) else "-"
 
 
 def _count(ok: pd.Series) -> str:
@@ -201,6 +203,9 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
                     f"{g.kept_right.sum() / max(g.kept.sum(), 1):.1%} of {g.kept.sum()}"
                     if "kept" in g
                     else "-"
+                ),
+                "kept: anchored / unanchored": (
+                    f"{_share(anch, 'kept')} / {_share(free, 'kept')}" if "kept" in g else "-"
                 ),
                 "anchored views": _share(anch),
                 "unanchored views": _share(free),

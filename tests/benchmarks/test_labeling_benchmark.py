@@ -29,6 +29,7 @@ def test_right_of_found_leaves_missed_vertebrae_out():
     assert out["vertebrae right"] == "50.0% of 4"
     assert out["right of found"] == "66.7% of 3"
     assert out["right of kept"] == "66.7% of 3"
+    assert out["kept: anchored / unanchored"] == "66.7% / -"
 
 
 def test_kept_vertebrae_are_those_the_instance_phase_can_keep():
