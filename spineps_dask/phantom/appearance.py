@@ -99,25 +99,21 @@ def look(appearance: str, rng: np.random.Generator) -> Look:
         signal = {k: 1.05 - v for k, v in signal.items()}
     signal["nucleus"] = float(rng.uniform(0.0, 1.0)) if rng.random() < 0.5 else 0.0
     ghost = float(rng.uniform(0.05, 0.2)) if rng.random() < 0.3 else 0.0
-    spread = float(rng.uniform(0.0, 0.3))
-    blur_mm = float(rng.uniform(0.0, 1.5)) if rng.random() < 0.5 else 0.0
-    gamma = float(np.exp(rng.normal(0.0, 0.25)))
-    ghost_shift_mm = float(rng.uniform(20.0, 60.0))
-    # Drawn last, so the draws above stay each seed's. Real T2w shows fat between the dural
-    # sac and the arch (the tptbox crop: a quarter of the background 1.5-4.5 mm from the canal
-    # is above half the CSF signal, against under a tenth far from it); phantoms without it
-    # teach that anything bright behind the bodies is canal.
-    epidural_mm = float(rng.uniform(1.0, 4.0)) if rng.random() < 0.7 else 0.0
     return Look(
         _lut(signal),
         fat=signal["fat"],
         nucleus=signal["nucleus"],
-        spread=spread,
-        blur_mm=blur_mm,
-        gamma=gamma,
+        spread=float(rng.uniform(0.0, 0.3)),
+        blur_mm=float(rng.uniform(0.0, 1.5)) if rng.random() < 0.5 else 0.0,
+        gamma=float(np.exp(rng.normal(0.0, 0.25))),
         ghost=ghost,
-        ghost_shift_mm=ghost_shift_mm,
-        epidural_mm=epidural_mm,
+        ghost_shift_mm=float(rng.uniform(20.0, 60.0)),
+        # Drawn last (arguments run in order), so the draws above stay each seed's. Real T2w
+        # shows fat between the dural sac and the arch (the tptbox crop: a quarter of the
+        # background 1.5-4.5 mm from the canal is above half the CSF signal, against under a
+        # tenth far from it); phantoms without it teach that anything bright behind the
+        # bodies is canal.
+        epidural_mm=float(rng.uniform(1.0, 4.0)) if rng.random() < 0.7 else 0.0,
     )
 
 
