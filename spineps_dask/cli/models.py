@@ -276,6 +276,15 @@ def train_demo(
             "to the patch would be (tight fields of view; default: config).",
         ),
     ] = None,
+    fov_cut: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Share of semantic training patches whose scan ends inside them (zero padding "
+            "beyond, as the sliding window pads scans smaller than its patch; default: config).",
+        ),
+    ] = None,
     init_from: Annotated[
         Path | None,
         typer.Option(
@@ -318,7 +327,9 @@ def train_demo(
             f"{init_from} holds no fold_0/checkpoint_final.pth", param_hint="--init-from"
         )
     cfg = DemoTrainConfig(seed=seed, threads=threads)
-    cfg = cfg.with_options(**options, n_random_looks=random_looks, patch_norm=patch_norm)
+    cfg = cfg.with_options(
+        **options, n_random_looks=random_looks, patch_norm=patch_norm, fov_cut=fov_cut
+    )
     train_demo_models(out, cfg, which=which)
 
 

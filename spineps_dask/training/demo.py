@@ -82,6 +82,10 @@ class DemoTrainConfig(TrainConfig):
     #: real crop, 78 x 102 x 100 mm, puts its bodies at 0.5 sd where a whole phantom's sit at
     #: 1.0). A patch is about that size, so a patch z-scored on itself is such a crop.
     sem_patch_norm: float = 0.0
+    #: Share of semantic training patches whose scan ends inside them (issue 17): a scan
+    #: smaller than the 144 mm window is padded with zeros at inference, which patches cut from
+    #: inside a phantom never show (`demo_loops.semantic_batches`).
+    sem_fov_cut: float = 0.0
     inst_dim: int = 8
     inst_iterations: int = 3000
     inst_batch: int = 1
@@ -100,6 +104,7 @@ class DemoTrainConfig(TrainConfig):
         "lr": ("sem_lr",),
         "init_from": ("sem_init",),
         "patch_norm": ("sem_patch_norm",),
+        "fov_cut": ("sem_fov_cut",),
     }
 
 
@@ -160,7 +165,12 @@ def train_semantic(
     if cfg.sem_init is not None:
         net.load_state_dict(_fold0_weights(Path(cfg.sem_init)))
     batches = semantic_batches(
-        cases, cfg.sem_patch, cfg.sem_batch, cfg.seed, patch_norm=cfg.sem_patch_norm
+        cases,
+        cfg.sem_patch,
+        cfg.sem_batch,
+        cfg.seed,
+        patch_norm=cfg.sem_patch_norm,
+        fov_cut=cfg.sem_fov_cut,
     )
     result = run_loop(
         net,
@@ -270,7 +280,8 @@ def _training_record(cfg: DemoTrainConfig, result: Any, which: str) -> dict[str,
             f" --patch-norm {cfg.sem_patch_norm:g}"
             if which == "semantic" and cfg.sem_patch_norm
             else ""
-        ),
+        )
+        + (f" --fov-cut {cfg.sem_fov_cut:g}" if which == "semantic" and cfg.sem_fov_cut else ""),
         **(init_record(cfg.sem_init) if which == "semantic" and cfg.sem_init else {}),
         "seed": cfg.seed,
         "train_phantom_seeds": f"{cfg.seed * 1000}..{cfg.seed * 1000 + cfg.n_train - 1}",

@@ -171,6 +171,30 @@ def sample_patch(
     return data[sl], seg[sl]
 
 
+def field_of_view(
+    shape: Sequence[int], rng: np.random.Generator, *, axis_p: float = 0.5, min_share: float = 0.35
+) -> np.ndarray:
+    """Where a scan whose field of view ends inside the network's window has voxels (True).
+
+    nnU-Net's sliding window pads a scan smaller than its patch with zeros, and its training
+    loader lets patches hang over the image's edge for the same reason
+    (`nnunetv2.training.dataloading.data_loader.get_bbox`); patches cut from inside a phantom
+    never show that edge. Each axis is cut with probability ``axis_p`` to a kept run of
+    ``min_share``..1 of its length, at a random place (issue 17: the tptbox crop is 78 mm
+    tall, the window 144 mm, and its first and last vertebrae were lost at that edge).
+    """
+    keep = np.ones(tuple(shape), bool)
+    for axis, size in enumerate(shape):
+        if rng.random() >= axis_p:
+            continue
+        length = round(size * rng.uniform(min_share, 1.0))
+        start = int(rng.integers(0, size - length + 1))
+        index = [slice(None)] * len(shape)
+        index[axis] = np.r_[0:start, start + length : size]
+        keep[tuple(index)] = False
+    return keep
+
+
 def body_centres(semantic: np.ndarray, instance: np.ndarray, *, min_voxels: int) -> dict[int, Any]:
     """GT vertebral-body centre of each vertebra (its voxels labelled corpus), sacrum excluded."""
     body = semantic == Semantic.CORPUS

@@ -16,7 +16,13 @@ import torch
 from torch import nn
 
 from spineps_dask.pipeline.cutouts import crop_padded, cutout_targets, make_cutouts
-from spineps_dask.training.demo_data import Case, body_centres, class_coords, sample_patch
+from spineps_dask.training.demo_data import (
+    Case,
+    body_centres,
+    class_coords,
+    field_of_view,
+    sample_patch,
+)
 
 logger = logging.getLogger(__name__)
 _CL = torch.channels_last_3d  # ~2x faster 3D convolutions on CPU here
@@ -98,11 +104,15 @@ def semantic_batches(
     seed: int,
     *,
     patch_norm: float = 0.0,
+    fov_cut: float = 0.0,
 ) -> Callable[[np.random.Generator], tuple[torch.Tensor, torch.Tensor]]:
     """Batches of nnU-Net-preprocessed patches with light intensity augmentation.
 
     ``patch_norm``: the share of patches z-scored on their own, as a scan whose field of view
-    is the patch would be (`DemoTrainConfig.sem_patch_norm`).
+    is the patch would be (`DemoTrainConfig.sem_patch_norm`). ``fov_cut``: the share of
+    patches whose scan ends inside them (`demo_data.field_of_view`): outside it the image is
+    the sliding window's zero padding and the target background. At 0 no draw is made, so
+    earlier training commands give the same patches.
     """
     rng0 = np.random.default_rng(seed)
     coords = [class_coords(c.seg, rng0) for c in cases]
@@ -112,10 +122,14 @@ def semantic_batches(
         for _ in range(batch):
             k = int(rng.integers(len(cases)))
             x, y = sample_patch(cases[k], coords[k], patch, rng)
+            keep = field_of_view(x.shape[1:], rng) if fov_cut and rng.random() < fov_cut else None
             if rng.random() < patch_norm:
-                x = (x - x.mean()) / max(float(x.std()), 1e-6)
+                seen = x if keep is None else x[:, keep]
+                x = (x - seen.mean()) / max(float(seen.std()), 1e-6)
             # Contrast/brightness jitter on top of the phantoms' own SNR/bias variation.
             x = x * rng.uniform(0.8, 1.25) + rng.normal(0, 0.1)
+            if keep is not None:
+                x, y = np.where(keep, x, 0.0).astype(x.dtype), np.where(keep, y, 0).astype(y.dtype)
             xs.append(x)
             ys.append(y[0])
         return (

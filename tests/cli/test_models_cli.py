@@ -120,6 +120,32 @@ def test_patch_norm_reaches_the_config_and_the_recorded_command(monkeypatch) -> 
     assert record["settings"]["sem_patch_norm"] == 0.3
 
 
+def test_fov_cut_reaches_the_config_and_the_recorded_command(monkeypatch) -> None:
+    """``--fov-cut`` (issue 17: scans smaller than the network's window) sets the semantic
+    config and is repeated in the card's command; out of 0..1 it is refused."""
+    from spineps_dask.training import demo as train_demo
+
+    seen = {}
+    monkeypatch.setattr(
+        train_demo, "train_demo_models", lambda out, cfg, which: seen.update(cfg=cfg, which=which)
+    )
+    args = ["models", "train-demo", "OUT", "--which", "semantic", "--random-looks", "4"]
+    result = runner.invoke(app, [*args, "--patch-norm", "0.3", "--fov-cut", "0.3"])
+    assert result.exit_code == 0, result.output
+    cfg = seen["cfg"]
+    assert cfg.sem_fov_cut == 0.3
+
+    class Result:
+        iterations, seconds, final_loss = 7, 1.0, 0.5
+
+    record = train_demo._training_record(cfg, Result(), "semantic")
+    assert record["command"].endswith("--random-looks 4 --patch-norm 0.3 --fov-cut 0.3")
+    assert record["settings"]["sem_fov_cut"] == 0.3
+    seen.clear()
+    bad = runner.invoke(app, [*args, "--fov-cut", "1.5"])
+    assert bad.exit_code == 2 and "--fov-cut" in bad.output and not seen
+
+
 def test_patch_norm_outside_a_share_is_refused(monkeypatch) -> None:
     """``--patch-norm`` is a share of patches: 1.5 or -0.2 would silently act as 1 or 0, so the
     CLI refuses them before any phantom is made."""

@@ -30,3 +30,39 @@ def test_patch_norm_z_scores_patches_on_their_own():
         assert ((per_patch.std(1) > 0.7) & (per_patch.std(1) < 1.4)).all()
         x, _ = kept(rng)
         assert x.flatten(1).mean(1).min() > 3.0
+
+
+def test_fov_cut_pads_the_image_with_zeros_and_the_target_with_background():
+    """With fov_cut=1 each patch shows a scan that ends inside it: outside, the image is the
+    sliding window's zero padding and the target background, inside both are the case's (the
+    target's foreground stays where the case has it); patch normalisation then uses only the
+    voxels inside."""
+    cases = [_case(5.0)]
+    make = semantic_batches(cases, (8, 8, 8), 8, seed=0, patch_norm=1.0, fov_cut=1.0)
+    rng = np.random.default_rng(2)
+    padded = 0
+    for _ in range(5):
+        x, y = make(rng)
+        outside = x[:, 0] == 0
+        padded += int(outside.sum())
+        assert (y[outside] == 0).all()
+        inside = ~outside
+        for k in range(len(x)):
+            seen = x[k, 0][inside[k]]
+            assert abs(float(seen.mean())) < 0.5
+    assert padded > 0
+
+
+def test_fov_cut_off_draws_the_same_patches_as_before():
+    """fov_cut=0 makes no extra random draw: a training command without it gives the patches
+    it gave before the option existed (the shipped model cards' commands stay reproducible)."""
+    cases = [_case(5.0)]
+    a = semantic_batches(cases, (8, 8, 8), 4, seed=0, patch_norm=0.3)
+    b = semantic_batches(cases, (8, 8, 8), 4, seed=0, patch_norm=0.3, fov_cut=0.0)
+    cut = semantic_batches(cases, (8, 8, 8), 4, seed=0, patch_norm=0.3, fov_cut=0.5)
+    ra, rb, rc = (np.random.default_rng(3) for _ in range(3))
+    xa, ya = a(ra)
+    xb, yb = b(rb)
+    assert (xa == xb).all() and (ya == yb).all()
+    xc, _ = cut(rc)
+    assert not (xa == xc).all()
