@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 import spineps_dask
@@ -97,9 +98,23 @@ def test_fine_tuning_options_reach_the_config_and_the_recorded_command(monkeypat
     assert "fold_0/checkpoint_final.pth" in bad.output
 
 
-def test_patch_norm_reaches_the_config_and_the_recorded_command(monkeypatch) -> None:
-    """``--patch-norm`` (issue 17's field-of-view normalisation) sets the semantic config, and
-    the card's command repeats it so the training can be rerun as it was."""
+@pytest.mark.parametrize(
+    ("options", "field", "ending"),
+    [
+        (["--patch-norm", "0.3"], "sem_patch_norm", "--random-looks 4 --patch-norm 0.3"),
+        (
+            ["--patch-norm", "0.3", "--fov-cut", "0.3"],
+            "sem_fov_cut",
+            "--random-looks 4 --patch-norm 0.3 --fov-cut 0.3",
+        ),
+    ],
+)
+def test_patch_options_reach_the_config_and_the_recorded_command(
+    monkeypatch, options, field, ending
+) -> None:
+    """``--patch-norm`` (issue 17's field-of-view normalisation) and ``--fov-cut`` (scans
+    smaller than the network's window) set the semantic config, and the card's command repeats
+    them so the training can be rerun as it was."""
     from spineps_dask.training import demo as train_demo
 
     seen = {}
@@ -107,57 +122,32 @@ def test_patch_norm_reaches_the_config_and_the_recorded_command(monkeypatch) -> 
         train_demo, "train_demo_models", lambda out, cfg, which: seen.update(cfg=cfg, which=which)
     )
     args = ["models", "train-demo", "OUT", "--which", "semantic", "--random-looks", "4"]
-    result = runner.invoke(app, [*args, "--patch-norm", "0.3"])
+    result = runner.invoke(app, [*args, *options])
     assert result.exit_code == 0, result.output
     cfg = seen["cfg"]
-    assert cfg.sem_patch_norm == 0.3
+    assert getattr(cfg, field) == 0.3
 
     class Result:
         iterations, seconds, final_loss = 7, 1.0, 0.5
 
     record = train_demo._training_record(cfg, Result(), "semantic")
-    assert record["command"].endswith("--random-looks 4 --patch-norm 0.3")
-    assert record["settings"]["sem_patch_norm"] == 0.3
+    assert record["command"].endswith(ending)
+    assert record["settings"][field] == 0.3
 
 
-def test_fov_cut_reaches_the_config_and_the_recorded_command(monkeypatch) -> None:
-    """``--fov-cut`` (issue 17: scans smaller than the network's window) sets the semantic
-    config and is repeated in the card's command; out of 0..1 it is refused."""
-    from spineps_dask.training import demo as train_demo
-
-    seen = {}
-    monkeypatch.setattr(
-        train_demo, "train_demo_models", lambda out, cfg, which: seen.update(cfg=cfg, which=which)
-    )
-    args = ["models", "train-demo", "OUT", "--which", "semantic", "--random-looks", "4"]
-    result = runner.invoke(app, [*args, "--patch-norm", "0.3", "--fov-cut", "0.3"])
-    assert result.exit_code == 0, result.output
-    cfg = seen["cfg"]
-    assert cfg.sem_fov_cut == 0.3
-
-    class Result:
-        iterations, seconds, final_loss = 7, 1.0, 0.5
-
-    record = train_demo._training_record(cfg, Result(), "semantic")
-    assert record["command"].endswith("--random-looks 4 --patch-norm 0.3 --fov-cut 0.3")
-    assert record["settings"]["sem_fov_cut"] == 0.3
-    seen.clear()
-    bad = runner.invoke(app, [*args, "--fov-cut", "1.5"])
-    assert bad.exit_code == 2 and "--fov-cut" in bad.output and not seen
-
-
-def test_patch_norm_outside_a_share_is_refused(monkeypatch) -> None:
-    """``--patch-norm`` is a share of patches: 1.5 or -0.2 would silently act as 1 or 0, so the
-    CLI refuses them before any phantom is made."""
+@pytest.mark.parametrize("option", ["--patch-norm", "--fov-cut"])
+def test_patch_option_outside_a_share_is_refused(monkeypatch, option) -> None:
+    """``--patch-norm`` and ``--fov-cut`` are shares of patches: 1.5 or -0.2 would silently act
+    as 1 or 0, so the CLI refuses them before any phantom is made."""
     from spineps_dask.training import demo as train_demo
 
     called = []
     monkeypatch.setattr(train_demo, "train_demo_models", lambda *a, **k: called.append(a))
     args = ["models", "train-demo", "OUT", "--which", "semantic"]
     for value in ("1.5", "-0.2"):
-        result = runner.invoke(app, [*args, "--patch-norm", value])
+        result = runner.invoke(app, [*args, option, value])
         assert result.exit_code == 2, result.output
-        assert "--patch-norm" in result.output
+        assert option in result.output
     assert called == []
 
 
