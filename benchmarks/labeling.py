@@ -22,7 +22,6 @@ masks, anatomically the thoracolumbar junction: `real_crop_anatomy.py`) from its
 from __future__ import annotations
 
 import argparse
-import importlib.resources
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -229,12 +228,12 @@ def tptbox_crop() -> dict:
     from spineps_dask.labels import instance_name
     from spineps_dask.pipeline.naming import NamingSettings
     from spineps_dask.pipeline.segment import name_vertebrae
+    from spineps_dask.training.demo_eval import real_crop_files
 
-    base = importlib.resources.files("TPTBox") / "tests" / "sample_mri"
-    files = {p.name: Path(str(p)) for p in base.iterdir()}
-    image = load_volume(next(p for n, p in files.items() if n.endswith("_T2w.nii.gz")))
-    sem = load_volume(next(p for n, p in files.items() if "seg-subreg" in n))
-    vert = load_volume(next(p for n, p in files.items() if "seg-vert" in n))
+    files = real_crop_files("sample_mri")
+    image = load_volume(files["image"])
+    sem = load_volume(files["subreg"])
+    vert = load_volume(files["vert"])
     sem = sem.with_data(np.asarray(sem.data).astype(np.uint8))
     vert = vert.with_data(np.asarray(vert.data).astype(np.uint16))
     lab_m = model_cache.labeling_model(MODELS.get("labeling") or demo_model_labeling())

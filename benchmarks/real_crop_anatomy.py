@@ -11,9 +11,6 @@ figures of issue 20 on this crop are read against what this prints.
 
 from __future__ import annotations
 
-import importlib.resources
-from pathlib import Path
-
 import numpy as np
 
 
@@ -21,11 +18,11 @@ def main() -> None:
     from spineps_dask.io.nifti import load_volume
     from spineps_dask.labels import VERTEBRA_IDS, Semantic
     from spineps_dask.phantom.anatomy import anchor_dims
+    from spineps_dask.training.demo_eval import real_crop_files
 
-    base = importlib.resources.files("TPTBox") / "tests" / "sample_mri"
-    files = {p.name: Path(str(p)) for p in base.iterdir()}
-    sem_v = load_volume(next(p for n, p in files.items() if "seg-subreg" in n))
-    vert_v = load_volume(next(p for n, p in files.items() if "seg-vert" in n))
+    files = real_crop_files("sample_mri")
+    sem_v = load_volume(files["subreg"])
+    vert_v = load_volume(files["vert"])
     sem = sem_v.reorient(("P", "I", "R"))
     vert = vert_v.reorient(("P", "I", "R"))
     spacing = np.asarray(sem.spacing)

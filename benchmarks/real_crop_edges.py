@@ -13,7 +13,6 @@ has learnt the edge (`train-demo --fov-cut`) gains nothing from the padding.
 from __future__ import annotations
 
 import argparse
-import importlib.resources
 from pathlib import Path
 
 import numpy as np
@@ -35,16 +34,16 @@ def main() -> None:
     from spineps_dask.io.nifti import load_volume
     from spineps_dask.models.semantic import SemanticModel
     from spineps_dask.pipeline.segment import prepare, semantic_phase
+    from spineps_dask.training.demo_eval import real_crop_files
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=24, help="rows repeated above and below")
     ap.add_argument("--semantic-model", type=Path, action="append", help="folder (repeat)")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    base = importlib.resources.files("TPTBox") / "tests" / "sample_mri"
-    files = {p.name: Path(str(p)) for p in base.iterdir()}
-    image = load_volume(next(p for n, p in files.items() if n.endswith("_T2w.nii.gz")))
-    truth = np.asarray(load_volume(next(p for n, p in files.items() if "seg-subreg" in n)).data)
+    files = real_crop_files("sample_mri")
+    image = load_volume(files["image"])
+    truth = np.asarray(load_volume(files["subreg"]).data)
     axis = [c in "SI" for c in nib.aff2axcodes(image.affine)].index(True)
     pads = [(args.rows, args.rows) if a == axis else (0, 0) for a in range(3)]
     affine = image.affine.copy()

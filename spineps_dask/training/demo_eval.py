@@ -228,7 +228,6 @@ def evaluate_real_samples(
     ``semantic_folder``, also both phases on the real T2w image: how far training on phantoms
     carries. ``None`` when tptbox (a test extra) is not installed.
     """
-    import importlib.resources
     import importlib.util
 
     if importlib.util.find_spec("TPTBox") is None:
@@ -238,14 +237,13 @@ def evaluate_real_samples(
     from spineps_dask.models.semantic import SemanticModel
     from spineps_dask.pipeline.segment import segment
 
-    base = importlib.resources.files("TPTBox") / "tests"
     inst_m = InstanceModel.from_folder(instance_folder, device="cpu")
     sem_m = SemanticModel.from_folder(semantic_folder, device="cpu") if semantic_folder else None
     out: dict[str, Any] = {}
     for folder in ("sample_mri", "sample_ct"):
-        files = {p.name: Path(str(p)) for p in (base / folder).iterdir()}
-        sem = load_volume(next(p for n, p in files.items() if "seg-subreg" in n))
-        vert = load_volume(next(p for n, p in files.items() if "seg-vert" in n))
+        files = real_crop_files(folder)
+        sem = load_volume(files["subreg"])
+        vert = load_volume(files["vert"])
         sem = sem.with_data(sem.data.astype(np.uint8))
         vert = vert.with_data(vert.data.astype(np.uint16))
         # The instance phase needs an image only for the scan check and crop; any non-empty one.
@@ -254,13 +252,29 @@ def evaluate_real_samples(
         out[f"{folder}: instance phase on the real semantic mask"] = _real_scores(
             res, sem, vert, levels=("instance",)
         )
-        t2w = next((p for n, p in files.items() if n.endswith("_T2w.nii.gz")), None)
-        if t2w is not None and sem_m is not None:
-            res = segment(load_volume(t2w), sem_m, inst_m, n4=False, subject=folder)
+        if "image" in files and sem_m is not None:
+            res = segment(load_volume(files["image"]), sem_m, inst_m, n4=False, subject=folder)
             out[f"{folder}: both phases on the real T2w image"] = _real_scores(
                 res, sem, vert, levels=("global", "instance")
             )
     return out
+
+
+def real_crop_files(folder: str) -> dict[str, Path]:
+    """The files of one real crop the ``tptbox`` wheel ships (``"sample_mri"``, ``"sample_ct"``)
+    by kind: ``subreg`` (semantic) and ``vert`` (instance) masks, and ``image`` where the crop
+    has its T2w scan (the MRI)."""
+    import importlib.resources
+
+    kinds = {"subreg": "seg-subreg", "vert": "seg-vert", "image": "_T2w.nii.gz"}
+    base = importlib.resources.files("TPTBox") / "tests" / folder
+    paths = sorted(Path(str(p)) for p in base.iterdir())
+    found = {}
+    for kind, key in kinds.items():
+        matches = [p for p in paths if key in p.name]
+        if matches:
+            found[kind] = matches[0]
+    return found
 
 
 def _real_scores(
