@@ -30,8 +30,8 @@ _SIDES = (
 )
 
 
-def _ellipse(loc: Local, a0: float, ra: float, rl: float) -> np.ndarray:
-    return ((loc.a - a0) / ra) ** 2 + (loc.l / rl) ** 2 <= 1.0
+def _ellipse(loc: Local, a0: float, ra: float, rl: float, l0: float = 0.0) -> np.ndarray:
+    return ((loc.a - a0) / ra) ** 2 + ((loc.l - l0) / rl) ** 2 <= 1.0
 
 
 def paint_posterior(canvas: Canvas, lv: Level, *, gap_above: float, gap_below: float) -> None:
@@ -147,8 +147,10 @@ def paint_sacrum(canvas: Canvas, lv: Level) -> None:
     paint(canvas, loc, canal, Semantic.CANAL, 0, over=(Semantic.SACRUM,))
 
 
-def _paint_tube(canvas: Canvas, centre, frame, ac: float, dims: dict, u_range) -> None:
-    """Canal ellipse (61) with the cord (60) inside, for local u in ``u_range``."""
+def _paint_tube(canvas: Canvas, centre, frame, ac: float, dims: dict, u_range, cord_offset) -> None:
+    """Canal ellipse (61) with the cord (60) inside, for local u in ``u_range``; the cord's
+    centre ``cord_offset`` (anterior, right) canal radii from the canal's
+    (`PhantomSpec.cord_offset`)."""
     cra, crl = dims["canal_ra"], dims["canal_rl"]
     lo, hi = (-crl - 1, ac - cra - 1, u_range[0]), (crl + 1, ac + cra + 1, u_range[1])
     loc = local_coords(canvas, centre, frame, lo, hi)
@@ -157,22 +159,26 @@ def _paint_tube(canvas: Canvas, centre, frame, ac: float, dims: dict, u_range) -
     canal = _ellipse(loc, ac, cra, crl)
     paint(canvas, loc, canal, Semantic.CANAL, 0)
     if dims["cord_ra"] > 1.0:
-        cord = _ellipse(loc, ac + 0.15 * cra, dims["cord_ra"], dims["cord_rl"])
+        da, dl = cord_offset
+        cord = _ellipse(loc, ac + da * cra, dims["cord_ra"], dims["cord_rl"], dl * crl)
         paint(canvas, loc, cord & canal, Semantic.CORD, 0, over=(Semantic.CANAL,))
 
 
-def paint_canal(canvas: Canvas, lv: Level) -> None:
+def paint_canal(canvas: Canvas, lv: Level, cord_offset: tuple[float, float]) -> None:
     """Canal and cord at the level of one vertebra's body (C1: up into the foramen magnum)."""
     h = lv.dims["height"]
     top = h / 2 + (40.0 if lv.kind == "C1" else 0.5)
-    _paint_tube(canvas, lv.centre, lv.frame, lv.canal_a, lv.dims, (-h / 2 - 0.5, top))
+    u_range = (-h / 2 - 0.5, top)
+    _paint_tube(canvas, lv.centre, lv.frame, lv.canal_a, lv.dims, u_range, cord_offset)
 
 
-def paint_canal_gap(canvas: Canvas, upper: Level, lower: Level, gap: float) -> None:
+def paint_canal_gap(
+    canvas: Canvas, upper: Level, lower: Level, gap: float, cord_offset: tuple[float, float]
+) -> None:
     """Canal and cord at disc level, in the frame halfway between the two vertebrae, so the
     tube bends smoothly instead of bulging where two tilted segments overlap."""
     centre, frame = mid_frame(upper, lower, gap)
     dims = {k: 0.5 * (upper.dims[k] + lower.dims[k]) for k in ("canal_ra", "canal_rl")}
     dims |= {k: min(upper.dims[k], lower.dims[k]) for k in ("cord_ra", "cord_rl")}
     ac = 0.5 * (upper.canal_a + lower.canal_a)
-    _paint_tube(canvas, centre, frame, ac, dims, (-gap / 2 - 1.0, gap / 2 + 1.0))
+    _paint_tube(canvas, centre, frame, ac, dims, (-gap / 2 - 1.0, gap / 2 + 1.0), cord_offset)

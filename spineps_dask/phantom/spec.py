@@ -79,6 +79,11 @@ class PhantomSpec:
     appearance
         ``"t2w"`` (default), ``"t1w"`` or ``"random"`` (tissue signals drawn per phantom,
         `phantom.appearance`); never drawn from the seed, so a seed's T2w phantom stays the same.
+    cord_offset
+        Where the cord's centre sits in the canal: (anterior, right) in units of the canal's
+        radii. T2w and T1w phantoms keep ``(0.15, 0.0)``; random-look phantoms draw it from
+        their own stream (issue 17: the tptbox crop's conus lies against the back of the
+        sac, where a cord always drawn near the middle never taught the network to look).
     """
 
     seed: int
@@ -105,6 +110,7 @@ class PhantomSpec:
     fracture_vid: int = 0
     fracture_ratio: float = 1.0
     appearance: str = "t2w"
+    cord_offset: tuple[float, float] = (0.15, 0.0)
 
     @property
     def vertebrae(self) -> list[int]:
@@ -206,6 +212,12 @@ def _draw_acquisition(rng: np.random.Generator) -> dict[str, object]:
     }
 
 
+def _draw_cord_offset(rng: np.random.Generator) -> tuple[float, float]:
+    """A random-look phantom's cord place: from against the back of the sac (the supine
+    conus) to a little anterior, a little to either side."""
+    return float(rng.uniform(-0.6, 0.3)), float(rng.uniform(-0.3, 0.3))
+
+
 def sample_spec(seed: int, **overrides: object) -> PhantomSpec:
     """Draw a `PhantomSpec` from a seed; keyword overrides fix any field.
 
@@ -253,6 +265,8 @@ def sample_spec(seed: int, **overrides: object) -> PhantomSpec:
     }
     drawn.update(overrides)
     drawn["orientation"] = orientation
+    if drawn.get("appearance") == "random" and "cord_offset" not in overrides:
+        drawn["cord_offset"] = _draw_cord_offset(np.random.default_rng([int(seed), 11]))
     if "spacing" in overrides:
         drawn["spacing"] = tuple(float(s) for s in overrides["spacing"])  # type: ignore[attr-defined]
     return _validated(PhantomSpec(**drawn))  # type: ignore[arg-type]
@@ -275,6 +289,8 @@ def _validated(spec: PhantomSpec) -> PhantomSpec:
         raise InputError(f"appearance {spec.appearance!r} is not one of {APPEARANCES}")
     if len(spec.spacing) != 3 or min(spec.spacing) <= 0.2 or max(spec.spacing) > 8.0:
         raise InputError(f"spacing {spec.spacing!r} must be three values in (0.2, 8] mm")
+    if len(spec.cord_offset) != 2 or max(abs(v) for v in spec.cord_offset) > 1.0:
+        raise InputError(f"cord_offset {spec.cord_offset!r} must be two values in [-1, 1]")
     if not 0.0 <= spec.scoliosis_deg <= 45.0:
         raise InputError(f"scoliosis_deg {spec.scoliosis_deg} must lie in [0, 45]")
     return spec

@@ -1,5 +1,5 @@
 """Phantom appearance (issue 17): T2w unchanged by default, a T1w contrast, randomised looks
-with epidural fat around the dural sac."""
+with epidural fat around the dural sac and the cord anywhere in it."""
 
 from __future__ import annotations
 
@@ -36,11 +36,20 @@ def test_random_appearance_is_seeded_and_varies_between_seeds():
     assert not np.array_equal(a.lut, c.lut)
 
 
-def test_random_phantom_keeps_the_labels_and_is_finite():
-    """Randomising the look never touches the ground truth; the image is finite, >= 0."""
+def test_random_phantom_keeps_the_labels_but_the_cord_place_and_is_finite():
+    """A random look moves the ground truth only where the cord lies in the sac (its own
+    draw, `PhantomSpec.cord_offset`): with the T2w place the labels are the T2w phantom's, and
+    outside the sac they always are. The image is finite, >= 0."""
     t2 = make_phantom(5, region="cervical")
     rnd = make_phantom(5, region="cervical", appearance="random")
-    np.testing.assert_array_equal(rnd.semantic.data, t2.semantic.data)
+    placed = make_phantom(
+        5, region="cervical", appearance="random", cord_offset=t2.spec.cord_offset
+    )
+    np.testing.assert_array_equal(placed.semantic.data, t2.semantic.data)
+    sac = np.isin(t2.semantic.data, (Semantic.CANAL, Semantic.CORD))
+    np.testing.assert_array_equal(rnd.semantic.data[~sac], t2.semantic.data[~sac])
+    assert np.isin(rnd.semantic.data[sac], (Semantic.CANAL, Semantic.CORD)).all()
+    assert not np.array_equal(rnd.semantic.data, t2.semantic.data)
     assert np.isfinite(rnd.image.data).all() and rnd.image.data.min() >= 0
     assert not np.allclose(rnd.image.data, t2.image.data)
 
@@ -84,3 +93,20 @@ def test_random_looks_draw_epidural_fat_and_t2w_has_none():
     muscle = (sem == 0) & ~_epidural(sem, ph.semantic.spacing, 8.0)
     img = np.asarray(ph.image.data)
     assert (np.median(img[near]) > np.median(img[muscle])) == (lk.fat > lk.lut[0])
+
+
+@pytest.mark.parametrize(
+    ("one", "other", "axis"),
+    [((-0.5, 0.0), (0.3, 0.0), 0), ((0.0, 0.3), (0.0, -0.3), 2)],
+    ids=["posterior", "right"],
+)
+def test_cord_offset_moves_the_cord_inside_the_sac(one, other, axis):
+    """`cord_offset` moves the cord towards the back of the sac (P, axis 0 of P-I-R) or
+    towards the right (R, axis 2), and the cord stays inside the sac: the sac is the same."""
+    kw = {"region": "lumbar", "orientation": ("P", "I", "R")}
+    a, b = (make_phantom(2, cord_offset=off, **kw) for off in (one, other))
+    sac = np.isin(a.semantic.data, (Semantic.CANAL, Semantic.CORD))
+    np.testing.assert_array_equal(sac, np.isin(b.semantic.data, (Semantic.CANAL, Semantic.CORD)))
+    where = [np.argwhere(ph.semantic.data == Semantic.CORD)[:, axis].mean() for ph in (a, b)]
+    spacing = a.semantic.spacing[axis]
+    assert (where[0] - where[1]) * spacing > 1.5  # mm

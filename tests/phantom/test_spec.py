@@ -63,3 +63,19 @@ def test_override_leaves_other_draws_unchanged() -> None:
     a, b = sample_spec(9, region="lumbar"), sample_spec(9, region="cervical")
     for name in ("orientation", "spacing", "snr", "lordosis_lumbar_deg", "size_scale", "has_l6"):
         assert getattr(a, name) == getattr(b, name)
+
+
+def test_random_looks_draw_the_cord_place_and_nothing_else() -> None:
+    """A random-look spec is the seed's T2w spec but for its cord place, drawn per seed from
+    the back of the sac to a little anterior; fixed contrasts keep the middle (0.15, 0)."""
+    places = []
+    for seed in range(20):
+        t2, rnd = sample_spec(seed), sample_spec(seed, appearance="random")
+        assert t2.cord_offset == sample_spec(seed, appearance="t1w").cord_offset == (0.15, 0.0)
+        assert replace_spec(rnd, appearance="t2w", cord_offset=t2.cord_offset) == t2
+        assert -0.6 <= rnd.cord_offset[0] <= 0.3 and abs(rnd.cord_offset[1]) <= 0.3
+        places.append(rnd.cord_offset)
+    assert len(set(places)) == 20 and min(p[0] for p in places) < -0.3
+    assert sample_spec(3, appearance="random", cord_offset=(0.0, 0.0)).cord_offset == (0.0, 0.0)
+    with pytest.raises(InputError, match="cord_offset"):
+        sample_spec(0, cord_offset=(1.5, 0.0))
