@@ -15,7 +15,6 @@ instance Dice.
 from __future__ import annotations
 
 import argparse
-import importlib.resources
 import time
 
 import numpy as np
@@ -132,34 +131,20 @@ def variant_spines(k: int, seed: int, method: str) -> pd.DataFrame:
 def tptbox_instance_phase() -> pd.DataFrame:
     """Instance phase (`segment --semantic`) on the real masks in the tptbox wheel."""
     from spineps_dask.distributed import model_cache
-    from spineps_dask.io.nifti import load_volume
     from spineps_dask.metrics.tables import evaluate_subject
     from spineps_dask.models.folders import demo_model
-    from spineps_dask.pipeline.segment import segment
+    from spineps_dask.training.demo_eval import instance_phase_on_real_masks
 
     inst_m = model_cache.instance_model(demo_model("instance"))
-    base = importlib.resources.files("TPTBox") / "tests"
     out = []
     for folder in ("sample_mri", "sample_ct"):
-        files = {p.name: p for p in (base / folder).iterdir()}
-        sem = next(p for n, p in files.items() if "seg-subreg" in n)
-        vert = next(p for n, p in files.items() if "seg-vert" in n)
-        sem_v, vert_v = load_volume(sem), load_volume(vert)
-        image = sem_v.with_data((sem_v.data > 0).astype(np.float32) * 1000 + 1)
-        res = segment(
-            image,
-            None,
-            inst_m,
-            n4=False,
-            semantic=sem_v.with_data(sem_v.data.astype(np.uint8)),
-            subject=folder,
-        )
+        res, sem, vert = instance_phase_on_real_masks(folder, inst_m)
         df = evaluate_subject(
             res.semantic.data,
             res.instance.data,
-            sem_v.data.astype(np.uint8),
-            vert_v.data.astype(np.uint16),
-            spacing=sem_v.spacing,
+            sem.data,
+            vert.data,
+            spacing=sem.spacing,
             subject=folder,
         )
         out.append(df)

@@ -241,23 +241,33 @@ def evaluate_real_samples(
     sem_m = SemanticModel.from_folder(semantic_folder, device="cpu") if semantic_folder else None
     out: dict[str, Any] = {}
     for folder in ("sample_mri", "sample_ct"):
-        files = real_crop_files(folder)
-        sem = load_volume(files["subreg"])
-        vert = load_volume(files["vert"])
-        sem = sem.with_data(sem.data.astype(np.uint8))
-        vert = vert.with_data(vert.data.astype(np.uint16))
-        # The instance phase needs an image only for the scan check and crop; any non-empty one.
-        image = sem.with_data((sem.data > 0).astype(np.float32) * 1000 + 1)
-        res = segment(image, None, inst_m, n4=False, semantic=sem, subject=folder)
+        res, sem, vert = instance_phase_on_real_masks(folder, inst_m)
         out[f"{folder}: instance phase on the real semantic mask"] = _real_scores(
             res, sem, vert, levels=("instance",)
         )
+        files = real_crop_files(folder)
         if "image" in files and sem_m is not None:
             res = segment(load_volume(files["image"]), sem_m, inst_m, n4=False, subject=folder)
             out[f"{folder}: both phases on the real T2w image"] = _real_scores(
                 res, sem, vert, levels=("global", "instance")
             )
     return out
+
+
+def instance_phase_on_real_masks(folder: str, instance_model: Any) -> tuple[Any, Volume, Volume]:
+    """The instance phase alone (`segment` given the semantic mask) on one real crop's true
+    semantic mask; returns the result and the crop's true semantic and instance masks."""
+    from spineps_dask.io.nifti import load_volume
+    from spineps_dask.pipeline.segment import segment
+
+    files = real_crop_files(folder)
+    sem, vert = load_volume(files["subreg"]), load_volume(files["vert"])
+    sem = sem.with_data(sem.data.astype(np.uint8))
+    vert = vert.with_data(vert.data.astype(np.uint16))
+    # The instance phase needs an image only for the scan check and crop; any non-empty one.
+    image = sem.with_data((sem.data > 0).astype(np.float32) * 1000 + 1)
+    res = segment(image, None, instance_model, n4=False, semantic=sem, subject=folder)
+    return res, sem, vert
 
 
 def real_crop_files(folder: str) -> dict[str, Path]:
