@@ -81,9 +81,10 @@ class PhantomSpec:
         `phantom.appearance`); never drawn from the seed, so a seed's T2w phantom stays the same.
     cord_offset
         Where the cord's centre sits in the canal: (anterior, right) in units of the canal's
-        radii. T2w and T1w phantoms keep ``(0.15, 0.0)``; random-look phantoms draw it from
-        their own stream (issue 17: the tptbox crop's conus lies against the back of the
-        sac, where a cord always drawn near the middle never taught the network to look).
+        radii. T2w and T1w phantoms keep ``(0.15, 0.0)``; random-look specs from `sample_spec`
+        draw it from their own stream (`replace_spec` keeps a spec's). Issue 17: the tptbox
+        crop's conus lies against the back of the sac, where a cord always drawn near the
+        middle never taught the network to look.
     """
 
     seed: int
