@@ -18,6 +18,7 @@ from spineps_dask.phantom import anatomy
 from spineps_dask.phantom.anatomy import Level
 from spineps_dask.phantom.image import render_image
 from spineps_dask.phantom.posterior import (
+    EPIDURAL,
     paint_atlas,
     paint_canal,
     paint_canal_gap,
@@ -96,10 +97,10 @@ def _paint(canvas: Canvas, levels: list[Level], spec: PhantomSpec) -> None:
     for upper, lower in itertools.pairwise(levels[1:]):  # no disc between C1 and C2
         paint_disc(canvas, upper, lower, upper.dims["disc_signal"])
     for lv in levels[:-1]:
-        paint_canal(canvas, lv, spec.cord_offset)
+        paint_canal(canvas, lv, spec.cord_offset, spec.sac_inset)
     for upper, lower in itertools.pairwise(levels):
         gap = anatomy.C1_GAP if upper.kind == "C1" else upper.dims["disc"]
-        paint_canal_gap(canvas, upper, lower, gap, spec.cord_offset)
+        paint_canal_gap(canvas, upper, lower, gap, spec.cord_offset, spec.sac_inset)
     for i, lv in enumerate(levels[:-1]):
         gap_above = levels[i - 1].dims["disc"] if i > 0 else 0.0
         if lv.kind == "C2":
@@ -108,6 +109,8 @@ def _paint(canvas: Canvas, levels: list[Level], spec: PhantomSpec) -> None:
             paint_atlas(canvas, lv, by_id[2])
         else:
             paint_posterior(canvas, lv, gap_above=gap_above, gap_below=lv.dims["disc"])
+    if any(spec.sac_inset):
+        canvas.semantic[canvas.semantic == EPIDURAL] = 0
 
 
 def _below_c1(canvas: Canvas) -> Canvas:

@@ -24,6 +24,9 @@ from spineps_dask.phantom.shapes import (
 
 # Left is the subject's left (-x in RAS), i.e. negative local l.
 _S = Semantic
+# The epidural space while painting: not free, so no process grows into the bony canal; the
+# generator sets it to background (0) once everything is painted.
+EPIDURAL = 255
 _SIDES = (
     (-1.0, _S.COSTALIS_LEFT, _S.ARTICULARIS_SUP_LEFT, _S.ARTICULARIS_INF_LEFT),
     (1.0, _S.COSTALIS_RIGHT, _S.ARTICULARIS_SUP_RIGHT, _S.ARTICULARIS_INF_RIGHT),
@@ -147,33 +150,53 @@ def paint_sacrum(canvas: Canvas, lv: Level) -> None:
     paint(canvas, loc, canal, Semantic.CANAL, 0, over=(Semantic.SACRUM,))
 
 
-def _paint_tube(canvas: Canvas, centre, frame, ac: float, dims: dict, u_range, cord_offset) -> None:
-    """Canal ellipse (61) with the cord (60) inside, for local u in ``u_range``; the cord's
-    centre ``cord_offset`` (anterior, right) canal radii from the canal's
-    (`PhantomSpec.cord_offset`)."""
+def _paint_tube(
+    canvas: Canvas, centre, frame, ac: float, dims: dict, u_range, cord_offset, sac_inset
+) -> None:
+    """Dural sac (61) with the cord (60) inside, for local u in ``u_range``.
+
+    The sac is the bony canal's ellipse, its back and front moved in by ``sac_inset``
+    (posterior, anterior) canal AP radii (`PhantomSpec.sac_inset`; the space left is epidural,
+    label 0); the cord's centre sits ``cord_offset`` (anterior, right) sac radii from the
+    sac's (`PhantomSpec.cord_offset`)."""
     cra, crl = dims["canal_ra"], dims["canal_rl"]
     lo, hi = (-crl - 1, ac - cra - 1, u_range[0]), (crl + 1, ac + cra + 1, u_range[1])
     loc = local_coords(canvas, centre, frame, lo, hi)
     if loc is None:
         return
-    canal = _ellipse(loc, ac, cra, crl)
-    paint(canvas, loc, canal, Semantic.CANAL, 0)
+    back, front = sac_inset
+    shrink = 1.0 - (back + front) / 2
+    sa, sra, srl = ac + (back - front) * cra / 2, shrink * cra, shrink * crl
+    sac = _ellipse(loc, sa, sra, srl)
+    paint(canvas, loc, sac, Semantic.CANAL, 0)
+    if back > 0 or front > 0:
+        paint(canvas, loc, _ellipse(loc, ac, cra, crl) & ~sac, EPIDURAL, 0)
     if dims["cord_ra"] > 1.0:
         da, dl = cord_offset
-        cord = _ellipse(loc, ac + da * cra, dims["cord_ra"], dims["cord_rl"], dl * crl)
-        paint(canvas, loc, cord & canal, Semantic.CORD, 0, over=(Semantic.CANAL,))
+        cord = _ellipse(loc, sa + da * sra, dims["cord_ra"], dims["cord_rl"], dl * srl)
+        paint(canvas, loc, cord & sac, Semantic.CORD, 0, over=(Semantic.CANAL,))
 
 
-def paint_canal(canvas: Canvas, lv: Level, cord_offset: tuple[float, float]) -> None:
+def paint_canal(
+    canvas: Canvas,
+    lv: Level,
+    cord_offset: tuple[float, float],
+    sac_inset: tuple[float, float] = (0.0, 0.0),
+) -> None:
     """Canal and cord at the level of one vertebra's body (C1: up into the foramen magnum)."""
     h = lv.dims["height"]
     top = h / 2 + (40.0 if lv.kind == "C1" else 0.5)
     u_range = (-h / 2 - 0.5, top)
-    _paint_tube(canvas, lv.centre, lv.frame, lv.canal_a, lv.dims, u_range, cord_offset)
+    _paint_tube(canvas, lv.centre, lv.frame, lv.canal_a, lv.dims, u_range, cord_offset, sac_inset)
 
 
 def paint_canal_gap(
-    canvas: Canvas, upper: Level, lower: Level, gap: float, cord_offset: tuple[float, float]
+    canvas: Canvas,
+    upper: Level,
+    lower: Level,
+    gap: float,
+    cord_offset: tuple[float, float],
+    sac_inset: tuple[float, float] = (0.0, 0.0),
 ) -> None:
     """Canal and cord at disc level, in the frame halfway between the two vertebrae, so the
     tube bends smoothly instead of bulging where two tilted segments overlap."""
@@ -181,4 +204,5 @@ def paint_canal_gap(
     dims = {k: 0.5 * (upper.dims[k] + lower.dims[k]) for k in ("canal_ra", "canal_rl")}
     dims |= {k: min(upper.dims[k], lower.dims[k]) for k in ("cord_ra", "cord_rl")}
     ac = 0.5 * (upper.canal_a + lower.canal_a)
-    _paint_tube(canvas, centre, frame, ac, dims, (-gap / 2 - 1.0, gap / 2 + 1.0), cord_offset)
+    u_range = (-gap / 2 - 1.0, gap / 2 + 1.0)
+    _paint_tube(canvas, centre, frame, ac, dims, u_range, cord_offset, sac_inset)

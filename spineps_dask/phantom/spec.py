@@ -85,6 +85,13 @@ class PhantomSpec:
         draw it from their own stream (`replace_spec` keeps a spec's). Issue 17: the tptbox
         crop's conus lies against the back of the sac, where a cord always drawn near the
         middle never taught the network to look.
+    sac_inset
+        How far the dural sac's back and front lie inside the bony canal: (posterior, anterior)
+        in the canal's AP radii, the sac's width shrinking by their mean; the space left is
+        epidural (label 0). T2w and T1w phantoms keep ``(0.0, 0.0)`` (the sac fills the
+        canal); random-look specs draw it with the cord place. Issue 17: in the tptbox crop
+        the sac is about two thirds of the bony canal's depth, fat and ligament behind it, and
+        models trained on a sac that fills the canal called all of it canal.
     """
 
     seed: int
@@ -112,6 +119,7 @@ class PhantomSpec:
     fracture_ratio: float = 1.0
     appearance: str = "t2w"
     cord_offset: tuple[float, float] = (0.15, 0.0)
+    sac_inset: tuple[float, float] = (0.0, 0.0)
 
     @property
     def vertebrae(self) -> list[int]:
@@ -219,6 +227,13 @@ def _draw_cord_offset(rng: np.random.Generator) -> tuple[float, float]:
     return float(rng.uniform(-0.6, 0.3)), float(rng.uniform(-0.3, 0.3))
 
 
+def _draw_sac_inset(rng: np.random.Generator) -> tuple[float, float]:
+    """A random-look phantom's epidural space: a fifth fill the canal as before; the rest
+    leave up to 0.6 canal radii behind the sac (the posterior fat pad) and 0.2 in front."""
+    back, front = rng.uniform((0.0, 0.0), (0.6, 0.2))
+    return (0.0, 0.0) if rng.random() < 0.2 else (float(back), float(front))
+
+
 def sample_spec(seed: int, **overrides: object) -> PhantomSpec:
     """Draw a `PhantomSpec` from a seed; keyword overrides fix any field.
 
@@ -266,8 +281,11 @@ def sample_spec(seed: int, **overrides: object) -> PhantomSpec:
     }
     drawn.update(overrides)
     drawn["orientation"] = orientation
-    if drawn.get("appearance") == "random" and "cord_offset" not in overrides:
-        drawn["cord_offset"] = _draw_cord_offset(np.random.default_rng([int(seed), 11]))
+    if drawn.get("appearance") == "random":
+        sac_rng = np.random.default_rng([int(seed), 11])  # after the cord place: it stays
+        place, inset = _draw_cord_offset(sac_rng), _draw_sac_inset(sac_rng)
+        drawn.setdefault("cord_offset", place)
+        drawn.setdefault("sac_inset", inset)
     if "spacing" in overrides:
         drawn["spacing"] = tuple(float(s) for s in overrides["spacing"])  # type: ignore[attr-defined]
     return _validated(PhantomSpec(**drawn))  # type: ignore[arg-type]
@@ -292,6 +310,10 @@ def _validated(spec: PhantomSpec) -> PhantomSpec:
         raise InputError(f"spacing {spec.spacing!r} must be three values in (0.2, 8] mm")
     if len(spec.cord_offset) != 2 or max(abs(v) for v in spec.cord_offset) > 1.0:
         raise InputError(f"cord_offset {spec.cord_offset!r} must be two values in [-1, 1]")
+    if len(spec.sac_inset) != 2 or not (min(spec.sac_inset) >= 0.0 and sum(spec.sac_inset) <= 1.0):
+        raise InputError(
+            f"sac_inset {spec.sac_inset!r} must be two values >= 0 adding up to at most 1"
+        )
     if not 0.0 <= spec.scoliosis_deg <= 45.0:
         raise InputError(f"scoliosis_deg {spec.scoliosis_deg} must lie in [0, 45]")
     return spec

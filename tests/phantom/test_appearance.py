@@ -36,19 +36,25 @@ def test_random_appearance_is_seeded_and_varies_between_seeds():
     assert not np.array_equal(a.lut, c.lut)
 
 
-def test_random_phantom_keeps_the_labels_but_the_cord_place_and_is_finite():
-    """A random look moves the ground truth only where the cord lies in the sac (its own
-    draw, `PhantomSpec.cord_offset`): with the T2w place the labels are the T2w phantom's, and
-    outside the sac they always are. The image is finite, >= 0."""
+def test_random_phantom_keeps_the_labels_but_the_sac_and_is_finite():
+    """A random look moves the ground truth only inside the bony canal (its own draws,
+    `PhantomSpec.cord_offset` and `sac_inset`): with the T2w place and a full sac the labels
+    are the T2w phantom's, and outside the canal they always are; inside it, the sac, the cord
+    or epidural space (0). The image is finite, >= 0."""
     t2 = make_phantom(5, region="cervical")
     rnd = make_phantom(5, region="cervical", appearance="random")
+    assert rnd.spec.sac_inset != (0.0, 0.0)
     placed = make_phantom(
-        5, region="cervical", appearance="random", cord_offset=t2.spec.cord_offset
+        5,
+        region="cervical",
+        appearance="random",
+        cord_offset=t2.spec.cord_offset,
+        sac_inset=t2.spec.sac_inset,
     )
     np.testing.assert_array_equal(placed.semantic.data, t2.semantic.data)
     sac = np.isin(t2.semantic.data, (Semantic.CANAL, Semantic.CORD))
     np.testing.assert_array_equal(rnd.semantic.data[~sac], t2.semantic.data[~sac])
-    assert np.isin(rnd.semantic.data[sac], (Semantic.CANAL, Semantic.CORD)).all()
+    assert np.isin(rnd.semantic.data[sac], (0, Semantic.CANAL, Semantic.CORD)).all()
     assert not np.array_equal(rnd.semantic.data, t2.semantic.data)
     assert np.isfinite(rnd.image.data).all() and rnd.image.data.min() >= 0
     assert not np.allclose(rnd.image.data, t2.image.data)
@@ -110,3 +116,22 @@ def test_cord_offset_moves_the_cord_inside_the_sac(one, other, axis):
     where = [np.argwhere(ph.semantic.data == Semantic.CORD)[:, axis].mean() for ph in (a, b)]
     spacing = a.semantic.spacing[axis]
     assert (where[0] - where[1]) * spacing > 1.5  # mm
+
+
+def test_sac_inset_leaves_epidural_space_inside_the_bony_canal():
+    """`sac_inset` moves the sac's back (P, axis 0 of P-I-R) forwards inside the same bony
+    canal: no bone grows into the space left, which is background (epidural); the sac's back
+    moves > 2 mm; the cord moves with the sac and keeps its size."""
+    kw = {"region": "lumbar", "orientation": ("P", "I", "R"), "cord_offset": (0.0, 0.0)}
+    full, inset = (make_phantom(2, sac_inset=v, **kw) for v in ((0.0, 0.0), (0.6, 0.0)))
+    a, b = full.semantic.data, inset.semantic.data
+    changed = a != b
+    assert np.isin(a[changed], (Semantic.CANAL, Semantic.CORD)).all()
+    assert np.isin(b[changed], (0, Semantic.CANAL, Semantic.CORD)).all()
+    assert (b[changed] == 0).sum() > 0.2 * (a == Semantic.CANAL).sum()
+    p = np.arange(a.shape[0])[:, None, None]
+    sacs = [np.isin(m, (Semantic.CANAL, Semantic.CORD)) for m in (a, b)]
+    backs = [np.where(sac, p, -1).max(axis=0) for sac in sacs]
+    both = (backs[0] >= 0) & (backs[1] >= 0)  # the sac's back, per inferior-right line
+    assert np.median(backs[0][both] - backs[1][both]) * full.semantic.spacing[0] > 2.0  # mm
+    assert (b == Semantic.CORD).sum() > 0.8 * (a == Semantic.CORD).sum()

@@ -65,17 +65,30 @@ def test_override_leaves_other_draws_unchanged() -> None:
         assert getattr(a, name) == getattr(b, name)
 
 
-def test_random_looks_draw_the_cord_place_and_nothing_else() -> None:
-    """A random-look spec is the seed's T2w spec but for its cord place, drawn per seed from
-    the back of the sac to a little anterior; fixed contrasts keep the middle (0.15, 0)."""
-    places = []
-    for seed in range(20):
+def test_random_looks_draw_the_sac_and_nothing_else() -> None:
+    """A random-look spec is the seed's T2w spec but for its cord place (from the back of the
+    sac to a little anterior) and its sac inset (most leave epidural space, up to 0.6 canal
+    radii behind, 0.2 in front); fixed contrasts keep the middle (0.15, 0) and a full sac."""
+    places, insets = [], []
+    for seed in range(40):
         t2, rnd = sample_spec(seed), sample_spec(seed, appearance="random")
         assert t2.cord_offset == sample_spec(seed, appearance="t1w").cord_offset == (0.15, 0.0)
-        assert replace_spec(rnd, appearance="t2w", cord_offset=t2.cord_offset) == t2
+        assert t2.sac_inset == sample_spec(seed, appearance="t1w").sac_inset == (0.0, 0.0)
+        back = replace_spec(
+            rnd, appearance="t2w", cord_offset=t2.cord_offset, sac_inset=t2.sac_inset
+        )
+        assert back == t2
         assert -0.6 <= rnd.cord_offset[0] <= 0.3 and abs(rnd.cord_offset[1]) <= 0.3
+        assert 0 <= rnd.sac_inset[0] <= 0.6 and 0 <= rnd.sac_inset[1] <= 0.2
         places.append(rnd.cord_offset)
-    assert len(set(places)) == 20 and min(p[0] for p in places) < -0.3
+        insets.append(rnd.sac_inset)
+    assert len(set(places)) == 40 and min(p[0] for p in places) < -0.3
+    full = sum(i == (0.0, 0.0) for i in insets)
+    assert 2 <= full <= 16 and max(i[0] for i in insets) > 0.4
     assert sample_spec(3, appearance="random", cord_offset=(0.0, 0.0)).cord_offset == (0.0, 0.0)
     with pytest.raises(InputError, match="cord_offset"):
         sample_spec(0, cord_offset=(1.5, 0.0))
+    with pytest.raises(InputError, match="sac_inset"):
+        sample_spec(0, sac_inset=(0.8, 0.4))
+    with pytest.raises(InputError, match="sac_inset"):
+        sample_spec(0, sac_inset=(-0.1, 0.0))
