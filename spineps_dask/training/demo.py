@@ -22,7 +22,7 @@ import json
 import logging
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -265,23 +265,38 @@ def _heldout(cfg: DemoTrainConfig) -> list[int]:
     return cfg.seeds(HELD_OUT_OFFSET, cfg.n_heldout)
 
 
+# Semantic options a card's command names only when they differ from their defaults.
+_SEM_FLAGS = (
+    ("--lr", "sem_lr"),
+    ("--init-from", "sem_init"),
+    ("--patch-norm", "sem_patch_norm"),
+    ("--fov-cut", "sem_fov_cut"),
+)
+
+
+def _command(cfg: DemoTrainConfig, which: str) -> str:
+    """The ``models train-demo`` command that trains this model again."""
+    prefix = {"semantic": "sem_", "instance": "inst_"}[which]
+    parts = [
+        f"spineps-dask models train-demo OUT --seed {cfg.seed} --threads {cfg.threads}",
+        f"--which {which} --iterations {getattr(cfg, prefix + 'iterations')}",
+        f"--budget-s {getattr(cfg, prefix + 'budget_s'):g} --train-phantoms {cfg.n_train}",
+    ]
+    if which == "semantic":
+        parts.append(f"--random-looks {cfg.n_random_looks}")
+        defaults = {f.name: f.default for f in fields(DemoTrainConfig)}
+        for flag, name in _SEM_FLAGS:
+            value = getattr(cfg, name)
+            if value != defaults[name]:
+                parts.append(f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {value}")
+    return " ".join(parts)
+
+
 def _training_record(cfg: DemoTrainConfig, result: Any, which: str) -> dict[str, Any]:
     prefix = {"semantic": "sem_", "instance": "inst_"}[which]
     return {
         "trained_by": "spineps_dask.training.demo",
-        "command": f"spineps-dask models train-demo OUT --seed {cfg.seed} "
-        f"--threads {cfg.threads} --which {which} "
-        f"--iterations {getattr(cfg, prefix + 'iterations')} "
-        f"--budget-s {getattr(cfg, prefix + 'budget_s'):g} --train-phantoms {cfg.n_train}"
-        + (f" --random-looks {cfg.n_random_looks}" if which == "semantic" else "")
-        + (f" --lr {cfg.sem_lr:g}" if which == "semantic" and cfg.sem_lr != DEMO_SEM_LR else "")
-        + (f" --init-from {cfg.sem_init}" if which == "semantic" and cfg.sem_init else "")
-        + (
-            f" --patch-norm {cfg.sem_patch_norm:g}"
-            if which == "semantic" and cfg.sem_patch_norm
-            else ""
-        )
-        + (f" --fov-cut {cfg.sem_fov_cut:g}" if which == "semantic" and cfg.sem_fov_cut else ""),
+        "command": _command(cfg, which),
         **(init_record(cfg.sem_init) if which == "semantic" and cfg.sem_init else {}),
         "seed": cfg.seed,
         "train_phantom_seeds": f"{cfg.seed * 1000}..{cfg.seed * 1000 + cfg.n_train - 1}",

@@ -241,11 +241,11 @@ def evaluate_real_samples(
     sem_m = SemanticModel.from_folder(semantic_folder, device="cpu") if semantic_folder else None
     out: dict[str, Any] = {}
     for folder in ("sample_mri", "sample_ct"):
-        res, sem, vert = instance_phase_on_real_masks(folder, inst_m)
+        files = real_crop_files(folder)
+        res, sem, vert = instance_phase_on_real_masks(folder, inst_m, files=files)
         out[f"{folder}: instance phase on the real semantic mask"] = _real_scores(
             res, sem, vert, levels=("instance",)
         )
-        files = real_crop_files(folder)
         if "image" in files and sem_m is not None:
             res = segment(load_volume(files["image"]), sem_m, inst_m, n4=False, subject=folder)
             out[f"{folder}: both phases on the real T2w image"] = _real_scores(
@@ -254,13 +254,16 @@ def evaluate_real_samples(
     return out
 
 
-def instance_phase_on_real_masks(folder: str, instance_model: Any) -> tuple[Any, Volume, Volume]:
+def instance_phase_on_real_masks(
+    folder: str, instance_model: Any, *, files: dict[str, Path] | None = None
+) -> tuple[Any, Volume, Volume]:
     """The instance phase alone (`segment` given the semantic mask) on one real crop's true
-    semantic mask; returns the result and the crop's true semantic and instance masks."""
+    semantic mask; returns the result and the crop's true semantic and instance masks.
+    ``files``: the crop's `real_crop_files`, where the caller has listed them already."""
     from spineps_dask.io.nifti import load_volume
     from spineps_dask.pipeline.segment import segment
 
-    files = real_crop_files(folder)
+    files = files or real_crop_files(folder)
     sem, vert = load_volume(files["subreg"]), load_volume(files["vert"])
     sem = sem.with_data(sem.data.astype(np.uint8))
     vert = vert.with_data(vert.data.astype(np.uint16))
