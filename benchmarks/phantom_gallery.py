@@ -16,7 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from spineps_dask.phantom import make_phantom
+from spineps_dask.phantom import make_phantom, sample_spec
 
 CASES = (
     (1, {"region": "whole", "orientation": ("P", "I", "R")}),
@@ -58,8 +58,13 @@ def appearances(out: Path) -> None:
     fig, axes = plt.subplots(1, len(looks), figsize=(16, 5), dpi=60)
     anatomy = make_phantom(8, region="lumbar", orientation=("P", "I", "R")).spec
     for ax, (look, seed) in zip(axes, looks, strict=True):
-        # A random look is drawn from the seed: vary it, keep the anatomy's drawn fields.
-        phantom = make_phantom(anatomy, appearance=look, seed=seed)
+        # A random look is drawn from the seed: vary it, keep the anatomy's drawn fields but
+        # the sac's (the cord place and the sac inset a random look draws, as in training).
+        sac = {}
+        if look == "random":
+            drawn = sample_spec(seed, appearance=look)
+            sac = {"cord_offset": drawn.cord_offset, "sac_inset": drawn.sac_inset}
+        phantom = make_phantom(anatomy, appearance=look, seed=seed, **sac)
         panel(ax, phantom, overlay=False)
         ax.set_title(f"{look} (seed {seed})", fontsize=8)
     fig.tight_layout()

@@ -90,8 +90,8 @@ class PhantomSpec:
         in the canal's AP radii, the sac's width shrinking by their mean; the space left is
         epidural (label 0). T2w and T1w phantoms keep ``(0.0, 0.0)`` (the sac fills the
         canal); random-look specs draw it with the cord place. Issue 17: in the tptbox crop
-        the sac is about two thirds of the bony canal's depth, fat and ligament behind it, and
-        models trained on a sac that fills the canal called all of it canal.
+        fat and ligament lie between the sac's back and the arch, and models trained on a
+        sac that fills the canal called that space canal.
     """
 
     seed: int
