@@ -81,8 +81,9 @@ class PhantomSpec:
         `phantom.appearance`); never drawn from the seed, so a seed's T2w phantom stays the same.
     cord_offset
         Where the cord's centre sits in the dural sac: (anterior, right) in units of the
-        sac's radii (the canal's, where the sac fills it). T2w and T1w phantoms keep ``(0.15, 0.0)``; random-look specs from `sample_spec`
-        draw it from their own stream (`replace_spec` keeps a spec's). Issue 17: the tptbox
+        sac's radii (the canal's, where the sac fills it). T2w and T1w phantoms keep
+        ``(0.15, 0.0)``; random-look specs from `sample_spec` draw it from their own stream
+        (`replace_spec` keeps a spec's). Issue 17: the tptbox
         crop's conus lies against the back of the sac, where a cord always drawn near the
         middle never taught the network to look.
     sac_inset
