@@ -93,6 +93,19 @@ def prepare_case(
     return Case(data.astype(np.float32), seg.astype(np.int8), sem_i.data, inst_i.data)
 
 
+def case_path(cache: Path, seed: int, appearance: str = "t2w") -> Path:
+    """Where a seed's prepared case is cached: named by its phantom spec's digest too, so a
+    spec that changed under the same seed (issue 17 drew the cord place and the sac inset into
+    random looks) is prepared again instead of read stale from an older ``out/.cache``."""
+    import hashlib
+
+    from spineps_dask.phantom import sample_spec
+
+    digest = hashlib.sha1(repr(sample_spec(seed, appearance=appearance)).encode()).hexdigest()
+    look = "" if appearance == "t2w" else f"_{appearance}"
+    return cache / f"case_{seed:05d}{look}_{digest[:10]}_reference.npz"  # the recipe of issue 22
+
+
 def load_cases(
     seeds: Sequence[int],
     cache: Path,
@@ -106,9 +119,8 @@ def load_cases(
     """Cases for ``seeds``, generated once into ``cache`` (one ``.npz`` per seed, atomic)."""
     cache.mkdir(parents=True, exist_ok=True)
     cases = []
-    look = "" if appearance == "t2w" else f"_{appearance}"
     for seed in seeds:
-        path = cache / f"case_{seed:05d}{look}_reference.npz"  # the recipe of issue 22
+        path = case_path(cache, seed, appearance)
         if not path.exists():
             case = prepare_case(
                 seed,

@@ -1,8 +1,10 @@
-"""Patch samplers of the demo training: the field-of-view cut of issue 17."""
+"""Demo training data: the field-of-view cut of issue 17 and the cache of prepared cases."""
 
 import numpy as np
 
-from spineps_dask.training.demo_data import field_of_view
+import spineps_dask.phantom
+from spineps_dask.phantom import replace_spec
+from spineps_dask.training.demo_data import case_path, field_of_view
 
 
 def test_field_of_view_keeps_one_box_at_least_min_share_long_on_each_axis():
@@ -32,3 +34,18 @@ def test_field_of_view_without_cuts_keeps_everything():
     """``axis_p=0`` leaves the patch whole (the sampler's off switch)."""
     keep = field_of_view((8, 9, 10), np.random.default_rng(1), axis_p=0.0)
     assert keep.shape == (8, 9, 10) and keep.all()
+
+
+def test_cached_case_is_named_by_its_phantom_spec(tmp_path, monkeypatch):
+    """A cached case is reused for the same seed and look, but not once the seed's spec has
+    changed (here its sac inset): the stale file is not read for the new phantom."""
+    first = case_path(tmp_path, 503, "random")
+    assert first == case_path(tmp_path, 503, "random") and first.parent == tmp_path
+    assert first != case_path(tmp_path, 503, "t2w")
+    drawn = spineps_dask.phantom.sample_spec
+    monkeypatch.setattr(
+        spineps_dask.phantom,
+        "sample_spec",
+        lambda seed, **kw: replace_spec(drawn(seed, **kw), sac_inset=(0.1, 0.1)),
+    )
+    assert case_path(tmp_path, 503, "random") != first
