@@ -70,7 +70,8 @@ class Look:
     per-tissue texture amplitude; ``blur_mm``: extra Gaussian blur; ``gamma``: power applied
     to the normalised image; ``ghost``: amplitude of a motion ghost along anterior-posterior;
     ``epidural_mm``: a fat layer this thick around the dural sac (0: none), in the fat's
-    signal.
+    signal; ``roots``: share of the sac below the conus taken by nerve roots (the cauda
+    equina) in the cord's signal, labels unchanged (0: none).
     """
 
     lut: np.ndarray
@@ -82,6 +83,7 @@ class Look:
     ghost: float = 0.0
     ghost_shift_mm: float = 0.0
     epidural_mm: float = 0.0
+    roots: float = 0.0
 
 
 def look(appearance: str, rng: np.random.Generator) -> Look:
@@ -114,6 +116,10 @@ def look(appearance: str, rng: np.random.Generator) -> Look:
         # tenth far from it); phantoms without it teach that anything bright behind the
         # bodies is canal.
         epidural_mm=float(rng.uniform(1.0, 4.0)) if rng.random() < 0.7 else 0.0,
+        # Real lumbar T2w shows the cauda equina as dark strands in the CSF below the conus,
+        # labelled canal (61): the session-12 models called them background or cord in the
+        # tptbox crop (718 and 229 of its true canal voxels).
+        roots=float(rng.uniform(0.1, 0.35)) if rng.random() < 0.7 else 0.0,
     )
 
 

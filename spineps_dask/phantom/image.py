@@ -68,6 +68,23 @@ def _epidural(semantic: np.ndarray, spacing, thickness_mm: float) -> np.ndarray:
     return out
 
 
+def _roots(semantic: np.ndarray, z_mm: np.ndarray, spacing, share: float, seed: int):
+    """Canal voxels that show nerve roots: strands ~1.5 mm across and ~30 mm long along the
+    superior axis, ``share`` of the sac below the conus (and 15 mm up beside it; all of it
+    when no cord is in view, none when the cord runs out of the field of view)."""
+    canal = semantic == int(Semantic.CANAL)
+    cord_z = np.flatnonzero((semantic == int(Semantic.CORD)).any(axis=(0, 1)))
+    if cord_z.size and z_mm[cord_z.min()] <= z_mm.min() + 1e-3:
+        return np.zeros(semantic.shape, bool)
+    top = z_mm[cord_z.min()] + 15.0 if cord_z.size else np.inf
+    canal[:, :, z_mm > top] = False
+    if not canal.any():
+        return canal
+    cells = np.array([1.5, 1.5, 30.0]) / np.asarray(spacing)
+    field = _smooth_field(np.random.default_rng([seed, 17]), semantic.shape, cells)
+    return canal & (field > np.quantile(field[canal], 1.0 - share))
+
+
 def render_image(semantic: np.ndarray, disc_signal: np.ndarray, axes, curve, spec: PhantomSpec):
     """Float32 image of ``spec.appearance`` on the same RAS grid as ``semantic``.
 
@@ -91,6 +108,10 @@ def render_image(semantic: np.ndarray, disc_signal: np.ndarray, axes, curve, spe
     img = np.where(semantic == 0, _background(axes, curve, spec, lk), lk.lut[semantic])
     if lk.epidural_mm > 0:
         img[_epidural(semantic, spec.world_spacing, lk.epidural_mm)] = lk.fat
+    if lk.roots > 0:
+        img[_roots(semantic, axes[2], spec.world_spacing, lk.roots, spec.seed)] = lk.lut[
+            int(Semantic.CORD)
+        ]
     if lk.nucleus > 0:
         np.maximum(img, disc_signal * np.float32(lk.nucleus), out=img)
     texture = _smooth_field(rng, shape, 12.0 / np.array(spec.world_spacing))  # ~12 mm blobs

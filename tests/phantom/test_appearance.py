@@ -1,5 +1,6 @@
 """Phantom appearance (issue 17): T2w unchanged by default, a T1w contrast, randomised looks
-with epidural fat around the dural sac and the cord anywhere in it."""
+with epidural fat around the dural sac, nerve roots below the conus and the cord anywhere in
+it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from spineps_dask.errors import InputError
 from spineps_dask.labels import Semantic
 from spineps_dask.phantom import make_phantom
 from spineps_dask.phantom.appearance import look
-from spineps_dask.phantom.image import _epidural
+from spineps_dask.phantom.image import _epidural, _roots
 
 
 def _median(ph, label: int) -> float:
@@ -99,6 +100,29 @@ def test_random_looks_draw_epidural_fat_and_t2w_has_none():
     muscle = (sem == 0) & ~_epidural(sem, ph.semantic.spacing, 8.0)
     img = np.asarray(ph.image.data)
     assert (np.median(img[near]) > np.median(img[muscle])) == (lk.fat > lk.lut[0])
+
+
+def test_nerve_roots_fill_a_share_of_the_sac_below_the_conus_only():
+    """The cauda equina: about ``share`` of the canal voxels below the conus (and up to 15 mm
+    beside it) show roots, none higher; none when the cord runs out of view; the whole sac
+    when no cord is in view. Fixed contrasts have none, most random looks some."""
+    sem = np.zeros((8, 8, 100), np.uint8)
+    sem[2:6, 2:6, :] = Semantic.CANAL
+    sem[3:5, 3:5, 60:] = Semantic.CORD
+    z = np.arange(100.0)
+    roots = _roots(sem, z, (1.0, 1.0, 1.0), 0.3, seed=0)
+    assert not roots[:, :, 76:].any() and roots[:, :, :75].any()
+    assert (sem[roots] == Semantic.CANAL).all()
+    assert 0.25 < roots[:, :, :60].sum() / (sem[:, :, :60] == Semantic.CANAL).sum() < 0.35
+    sem[3:5, 3:5, :] = Semantic.CORD
+    assert not _roots(sem, z, (1.0, 1.0, 1.0), 0.3, seed=0).any()
+    sem[sem == Semantic.CORD] = Semantic.CANAL
+    assert _roots(sem, z, (1.0, 1.0, 1.0), 0.3, seed=0)[:, :, 90:].any()
+    assert look("t2w", np.random.default_rng(0)).roots == 0
+    assert look("t1w", np.random.default_rng(0)).roots == 0
+    shares = [look("random", np.random.default_rng([s, 13])).roots for s in range(40)]
+    assert 0.5 < np.mean(np.greater(shares, 0)) < 0.9
+    assert all(x == 0 or 0.1 <= x <= 0.35 for x in shares)
 
 
 @pytest.mark.parametrize(
