@@ -265,6 +265,9 @@ def _heldout(cfg: DemoTrainConfig) -> list[int]:
     return cfg.seeds(HELD_OUT_OFFSET, cfg.n_heldout)
 
 
+# Each phase's fields in `DemoTrainConfig` start with its prefix.
+_PREFIX = {"semantic": "sem_", "instance": "inst_"}
+
 # Semantic options a card's command names only when they differ from their defaults.
 _SEM_FLAGS = (
     ("--lr", "sem_lr"),
@@ -276,7 +279,7 @@ _SEM_FLAGS = (
 
 def _command(cfg: DemoTrainConfig, which: str) -> str:
     """The ``models train-demo`` command that trains this model again."""
-    prefix = {"semantic": "sem_", "instance": "inst_"}[which]
+    prefix = _PREFIX[which]
     parts = [
         f"spineps-dask models train-demo OUT --seed {cfg.seed} --threads {cfg.threads}",
         f"--which {which} --iterations {getattr(cfg, prefix + 'iterations')}",
@@ -293,7 +296,7 @@ def _command(cfg: DemoTrainConfig, which: str) -> str:
 
 
 def _training_record(cfg: DemoTrainConfig, result: Any, which: str) -> dict[str, Any]:
-    prefix = {"semantic": "sem_", "instance": "inst_"}[which]
+    prefix = _PREFIX[which]
     return {
         "trained_by": "spineps_dask.training.demo",
         "command": _command(cfg, which),
