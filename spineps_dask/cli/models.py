@@ -298,6 +298,17 @@ def train_demo(
         float | None,
         typer.Option(help="Learning rate of the semantic or labelling model (default: config)."),
     ] = None,
+    features: Annotated[
+        str | None,
+        typer.Option(
+            help="Semantic network widths per stage, comma-separated (default: 8,16,32,64; "
+            "a wider network wants --device cuda)."
+        ),
+    ] = None,
+    device: Annotated[
+        str,
+        typer.Option(help="Where the semantic and instance models train: cpu, cuda or cuda:N."),
+    ] = "cpu",
 ) -> None:
     """Train the small demo models on synthetic phantoms (CPU, minutes)."""
     from spineps_dask.training.demo import DemoTrainConfig, train_demo_models
@@ -315,6 +326,11 @@ def train_demo(
         "init_from": None if init_from is None else str(init_from),
     }
     if which == "labeling":
+        if features is not None or device != "cpu":
+            raise typer.BadParameter(
+                "the labelling classifier trains on the CPU at its own size",
+                param_hint="--features/--device",
+            )
         from spineps_dask.training.labeling import LabelingTrainConfig, train_labeling
 
         if init_from is not None and not any(init_from.glob("*.ckpt")):
@@ -328,9 +344,65 @@ def train_demo(
         )
     cfg = DemoTrainConfig(seed=seed, threads=threads)
     cfg = cfg.with_options(
-        **options, n_random_looks=random_looks, patch_norm=patch_norm, fov_cut=fov_cut
+        **options,
+        n_random_looks=random_looks,
+        patch_norm=patch_norm,
+        fov_cut=fov_cut,
+        features=_stage_widths(features),
+        device=_training_device(device),
     )
+    if init_from is not None and which in ("semantic", "both"):
+        _check_init_widths(init_from, cfg.sem_features)
     train_demo_models(out, cfg, which=which)
+
+
+def _stage_widths(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        widths = tuple(int(w) for w in text.split(","))
+    except ValueError:
+        widths = ()
+    if len(widths) < 3 or min(widths) < 1:
+        raise typer.BadParameter(
+            f"{text!r} is not three or more positive widths like 8,16,32,64",
+            param_hint="--features",
+        )
+    return widths
+
+
+def _training_device(device: str) -> str:
+    """The device, refused before any work when torch cannot train on it here."""
+    import torch
+
+    try:
+        kind = torch.device(device)
+    except RuntimeError:
+        raise typer.BadParameter(
+            f"{device!r} is not a torch device", param_hint="--device"
+        ) from None
+    if kind.type == "cuda" and not torch.cuda.is_available():
+        raise typer.BadParameter("CUDA is not available on this machine", param_hint="--device")
+    if kind.type not in ("cpu", "cuda"):
+        raise typer.BadParameter(f"{device!r}: use cpu, cuda or cuda:N", param_hint="--device")
+    return device
+
+
+def _check_init_widths(folder: Path, widths: tuple[int, ...]) -> None:
+    """Fine-tuning needs the starting weights' network: the same widths per stage."""
+    import json
+
+    from spineps_dask.models.nnunet_folder import CONFIGURATION
+
+    plans = json.loads((folder / "plans.json").read_text())
+    arch = plans["configurations"][CONFIGURATION]["architecture"]["arch_kwargs"]
+    theirs = tuple(arch["features_per_stage"])
+    if theirs != tuple(widths):
+        raise typer.BadParameter(
+            f"{folder} has widths {','.join(map(str, theirs))}, this run "
+            f"{','.join(map(str, widths))} (set --features to match)",
+            param_hint="--init-from",
+        )
 
 
 def register(app: typer.Typer) -> None:

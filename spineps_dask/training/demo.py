@@ -62,6 +62,8 @@ class DemoTrainConfig(TrainConfig):
 
     threads: int = 2
     n_train: int = 32
+    #: Where both networks train: ``"cpu"`` or a torch CUDA device (``"cuda"``, ``"cuda:1"``).
+    device: str = "cpu"
     #: Extra semantic-training phantoms with a randomised look (issue 17, SynthSeg-style),
     #: seeds SEED*1000 + 500 + k; the instance model sees labels only and does not use them.
     n_random_looks: int = 0
@@ -105,6 +107,8 @@ class DemoTrainConfig(TrainConfig):
         "init_from": ("sem_init",),
         "patch_norm": ("sem_patch_norm",),
         "fov_cut": ("sem_fov_cut",),
+        "device": ("device",),
+        "features": ("sem_features",),
     }
 
 
@@ -180,6 +184,7 @@ def train_semantic(
         lr=cfg.sem_lr,
         seed=cfg.seed,
         name="semantic",
+        device=cfg.device,
     )
     # Results files beside inference_config.json: the reference hands nnU-Net the folder itself.
     nf.write_results_folder(out, plans, dataset, [net.state_dict()])
@@ -227,6 +232,7 @@ def train_instance(out: Path, cases: list, cfg: DemoTrainConfig) -> dict[str, An
         lr=cfg.inst_lr,
         seed=cfg.seed + 1,
         name="instance",
+        device=cfg.device,
     )
     save_checkpoint(
         out / "demo_instance_weights.ckpt",
@@ -270,6 +276,7 @@ _PREFIX = {"semantic": "sem_", "instance": "inst_"}
 
 # Semantic options a card's command names only when they differ from their defaults.
 _SEM_FLAGS = (
+    ("--features", "sem_features"),
     ("--lr", "sem_lr"),
     ("--init-from", "sem_init"),
     ("--patch-norm", "sem_patch_norm"),
@@ -291,6 +298,8 @@ def _command(cfg: DemoTrainConfig, which: str) -> str:
         for flag, name in _SEM_FLAGS:
             value = getattr(cfg, name)
             if value != defaults[name]:
+                if isinstance(value, tuple):
+                    value = ",".join(map(str, value))
                 parts.append(f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {value}")
     return " ".join(parts)
 
@@ -310,7 +319,8 @@ def _training_record(cfg: DemoTrainConfig, result: Any, which: str) -> dict[str,
         "settings": {
             k: v
             for k, v in asdict(cfg).items()
-            if k.startswith(prefix) or k in ("n_train", "n_heldout", "threads", "n_random_looks")
+            if k.startswith(prefix)
+            or k in ("n_train", "n_heldout", "threads", "n_random_looks", "device")
         },
         **versions(),
     }

@@ -58,8 +58,12 @@ def run_loop(
     lr: float,
     seed: int,
     name: str,
+    device: str = "cpu",
 ) -> LoopResult:
     """Generic loop: AdamW with a linear decay to 5% of ``lr``, logs every 25 steps.
+
+    ``device``: where the network trains (``"cuda"`` on a GPU machine); batches are drawn on
+    the CPU and moved there, and the network comes back to the CPU at the end.
 
     ``budget_s`` counts this process's CPU seconds, so a run on a busy shared machine does the
     work it would do on an idle one. The decay follows whichever limit is nearer (steps done /
@@ -67,7 +71,7 @@ def run_loop(
     low learning rate instead of stopping part way down the schedule.
     """
     rng = np.random.default_rng(seed)
-    net.to(memory_format=_CL).train()
+    net.to(device=device, memory_format=_CL).train()
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-5)
     t0, cpu0, losses, it = time.time(), time.process_time(), [], 0
     while it < iterations and time.process_time() - cpu0 < budget_s:
@@ -75,7 +79,7 @@ def run_loop(
         for group in opt.param_groups:
             group["lr"] = lr * (1.0 - 0.95 * progress)
         x, y = batch_fn(rng)
-        loss = ce_dice_loss(net(x.to(memory_format=_CL)), y)
+        loss = ce_dice_loss(net(x.to(device=device, memory_format=_CL)), y.to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -91,7 +95,7 @@ def run_loop(
                 time.process_time() - cpu0,
             )
     net.eval()
-    net.to(memory_format=torch.contiguous_format)
+    net.to(device="cpu", memory_format=torch.contiguous_format)
     return LoopResult(
         it, time.time() - t0, float(np.mean(losses[-25:])) if losses else float("nan")
     )

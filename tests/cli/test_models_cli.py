@@ -244,3 +244,64 @@ def test_install_command(tmp_path: Path, release_archives: dict[str, bytes]) -> 
     result = runner.invoke(app, ["models", "install", str(archive), "--models", str(models)])
     assert result.exit_code == 0, result.output
     assert f"installed at {models / 'instance_sagittal_v1.2.0'}" in result.output
+
+
+def test_width_and_device_options_reach_the_config_and_the_record(monkeypatch) -> None:
+    """``--features`` (a wider semantic network) and ``--device`` set the config; the card's
+    command repeats the widths and its settings name the device."""
+    from spineps_dask.training import demo as train_demo
+
+    seen = {}
+    monkeypatch.setattr(
+        train_demo, "train_demo_models", lambda out, cfg, which: seen.update(cfg=cfg, which=which)
+    )
+    args = ["models", "train-demo", "OUT", "--which", "semantic", "--random-looks", "4"]
+    result = runner.invoke(app, [*args, "--features", "16,32,64,128", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    cfg = seen["cfg"]
+    assert (cfg.sem_features, cfg.device) == ((16, 32, 64, 128), "cpu")
+
+    class Result:
+        iterations, seconds, final_loss = 7, 1.0, 0.5
+
+    record = train_demo._training_record(cfg, Result(), "semantic")
+    assert record["command"].endswith("--random-looks 4 --features 16,32,64,128")
+    assert record["settings"]["device"] == "cpu"
+
+
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [
+        (["--features", "8,x,32"], "positive widths"),
+        (["--features", "8,16"], "positive widths"),
+        (["--device", "tpu"], "not a torch device"),
+        (["--features", "16,32,64,128", "--init-from", "DEMO"], "widths 8,16,32,64"),
+        (["--which", "labeling", "--features", "16,32,64"], "labelling"),
+    ],
+)
+def test_bad_width_or_device_is_refused_before_any_work(monkeypatch, options, words) -> None:
+    """A malformed ``--features``, an unknown ``--device``, starting weights of other widths,
+    or either option for the labelling classifier: refused (exit 2) with the reason, nothing
+    trained."""
+    from spineps_dask.models.folders import demo_model
+    from spineps_dask.training import demo as train_demo
+
+    monkeypatch.setattr(train_demo, "train_demo_models", lambda *a, **k: pytest.fail("ran"))
+    options = [str(demo_model("semantic")) if o == "DEMO" else o for o in options]
+    args = ["models", "train-demo", "OUT", *options]
+    if "--which" not in options:
+        args += ["--which", "semantic"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert words in " ".join(result.output.split())
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_device_without_cuda_is_refused(monkeypatch) -> None:
+    """``--device cuda`` on a machine without CUDA stops before preparing any phantom."""
+    from spineps_dask.training import demo as train_demo
+
+    monkeypatch.setattr(train_demo, "train_demo_models", lambda *a, **k: pytest.fail("ran"))
+    result = runner.invoke(app, ["models", "train-demo", "OUT", "--device", "cuda"])
+    assert result.exit_code == 2
+    assert "CUDA is not available" in " ".join(result.output.split())

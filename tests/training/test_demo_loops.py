@@ -1,9 +1,11 @@
 """Semantic training batches: the field-of-view normalisation of issue 17."""
 
 import numpy as np
+import pytest
+import torch
 
 from spineps_dask.training.demo_data import Case
-from spineps_dask.training.demo_loops import semantic_batches
+from spineps_dask.training.demo_loops import run_loop, semantic_batches
 
 
 def _case(offset: float) -> Case:
@@ -66,3 +68,22 @@ def test_fov_cut_off_draws_the_same_patches_as_before():
     assert (xa == xb).all() and (ya == yb).all()
     xc, _ = cut(rc)
     assert not (xa == xc).all()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_run_loop_trains_on_cuda_and_hands_the_network_back_on_the_cpu():
+    """``device="cuda"``: the steps run on the GPU (weights change) and the network ends on the
+    CPU, so the trainer writes its folder as after a CPU run."""
+    net = torch.nn.Conv3d(1, 2, 1)
+    before = net.weight.detach().clone()
+
+    def batch(rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.from_numpy(rng.normal(size=(2, 1, 4, 4, 4)).astype(np.float32))
+        return x, torch.from_numpy(rng.integers(0, 2, size=(2, 4, 4, 4)))
+
+    result = run_loop(
+        net, batch, iterations=5, budget_s=60, lr=0.1, seed=0, name="t", device="cuda"
+    )
+    assert result.iterations == 5
+    assert net.weight.device.type == "cpu"
+    assert not torch.equal(before, net.weight.detach())
