@@ -240,7 +240,9 @@ def train_demo(
         Path, typer.Argument(help="Where to write 'semantic/', 'instance/' or 'labeling/'.")
     ],
     seed: Annotated[int, typer.Option(help="Seed for phantoms, init and sampling.")] = 0,
-    threads: Annotated[int, typer.Option(help="Torch CPU threads.")] = 2,
+    threads: Annotated[
+        int, typer.Option(help="Torch CPU threads, and processes preparing phantoms.")
+    ] = 2,
     which: Annotated[
         str,
         typer.Option(

@@ -141,6 +141,7 @@ def train_demo_models(out: str | Path, cfg: DemoTrainConfig, *, which: str = "bo
         dataset,
         semantic_grid=(SEMANTIC_ORIENTATION, SPACING[::-1]),
         instance_spacing=INSTANCE_SPACING,
+        workers=cfg.threads,
     )
     if which in ("semantic", "both"):
         looks = load_cases(
@@ -151,6 +152,7 @@ def train_demo_models(out: str | Path, cfg: DemoTrainConfig, *, which: str = "bo
             semantic_grid=(SEMANTIC_ORIENTATION, SPACING[::-1]),
             instance_spacing=INSTANCE_SPACING,
             appearance="random",
+            workers=cfg.threads,
         )
         train_semantic(out / "semantic", cases + looks, plans, dataset, cfg)
     if which in ("instance", "both"):

@@ -12,9 +12,12 @@ instance grid, as the reference makes its instance input; cutouts come from the 
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -115,28 +118,61 @@ def load_cases(
     semantic_grid: tuple[Sequence[str], Sequence[float]],
     instance_spacing: Sequence[float],
     appearance: str = "t2w",
+    workers: int = 1,
 ) -> list[Case]:
-    """Cases for ``seeds``, generated once into ``cache`` (one ``.npz`` per seed, atomic)."""
+    """Cases for ``seeds``, generated once into ``cache`` (one ``.npz`` per seed, atomic).
+
+    ``workers``: processes preparing the missing ones at once (a phantom takes seconds; a run
+    prepares over a hundred). A case depends on its seed alone, so the cache is the same
+    whatever the count.
+    """
     cache.mkdir(parents=True, exist_ok=True)
+    missing = [seed for seed in seeds if not case_path(cache, seed, appearance).exists()]
+    write = partial(
+        _write_case,
+        cache=cache,
+        plans=plans,
+        dataset_json=dataset_json,
+        semantic_grid=semantic_grid,
+        instance_spacing=instance_spacing,
+        appearance=appearance,
+    )
+    if workers > 1 and len(missing) > 1:
+        # Spawned, not forked: a fork of a process whose torch/OpenMP threads have run can hang.
+        pool = ProcessPoolExecutor(
+            min(workers, len(missing)),
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_one_thread,
+        )
+        with pool:
+            shapes = pool.map(write, missing)
+            for seed, shape in zip(missing, shapes, strict=True):
+                logger.info("prepared phantom %d: %s", seed, shape)
+    else:
+        for seed in missing:
+            logger.info("prepared phantom %d: %s", seed, write(seed))
     cases = []
     for seed in seeds:
-        path = case_path(cache, seed, appearance)
-        if not path.exists():
-            case = prepare_case(
-                seed,
-                plans,
-                dataset_json,
-                semantic_grid=semantic_grid,
-                instance_spacing=instance_spacing,
-                appearance=appearance,
-            )
-            tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
-            np.savez_compressed(tmp, **case.__dict__)
-            tmp.replace(path)
-            logger.info("prepared phantom %d: %s", seed, case.data.shape)
-        with np.load(path) as z:
+        with np.load(case_path(cache, seed, appearance)) as z:
             cases.append(Case(z["data"], z["seg"], z["semantic"], z["instance"]))
     return cases
+
+
+def _write_case(seed: int, *, cache: Path, appearance: str, **grids: Any) -> tuple[int, ...]:
+    """Prepare one case into the cache (atomic rename); its data shape, for the log."""
+    case = prepare_case(seed, appearance=appearance, **grids)
+    path = case_path(cache, seed, appearance)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+    np.savez_compressed(tmp, **case.__dict__)
+    tmp.replace(path)
+    return case.data.shape
+
+
+def _one_thread() -> None:
+    """A preparing process uses one core: the pool's size is the run's share of the machine."""
+    import torch
+
+    torch.set_num_threads(1)
 
 
 def class_coords(seg: np.ndarray, rng: np.random.Generator, *, per_class: int = 500) -> list:

@@ -49,3 +49,31 @@ def test_cached_case_is_named_by_its_phantom_spec(tmp_path, monkeypatch):
         lambda seed, **kw: replace_spec(drawn(seed, **kw), sac_inset=(0.1, 0.1)),
     )
     assert case_path(tmp_path, 503, "random") != first
+
+
+def test_cases_prepared_in_parallel_are_the_serial_ones(tmp_path):
+    """``workers=2`` prepares missing cases in two processes and caches exactly what one
+    process would (a case depends on its seed alone), in the order of the seeds asked for."""
+    from spineps_dask.models import nnunet_folder as nf
+    from spineps_dask.training.demo import (
+        INSTANCE_SPACING,
+        SEMANTIC_ORIENTATION,
+        SPACING,
+        DemoTrainConfig,
+        semantic_spec,
+    )
+    from spineps_dask.training.demo_data import SEMANTIC_CLASSES, load_cases
+
+    plans = nf.make_plans(semantic_spec(DemoTrainConfig()))
+    dataset = nf.make_dataset_json([f"label_{lab}" for lab in SEMANTIC_CLASSES])
+    grids = {
+        "semantic_grid": (SEMANTIC_ORIENTATION, SPACING[::-1]),
+        "instance_spacing": INSTANCE_SPACING,
+    }
+    seeds = [4, 10]  # small cervical views
+    serial = load_cases(seeds, tmp_path / "one", plans, dataset, **grids)
+    parallel = load_cases(seeds, tmp_path / "two", plans, dataset, **grids, workers=2)
+    assert len(list((tmp_path / "two").glob("*.npz"))) == 2
+    for a, b in zip(serial, parallel, strict=True):
+        for name in ("data", "seg", "semantic", "instance"):
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
