@@ -2,7 +2,7 @@
 
     PYTHONPATH=. python benchmarks/real_crop_confusion.py [--semantic-model DIR ...] [--slices]
 
-Runs the semantic phase on the tptbox real T2w crop as `real_crop_edges.py` does (the
+Runs the semantic phase on the tptbox real T2w crop with `real_crop_edges.py`'s functions (the
 reference recipe, no N4) and prints, for the spinal canal (61) and the cord (60), the true
 voxels by the label predicted on them and the predicted voxels by their true label: which
 neighbour a miss went to, and where a false hit came from. ``--slices`` adds true, predicted
@@ -30,27 +30,21 @@ def main() -> None:
     import nibabel as nib
     import torch
 
+    from benchmarks.real_crop_edges import real_crop, semantic_on_scan
     from spineps_dask.config import DEMO_MODELS
-    from spineps_dask.geometry import resample_to
-    from spineps_dask.io.nifti import load_volume
     from spineps_dask.models.semantic import SemanticModel
-    from spineps_dask.pipeline.segment import prepare, semantic_phase
-    from spineps_dask.training.demo_eval import dice, real_crop_files
+    from spineps_dask.training.demo_eval import dice
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--semantic-model", type=Path, action="append", help="folder (repeat)")
     ap.add_argument("--slices", action="store_true", help="canal voxels per sagittal slice")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    files = real_crop_files("sample_mri")
-    image = load_volume(files["image"])
-    truth = np.asarray(load_volume(files["subreg"]).data)
+    image, truth = real_crop()
     lr_axis = [c in "LR" for c in nib.aff2axcodes(image.affine)].index(True)
     for folder in args.semantic_model or [DEMO_MODELS / "semantic"]:
         model = SemanticModel.from_folder(folder, device="cpu")
-        prepared, record = prepare(image, n4=False, subject="tptbox", recipe="reference")
-        grid = semantic_phase(prepared, model, recipe="reference")
-        pred = np.asarray(resample_to(grid, record.shape, record.affine, order=0).data)
+        pred = semantic_on_scan(image, model)
         print(f"== {folder}")
         for label in (61, 60):
             t, p = truth == label, pred == label

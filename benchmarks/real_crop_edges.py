@@ -25,25 +25,39 @@ def _dice(pred: np.ndarray, truth: np.ndarray, labels: tuple[int, ...]) -> float
     return 2 * float((p & t).sum()) / max(float(p.sum() + t.sum()), 1.0)
 
 
+def real_crop():
+    """The tptbox real T2w crop: its image (a `Volume`) and its true semantic labels."""
+    from spineps_dask.io.nifti import load_volume
+    from spineps_dask.training.demo_eval import real_crop_files
+
+    files = real_crop_files("sample_mri")
+    return load_volume(files["image"]), np.asarray(load_volume(files["subreg"]).data)
+
+
+def semantic_on_scan(scan, model) -> np.ndarray:
+    """The semantic phase on ``scan`` (the reference recipe, no N4), labels on its own grid."""
+    from spineps_dask.geometry import resample_to
+    from spineps_dask.pipeline.segment import prepare, semantic_phase
+
+    prepared, record = prepare(scan, n4=False, subject="tptbox", recipe="reference")
+    grid = semantic_phase(prepared, model, recipe="reference")
+    return np.asarray(resample_to(grid, record.shape, record.affine, order=0).data)
+
+
 def main() -> None:
     import nibabel as nib
     import torch
 
     from spineps_dask.config import DEMO_MODELS
-    from spineps_dask.geometry import Volume, resample_to
-    from spineps_dask.io.nifti import load_volume
+    from spineps_dask.geometry import Volume
     from spineps_dask.models.semantic import SemanticModel
-    from spineps_dask.pipeline.segment import prepare, semantic_phase
-    from spineps_dask.training.demo_eval import real_crop_files
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=24, help="rows repeated above and below")
     ap.add_argument("--semantic-model", type=Path, action="append", help="folder (repeat)")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    files = real_crop_files("sample_mri")
-    image = load_volume(files["image"])
-    truth = np.asarray(load_volume(files["subreg"]).data)
+    image, truth = real_crop()
     axis = [c in "SI" for c in nib.aff2axcodes(image.affine)].index(True)
     pads = [(args.rows, args.rows) if a == axis else (0, 0) for a in range(3)]
     affine = image.affine.copy()
@@ -54,9 +68,7 @@ def main() -> None:
     for folder in args.semantic_model or [DEMO_MODELS / "semantic"]:
         model = SemanticModel.from_folder(folder, device="cpu")
         for name, scan, keep in (("as is", image, ...), (f"+{args.rows} rows", padded, inside)):
-            prepared, record = prepare(scan, n4=False, subject="tptbox", recipe="reference")
-            grid = semantic_phase(prepared, model, recipe="reference")
-            pred = np.asarray(resample_to(grid, record.shape, record.affine, order=0).data)[keep]
+            pred = semantic_on_scan(scan, model)[keep]
             scores = "".join(f"{_dice(pred, truth, labels):>8.3f}" for labels in GROUPS.values())
             print(f"{str(folder)[-40:]:<40}{name:<10}{scores}")
 
