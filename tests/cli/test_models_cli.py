@@ -22,6 +22,28 @@ from tests.models.releases import ReleaseServer, corrupt, labeling_folder
 runner = CliRunner(env={"COLUMNS": "250"})  # rich wraps tables and messages at COLUMNS
 
 
+@pytest.fixture
+def trained(monkeypatch) -> dict:
+    """``train-demo`` stops at the trainer: the config and ``which`` it would train with."""
+    from spineps_dask.training import demo as train_demo
+
+    seen: dict = {}
+    monkeypatch.setattr(
+        train_demo, "train_demo_models", lambda out, cfg, which: seen.update(cfg=cfg, which=which)
+    )
+    return seen
+
+
+def _semantic_record(cfg) -> dict:
+    """The training record a semantic folder trained with ``cfg`` (7 steps) would hold."""
+    from spineps_dask.training import demo as train_demo
+
+    class Result:
+        iterations, seconds, final_loss = 7, 1.0, 0.5
+
+    return train_demo._training_record(cfg, Result(), "semantic")
+
+
 def test_list_and_check(tmp_path: Path) -> None:
     """list shows each model's kind; check passes good folders and fails a broken one (exit 1)."""
     write_tiny_semantic(tmp_path / "sem")
@@ -40,32 +62,23 @@ def test_list_and_check(tmp_path: Path) -> None:
     assert "FAIL" in result.output and "found 0" in result.output
 
 
-def test_train_demo_options_reach_the_config_and_the_recorded_command(monkeypatch) -> None:
+def test_train_demo_options_reach_the_config_and_the_recorded_command(trained) -> None:
     """``--train-phantoms``, ``--iterations`` and ``--budget-s`` set the training config, and the
     command recorded in a model folder repeats them (so the shipped models can be rebuilt)."""
-    from spineps_dask.training import demo as train_demo
 
-    seen = {}
-    monkeypatch.setattr(
-        train_demo, "train_demo_models", lambda out, cfg, which: seen.update(cfg=cfg, which=which)
-    )
     args = ["models", "train-demo", "OUT", "--which", "semantic", "--train-phantoms", "48"]
     result = runner.invoke(app, [*args, "--iterations", "7", "--budget-s", "9"])
     assert result.exit_code == 0, result.output
-    cfg = seen["cfg"]
+    cfg = trained["cfg"]
     assert (cfg.n_train, cfg.sem_iterations, cfg.sem_budget_s) == (48, 7, 9.0)
-
-    class Result:
-        iterations, seconds, final_loss = 7, 1.0, 0.5
-
-    record = train_demo._training_record(cfg, Result(), "semantic")
+    record = _semantic_record(cfg)
     assert record["command"].endswith(
         "--which semantic --iterations 7 --budget-s 9 --train-phantoms 48 --random-looks 0"
     )
     assert record["train_phantom_seeds"] == "0..47"
 
 
-def test_fine_tuning_options_reach_the_config_and_the_recorded_command(monkeypatch) -> None:
+def test_fine_tuning_options_reach_the_config_and_the_recorded_command(trained) -> None:
     """``--init-from`` and ``--lr`` (issue 17's fine-tuning) set the config, the recorded
     command repeats them and the record names the starting weights' content version; a folder
     without weights is refused before any work."""
@@ -73,21 +86,13 @@ def test_fine_tuning_options_reach_the_config_and_the_recorded_command(monkeypat
     from spineps_dask.models.folders import demo_model
     from spineps_dask.training import demo as train_demo
 
-    seen = {}
-    monkeypatch.setattr(
-        train_demo, "train_demo_models", lambda out, cfg, which: seen.update(cfg=cfg, which=which)
-    )
     start = demo_model("semantic")
     args = ["models", "train-demo", "OUT", "--which", "semantic", "--random-looks", "4"]
     result = runner.invoke(app, [*args, "--init-from", str(start), "--lr", "0.001"])
     assert result.exit_code == 0, result.output
-    cfg = seen["cfg"]
+    cfg = trained["cfg"]
     assert (cfg.sem_init, cfg.sem_lr, cfg.n_random_looks) == (str(start), 1e-3, 4)
-
-    class Result:
-        iterations, seconds, final_loss = 7, 1.0, 0.5
-
-    record = train_demo._training_record(cfg, Result(), "semantic")
+    record = _semantic_record(cfg)
     assert record["command"].endswith(f"--random-looks 4 --lr 0.001 --init-from {start}")
     assert record["initialised_from_version"] == folder_version(start)
     weights = train_demo._fold0_weights(start)
@@ -110,27 +115,18 @@ def test_fine_tuning_options_reach_the_config_and_the_recorded_command(monkeypat
     ],
 )
 def test_patch_options_reach_the_config_and_the_recorded_command(
-    monkeypatch, options, field, ending
+    trained, options, field, ending
 ) -> None:
     """``--patch-norm`` (issue 17's field-of-view normalisation) and ``--fov-cut`` (scans
     smaller than the network's window) set the semantic config, and the card's command repeats
     them so the training can be rerun as it was."""
-    from spineps_dask.training import demo as train_demo
 
-    seen = {}
-    monkeypatch.setattr(
-        train_demo, "train_demo_models", lambda out, cfg, which: seen.update(cfg=cfg, which=which)
-    )
     args = ["models", "train-demo", "OUT", "--which", "semantic", "--random-looks", "4"]
     result = runner.invoke(app, [*args, *options])
     assert result.exit_code == 0, result.output
-    cfg = seen["cfg"]
+    cfg = trained["cfg"]
     assert getattr(cfg, field) == 0.3
-
-    class Result:
-        iterations, seconds, final_loss = 7, 1.0, 0.5
-
-    record = train_demo._training_record(cfg, Result(), "semantic")
+    record = _semantic_record(cfg)
     assert record["command"].endswith(ending)
     assert record["settings"][field] == 0.3
 
@@ -246,25 +242,16 @@ def test_install_command(tmp_path: Path, release_archives: dict[str, bytes]) -> 
     assert f"installed at {models / 'instance_sagittal_v1.2.0'}" in result.output
 
 
-def test_width_and_device_options_reach_the_config_and_the_record(monkeypatch) -> None:
+def test_width_and_device_options_reach_the_config_and_the_record(trained) -> None:
     """``--features`` (a wider semantic network) and ``--device`` set the config; the card's
     command repeats the widths and its settings name the device."""
-    from spineps_dask.training import demo as train_demo
 
-    seen = {}
-    monkeypatch.setattr(
-        train_demo, "train_demo_models", lambda out, cfg, which: seen.update(cfg=cfg, which=which)
-    )
     args = ["models", "train-demo", "OUT", "--which", "semantic", "--random-looks", "4"]
     result = runner.invoke(app, [*args, "--features", "16,32,64,128", "--device", "cpu"])
     assert result.exit_code == 0, result.output
-    cfg = seen["cfg"]
+    cfg = trained["cfg"]
     assert (cfg.sem_features, cfg.device) == ((16, 32, 64, 128), "cpu")
-
-    class Result:
-        iterations, seconds, final_loss = 7, 1.0, 0.5
-
-    record = train_demo._training_record(cfg, Result(), "semantic")
+    record = _semantic_record(cfg)
     assert record["command"].endswith("--random-looks 4 --features 16,32,64,128")
     assert record["settings"]["device"] == "cpu"
 
