@@ -127,10 +127,10 @@ def load_cases(
     whatever the count.
     """
     cache.mkdir(parents=True, exist_ok=True)
-    missing = [seed for seed in seeds if not case_path(cache, seed, appearance).exists()]
+    paths = {seed: case_path(cache, seed, appearance) for seed in seeds}
+    missing = [(seed, path) for seed, path in paths.items() if not path.exists()]
     write = partial(
         _write_case,
-        cache=cache,
         plans=plans,
         dataset_json=dataset_json,
         semantic_grid=semantic_grid,
@@ -145,23 +145,22 @@ def load_cases(
             initializer=_one_thread,
         )
         with pool:
-            shapes = pool.map(write, missing)
-            for seed, shape in zip(missing, shapes, strict=True):
+            shapes = pool.map(write, *zip(*missing, strict=True))
+            for (seed, _), shape in zip(missing, shapes, strict=True):
                 logger.info("prepared phantom %d: %s", seed, shape)
     else:
-        for seed in missing:
-            logger.info("prepared phantom %d: %s", seed, write(seed))
+        for seed, path in missing:
+            logger.info("prepared phantom %d: %s", seed, write(seed, path))
     cases = []
     for seed in seeds:
-        with np.load(case_path(cache, seed, appearance)) as z:
+        with np.load(paths[seed]) as z:
             cases.append(Case(z["data"], z["seg"], z["semantic"], z["instance"]))
     return cases
 
 
-def _write_case(seed: int, *, cache: Path, appearance: str, **grids: Any) -> tuple[int, ...]:
-    """Prepare one case into the cache (atomic rename); its data shape, for the log."""
-    case = prepare_case(seed, appearance=appearance, **grids)
-    path = case_path(cache, seed, appearance)
+def _write_case(seed: int, path: Path, **grids: Any) -> tuple[int, ...]:
+    """Prepare one case into its cache ``path`` (atomic rename); its data shape, for the log."""
+    case = prepare_case(seed, **grids)
     tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
     np.savez_compressed(tmp, **case.__dict__)
     tmp.replace(path)
