@@ -70,7 +70,7 @@ class Look:
     per-tissue texture amplitude; ``blur_mm``: extra Gaussian blur; ``gamma``: power applied
     to the normalised image; ``ghost``: amplitude of a motion ghost along anterior-posterior;
     ``epidural_mm``: a fat layer this thick around the dural sac (0: none), in the fat's
-    signal; ``roots``: share of the sac below the conus taken by nerve roots (the cauda
+    signal, or ``epidural``'s where set (ligament and fat at the cord's signal); ``roots``: share of the sac below the conus taken by nerve roots (the cauda
     equina) in the cord's signal, labels unchanged (0: none).
     """
 
@@ -84,6 +84,7 @@ class Look:
     ghost_shift_mm: float = 0.0
     epidural_mm: float = 0.0
     roots: float = 0.0
+    epidural: float | None = None
 
 
 def look(appearance: str, rng: np.random.Generator) -> Look:
@@ -120,6 +121,14 @@ def look(appearance: str, rng: np.random.Generator) -> Look:
         # labelled canal (61): the session-12 models called them background or cord in the
         # tptbox crop (718 and 229 of its true canal voxels).
         roots=float(rng.uniform(0.1, 0.35)) if rng.random() < 0.7 else 0.0,
+        # Real T2w: in the tptbox crop the band between the sac and the arch (ligamentum
+        # flavum and fat) is at about half the CSF signal, near the cord's; the session-13
+        # models called it canal and put the cord at its back. Some looks give the epidural
+        # layer the cord's signal, so only shape (a band against bone, not a tube in CSF)
+        # tells them apart.
+        epidural=min(signal["cord"] * float(rng.uniform(0.8, 1.25)), 1.05)
+        if rng.random() < 0.4
+        else None,
     )
 
 

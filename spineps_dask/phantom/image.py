@@ -107,7 +107,8 @@ def render_image(semantic: np.ndarray, disc_signal: np.ndarray, axes, curve, spe
     shape = semantic.shape
     img = np.where(semantic == 0, _background(axes, curve, spec, lk), lk.lut[semantic])
     if lk.epidural_mm > 0:
-        img[_epidural(semantic, spec.world_spacing, lk.epidural_mm)] = lk.fat
+        epidural = lk.fat if lk.epidural is None else lk.epidural
+        img[_epidural(semantic, spec.world_spacing, lk.epidural_mm)] = epidural
     if lk.roots > 0:
         img[_roots(semantic, axes[2], spec.world_spacing, lk.roots, spec.seed)] = lk.lut[
             int(Semantic.CORD)
