@@ -70,8 +70,9 @@ class Look:
     per-tissue texture amplitude; ``blur_mm``: extra Gaussian blur; ``gamma``: power applied
     to the normalised image; ``ghost``: amplitude of a motion ghost along anterior-posterior;
     ``epidural_mm``: a fat layer this thick around the dural sac (0: none), in the fat's
-    signal, or ``epidural``'s where set (ligament and fat at the cord's signal); ``roots``: share of the sac below the conus taken by nerve roots (the cauda
-    equina) in the cord's signal, labels unchanged (0: none).
+    signal, or in ``epidural``'s where set (ligament and fat near the cord's signal);
+    ``roots``: share of the sac below the conus taken by nerve roots (the cauda equina) in
+    the cord's signal, labels unchanged (0: none).
     """
 
     lut: np.ndarray
