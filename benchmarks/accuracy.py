@@ -131,23 +131,14 @@ def variant_spines(k: int, seed: int, method: str) -> pd.DataFrame:
 def tptbox_instance_phase() -> pd.DataFrame:
     """Instance phase (`segment --semantic`) on the real masks in the tptbox wheel."""
     from spineps_dask.distributed import model_cache
-    from spineps_dask.metrics.tables import evaluate_subject
     from spineps_dask.models.folders import demo_model
-    from spineps_dask.training.demo_eval import instance_phase_on_real_masks
+    from spineps_dask.training.demo_eval import instance_phase_on_real_masks, real_crop_table
 
     inst_m = model_cache.instance_model(demo_model("instance"))
     out = []
     for folder in ("sample_mri", "sample_ct"):
         res, sem, vert = instance_phase_on_real_masks(folder, inst_m)
-        df = evaluate_subject(
-            res.semantic.data,
-            res.instance.data,
-            sem.data,
-            vert.data,
-            spacing=sem.spacing,
-            subject=folder,
-        )
-        out.append(df)
+        out.append(real_crop_table(res, sem, vert, folder))
     return pd.concat(out, ignore_index=True)
 
 

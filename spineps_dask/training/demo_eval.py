@@ -290,20 +290,26 @@ def real_crop_files(folder: str) -> dict[str, Path]:
     return found
 
 
-def _real_scores(
-    res: Any, sem: Volume, vert: Volume, *, levels: tuple[str, ...]
-) -> dict[str, float]:
-    """DSC (and vertebra PQ) per structure, ``level/structure/metric`` keys."""
+def real_crop_table(res: Any, sem: Volume, vert: Volume, subject: str) -> Any:
+    """The metric table (`metrics.tables.evaluate_subject`) of a result on a real crop
+    against the crop's true semantic and instance masks."""
     from spineps_dask.metrics.tables import evaluate_subject
 
-    df = evaluate_subject(
+    return evaluate_subject(
         res.semantic.data,
         res.instance.data,
         sem.data,
         vert.data,
         spacing=sem.spacing,
-        subject="tptbox",
+        subject=subject,
     )
+
+
+def _real_scores(
+    res: Any, sem: Volume, vert: Volume, *, levels: tuple[str, ...]
+) -> dict[str, float]:
+    """DSC (and vertebra PQ) per structure, ``level/structure/metric`` keys."""
+    df = real_crop_table(res, sem, vert, "tptbox")
     keep = df.level.isin(levels) & (
         (df.metric == "DSC") | ((df.metric == "PQ") & (df.structure == "vertebra"))
     )
