@@ -392,13 +392,13 @@ def _training_device(device: str) -> str:
 
 def _check_init_widths(folder: Path, widths: tuple[int, ...]) -> None:
     """Fine-tuning needs the starting weights' network: the same widths per stage."""
-    import json
+    from spineps_dask.errors import ModelError
+    from spineps_dask.models.nnunet_folder import folder_widths
 
-    from spineps_dask.models.nnunet_folder import CONFIGURATION
-
-    plans = json.loads((folder / "plans.json").read_text())
-    arch = plans["configurations"][CONFIGURATION]["architecture"]["arch_kwargs"]
-    theirs = tuple(arch["features_per_stage"])
+    try:
+        theirs = folder_widths(folder)
+    except ModelError as err:
+        raise typer.BadParameter(str(err), param_hint="--init-from") from err
     if theirs != tuple(widths):
         raise typer.BadParameter(
             f"{folder} has widths {','.join(map(str, theirs))}, this run "

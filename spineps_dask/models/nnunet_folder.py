@@ -129,6 +129,20 @@ def build_network(plans: Mapping[str, Any], n_classes: int) -> torch.nn.Module:
     )
 
 
+def folder_widths(folder: str | Path) -> tuple[int, ...]:
+    """Widths per stage of a results folder's network (its ``plans.json``), so a run that
+    fine-tunes it can refuse other widths before any work."""
+    from spineps_dask.errors import ModelError
+
+    path = Path(folder) / "plans.json"
+    try:
+        plans = json.loads(path.read_text(encoding="utf-8"))
+        arch = plans["configurations"][CONFIGURATION]["architecture"]["arch_kwargs"]
+        return tuple(int(w) for w in arch["features_per_stage"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise ModelError(f"cannot read {CONFIGURATION}'s stage widths from {path}: {err}") from err
+
+
 def write_results_folder(
     out: str | Path,
     plans: Mapping[str, Any],

@@ -283,6 +283,21 @@ def test_bad_width_or_device_is_refused_before_any_work(monkeypatch, options, wo
     assert words in " ".join(result.output.split())
 
 
+def test_starting_weights_without_readable_plans_are_refused(monkeypatch, tmp_path) -> None:
+    """``--init-from`` a folder whose ``plans.json`` is broken: exit 2 naming the file, not a
+    traceback, nothing trained."""
+    from spineps_dask.training import demo as train_demo
+
+    monkeypatch.setattr(train_demo, "train_demo_models", lambda *a, **k: pytest.fail("ran"))
+    (tmp_path / "fold_0").mkdir()
+    (tmp_path / "fold_0" / "checkpoint_final.pth").write_bytes(b"")
+    (tmp_path / "plans.json").write_text("{not json")
+    args = ["models", "train-demo", "OUT", "--which", "semantic", "--init-from", str(tmp_path)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "plans.json" in " ".join(result.output.split())
+
+
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
 def test_cuda_device_without_cuda_is_refused(monkeypatch) -> None:
     """``--device cuda`` on a machine without CUDA stops before preparing any phantom."""
