@@ -263,39 +263,31 @@ def test_width_and_device_options_reach_the_config_and_the_record(trained) -> No
         (["--features", "8,16"], "positive widths"),
         (["--device", "tpu"], "not a torch device"),
         (["--features", "16,32,64,128", "--init-from", "DEMO"], "widths 8,16,32,64"),
+        (["--init-from", "BROKEN"], "plans.json"),
         (["--which", "labeling", "--features", "16,32,64"], "labelling"),
     ],
 )
-def test_bad_width_or_device_is_refused_before_any_work(monkeypatch, options, words) -> None:
-    """A malformed ``--features``, an unknown ``--device``, starting weights of other widths,
-    or either option for the labelling classifier: refused (exit 2) with the reason, nothing
-    trained."""
+def test_bad_width_or_device_is_refused_before_any_work(
+    monkeypatch, tmp_path, options, words
+) -> None:
+    """A malformed ``--features``, an unknown ``--device``, starting weights of other widths
+    or with a broken ``plans.json``, or either option for the labelling classifier: refused
+    (exit 2) with the reason, not a traceback, nothing trained."""
     from spineps_dask.models.folders import demo_model
-    from spineps_dask.training import demo as train_demo
-
-    monkeypatch.setattr(train_demo, "train_demo_models", lambda *a, **k: pytest.fail("ran"))
-    options = [str(demo_model("semantic")) if o == "DEMO" else o for o in options]
-    args = ["models", "train-demo", "OUT", *options]
-    if "--which" not in options:
-        args += ["--which", "semantic"]
-    result = runner.invoke(app, args)
-    assert result.exit_code == 2, result.output
-    assert words in " ".join(result.output.split())
-
-
-def test_starting_weights_without_readable_plans_are_refused(monkeypatch, tmp_path) -> None:
-    """``--init-from`` a folder whose ``plans.json`` is broken: exit 2 naming the file, not a
-    traceback, nothing trained."""
     from spineps_dask.training import demo as train_demo
 
     monkeypatch.setattr(train_demo, "train_demo_models", lambda *a, **k: pytest.fail("ran"))
     (tmp_path / "fold_0").mkdir()
     (tmp_path / "fold_0" / "checkpoint_final.pth").write_bytes(b"")
     (tmp_path / "plans.json").write_text("{not json")
-    args = ["models", "train-demo", "OUT", "--which", "semantic", "--init-from", str(tmp_path)]
+    folders = {"DEMO": str(demo_model("semantic")), "BROKEN": str(tmp_path)}
+    options = [folders.get(o, o) for o in options]
+    args = ["models", "train-demo", "OUT", *options]
+    if "--which" not in options:
+        args += ["--which", "semantic"]
     result = runner.invoke(app, args)
     assert result.exit_code == 2, result.output
-    assert "plans.json" in " ".join(result.output.split())
+    assert words in " ".join(result.output.split())
 
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
