@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import platform
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, ClassVar, Self
 
 
@@ -47,10 +48,41 @@ class TrainConfig:
 
 
 def init_record(folder: str) -> dict[str, Any]:
-    """Which weights a fine-tuned model started from: its folder and content version."""
+    """Which weights a fine-tuned model started from: its folder and content version, and
+    ``lineage``, every run that led to those weights, oldest first (a chained model's own
+    command names only the last start; issue 17 asks for the command in the model card)."""
     from spineps_dask.config import folder_version
 
-    return {"initialised_from": folder, "initialised_from_version": folder_version(folder)}
+    version = folder_version(folder)
+    record = {"initialised_from": folder, "initialised_from_version": version}
+    lineage = _lineage(folder, version)
+    return record | ({"lineage": lineage} if lineage else {})
+
+
+def _lineage(folder: str, version: str) -> list[dict[str, Any]]:
+    """The start's own lineage plus the run that trained it (nothing for a folder this project
+    did not train, such as published weights)."""
+    from spineps_dask.models.config import CONFIG_NAME, load_config
+
+    path = Path(folder) / CONFIG_NAME
+    training = load_config(path).training if path.is_file() else {}
+    if not training or "command" not in training:
+        return []
+    run = {"command": training["command"], "iterations": training.get("iterations")}
+    return [*training.get("lineage", []), run | {"version": version}]
+
+
+def lineage_lines(training: dict[str, Any]) -> list[str]:
+    """A model card's account of the runs before this one (`init_record`'s ``lineage``)."""
+    runs = training.get("lineage") or []
+    if not runs:
+        return []
+    lines = ["- continued from these runs, oldest first (each started from the one before):"]
+    for run in runs:
+        lines.append(
+            f"  - `{run['command']}` ({run.get('iterations')} steps; gave `{run.get('version')}`)"
+        )
+    return lines
 
 
 def versions() -> dict[str, str]:

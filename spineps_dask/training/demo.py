@@ -32,7 +32,7 @@ from spineps_dask.models import nnunet_folder as nf
 from spineps_dask.models.config import DEFAULT_MAPPING, ModelConfig, write_config
 from spineps_dask.models.instance import save_checkpoint
 from spineps_dask.models.unet3d import Unet3D
-from spineps_dask.training.config import TrainConfig, init_record, versions
+from spineps_dask.training.config import TrainConfig, init_record, lineage_lines, versions
 from spineps_dask.training.demo_data import PIR, SEMANTIC_CLASSES, load_cases
 from spineps_dask.training.demo_loops import instance_batches, run_loop, semantic_batches
 
@@ -398,6 +398,7 @@ def _write_card(out: Path, which: str, config: ModelConfig, real: dict[str, Any]
         "tests and the benchmarks run real inference on a CPU in seconds.",
         "",
         f"- command: `{t['command']}`",
+        *lineage_lines(t),
         f"- seed: {t['seed']}; training phantoms {t['train_phantom_seeds']}; "
         f"held-out phantoms {t['heldout_phantom_seeds']}",
         f"- iterations: {t['iterations']} in {t['train_seconds']} s (final loss {t['final_loss']})",

@@ -23,6 +23,7 @@ from spineps_dask.labels import VERTEBRA_IDS
 from spineps_dask.models.labeling import LabelingModel, LabelingNetwork
 from spineps_dask.pipeline.naming import NamingSettings, model_naming
 from spineps_dask.pipeline.patches import PatchSettings
+from spineps_dask.training.config import lineage_lines
 from spineps_dask.training.labeling_data import VIEW_MIX, ViewSample, view_sample
 
 #: Held-out views: per kind this many, seeds HELDOUT_SEEDS + k (never trained on).
@@ -127,6 +128,7 @@ def write_card(folder: str | Path) -> Path:
         "runs it with `-ml <this folder>`.",
         "",
         f"- command: `{t.get('command')}`",
+        *lineage_lines(t),
         f"- seed: {t.get('seed')}; training views {t.get('train_view_seeds')} "
         f"({t.get('train_patches')} vertebra patches); held-out views "
         f"{HELDOUT_SEEDS}+ (per kind, never trained on)",

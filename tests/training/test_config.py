@@ -51,3 +51,34 @@ def test_options_set_each_configs_own_fields():
     assert (lab.iterations, lab.lr, lab.init_from, lab.budget_s) == (5, 0.01, "start", 2400.0)
     with pytest.raises(ValueError, match="n_random_looks"):
         LabelingTrainConfig().with_options(n_random_looks=3)
+
+
+def test_a_chained_runs_record_carries_every_earlier_command(tmp_path):
+    """A model fine-tuned from a fine-tuned model records every run before it, oldest first
+    (issue 17: the card must give the command; a chained model's own names only its start),
+    and its card lists them; a start this project did not train (published weights) adds none."""
+    import json
+    import shutil
+
+    from spineps_dask.config import folder_version
+    from spineps_dask.models.folders import demo_model
+    from spineps_dask.training.config import init_record, lineage_lines
+
+    start = tmp_path / "semantic"
+    shutil.copytree(demo_model("semantic"), start)
+    config_path = start / "inference_config.json"
+    config = json.loads(config_path.read_text())
+    first = {"command": "train-demo A", "iterations": 5, "version": "semantic@00000000"}
+    config["training"] = {"command": "train-demo B", "iterations": 7, "lineage": [first]}
+    config_path.write_text(json.dumps(config))
+
+    record = init_record(str(start))
+    second = {"command": "train-demo B", "iterations": 7, "version": folder_version(start)}
+    assert record["lineage"] == [first, second]
+    card = "\n".join(lineage_lines(record))
+    assert card.index("`train-demo A` (5 steps") < card.index("`train-demo B` (7 steps")
+
+    config.pop("training")
+    config_path.write_text(json.dumps(config))
+    assert "lineage" not in init_record(str(start))
+    assert lineage_lines({}) == []
