@@ -5,7 +5,8 @@ number of training phantoms or views) and the seed blocks drawn from them; each 
 adds its own fields after these three (so a recorded ``settings`` dict keeps its key order).
 `TrainConfig.with_options` maps the options of ``models train-demo`` that both accept
 (``--iterations``, ``--budget-s``, ``--train-phantoms``, ``--lr``, ``--init-from``) onto each
-config's own fields. `init_record` and `versions` are the record's parts both trainers write.
+config's own fields. `init_record` and `versions` are the record's parts both trainers write;
+`lineage_lines` is how a card tells the runs a model continued.
 """
 
 from __future__ import annotations
@@ -61,12 +62,16 @@ def init_record(folder: str) -> dict[str, Any]:
 
 def _lineage(folder: str, version: str) -> list[dict[str, Any]]:
     """The start's own lineage plus the run that trained it (nothing for a folder this project
-    did not train, such as published weights)."""
+    did not train, such as published weights, or whose config cannot be read: the record is
+    written after training, which a damaged start folder must not throw away)."""
+    from spineps_dask.errors import ModelError
     from spineps_dask.models.config import CONFIG_NAME, load_config
 
-    path = Path(folder) / CONFIG_NAME
-    training = load_config(path).training if path.is_file() else {}
-    if not training or "command" not in training:
+    try:
+        training = load_config(Path(folder) / CONFIG_NAME).training
+    except ModelError:
+        return []
+    if "command" not in training:
         return []
     run = {"command": training["command"], "iterations": training.get("iterations")}
     return [*training.get("lineage", []), run | {"version": version}]

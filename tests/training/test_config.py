@@ -56,7 +56,8 @@ def test_options_set_each_configs_own_fields():
 def test_a_chained_runs_record_carries_every_earlier_command(tmp_path):
     """A model fine-tuned from a fine-tuned model records every run before it, oldest first
     (issue 17: the card must give the command; a chained model's own names only its start),
-    and its card lists them; a start this project did not train (published weights) adds none."""
+    and its card lists them; a start this project did not train (published weights, a bare
+    nnU-Net folder) or with a damaged config adds none and stops nothing."""
     import json
     import shutil
 
@@ -82,3 +83,7 @@ def test_a_chained_runs_record_carries_every_earlier_command(tmp_path):
     config_path.write_text(json.dumps(config))
     assert "lineage" not in init_record(str(start))
     assert lineage_lines({}) == []
+    config_path.write_text("{ broken")  # the record is written after training: no traceback
+    assert init_record(str(start))["initialised_from_version"] == folder_version(start)
+    config_path.unlink()
+    assert "lineage" not in init_record(str(start))
