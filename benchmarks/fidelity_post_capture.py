@@ -39,12 +39,12 @@ import itertools
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("SPINEPS_NO_CITATION_REMINDER", "1")
 
 import numpy as np
+from reference_runs import reference_runs
 
 #: Voxels kept around the non-zero box; more than the reference's own crop margin
 #: (``int(1.5 mm / smallest zoom)``) for any zoom above 0.5 mm.
@@ -312,33 +312,15 @@ def main(argv: list[str]) -> int:
     out, sem_folder, inst_folder, *scans = argv
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    from spineps.get_models import get_actual_model
-    from spineps.seg_run import segment_image
-    from TPTBox import BIDS_FILE
-
     store: dict = {}
     _wrap_post(store)
-    sem = get_actual_model(sem_folder, use_cpu=True).load()
-    inst = get_actual_model(inst_folder, use_cpu=True).load()
-    for scan in scans:
-        store.clear()
-        path = Path(scan)
-        t0 = time.perf_counter()
-        result = segment_image(
-            img_ref=BIDS_FILE(path, dataset=path.parent, verbose=False),
-            model_semantic=sem,
-            model_instance=inst,
-            model_labeling=None,
-            proc_sem_n4_bias_correction=False,
-            return_output_instead_of_save=True,
-            derivative_name=f"derivatives_postcapture_{os.getpid()}",
-        )
-        name = path.name.split(".")[0]
+    for name, result, seconds in reference_runs(
+        sem_folder, inst_folder, scans, store, n4=False, tag="postcapture"
+    ):
         if "seg_out" not in store:
             print(f"{name}: no post-processing reached ({result[-1]})", flush=True)
             continue
         meta = _save(store, out_dir / f"{name}.npz")
-        seconds = time.perf_counter() - t0
         print(f"{name}: {seconds:.1f} s, {meta['orientation']}, zoom {meta['zoom']}", flush=True)
     return 0
 

@@ -22,13 +22,13 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("SPINEPS_NO_CITATION_REMINDER", "1")
 
 import numpy as np
 import torch
+from reference_runs import reference_runs
 
 
 def _capture_hooks(store: dict) -> None:
@@ -123,29 +123,11 @@ def main(argv: list[str]) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     n4 = os.environ.get("FIDELITY_N4", "0") == "1"
     torch.set_num_threads(int(os.environ.get("FIDELITY_THREADS", "1")))
-    from spineps.get_models import get_actual_model
-    from spineps.seg_run import segment_image
-    from TPTBox import BIDS_FILE
-
     store: dict = {}
     _capture_hooks(store)
-    sem = get_actual_model(sem_folder, use_cpu=True).load()
-    inst = get_actual_model(inst_folder, use_cpu=True).load()
-    for scan in scans:
-        store.clear()
-        path = Path(scan)
-        t0 = time.perf_counter()
-        result = segment_image(
-            img_ref=BIDS_FILE(path, dataset=path.parent, verbose=False),
-            model_semantic=sem,
-            model_instance=inst,
-            model_labeling=None,
-            proc_sem_n4_bias_correction=n4,
-            return_output_instead_of_save=True,
-            derivative_name=f"derivatives_fidelity_{os.getpid()}",
-        )
-        seconds = time.perf_counter() - t0
-        name = path.name.split(".")[0]
+    for name, result, seconds in reference_runs(
+        sem_folder, inst_folder, scans, store, n4=n4, tag="fidelity"
+    ):
         arrays = {k: v for k, v in store.items() if isinstance(v, np.ndarray)}
         if "cutouts" in store:
             arrays["cutouts"] = np.stack(store["cutouts"])
