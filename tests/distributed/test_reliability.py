@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nibabel as nib
@@ -113,8 +114,14 @@ def raced(cohorts, client, tmp_path_factory):
     while not (lock.is_file() and lock.read_text().startswith("run pid")):
         assert time.monotonic() < deadline and a.is_alive(), outcome
         time.sleep(0.2)
-    second = _cli("run", str(url), "-i", str(changed), "--no-n4", "--workers", "1")
-    plain = _cli("ingest", str(changed), str(url))
+    # Both late-comers start together: each spends seconds importing before it reaches the
+    # lock, and one after the other they could outlast driver A on a loaded machine.
+    with ThreadPoolExecutor(2) as pool:
+        second_f = pool.submit(
+            _cli, "run", str(url), "-i", str(changed), "--no-n4", "--workers", "1"
+        )
+        plain_f = pool.submit(_cli, "ingest", str(changed), str(url))
+        second, plain = second_f.result(), plain_f.result()
     a_was_running = a.is_alive()
     a.join(timeout=600)
     assert "error" not in outcome, outcome
