@@ -43,13 +43,14 @@ def one_voxel_costs(truth: np.ndarray, codes: tuple[str, ...]) -> dict[str, dict
     its ``codes`` letter pair), and grown or shrunk by one voxel along anterior-posterior."""
     from scipy import ndimage
 
+    from benchmarks.real_crop_edges import GROUPS
     from spineps_dask.training.demo_eval import dice
 
     pairs = {"A": "AP", "P": "AP", "S": "SI", "I": "SI", "L": "LR", "R": "LR"}
     ap_axis = [pairs[c] for c in codes].index("AP")
     line = np.ones([3 if a == ap_axis else 1 for a in range(truth.ndim)], bool)
     out = {}
-    for name, labels in {"body": (49, 50), "IVD": (100,), "canal": (61,), "cord": (60,)}.items():
+    for name, labels in GROUPS.items():
         t = np.isin(truth, labels)
         row = {f"moved {pairs[c]}": dice(_moved(t, a), t) for a, c in enumerate(codes)}
         row["grown AP"] = dice(ndimage.binary_dilation(t, line), t)

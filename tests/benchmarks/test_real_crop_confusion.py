@@ -24,5 +24,5 @@ def test_one_voxel_costs_follow_each_axis_by_its_orientation_letter():
 
 def test_a_missing_structure_scores_without_dividing_by_zero():
     costs = one_voxel_costs(np.zeros((4, 4, 4), np.uint8), ("P", "I", "R"))
-    assert set(costs) == {"body", "IVD", "canal", "cord"}
+    assert set(costs) == {"body", "ivd", "canal", "cord"}
     assert all(np.isfinite(v) for row in costs.values() for v in row.values())
