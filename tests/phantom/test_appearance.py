@@ -111,7 +111,8 @@ def _layer_above_muscle(seed: int) -> bool:
 def test_nerve_roots_fill_a_share_of_the_sac_below_the_conus_only():
     """The cauda equina: about ``share`` of the canal voxels below the conus (and up to 15 mm
     beside it) show roots, none higher; none when the cord runs out of view; the whole sac
-    when no cord is in view. Fixed contrasts have none, most random looks some."""
+    when no cord is in view. No look paints them: random looks left them out in session 17
+    (they cost the real crop's cord)."""
     sem = np.zeros((8, 8, 100), np.uint8)
     sem[2:6, 2:6, :] = Semantic.CANAL
     sem[3:5, 3:5, 60:] = Semantic.CORD
@@ -126,9 +127,7 @@ def test_nerve_roots_fill_a_share_of_the_sac_below_the_conus_only():
     assert _roots(sem, z, (1.0, 1.0, 1.0), 0.3, seed=0)[:, :, 90:].any()
     assert look("t2w", np.random.default_rng(0)).roots == 0
     assert look("t1w", np.random.default_rng(0)).roots == 0
-    shares = [look("random", np.random.default_rng([s, 13])).roots for s in range(40)]
-    assert 0.5 < np.mean(np.greater(shares, 0)) < 0.9
-    assert all(x == 0 or 0.1 <= x <= 0.35 for x in shares)
+    assert all(look("random", np.random.default_rng([s, 13])).roots == 0 for s in range(40))
 
 
 def test_some_random_looks_give_the_epidural_layer_the_cords_signal():
