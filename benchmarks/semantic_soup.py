@@ -1,0 +1,82 @@
+"""Do averaged weights take out the real crop's checkpoint drift? (issue 17, session 19)
+
+    PYTHONPATH=. python benchmarks/semantic_soup.py OUT FOLDER FOLDER [FOLDER ...]
+
+Averages the fold-0 network weights of semantic folders that share one architecture and one
+start (a "model soup", Wortsman et al., ICML 2022: fine-tuned runs from one start average
+into a model at least as good as each) into ``OUT/semantic``, then measures it as a model card
+does (`training.demo.write_cards`: held-out T2w and T1w phantoms, both phases on the tptbox
+real T2w crop) and prints the issue-17 figures. A test of an idea, not a way to ship weights:
+the folder's record keeps the first folder's command, with the soup's sources in front.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+from pathlib import Path
+
+import torch
+
+STRUCTURES = ("vertebral_body", "disc", "canal", "cord")
+REAL = ("corpus", "ivd", "spinal_canal", "spinal_cord")
+
+
+def average_weights(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The mean of each floating-point tensor (in float64, back to its dtype); others as the
+    first state has them."""
+    first = states[0]
+    out = {}
+    for key, value in first.items():
+        if value.is_floating_point():
+            out[key] = (sum(s[key].double() for s in states) / len(states)).to(value.dtype)
+        else:
+            out[key] = value
+    return out
+
+
+def write_soup(out: Path, folders: list[Path]) -> Path:
+    """``out/semantic``: a copy of the first folder with the averaged fold-0 weights."""
+    from spineps_dask.models.checkpoint import load_checkpoint
+
+    target = out / "semantic"
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(folders[0], target)
+    path = Path("fold_0") / "checkpoint_final.pth"
+    states = [load_checkpoint(f / path)["network_weights"] for f in folders]
+    checkpoint = load_checkpoint(target / path)
+    checkpoint["network_weights"] = average_weights(states)
+    torch.save(checkpoint, target / path)
+    config_path = target / "inference_config.json"
+    config = json.loads(config_path.read_text())
+    sources = ", ".join(str(f) for f in folders)
+    config["training"]["command"] = f"(soup of {sources}) {config['training']['command']}"
+    config_path.write_text(json.dumps(config, indent=2))
+    return target
+
+
+def main() -> None:
+    from spineps_dask.training.demo import write_cards
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out", type=Path)
+    ap.add_argument("folders", type=Path, nargs="+", help="semantic folders, one architecture")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    target = write_soup(args.out, args.folders)
+    write_cards(args.out)
+    training = json.loads((target / "inference_config.json").read_text())["training"]
+    for name, key in (("T2w", "heldout"), ("T1w", "heldout_t1w")):
+        scores = training[key]["global_dice"]
+        print(name, " / ".join(f"{scores[k]:.3f}" for k in STRUCTURES))
+    card = (target / "MODEL_CARD.md").read_text()
+    real = json.loads(re.findall(r"```json\n(.*?)\n```", card, flags=re.S)[-1])
+    crop = real["sample_mri: both phases on the real T2w image"]
+    print("real crop", " / ".join(f"{crop[f'global/{k}/DSC']:.3f}" for k in REAL))
+
+
+if __name__ == "__main__":
+    main()
