@@ -26,8 +26,13 @@ REAL = ("corpus", "ivd", "spinal_canal", "spinal_cord")
 
 def average_weights(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     """The mean of each floating-point tensor (in float64, back to its dtype); others as the
-    first state has them."""
+    first state has them. States of different networks raise ``ValueError``: an average of
+    unlike tensors means nothing."""
     first = states[0]
+    shapes = {k: v.shape for k, v in first.items()}
+    for i, state in enumerate(states[1:], start=2):
+        if {k: v.shape for k, v in state.items()} != shapes:
+            raise ValueError(f"folder {i} holds another network than folder 1 (keys or shapes)")
     out = {}
     for key, value in first.items():
         if value.is_floating_point():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from benchmarks.semantic_soup import average_weights
@@ -16,3 +17,13 @@ def test_average_weights_means_float_tensors_and_keeps_counters():
     assert torch.equal(out["w"], torch.tensor([2.0, 4.0]))
     assert out["w"].dtype == torch.float32
     assert out["n"].item() == 3
+
+
+def test_average_weights_refuses_states_of_different_networks():
+    """Weights of another architecture (a key or a shape that differs) stop the soup with a
+    clear error instead of a broadcast or a KeyError deep in the sum."""
+    a = {"w": torch.zeros(2)}
+    with pytest.raises(ValueError, match="another network"):
+        average_weights([a, {"w": torch.zeros(3)}])
+    with pytest.raises(ValueError, match="another network"):
+        average_weights([a, {"v": torch.zeros(2)}])
