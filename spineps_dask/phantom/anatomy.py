@@ -116,6 +116,41 @@ def level_dims(vid: int, rng: np.random.Generator, scale: float) -> dict[str, fl
     return dims
 
 
+#: A drawn `PhantomSpec.cord_flatten` thins the cord front to back from T10 down; a drawn conus
+#: replaces the textbook taper below T12 (anchor positions).
+_FLATTEN_FROM = 15.0
+_T12 = 18.0
+
+
+def _drawn_cord(dims: dict[str, float], vid: int, spec: PhantomSpec) -> None:
+    """The spec's own cord shape, where it draws one (`PhantomSpec.conus_end`): below T12 the
+    cord keeps T12's size and `cord_scale` tapers it; from T10 down it is flattened."""
+    pos = _anatomical_position(vid)
+    if spec.conus_end and pos > _T12:
+        t12 = anchor_dims(VERTEBRA_IDS["T12"])
+        dims["cord_ra"], dims["cord_rl"] = t12["cord_ra"], t12["cord_rl"]
+    if pos >= _FLATTEN_FROM:
+        dims["cord_ra"] *= spec.cord_flatten
+
+
+def conus_arc(levels: list[Level], spec: PhantomSpec) -> tuple[float, float] | None:
+    """Arc length (mm down the column) where a drawn conus ends, and its taper length; None
+    for the textbook cord."""
+    if not spec.conus_end:
+        return None
+    body = [lv for lv in levels if lv.kind != "sacrum"]
+    positions = [_anatomical_position(lv.vid) for lv in body]
+    centres = [0.5 * (lv.s_top + lv.s_bottom) for lv in body]
+    return float(np.interp(spec.conus_end, positions, centres)), spec.conus_taper_mm
+
+
+def cord_scale(s: np.ndarray, conus: tuple[float, float]) -> np.ndarray:
+    """The cord's radius share at arc length ``s`` above a drawn conus: 1 above the taper, a
+    square-root fall to 0 at the end (a rounded tip), 0 below."""
+    end, taper = conus
+    return np.sqrt(np.clip((end - s) / taper, 0.0, 1.0))
+
+
 def layout(spec: PhantomSpec) -> list[Level]:
     """Dimensions and arc-length positions of every vertebra from C1 to the sacrum.
 
@@ -133,6 +168,7 @@ def layout(spec: PhantomSpec) -> list[Level]:
             levels.append(Level(vid, dims, s, s + dims["height"]))
             break
         dims = level_dims(vid, rng, spec.size_scale)
+        _drawn_cord(dims, vid, spec)
         if vid == 1:
             dims["disc"] = 0.0
             levels.append(Level(vid, dims, s, s + dims["height"]))

@@ -96,11 +96,12 @@ def _paint(canvas: Canvas, levels: list[Level], spec: PhantomSpec) -> None:
             paint_body(canvas, lv, above=above, disc_below=True)
     for upper, lower in itertools.pairwise(levels[1:]):  # no disc between C1 and C2
         paint_disc(canvas, upper, lower, upper.dims["disc_signal"])
+    conus = anatomy.conus_arc(levels, spec)
     for lv in levels[:-1]:
-        paint_canal(canvas, lv, spec.cord_offset, spec.sac_inset)
+        paint_canal(canvas, lv, spec.cord_offset, spec.sac_inset, conus)
     for upper, lower in itertools.pairwise(levels):
         gap = anatomy.C1_GAP if upper.kind == "C1" else upper.dims["disc"]
-        paint_canal_gap(canvas, upper, lower, gap, spec.cord_offset, spec.sac_inset)
+        paint_canal_gap(canvas, upper, lower, gap, spec.cord_offset, spec.sac_inset, conus)
     for i, lv in enumerate(levels[:-1]):
         gap_above = levels[i - 1].dims["disc"] if i > 0 else 0.0
         if lv.kind == "C2":

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from spineps_dask.labels import Semantic
-from spineps_dask.phantom.anatomy import BACK_WALL, Level
+from spineps_dask.phantom.anatomy import BACK_WALL, Level, cord_scale
 from spineps_dask.phantom.shapes import (
     Canvas,
     Local,
@@ -151,14 +151,23 @@ def paint_sacrum(canvas: Canvas, lv: Level) -> None:
 
 
 def _paint_tube(
-    canvas: Canvas, centre, frame, ac: float, dims: dict, u_range, cord_offset, sac_inset
+    canvas: Canvas,
+    centre,
+    frame,
+    ac: float,
+    dims: dict,
+    u_range,
+    cord_offset,
+    sac_inset,
+    conus: tuple[float, float, float] | None = None,
 ) -> None:
     """Dural sac (61) with the cord (60) inside, for local u in ``u_range``.
 
     The sac is the bony canal's ellipse, its back and front moved in by ``sac_inset``
     (posterior, anterior) canal AP radii (`PhantomSpec.sac_inset`; the space left is epidural,
     label 0); the cord's centre sits ``cord_offset`` (anterior, right) sac radii from the
-    sac's (`PhantomSpec.cord_offset`)."""
+    sac's (`PhantomSpec.cord_offset`). ``conus``: the arc length of ``centre`` and a drawn
+    conus's end and taper (`anatomy.conus_arc`), which shrink the cord along the tube."""
     cra, crl = dims["canal_ra"], dims["canal_rl"]
     lo, hi = (-crl - 1, ac - cra - 1, u_range[0]), (crl + 1, ac + cra + 1, u_range[1])
     loc = local_coords(canvas, centre, frame, lo, hi)
@@ -173,7 +182,13 @@ def _paint_tube(
         paint(canvas, loc, _ellipse(loc, ac, cra, crl) & ~sac, EPIDURAL, 0)
     if dims["cord_ra"] > 1.0:
         da, dl = cord_offset
-        cord = _ellipse(loc, sa + da * sra, dims["cord_ra"], dims["cord_rl"], dl * srl)
+        ra, rl = dims["cord_ra"], dims["cord_rl"]
+        if conus is not None:
+            k = cord_scale(conus[0] - loc.u, conus[1:])
+            ra, rl = ra * k + 1e-6, rl * k + 1e-6
+        cord = _ellipse(loc, sa + da * sra, ra, rl, dl * srl)
+        if conus is not None:
+            cord &= k > 0
         paint(canvas, loc, cord & sac, Semantic.CORD, 0, over=(Semantic.CANAL,))
 
 
@@ -182,12 +197,17 @@ def paint_canal(
     lv: Level,
     cord_offset: tuple[float, float],
     sac_inset: tuple[float, float] = (0.0, 0.0),
+    conus: tuple[float, float] | None = None,
 ) -> None:
-    """Canal and cord at the level of one vertebra's body (C1: up into the foramen magnum)."""
+    """Canal and cord at the level of one vertebra's body (C1: up into the foramen magnum);
+    ``conus``: a drawn conus's end and taper (`anatomy.conus_arc`)."""
     h = lv.dims["height"]
     top = h / 2 + (40.0 if lv.kind == "C1" else 0.5)
     u_range = (-h / 2 - 0.5, top)
-    _paint_tube(canvas, lv.centre, lv.frame, lv.canal_a, lv.dims, u_range, cord_offset, sac_inset)
+    at = None if conus is None else (0.5 * (lv.s_top + lv.s_bottom), *conus)
+    _paint_tube(
+        canvas, lv.centre, lv.frame, lv.canal_a, lv.dims, u_range, cord_offset, sac_inset, at
+    )
 
 
 def paint_canal_gap(
@@ -197,6 +217,7 @@ def paint_canal_gap(
     gap: float,
     cord_offset: tuple[float, float],
     sac_inset: tuple[float, float] = (0.0, 0.0),
+    conus: tuple[float, float] | None = None,
 ) -> None:
     """Canal and cord at disc level, in the frame halfway between the two vertebrae, so the
     tube bends smoothly instead of bulging where two tilted segments overlap."""
@@ -205,4 +226,5 @@ def paint_canal_gap(
     dims |= {k: min(upper.dims[k], lower.dims[k]) for k in ("cord_ra", "cord_rl")}
     ac = 0.5 * (upper.canal_a + lower.canal_a)
     u_range = (-gap / 2 - 1.0, gap / 2 + 1.0)
-    _paint_tube(canvas, centre, frame, ac, dims, u_range, cord_offset, sac_inset)
+    at = None if conus is None else (upper.s_bottom + gap / 2, *conus)
+    _paint_tube(canvas, centre, frame, ac, dims, u_range, cord_offset, sac_inset, at)

@@ -93,6 +93,15 @@ class PhantomSpec:
         canal); random-look specs draw it with the cord place. Issue 17: in the tptbox crop
         fat and ligament lie between the sac's back and the arch, and models trained on a
         sac that fills the canal called that space canal.
+    conus_end, conus_taper_mm, cord_flatten
+        Where the cord ends, in the anchor scale of `anatomy` (C1 = 0, T12 = 18, L1 = 19;
+        0: the textbook taper, 0.7 of the radius at L1 and out within L2), over how many mm
+        above that end it tapers to nothing, and its anterior-posterior radius over its
+        left-right one from T10 down, as a share of the textbook ratio. T2w and T1w phantoms
+        keep ``(0.0, 30.0, 1.0)``; random-look specs draw all three. Issue 17: the tptbox
+        crop's cord at T11-L1 is a flat band two to three voxels (3-4.5 mm) deep and 9 mm
+        wide, thinning to one voxel before it ends; the textbook round 7.6 mm cord never
+        showed the network one, and it called the real conus canal.
     """
 
     seed: int
@@ -121,6 +130,9 @@ class PhantomSpec:
     appearance: str = "t2w"
     cord_offset: tuple[float, float] = (0.15, 0.0)
     sac_inset: tuple[float, float] = (0.0, 0.0)
+    conus_end: float = 0.0
+    conus_taper_mm: float = 30.0
+    cord_flatten: float = 1.0
 
     @property
     def vertebrae(self) -> list[int]:
@@ -235,6 +247,14 @@ def _draw_sac_inset(rng: np.random.Generator) -> tuple[float, float]:
     return (0.0, 0.0) if rng.random() < 0.2 else (float(back), float(front))
 
 
+def _draw_conus(rng: np.random.Generator) -> dict[str, float]:
+    """A random-look phantom's conus: its end from the middle of T12 to the L2-L3 disc (the
+    usual range, commonest at L1-L2), a 15-50 mm taper, and a cord from round to less than
+    half as deep as wide (the tptbox crop's: about 0.4)."""
+    end, taper, flatten = rng.uniform((18.0, 15.0, 0.35), (20.5, 50.0, 1.0))
+    return {"conus_end": float(end), "conus_taper_mm": float(taper), "cord_flatten": float(flatten)}
+
+
 def sample_spec(seed: int, **overrides: object) -> PhantomSpec:
     """Draw a `PhantomSpec` from a seed; keyword overrides fix any field.
 
@@ -287,6 +307,8 @@ def sample_spec(seed: int, **overrides: object) -> PhantomSpec:
         place, inset = _draw_cord_offset(sac_rng), _draw_sac_inset(sac_rng)
         drawn.setdefault("cord_offset", place)
         drawn.setdefault("sac_inset", inset)
+        for name, value in _draw_conus(np.random.default_rng([int(seed), 17])).items():
+            drawn.setdefault(name, value)
     if "spacing" in overrides:
         drawn["spacing"] = tuple(float(s) for s in overrides["spacing"])  # type: ignore[attr-defined]
     return _validated(PhantomSpec(**drawn))  # type: ignore[arg-type]
@@ -314,6 +336,13 @@ def _validated(spec: PhantomSpec) -> PhantomSpec:
     if len(spec.sac_inset) != 2 or not (min(spec.sac_inset) >= 0.0 and sum(spec.sac_inset) <= 1.0):
         raise InputError(
             f"sac_inset {spec.sac_inset!r} must be two values >= 0 adding up to at most 1"
+        )
+    if spec.conus_end and not 15.0 <= spec.conus_end <= 23.0:
+        raise InputError(f"conus_end {spec.conus_end} must be 0 (textbook) or lie in [15, 23]")
+    if not (spec.conus_taper_mm > 0.0 and 0.2 <= spec.cord_flatten <= 1.5):
+        raise InputError(
+            f"conus_taper_mm {spec.conus_taper_mm} must be > 0 and cord_flatten "
+            f"{spec.cord_flatten} in [0.2, 1.5]"
         )
     if not 0.0 <= spec.scoliosis_deg <= 45.0:
         raise InputError(f"scoliosis_deg {spec.scoliosis_deg} must lie in [0, 45]")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from spineps_dask.errors import InputError
-from spineps_dask.labels import Semantic
+from spineps_dask.labels import VERTEBRA_IDS, Semantic
 from spineps_dask.phantom import make_phantom
 from spineps_dask.phantom.appearance import look
 from spineps_dask.phantom.image import _epidural, _roots
@@ -39,9 +39,9 @@ def test_random_appearance_is_seeded_and_varies_between_seeds():
 
 def test_random_phantom_keeps_the_labels_but_the_sac_and_is_finite():
     """A random look moves the ground truth only inside the bony canal (its own draws,
-    `PhantomSpec.cord_offset` and `sac_inset`): with the T2w place and a full sac the labels
-    are the T2w phantom's, and outside the canal they always are; inside it, the sac, the cord
-    or epidural space (0). The image is finite, >= 0."""
+    `PhantomSpec.cord_offset`, `sac_inset` and the conus): with the T2w place, a full sac and
+    the textbook conus the labels are the T2w phantom's, and outside the canal they always
+    are; inside it, the sac, the cord or epidural space (0). The image is finite, >= 0."""
     t2 = make_phantom(5, region="cervical")
     rnd = make_phantom(5, region="cervical", appearance="random")
     assert rnd.spec.sac_inset != (0.0, 0.0)
@@ -51,6 +51,8 @@ def test_random_phantom_keeps_the_labels_but_the_sac_and_is_finite():
         appearance="random",
         cord_offset=t2.spec.cord_offset,
         sac_inset=t2.spec.sac_inset,
+        conus_end=0.0,
+        cord_flatten=1.0,
     )
     np.testing.assert_array_equal(placed.semantic.data, t2.semantic.data)
     sac = np.isin(t2.semantic.data, (Semantic.CANAL, Semantic.CORD))
@@ -190,3 +192,25 @@ def test_sac_inset_leaves_epidural_space_inside_the_bony_canal():
     both = (backs[0] >= 0) & (backs[1] >= 0)  # the sac's back, per inferior-right line
     assert np.median(backs[0][both] - backs[1][both]) * full.semantic.spacing[0] > 2.0  # mm
     assert (b == Semantic.CORD).sum() > 0.8 * (a == Semantic.CORD).sum()
+
+
+def test_drawn_conus_ends_the_cord_at_its_level_and_flattens_it():
+    """`conus_end` puts the cord's lowest voxel in the body it names (18.3: T12, 20.3: L2);
+    `cord_flatten` 0.4 leaves the cord at T11 less than 0.6 as deep front to back and as wide
+    left to right (P-I-R: axes 0 and 2)."""
+    kw = {"region": "lumbar", "orientation": ("P", "I", "R"), "has_t13": False, "has_l6": False}
+    kw |= {"spacing": (1.0, 1.0, 1.0), "conus_taper_mm": 20.0}
+    for end, vid in ((18.3, VERTEBRA_IDS["T12"]), (20.3, VERTEBRA_IDS["L2"])):
+        ph = make_phantom(2, conus_end=end, **kw)
+        lowest = np.argwhere(ph.semantic.data == Semantic.CORD)[:, 1].max()
+        body = np.flatnonzero((ph.instance.data == vid).any(axis=(0, 2)))
+        assert body.min() <= lowest <= body.max(), (end, lowest, body.min(), body.max())
+    round_, flat = (make_phantom(2, conus_end=20.3, cord_flatten=f, **kw) for f in (1.0, 0.4))
+    rows = np.flatnonzero((round_.instance.data == VERTEBRA_IDS["T11"]).any(axis=(0, 2)))
+    extents = []  # median over T11's rows of the cord's AP and LR extents (voxels)
+    for ph in (round_, flat):
+        cord = (ph.semantic.data == Semantic.CORD)[:, rows]
+        ap, lr = cord.any(axis=2).sum(axis=0), cord.any(axis=0).sum(axis=1)
+        extents.append([np.median(ap[ap > 0]), np.median(lr[lr > 0])])
+    assert 0 < extents[1][0] < 0.6 * extents[0][0]
+    assert abs(extents[1][1] - extents[0][1]) <= 1
