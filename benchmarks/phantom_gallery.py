@@ -1,5 +1,6 @@
-"""Write ``docs/phantoms.png`` (mid-sagittal slices of six phantoms with the semantic overlay)
-and ``docs/appearance.png`` (one anatomy in T2w, T1w and six randomised looks, issue 17).
+"""Write ``docs/phantoms.png`` (mid-sagittal slices of six phantoms with the semantic overlay),
+``docs/appearance.png`` (one anatomy in T2w, T1w and six randomised looks, issue 17) and
+``docs/conus.png`` (the tptbox real crop's conus beside the textbook and drawn phantom ones).
 
 Usage: ``python benchmarks/phantom_gallery.py [OUT_DIR]``. A visual check that the phantoms
 look like spines in every region, stored orientation and contrast.
@@ -17,6 +18,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from spineps_dask.phantom import make_phantom, sample_spec
+from spineps_dask.phantom.spec import RANDOM_LOOK_FIELDS
 
 CASES = (
     (1, {"region": "whole", "orientation": ("P", "I", "R")}),
@@ -59,14 +61,62 @@ def appearances(out: Path) -> None:
     anatomy = make_phantom(8, region="lumbar", orientation=("P", "I", "R")).spec
     for ax, (look, seed) in zip(axes, looks, strict=True):
         # A random look is drawn from the seed: vary it, keep the anatomy's drawn fields but
-        # the sac's (the cord place and the sac inset a random look draws, as in training).
+        # the sac's (the cord place, the sac inset and the conus a random look draws, as in
+        # training).
         sac = {}
         if look == "random":
             drawn = sample_spec(seed, appearance=look)
-            sac = {"cord_offset": drawn.cord_offset, "sac_inset": drawn.sac_inset}
+            sac = {k: getattr(drawn, k) for k in RANDOM_LOOK_FIELDS}
         phantom = make_phantom(anatomy, appearance=look, seed=seed, **sac)
         panel(ax, phantom, overlay=False)
         ax.set_title(f"{look} (seed {seed})", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out)
+    print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB)")
+
+
+def _cord_slice(ax, image, labels, spacing, title: str, rows: slice = slice(None)) -> None:
+    """The L-P-S sagittal slice with the most cord, S up, the cord filled (red), the sac's
+    fluid outlined (cyan), 25 mm either side of the sac."""
+    x = int(np.argmax((labels == 60).sum(axis=(1, 2))))
+    image, labels = image[x].T[::-1][rows], labels[x].T[::-1][rows]
+    sac = np.flatnonzero(np.isin(labels, (60, 61)).any(axis=0))
+    margin = round(25.0 / float(spacing[1]))
+    cols = slice(max(sac.min() - margin, 0), sac.max() + margin + 1)
+    image, labels = image[:, cols], labels[:, cols]
+    extent = (0, image.shape[1] * spacing[1], 0, image.shape[0] * spacing[2])
+    ax.imshow(image, cmap="gray", extent=extent, vmax=np.percentile(image, 99.5))
+    cord = np.ma.masked_where(labels != 60, np.ones(labels.shape))
+    ax.imshow(cord, cmap="autumn", alpha=0.5, extent=extent, interpolation="nearest")
+    ax.contour(labels == 61, [0.5], colors="c", linewidths=0.8, origin="upper", extent=extent)
+    ax.set_title(title, fontsize=8)
+    ax.axis("off")
+
+
+def conus(out: Path) -> None:
+    """The real crop's cord end (T11-L1) beside one anatomy's textbook conus and three drawn
+    ones (`PhantomSpec.conus_end`, issue 17), each in T2w, T11 to L2."""
+    from benchmarks.real_crop_edges import real_crop
+    from spineps_dask.geometry import Volume
+    from spineps_dask.labels import VERTEBRA_IDS
+
+    fig, axes = plt.subplots(1, 5, figsize=(14, 6), dpi=72)
+    image, truth = real_crop()
+    real = [v.reorient(("L", "P", "S")) for v in (image, Volume(truth, image.affine))]
+    _cord_slice(axes[0], real[0].data, real[1].data, real[0].spacing, "tptbox real T2w (T11-L1)")
+    kw = {"region": "lumbar", "orientation": ("L", "P", "S"), "spacing": (1.0, 1.0, 1.0)}
+    kw |= {"has_t13": False, "has_l6": False}
+    drawn = [{k: getattr(sample_spec(s, appearance="random"), k) for k in RANDOM_LOOK_FIELDS}
+             for s in (500, 501, 502)]  # fmt: skip
+    for ax, extra in zip(axes[1:], [{}, *drawn], strict=True):
+        ph = make_phantom(8, **kw, **extra)
+        ends = np.isin(ph.instance.data, (VERTEBRA_IDS["T11"], VERTEBRA_IDS["L2"]))
+        z = np.flatnonzero(ends.any(axis=(0, 1)))
+        rows = slice(ph.image.shape[2] - 1 - z.max(), ph.image.shape[2] - z.min())
+        title = "textbook" if not extra else (
+            f"end {extra['conus_end']:.1f}, taper {extra['conus_taper_mm']:.0f} mm, "
+            f"flatten {extra['cord_flatten']:.2f}")  # fmt: skip
+        _cord_slice(ax, ph.image.data, ph.semantic.data, ph.image.spacing, title, rows)
     fig.tight_layout()
     fig.savefig(out)
     print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB)")
@@ -88,3 +138,4 @@ if __name__ == "__main__":
     folder = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("docs")
     main(folder / "phantoms.png")
     appearances(folder / "appearance.png")
+    conus(folder / "conus.png")

@@ -35,6 +35,8 @@ _P_T13 = 0.08
 _P_L6 = 0.08
 _P_C1_MISSING = 0.25
 _P_FRACTURE = 0.1
+#: The anatomy a random-look spec draws beyond the seed's T2w spec (all inside the bony canal).
+RANDOM_LOOK_FIELDS = ("cord_offset", "sac_inset", "conus_end", "conus_taper_mm", "cord_flatten")
 
 
 @dataclass(frozen=True)

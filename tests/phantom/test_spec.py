@@ -7,7 +7,7 @@ import pytest
 
 from spineps_dask.errors import InputError
 from spineps_dask.phantom import replace_spec, sample_spec
-from spineps_dask.phantom.spec import REGIONS
+from spineps_dask.phantom.spec import RANDOM_LOOK_FIELDS, REGIONS
 
 
 def test_same_seed_same_spec_and_seeds_differ() -> None:
@@ -79,7 +79,7 @@ def test_random_looks_draw_the_sac_and_nothing_else() -> None:
         for fixed in (t2, sample_spec(seed, appearance="t1w")):
             assert all(getattr(fixed, k) == v for k, v in textbook.items())
         back = replace_spec(
-            rnd, appearance="t2w", cord_offset=t2.cord_offset, sac_inset=t2.sac_inset, **textbook
+            rnd, appearance="t2w", **{k: getattr(t2, k) for k in RANDOM_LOOK_FIELDS}
         )
         assert back == t2
         assert -0.6 <= rnd.cord_offset[0] <= 0.3 and abs(rnd.cord_offset[1]) <= 0.3
