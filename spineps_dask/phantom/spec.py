@@ -36,7 +36,7 @@ _P_L6 = 0.08
 _P_C1_MISSING = 0.25
 _P_FRACTURE = 0.1
 #: The anatomy a random-look spec draws beyond the seed's T2w spec (all inside the bony canal).
-RANDOM_LOOK_FIELDS = ("cord_offset", "sac_inset", "conus_end", "conus_taper_mm", "cord_flatten")
+RANDOM_LOOK_FIELDS = ("cord_offset", "sac_inset")
 
 
 @dataclass(frozen=True)
@@ -99,11 +99,11 @@ class PhantomSpec:
         Where the cord ends, in the anchor scale of `anatomy` (C1 = 0, T12 = 18, L1 = 19;
         0: the textbook taper, 0.7 of the radius at L1 and out within L2), over how many mm
         above that end it tapers to nothing, and its anterior-posterior radius over its
-        left-right one from T10 down, as a share of the textbook ratio. T2w and T1w phantoms
-        keep ``(0.0, 30.0, 1.0)``; random-look specs draw all three. Issue 17: the tptbox
-        crop's cord at T11-L1 is a flat band two to three voxels (3-4.5 mm) deep and 9 mm
-        wide, thinning to one voxel before it ends; the textbook round 7.6 mm cord never
-        showed the network one, and it called the real conus canal.
+        left-right one from T10 down, as a share of the textbook ratio. Never drawn: every
+        spec keeps ``(0.0, 30.0, 1.0)`` unless told (issue 17, session 20: the tptbox crop's
+        cord at T11-L1 is a flat band 3-4.5 mm deep and 9 mm wide; random looks that drew
+        all three, end 18-20.5, taper 15-50 mm, flatten 0.35-1, left its Dice where it was,
+        benchmarks/RESULTS.md).
     """
 
     seed: int
@@ -249,14 +249,6 @@ def _draw_sac_inset(rng: np.random.Generator) -> tuple[float, float]:
     return (0.0, 0.0) if rng.random() < 0.2 else (float(back), float(front))
 
 
-def _draw_conus(rng: np.random.Generator) -> dict[str, float]:
-    """A random-look phantom's conus: its end from the middle of T12 to the L2-L3 disc (the
-    usual range, commonest at L1-L2), a 15-50 mm taper, and a cord from round to less than
-    half as deep as wide (the tptbox crop's: about 0.4)."""
-    end, taper, flatten = rng.uniform((18.0, 15.0, 0.35), (20.5, 50.0, 1.0))
-    return {"conus_end": float(end), "conus_taper_mm": float(taper), "cord_flatten": float(flatten)}
-
-
 def sample_spec(seed: int, **overrides: object) -> PhantomSpec:
     """Draw a `PhantomSpec` from a seed; keyword overrides fix any field.
 
@@ -309,8 +301,6 @@ def sample_spec(seed: int, **overrides: object) -> PhantomSpec:
         place, inset = _draw_cord_offset(sac_rng), _draw_sac_inset(sac_rng)
         drawn.setdefault("cord_offset", place)
         drawn.setdefault("sac_inset", inset)
-        for name, value in _draw_conus(np.random.default_rng([int(seed), 17])).items():
-            drawn.setdefault(name, value)
     if "spacing" in overrides:
         drawn["spacing"] = tuple(float(s) for s in overrides["spacing"])  # type: ignore[attr-defined]
     return _validated(PhantomSpec(**drawn))  # type: ignore[arg-type]

@@ -39,9 +39,9 @@ def test_random_appearance_is_seeded_and_varies_between_seeds():
 
 def test_random_phantom_keeps_the_labels_but_the_sac_and_is_finite():
     """A random look moves the ground truth only inside the bony canal (its own draws,
-    `PhantomSpec.cord_offset`, `sac_inset` and the conus): with the T2w place, a full sac and
-    the textbook conus the labels are the T2w phantom's, and outside the canal they always
-    are; inside it, the sac, the cord or epidural space (0). The image is finite, >= 0."""
+    `PhantomSpec.cord_offset` and `sac_inset`): with the T2w place and a full sac the labels
+    are the T2w phantom's, and outside the canal they always are; inside it, the sac, the cord
+    or epidural space (0). The image is finite, >= 0."""
     t2 = make_phantom(5, region="cervical")
     rnd = make_phantom(5, region="cervical", appearance="random")
     assert rnd.spec.sac_inset != (0.0, 0.0)
@@ -51,8 +51,6 @@ def test_random_phantom_keeps_the_labels_but_the_sac_and_is_finite():
         appearance="random",
         cord_offset=t2.spec.cord_offset,
         sac_inset=t2.spec.sac_inset,
-        conus_end=0.0,
-        cord_flatten=1.0,
     )
     np.testing.assert_array_equal(placed.semantic.data, t2.semantic.data)
     sac = np.isin(t2.semantic.data, (Semantic.CANAL, Semantic.CORD))
@@ -194,7 +192,7 @@ def test_sac_inset_leaves_epidural_space_inside_the_bony_canal():
     assert (b == Semantic.CORD).sum() > 0.8 * (a == Semantic.CORD).sum()
 
 
-def test_drawn_conus_ends_the_cord_at_its_level_and_flattens_it():
+def test_conus_end_sets_where_the_cord_ends_and_cord_flatten_thins_it():
     """`conus_end` puts the cord's lowest voxel in the body it names (18.3: T12, 20.3: L2);
     `cord_flatten` 0.4 leaves the cord at T11 less than 0.6 as deep front to back and as wide
     left to right (P-I-R: axes 0 and 2)."""
