@@ -9,7 +9,9 @@ neighbour a miss went to, and where a false hit came from. ``--slices`` adds tru
 and shared canal voxels per sagittal slice (the left-right spread). ``--tolerance`` prints, with
 no model, what one voxel (1.5 mm) of error costs each structure's Dice on this crop: the true
 mask against itself moved one voxel along each axis, and grown or shrunk by one voxel at its
-front and back.
+front and back. ``--grid-ceiling`` prints, with no model, what a perfect semantic model on the
+model's grid would score: the true labels put on that grid and back by nearest neighbour, as
+the reference recipe moves predicted labels.
 """
 
 from __future__ import annotations
@@ -59,6 +61,19 @@ def one_voxel_costs(truth: np.ndarray, codes: tuple[str, ...]) -> dict[str, dict
     return out
 
 
+def grid_ceiling(truth: np.ndarray, affine: np.ndarray, orientation, spacing) -> dict:
+    """Dice of each structure's true mask against itself moved onto a model grid (axis codes
+    ``orientation``, mm ``spacing`` in that order) and back, nearest neighbour both ways."""
+    from benchmarks.real_crop_edges import GROUPS
+    from spineps_dask.geometry import Volume, resample_to
+    from spineps_dask.models.semantic import rescale
+    from spineps_dask.training.demo_eval import dice
+
+    grid = rescale(Volume(truth, affine).reorient(tuple(orientation)), spacing, order=0)
+    back = np.asarray(resample_to(grid, truth.shape, affine, order=0).data)
+    return {name: dice(np.isin(back, lab), np.isin(truth, lab)) for name, lab in GROUPS.items()}
+
+
 def main() -> None:
     import nibabel as nib
     import torch
@@ -72,9 +87,21 @@ def main() -> None:
     ap.add_argument("--semantic-model", type=Path, action="append", help="folder (repeat)")
     ap.add_argument("--slices", action="store_true", help="canal voxels per sagittal slice")
     ap.add_argument("--tolerance", action="store_true", help="what one voxel costs (no model)")
+    ap.add_argument(
+        "--grid-ceiling", action="store_true", help="perfect labels on the model grid (no model)"
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
     image, truth = real_crop()
+    if args.grid_ceiling:
+        from spineps_dask.models.config import CONFIG_NAME, load_config
+
+        for folder in args.semantic_model or [DEMO_MODELS / "semantic"]:
+            cfg = load_config(Path(folder) / CONFIG_NAME)
+            codes, mm = cfg.model_expected_orientation, cfg.resolution_range
+            row = grid_ceiling(truth, image.affine, codes, mm)
+            print(f"{''.join(codes)} {mm} mm: " + ", ".join(f"{k} {v:.3f}" for k, v in row.items()))
+        return
     if args.tolerance:
         costs = one_voxel_costs(truth, nib.aff2axcodes(image.affine))
         print(f"{'Dice':<8}" + "".join(f"{k:>11}" for k in next(iter(costs.values()))))
