@@ -1,6 +1,6 @@
 """Write ``docs/phantoms.png`` (mid-sagittal slices of six phantoms with the semantic overlay),
 ``docs/appearance.png`` (one anatomy in T2w, T1w and six randomised looks, issue 17) and
-``docs/conus.png`` (the tptbox real crop's conus beside the textbook and drawn phantom ones).
+``docs/conus.png`` (the tptbox real crop's conus beside the textbook and set phantom ones).
 
 Usage: ``python benchmarks/phantom_gallery.py [OUT_DIR]``. A visual check that the phantoms
 look like spines in every region, stored orientation and contrast.
@@ -61,8 +61,7 @@ def appearances(out: Path) -> None:
     anatomy = make_phantom(8, region="lumbar", orientation=("P", "I", "R")).spec
     for ax, (look, seed) in zip(axes, looks, strict=True):
         # A random look is drawn from the seed: vary it, keep the anatomy's drawn fields but
-        # the sac's (the cord place, the sac inset and the conus a random look draws, as in
-        # training).
+        # the sac's (the cord place and the sac inset a random look draws, as in training).
         sac = {}
         if look == "random":
             drawn = sample_spec(seed, appearance=look)

@@ -116,14 +116,14 @@ def level_dims(vid: int, rng: np.random.Generator, scale: float) -> dict[str, fl
     return dims
 
 
-#: A drawn `PhantomSpec.cord_flatten` thins the cord front to back from T10 down; a drawn conus
-#: replaces the textbook taper below T12 (anchor positions).
+#: `PhantomSpec.cord_flatten` thins the cord front to back from T10 down; a set conus
+#: (`PhantomSpec.conus_end`) replaces the textbook taper below T12 (anchor positions).
 _FLATTEN_FROM = 15.0
 _T12 = 18.0
 
 
 def _drawn_cord(dims: dict[str, float], vid: int, spec: PhantomSpec) -> None:
-    """The spec's own cord shape, where it draws one (`PhantomSpec.conus_end`): below T12 the
+    """The spec's own cord shape, where it sets one (`PhantomSpec.conus_end`): below T12 the
     cord keeps T12's size and `cord_scale` tapers it; from T10 down it is flattened."""
     pos = _anatomical_position(vid)
     if spec.conus_end and pos > _T12:
@@ -134,7 +134,7 @@ def _drawn_cord(dims: dict[str, float], vid: int, spec: PhantomSpec) -> None:
 
 
 def conus_arc(levels: list[Level], spec: PhantomSpec) -> tuple[float, float] | None:
-    """Arc length (mm down the column) where a drawn conus ends, and its taper length; None
+    """Arc length (mm down the column) where a set conus ends, and its taper length; None
     for the textbook cord."""
     if not spec.conus_end:
         return None
@@ -145,7 +145,7 @@ def conus_arc(levels: list[Level], spec: PhantomSpec) -> tuple[float, float] | N
 
 
 def cord_scale(s: np.ndarray, conus: tuple[float, float]) -> np.ndarray:
-    """The cord's radius share at arc length ``s`` above a drawn conus: 1 above the taper, a
+    """The cord's radius share at arc length ``s`` above a set conus: 1 above the taper, a
     square-root fall to 0 at the end (a rounded tip), 0 below."""
     end, taper = conus
     return np.sqrt(np.clip((end - s) / taper, 0.0, 1.0))

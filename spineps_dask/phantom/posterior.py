@@ -166,7 +166,7 @@ def _paint_tube(
     The sac is the bony canal's ellipse, its back and front moved in by ``sac_inset``
     (posterior, anterior) canal AP radii (`PhantomSpec.sac_inset`; the space left is epidural,
     label 0); the cord's centre sits ``cord_offset`` (anterior, right) sac radii from the
-    sac's (`PhantomSpec.cord_offset`). ``conus``: the arc length of ``centre`` and a drawn
+    sac's (`PhantomSpec.cord_offset`). ``conus``: the arc length of ``centre`` and a set
     conus's end and taper (`anatomy.conus_arc`), which shrink the cord along the tube."""
     cra, crl = dims["canal_ra"], dims["canal_rl"]
     lo, hi = (-crl - 1, ac - cra - 1, u_range[0]), (crl + 1, ac + cra + 1, u_range[1])
@@ -200,7 +200,7 @@ def paint_canal(
     conus: tuple[float, float] | None = None,
 ) -> None:
     """Canal and cord at the level of one vertebra's body (C1: up into the foramen magnum);
-    ``conus``: a drawn conus's end and taper (`anatomy.conus_arc`)."""
+    ``conus``: a set conus's end and taper (`anatomy.conus_arc`)."""
     h = lv.dims["height"]
     top = h / 2 + (40.0 if lv.kind == "C1" else 0.5)
     u_range = (-h / 2 - 0.5, top)

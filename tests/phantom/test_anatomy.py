@@ -1,4 +1,4 @@
-"""Textbook vertebra dimensions of the phantoms (`phantom.anatomy.anchor_dims`) and the drawn
+"""Textbook vertebra dimensions of the phantoms (`phantom.anatomy.anchor_dims`) and the set
 conus (`cord_scale`)."""
 
 import numpy as np
@@ -24,7 +24,7 @@ def test_t13_is_shaped_halfway_between_t12_and_l1():
 
 
 def test_cord_scale_is_whole_above_the_taper_and_ends_at_the_conus():
-    """A drawn conus (end 100 mm, taper 20 mm) keeps the whole cord above 80 mm, narrows it
+    """A set conus (end 100 mm, taper 20 mm) keeps the whole cord above 80 mm, narrows it
     steadily (a square-root, rounded tip) to nothing at 100 mm, and none is left below."""
     s = np.array([50.0, 80.0, 85.0, 95.0, 99.0, 100.0, 130.0])
     k = cord_scale(s, (100.0, 20.0))

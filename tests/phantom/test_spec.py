@@ -100,7 +100,7 @@ def test_random_looks_draw_the_sac_and_nothing_else() -> None:
 
 def test_a_conus_is_set_not_drawn_and_impossible_ones_are_refused() -> None:
     """The conus fields are overrides (no look draws them, session 20), kept as given; an end
-    outside T6-L4 (anchor positions 15-23), a flatter cord than 0.2 or no taper is refused
+    outside T9-L5 (anchor positions 15-23), a flatter cord than 0.2 or no taper is refused
     with the field named."""
     spec = sample_spec(3, appearance="random", conus_end=19.0, cord_flatten=0.4)
     assert (spec.conus_end, spec.conus_taper_mm, spec.cord_flatten) == (19.0, 30.0, 0.4)
