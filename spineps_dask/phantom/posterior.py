@@ -182,13 +182,12 @@ def _paint_tube(
         paint(canvas, loc, _ellipse(loc, ac, cra, crl) & ~sac, EPIDURAL, 0)
     if dims["cord_ra"] > 1.0:
         da, dl = cord_offset
-        ra, rl = dims["cord_ra"], dims["cord_rl"]
-        if conus is not None:
+        ra, rl, ca = dims["cord_ra"], dims["cord_rl"], sa + da * sra
+        if conus is None:
+            cord = _ellipse(loc, ca, ra, rl, dl * srl)
+        else:
             k = cord_scale(conus[0] - loc.u, conus[1:])
-            ra, rl = ra * k + 1e-6, rl * k + 1e-6
-        cord = _ellipse(loc, sa + da * sra, ra, rl, dl * srl)
-        if conus is not None:
-            cord &= k > 0
+            cord = _ellipse(loc, ca, ra * k + 1e-6, rl * k + 1e-6, dl * srl) & (k > 0)
         paint(canvas, loc, cord & sac, Semantic.CORD, 0, over=(Semantic.CANAL,))
 
 
