@@ -133,21 +133,22 @@ def _drawn_cord(dims: dict[str, float], vid: int, spec: PhantomSpec) -> None:
         dims["cord_ra"] *= spec.cord_flatten
 
 
-def conus_arc(levels: list[Level], spec: PhantomSpec) -> tuple[float, float] | None:
-    """Arc length (mm down the column) where a set conus ends, and its taper length; None
-    for the textbook cord."""
+def conus_arc(levels: list[Level], spec: PhantomSpec) -> tuple[float, ...] | None:
+    """Arc length (mm down the column) where a set conus ends, its taper length, and the
+    filum's length and radius below it (`PhantomSpec.filum_mm`); None for the textbook cord."""
     if not spec.conus_end:
         return None
     body = [lv for lv in levels if lv.kind != "sacrum"]
     positions = [_anatomical_position(lv.vid) for lv in body]
     centres = [0.5 * (lv.s_top + lv.s_bottom) for lv in body]
-    return float(np.interp(spec.conus_end, positions, centres)), spec.conus_taper_mm
+    end = float(np.interp(spec.conus_end, positions, centres))
+    return end, spec.conus_taper_mm, spec.filum_mm, spec.filum_radius_mm
 
 
-def cord_scale(s: np.ndarray, conus: tuple[float, float]) -> np.ndarray:
-    """The cord's radius share at arc length ``s`` above a set conus: 1 above the taper, a
-    square-root fall to 0 at the end (a rounded tip), 0 below."""
-    end, taper = conus
+def cord_scale(s: np.ndarray, conus: tuple[float, ...]) -> np.ndarray:
+    """The cord's radius share at arc length ``s`` above a set conus (end, taper, ...): 1
+    above the taper, a square-root fall to 0 at the end (a rounded tip), 0 below."""
+    end, taper = conus[:2]
     return np.sqrt(np.clip((end - s) / taper, 0.0, 1.0))
 
 

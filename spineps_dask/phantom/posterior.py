@@ -159,7 +159,7 @@ def _paint_tube(
     u_range,
     cord_offset,
     sac_inset,
-    conus: tuple[float, float, float] | None = None,
+    conus: tuple[float, ...] | None = None,
 ) -> None:
     """Dural sac (61) with the cord (60) inside, for local u in ``u_range``.
 
@@ -167,7 +167,8 @@ def _paint_tube(
     (posterior, anterior) canal AP radii (`PhantomSpec.sac_inset`; the space left is epidural,
     label 0); the cord's centre sits ``cord_offset`` (anterior, right) sac radii from the
     sac's (`PhantomSpec.cord_offset`). ``conus``: the arc length of ``centre`` and a set
-    conus's end and taper (`anatomy.conus_arc`), which shrink the cord along the tube."""
+    conus (`anatomy.conus_arc`: end and taper, which shrink the cord along the tube, and the
+    filum's length and radius below the end)."""
     cra, crl = dims["canal_ra"], dims["canal_rl"]
     lo, hi = (-crl - 1, ac - cra - 1, u_range[0]), (crl + 1, ac + cra + 1, u_range[1])
     loc = local_coords(canvas, centre, frame, lo, hi)
@@ -186,8 +187,13 @@ def _paint_tube(
         if conus is None:
             cord = _ellipse(loc, ca, ra, rl, dl * srl)
         else:
-            k = cord_scale(conus[0] - loc.u, conus[1:])
+            s = conus[0] - loc.u  # arc length down the column
+            k = cord_scale(s, conus[1:])
             cord = _ellipse(loc, ca, ra * k + 1e-6, rl * k + 1e-6, dl * srl) & (k > 0)
+            end, _, filum, fr = conus[1:]
+            if filum:
+                below = (s >= end) & (s <= end + filum)
+                cord |= _ellipse(loc, ca, fr, 2.5 * fr, dl * srl) & below
         paint(canvas, loc, cord & sac, Semantic.CORD, 0, over=(Semantic.CANAL,))
 
 
@@ -196,10 +202,10 @@ def paint_canal(
     lv: Level,
     cord_offset: tuple[float, float],
     sac_inset: tuple[float, float] = (0.0, 0.0),
-    conus: tuple[float, float] | None = None,
+    conus: tuple[float, ...] | None = None,
 ) -> None:
     """Canal and cord at the level of one vertebra's body (C1: up into the foramen magnum);
-    ``conus``: a set conus's end and taper (`anatomy.conus_arc`)."""
+    ``conus``: a set conus (`anatomy.conus_arc`)."""
     h = lv.dims["height"]
     top = h / 2 + (40.0 if lv.kind == "C1" else 0.5)
     u_range = (-h / 2 - 0.5, top)
@@ -216,7 +222,7 @@ def paint_canal_gap(
     gap: float,
     cord_offset: tuple[float, float],
     sac_inset: tuple[float, float] = (0.0, 0.0),
-    conus: tuple[float, float] | None = None,
+    conus: tuple[float, ...] | None = None,
 ) -> None:
     """Canal and cord at disc level, in the frame halfway between the two vertebrae, so the
     tube bends smoothly instead of bulging where two tilted segments overlap."""

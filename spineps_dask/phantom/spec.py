@@ -104,6 +104,12 @@ class PhantomSpec:
         cord at T11-L1 is a flat band 3-4.5 mm deep and 9 mm wide; random looks that drew
         all three, end 18-20.5, taper 15-50 mm, flatten 0.35-1, left its Dice where it was,
         benchmarks/RESULTS.md).
+    filum_mm, filum_radius_mm
+        A thin thread in the cord's label below a set conus's tip, this many mm long (0:
+        none), at the cord's place, ``filum_radius_mm`` deep (half) and 2.5 times that wide
+        (the filum terminale with the roots along it). Issue 17: the tptbox crop's masks label
+        cord for 33 mm below its conus (rows I16-I37) as a band 1-2 voxels deep and 3-5 wide
+        at the sac's back (`benchmarks/real_crop_gap.py`), which no phantom showed.
     """
 
     seed: int
@@ -135,6 +141,8 @@ class PhantomSpec:
     conus_end: float = 0.0
     conus_taper_mm: float = 30.0
     cord_flatten: float = 1.0
+    filum_mm: float = 0.0
+    filum_radius_mm: float = 1.0
 
     @property
     def vertebrae(self) -> list[int]:
@@ -335,6 +343,11 @@ def _validated(spec: PhantomSpec) -> PhantomSpec:
         raise InputError(
             f"conus_taper_mm {spec.conus_taper_mm} must be > 0 and cord_flatten "
             f"{spec.cord_flatten} in [0.2, 1.5]"
+        )
+    if spec.filum_mm and not (spec.conus_end and spec.filum_mm > 0 and spec.filum_radius_mm > 0):
+        raise InputError(
+            f"filum_mm {spec.filum_mm} needs a set conus_end and positive filum_mm and "
+            f"filum_radius_mm ({spec.filum_radius_mm})"
         )
     if not 0.0 <= spec.scoliosis_deg <= 45.0:
         raise InputError(f"scoliosis_deg {spec.scoliosis_deg} must lie in [0, 45]")
