@@ -66,24 +66,46 @@ def prepare_case(
     ``semantic_grid``: the semantic model's (``model_expected_orientation``,
     ``resolution_range``).
     """
+    from spineps_dask.phantom import make_phantom
+
+    ph = make_phantom(seed, appearance=appearance)
+    return case_from_volumes(
+        ph.image,
+        ph.semantic,
+        ph.instance,
+        plans,
+        semantic_grid=semantic_grid,
+        instance_spacing=instance_spacing,
+    )
+
+
+def case_from_volumes(
+    image: Volume,
+    semantic: Volume,
+    instance: Volume,
+    plans: Mapping[str, Any],
+    *,
+    semantic_grid: tuple[Sequence[str], Sequence[float]],
+    instance_spacing: Sequence[float],
+) -> Case:
+    """A scan and its true masks in both models' spaces, as inference would see the scan (a
+    phantom's, or a real crop's for `benchmarks/real_crop_gap.py`)."""
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
     from spineps_dask.models.nnunet_input import reference_network_input
-    from spineps_dask.phantom import make_phantom
     from spineps_dask.pipeline.preprocess import PreprocessSettings, crop_pad, preprocess
 
     orientation, resolution = semantic_grid
-    ph = make_phantom(seed, appearance=appearance)
-    prepared, record = preprocess(ph.image, settings=PreprocessSettings(recipe="reference"))
-    image = rescale(prepared.reorient(orientation), resolution, order=3)
+    prepared, record = preprocess(image, settings=PreprocessSettings(recipe="reference"))
+    model_image = rescale(prepared.reorient(orientation), resolution, order=3)
     labels = [
         rescale(crop_pad(v, record).reorient(orientation), resolution, order=0)
-        for v in (ph.semantic, ph.instance)
+        for v in (semantic, instance)
     ]
     pm = PlansManager(dict(plans))
-    spacing = tuple(float(z) for z in reference_zoom(image.affine)[::-1])
+    spacing = tuple(float(z) for z in reference_zoom(model_image.affine)[::-1])
     data, props = reference_network_input(
-        np.asarray(image.data).transpose(2, 1, 0)[None],
+        np.asarray(model_image.data).transpose(2, 1, 0)[None],
         spacing,
         pm,
         pm.get_configuration("3d_fullres"),

@@ -77,3 +77,35 @@ def test_cases_prepared_in_parallel_are_the_serial_ones(tmp_path):
     for a, b in zip(serial, parallel, strict=True):
         for name in ("data", "seg", "semantic", "instance"):
             np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+
+
+def test_a_real_crop_reaches_the_model_grid_with_its_labels_on_the_image():
+    """`case_from_volumes` (what `prepare_case` does to a phantom) on the tptbox real crop:
+    image and classes share the model grid (R-I-P at 3 x 1.5 x 1.5 mm: the crop's 67 R planes
+    of 1.5 mm become 34), every true structure keeps its class, and the classes lie on the
+    image: the canal's CSF is the brightest structure of this T2w scan, well above the bodies
+    (a label grid flipped or shifted against the image would not keep that)."""
+    import json
+
+    from spineps_dask.config import DEMO_MODELS
+    from spineps_dask.io.nifti import load_volume
+    from spineps_dask.training.demo import INSTANCE_SPACING, SEMANTIC_ORIENTATION, SPACING
+    from spineps_dask.training.demo_data import SEMANTIC_CLASSES, case_from_volumes
+    from spineps_dask.training.demo_eval import real_crop_files
+
+    files = real_crop_files("sample_mri")
+    image, sem, vert = (load_volume(files[k]) for k in ("image", "subreg", "vert"))
+    plans = json.loads((DEMO_MODELS / "semantic" / "plans.json").read_text())
+    grid = (SEMANTIC_ORIENTATION, SPACING[::-1])
+    case = case_from_volumes(
+        image, sem, vert, plans, semantic_grid=grid, instance_spacing=INSTANCE_SPACING
+    )
+    assert case.data.shape == case.seg.shape == (1, 68, 52, 34)  # P, I, R (nnU-Net order)
+    present = {SEMANTIC_CLASSES[c - 1] for c in np.unique(case.seg) if c > 0}
+    assert present == set(np.unique(np.asarray(sem.data)).tolist()) - {0}
+    mean = {
+        lab: float(case.data[0][case.seg[0] == SEMANTIC_CLASSES.index(lab) + 1].mean())
+        for lab in (49, 60, 61, 100)
+    }
+    assert max(mean, key=mean.get) == 61
+    assert mean[61] > mean[49] + 1.0  # z-scored image: over one sd apart

@@ -1,0 +1,63 @@
+"""`benchmarks/real_crop_gap.py`: the real crop's anatomy painted in the phantom look (with and
+without the real surroundings), and a network fitted on the crop as the yardstick."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+
+from benchmarks.real_crop_gap import crop_images, fit_on_crop, painted
+
+
+def test_painted_carries_each_label_signal_and_the_real_image_only_where_unlabelled():
+    labels = np.zeros((12, 12, 12), np.uint8)
+    labels[2:10, 2:10, 2:6] = 60
+    labels[2:10, 2:10, 6:10] = 61
+    signal = np.zeros(256, np.float32)
+    signal[[0, 60, 61]] = 0.15, 0.4, 1.0
+    around = np.full(labels.shape, 0.7, np.float32)
+    flat = painted(labels, signal, noise=0.0)
+    real = painted(labels, signal, around=around, noise=0.0)
+    # Inside a structure, away from its edges, its signal; outside, the muscle's or the scan's.
+    assert np.isclose(flat[5, 5, 3], 0.4) and np.isclose(flat[5, 5, 8], 1.0)
+    assert np.isclose(flat[0, 0, 0], 0.15) and np.isclose(real[0, 0, 0], 0.7)
+    assert np.isclose(real[5, 5, 3], 0.4)
+    noisy = painted(labels, signal, noise=0.03, seed=1)
+    assert 0.025 < float(np.std(noisy[3:9, 3:9, 3:5])) < 0.035 and (noisy >= 0).all()
+
+
+def test_the_real_crop_images_keep_the_scan_and_its_scale():
+    scan = np.random.default_rng(0).uniform(0, 100, (10, 10, 10)).astype(np.float32)
+    truth = np.zeros((10, 10, 10), np.uint8)
+    truth[3:7, 3:7, 3:7] = 61  # CSF: the T2w look's brightest tissue, 1 on the scan's scale
+    images = crop_images(scan, truth)
+    assert set(images) == {"painted", "real around", "sac painted", "real"}
+    assert np.array_equal(images["real"], scan)
+    top = np.percentile(scan, 99)
+    assert abs(images["painted"][5, 5, 5] / top - 1.0) < 0.15
+    # Where nothing is labelled, "real around" follows the scan and "painted" does not.
+    outside = np.ones(scan.shape, bool)
+    outside[2:8, 2:8, 2:8] = False
+    corr = {k: np.corrcoef(images[k][outside], scan[outside])[0, 1] for k in images}
+    assert corr["real around"] > 0.8 and abs(corr["painted"]) < 0.2
+
+
+def test_fitting_on_the_crop_trains_the_folders_network_and_writes_a_folder(tmp_path):
+    """A few steps change the network's weights and leave a folder the pipeline loads, with
+    the source folder's plans and inference config."""
+    from spineps_dask.config import DEMO_MODELS
+    from spineps_dask.models.semantic import SemanticModel
+    from spineps_dask.training.demo import _fold0_weights
+
+    src = DEMO_MODELS / "semantic"
+    torch.set_num_threads(1)
+    out = fit_on_crop(src, tmp_path / "fit", 2)
+    assert json.loads((out / "plans.json").read_text()) == json.loads(
+        (src / "plans.json").read_text()
+    )
+    before, after = _fold0_weights(src), _fold0_weights(out)
+    assert before.keys() == after.keys()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    SemanticModel.from_folder(out, device="cpu")
