@@ -212,3 +212,25 @@ def test_conus_end_sets_where_the_cord_ends_and_cord_flatten_thins_it():
         extents.append([np.median(ap[ap > 0]), np.median(lr[lr > 0])])
     assert 0 < extents[1][0] < 0.6 * extents[0][0]
     assert abs(extents[1][1] - extents[0][1]) <= 1
+
+
+def test_a_filum_continues_the_cord_below_the_conus_thin_and_as_long_as_set():
+    """`filum_mm` 30 below a conus ending in L1 (19.3): the cord's label goes on about 30 mm
+    further down (1 mm voxels, along the superior axis), a thread a few voxels across (2 mm
+    deep, 5 mm wide, seen at the lordosis's tilt), where without it the cord ends at the
+    conus; above the conus nothing changes."""
+    kw = {"region": "lumbar", "orientation": ("P", "I", "R"), "has_t13": False, "has_l6": False}
+    kw |= {"spacing": (1.0, 1.0, 1.0), "conus_end": 19.3, "cord_flatten": 0.5}
+    bare = make_phantom(2, **kw)
+    filum = make_phantom(2, filum_mm=30.0, filum_radius_mm=1.0, **kw)
+    cord_b, cord_f = (ph.semantic.data == Semantic.CORD for ph in (bare, filum))
+    end = np.argwhere(cord_b)[:, 1].max()
+    rows = np.flatnonzero(cord_f.any(axis=(0, 2)))
+    assert 25 <= rows.max() - end <= 32
+    np.testing.assert_array_equal(cord_f[:, : end - 2], cord_b[:, : end - 2])
+    below = cord_f[:, end + 3 : rows.max() - 2]
+    depth = below.any(axis=2).sum(axis=0)  # P extent per row
+    area = below.sum(axis=(0, 2))  # voxels per row
+    above = cord_b[:, end - 60 : end - 35].sum(axis=(0, 2))  # the whole cord, above the taper
+    assert below.any(axis=(0, 2)).all() and np.median(depth) <= 3
+    assert np.median(area) < 0.6 * np.median(above)

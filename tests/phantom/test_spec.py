@@ -110,3 +110,16 @@ def test_a_conus_is_set_not_drawn_and_impossible_ones_are_refused() -> None:
         sample_spec(0, cord_flatten=0.1)
     with pytest.raises(InputError, match="conus_taper_mm"):
         sample_spec(0, conus_taper_mm=0.0)
+
+
+def test_a_filum_needs_a_set_conus_and_a_positive_size() -> None:
+    """A filum hangs below a set conus: without one, or with no length or radius, it is
+    refused with the field named; the default has none."""
+    assert sample_spec(3).filum_mm == 0.0
+    spec = sample_spec(3, conus_end=19.0, filum_mm=30.0)
+    assert (spec.filum_mm, spec.filum_radius_mm) == (30.0, 1.0)
+    for bad in ({"filum_mm": 30.0}, {"conus_end": 19.0, "filum_mm": -5.0}):
+        with pytest.raises(InputError, match="filum_mm"):
+            sample_spec(0, **bad)
+    with pytest.raises(InputError, match="filum_radius_mm"):
+        sample_spec(0, conus_end=19.0, filum_mm=30.0, filum_radius_mm=0.0)
