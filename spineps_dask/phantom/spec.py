@@ -108,7 +108,7 @@ class PhantomSpec:
         A thin thread in the cord's label below a set conus's tip, this many mm long (0:
         none), at the cord's place, ``filum_radius_mm`` deep (half) and 2.5 times that wide
         (the filum terminale with the roots along it). Issue 17: the tptbox crop's masks label
-        cord for 33 mm below its conus (rows I16-I37) as a band 1-2 voxels deep and 3-5 wide
+        cord for 33 mm below its conus (rows I16-I37) as a band 1-2 voxels deep and 2-5 wide
         at the sac's back (`benchmarks/real_crop_gap.py`), which no phantom showed.
     """
 
