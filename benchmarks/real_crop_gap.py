@@ -1,6 +1,7 @@
 """Where a semantic model loses the tptbox real crop: its anatomy, its surroundings or its look?
 
     PYTHONPATH=. python benchmarks/real_crop_gap.py [--semantic-model DIR ...] [--fit STEPS]
+    PYTHONPATH=. python benchmarks/real_crop_gap.py --profile
 
 Issue 17 asks the phantom-trained models for Dice >= 0.80 on the crop's body, IVD, canal and
 cord. This runs the semantic phase (`real_crop_edges.semantic_on_scan`: the reference recipe,
@@ -20,7 +21,9 @@ themselves, and ``sac painted`` tells how much of that is the sac's (every image
 is smoothed by half a voxel, the real parts too). ``--fit STEPS`` adds, per folder, its
 network trained that many steps on the crop itself (the demo training's sampler and loss,
 `demo_loops`): what that network on that grid can reach here. It has seen the test, so it is
-a yardstick, never a model to ship.
+a yardstick, never a model to ship. ``--profile`` (no model) prints the real sac's signal
+from its front to its back, per band of rows, and the share of its voxels under half the CSF
+median: what the sac looks like that the phantoms' does not.
 """
 
 from __future__ import annotations
@@ -79,6 +82,28 @@ def scores(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     return {name: dice(np.isin(pred, labs), np.isin(truth, labs)) for name, labs in GROUPS.items()}
 
 
+def sac_profile(scan: np.ndarray, truth: np.ndarray, codes: tuple[str, ...], rows: int = 6):
+    """Mean signal of the dural sac (canal and cord) per anterior-posterior plane, front to
+    back, over bands of ``rows`` planes down the superior axis, relative to the canal's median
+    (array axes named by ``codes``, e.g. P-I-R)."""
+    ap = [c in "AP" for c in codes].index(True)
+    si = [c in "SI" for c in codes].index(True)
+    lr = ({0, 1, 2} - {ap, si}).pop()
+    rel = np.moveaxis(scan / np.median(scan[truth == 61]), (ap, si, lr), (0, 1, 2))
+    sac = np.moveaxis(np.isin(truth, (60, 61)), (ap, si, lr), (0, 1, 2))
+    if codes[ap] == "A":  # front first: index 0 most anterior
+        rel, sac = rel[::-1], sac[::-1]
+    if codes[si] == "S":  # top first
+        rel, sac = rel[:, ::-1], sac[:, ::-1]
+    bands = []
+    for top in range(0, sac.shape[1], rows):
+        s, r = sac[:, top : top + rows], rel[:, top : top + rows]
+        planes = np.flatnonzero(s.any(axis=(1, 2)))
+        if planes.size:
+            bands.append((top, [float(r[p][s[p]].mean()) for p in planes]))
+    return bands
+
+
 def fit_on_crop(folder: Path, out: Path, steps: int, *, lr: float = 1.5e-3) -> Path:
     """``folder``'s semantic network trained ``steps`` steps on the real crop alone, written
     as a results folder at ``out`` (the folder's own plans and inference config)."""
@@ -120,9 +145,21 @@ def main() -> None:
     ap.add_argument("--semantic-model", type=Path, action="append", help="folder (repeat)")
     ap.add_argument("--fit", type=int, default=0, help="also train on the crop (steps)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--profile", action="store_true", help="the real sac's signal (no model)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     scan, truth = real_crop()
+    if args.profile:
+        import nibabel as nib
+
+        data = np.asarray(scan.data, np.float32)
+        low = data[truth == 61] < 0.5 * np.median(data[truth == 61])
+        print(f"true canal voxels under half the CSF median: {low.mean():.2f}")
+        print("rows (from the top)  sac signal per plane, front to back (canal median = 1)")
+        rows = 6
+        for top, means in sac_profile(data, truth, nib.aff2axcodes(scan.affine), rows):
+            print(f"{top:4d}-{top + rows - 1:<4d}  " + " ".join(f"{m:.2f}" for m in means))
+        return
     images = crop_images(np.asarray(scan.data, np.float32), truth)
     print(f"{'model':<34}{'image':<13}" + "".join(f"{g:>8}" for g in GROUPS) + "  cord voxels")
     with tempfile.TemporaryDirectory() as tmp:

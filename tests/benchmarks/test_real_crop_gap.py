@@ -8,7 +8,7 @@ import json
 import numpy as np
 import torch
 
-from benchmarks.real_crop_gap import crop_images, fit_on_crop, painted
+from benchmarks.real_crop_gap import crop_images, fit_on_crop, painted, sac_profile
 
 
 def test_painted_carries_each_label_signal_and_the_real_image_only_where_unlabelled():
@@ -42,6 +42,22 @@ def test_the_real_crop_images_keep_the_scan_and_its_scale():
     outside[2:8, 2:8, 2:8] = False
     corr = {k: np.corrcoef(images[k][outside], scan[outside])[0, 1] for k in images}
     assert corr["real around"] > 0.8 and abs(corr["painted"]) < 0.2
+
+
+def test_sac_profile_runs_front_to_back_and_top_down_whatever_the_axis_letters():
+    """A sac 4 planes deep whose back plane is at a third of the CSF signal (the canal's
+    median) reads 1, 1, 1, 1/3 from front to back in P-I-R and in the same volume stored
+    A-S-R."""
+    scan = np.zeros((8, 12, 6), np.float32)
+    truth = np.zeros(scan.shape, np.uint8)
+    truth[2:6, :, 1:5] = 61  # P planes 2-5, all rows
+    scan[2:5], scan[5] = 3.0, 1.0  # front (low P index) bright, back dark
+    pir = sac_profile(scan, truth, ("P", "I", "R"), rows=6)
+    asr = sac_profile(scan[::-1, ::-1], truth[::-1, ::-1], ("A", "S", "R"), rows=6)
+    assert [t for t, _ in pir] == [0, 6]
+    for (_, a), (_, b) in zip(pir, asr, strict=True):
+        np.testing.assert_allclose(a, [1.0, 1.0, 1.0, 1 / 3], rtol=1e-6)
+        np.testing.assert_allclose(b, a)
 
 
 def test_fitting_on_the_crop_trains_the_folders_network_and_writes_a_folder(tmp_path):
