@@ -82,7 +82,9 @@ def scores(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     return {name: dice(np.isin(pred, labs), np.isin(truth, labs)) for name, labs in GROUPS.items()}
 
 
-def sac_profile(scan: np.ndarray, truth: np.ndarray, codes: tuple[str, ...], rows: int = 6):
+def sac_profile(
+    scan: np.ndarray, truth: np.ndarray, codes: tuple[str, ...], rows: int = 6
+) -> list[tuple[int, list[float]]]:
     """Mean signal of the dural sac (canal and cord) per anterior-posterior plane, front to
     back, over bands of ``rows`` planes down the superior axis, relative to the canal's median
     (array axes named by ``codes``, e.g. P-I-R)."""
