@@ -112,7 +112,7 @@ def fit_on_crop(folder: Path, out: Path, steps: int, *, lr: float = 1.5e-3) -> P
     from spineps_dask.io.nifti import load_volume
     from spineps_dask.models import nnunet_folder as nf
     from spineps_dask.models.config import CONFIG_NAME, load_config
-    from spineps_dask.training.demo import INSTANCE_SPACING, _fold0_weights
+    from spineps_dask.training.demo import INSTANCE_SPACING, fold0_weights
     from spineps_dask.training.demo_data import case_from_volumes
     from spineps_dask.training.demo_eval import real_crop_files
     from spineps_dask.training.demo_loops import run_loop, semantic_batches
@@ -127,7 +127,7 @@ def fit_on_crop(folder: Path, out: Path, steps: int, *, lr: float = 1.5e-3) -> P
         image, sem, vert, plans, semantic_grid=grid, instance_spacing=INSTANCE_SPACING
     )
     net = nf.build_network(plans, len(dataset["labels"]))
-    net.load_state_dict(_fold0_weights(folder))
+    net.load_state_dict(fold0_weights(folder))
     patch = plans["configurations"]["3d_fullres"]["patch_size"]
     batches = semantic_batches([case], patch, 2, seed=0)
     run_loop(net, batches, iterations=steps, budget_s=float("inf"), lr=lr, seed=0, name="fit")

@@ -45,13 +45,13 @@ def average_weights(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Te
 def write_soup(out: Path, folders: list[Path]) -> Path:
     """``out/semantic``: a copy of the first folder with the averaged fold-0 weights."""
     from spineps_dask.models.checkpoint import load_checkpoint
-    from spineps_dask.training.demo import _fold0_weights
+    from spineps_dask.training.demo import fold0_weights
 
     target = out / "semantic"
     shutil.rmtree(target, ignore_errors=True)
     shutil.copytree(folders[0], target)
     path = target / "fold_0" / "checkpoint_final.pth"
-    states = [_fold0_weights(f) for f in folders]
+    states = [fold0_weights(f) for f in folders]
     checkpoint = load_checkpoint(path)
     checkpoint["network_weights"] = average_weights(states)
     torch.save(checkpoint, path)

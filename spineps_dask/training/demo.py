@@ -169,7 +169,7 @@ def train_semantic(
 
     net = nf.build_network(plans, len(SEMANTIC_CLASSES) + 1)
     if cfg.sem_init is not None:
-        net.load_state_dict(_fold0_weights(Path(cfg.sem_init)))
+        net.load_state_dict(fold0_weights(Path(cfg.sem_init)))
     batches = semantic_batches(
         cases,
         cfg.sem_patch,
@@ -211,7 +211,7 @@ def train_semantic(
     return scores
 
 
-def _fold0_weights(folder: Path) -> dict[str, torch.Tensor]:
+def fold0_weights(folder: Path) -> dict[str, torch.Tensor]:
     """The fold-0 network weights of a semantic results folder, loaded safely."""
     from spineps_dask.models.checkpoint import load_checkpoint
 

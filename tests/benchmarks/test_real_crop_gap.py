@@ -65,7 +65,7 @@ def test_fitting_on_the_crop_trains_the_folders_network_and_writes_a_folder(tmp_
     the source folder's plans and inference config."""
     from spineps_dask.config import DEMO_MODELS
     from spineps_dask.models.semantic import SemanticModel
-    from spineps_dask.training.demo import _fold0_weights
+    from spineps_dask.training.demo import fold0_weights
 
     src = DEMO_MODELS / "semantic"
     torch.set_num_threads(1)
@@ -73,7 +73,7 @@ def test_fitting_on_the_crop_trains_the_folders_network_and_writes_a_folder(tmp_
     assert json.loads((out / "plans.json").read_text()) == json.loads(
         (src / "plans.json").read_text()
     )
-    before, after = _fold0_weights(src), _fold0_weights(out)
+    before, after = fold0_weights(src), fold0_weights(out)
     assert before.keys() == after.keys()
     assert any(not torch.equal(before[k], after[k]) for k in before)
     SemanticModel.from_folder(out, device="cpu")

@@ -95,7 +95,7 @@ def test_fine_tuning_options_reach_the_config_and_the_recorded_command(trained) 
     record = _semantic_record(cfg)
     assert record["command"].endswith(f"--random-looks 4 --lr 0.001 --init-from {start}")
     assert record["initialised_from_version"] == folder_version(start)
-    weights = train_demo._fold0_weights(start)
+    weights = train_demo.fold0_weights(start)
     assert any(k.endswith("weight") for k in weights)
 
     bad = runner.invoke(app, [*args, "--init-from", str(start.parent)])
