@@ -64,14 +64,13 @@ def one_voxel_costs(truth: np.ndarray, codes: tuple[str, ...]) -> dict[str, dict
 def grid_ceiling(truth: np.ndarray, affine: np.ndarray, orientation, spacing) -> dict:
     """Dice of each structure's true mask against itself moved onto a model grid (axis codes
     ``orientation``, mm ``spacing`` in that order) and back, nearest neighbour both ways."""
-    from benchmarks.real_crop_edges import GROUPS
+    from benchmarks.real_crop_edges import group_dice
     from spineps_dask.geometry import Volume, resample_to
     from spineps_dask.models.semantic import rescale
-    from spineps_dask.training.demo_eval import dice
 
     grid = rescale(Volume(truth, affine).reorient(tuple(orientation)), spacing, order=0)
     back = np.asarray(resample_to(grid, truth.shape, affine, order=0).data)
-    return {name: dice(np.isin(back, lab), np.isin(truth, lab)) for name, lab in GROUPS.items()}
+    return group_dice(back, truth)
 
 
 def main() -> None:

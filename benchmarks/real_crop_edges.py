@@ -20,9 +20,12 @@ import numpy as np
 GROUPS = {"body": (49, 50), "ivd": (100,), "canal": (61,), "cord": (60,)}
 
 
-def _dice(pred: np.ndarray, truth: np.ndarray, labels: tuple[int, ...]) -> float:
-    p, t = np.isin(pred, labels), np.isin(truth, labels)
-    return 2 * float((p & t).sum()) / max(float(p.sum() + t.sum()), 1.0)
+def group_dice(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """Dice per issue-17 structure (`GROUPS`) of a predicted semantic mask against the truth
+    (`training.demo_eval.dice`: 1.0 where both lack it)."""
+    from spineps_dask.training.demo_eval import dice
+
+    return {name: dice(np.isin(pred, labs), np.isin(truth, labs)) for name, labs in GROUPS.items()}
 
 
 def real_crop():
@@ -69,7 +72,7 @@ def main() -> None:
         model = SemanticModel.from_folder(folder, device="cpu")
         for name, scan, keep in (("as is", image, ...), (f"+{args.rows} rows", padded, inside)):
             pred = semantic_on_scan(scan, model)[keep]
-            scores = "".join(f"{_dice(pred, truth, labels):>8.3f}" for labels in GROUPS.values())
+            scores = "".join(f"{v:>8.3f}" for v in group_dice(pred, truth).values())
             print(f"{str(folder)[-40:]:<40}{name:<10}{scores}")
 
 

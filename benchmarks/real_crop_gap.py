@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.real_crop_edges import GROUPS, real_crop, semantic_on_scan
+from benchmarks.real_crop_edges import GROUPS, group_dice, real_crop, semantic_on_scan
 
 
 def painted(
@@ -74,12 +74,6 @@ def crop_images(scan: np.ndarray, truth: np.ndarray) -> dict[str, np.ndarray]:
         "sac painted": painted(sac, signal, around=scan / top) * top,
         "real": scan.astype(np.float32),
     }
-
-
-def scores(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    from spineps_dask.training.demo_eval import dice
-
-    return {name: dice(np.isin(pred, labs), np.isin(truth, labs)) for name, labs in GROUPS.items()}
 
 
 def sac_profile(
@@ -174,7 +168,7 @@ def main() -> None:
                 model = SemanticModel.from_folder(path, device="cpu")
                 for kind, img in images.items():
                     pred = semantic_on_scan(Volume(img, scan.affine), model)
-                    row = "".join(f"{v:>8.3f}" for v in scores(pred, truth).values())
+                    row = "".join(f"{v:>8.3f}" for v in group_dice(pred, truth).values())
                     print(f"{name:<34}{kind:<13}{row}  {int((pred == 60).sum()):>5}", flush=True)
 
 
