@@ -287,6 +287,15 @@ def train_demo(
             "beyond, as the sliding window pads scans smaller than its patch; default: config).",
         ),
     ] = None,
+    relook: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Share of semantic training patches given a fresh random appearance drawn "
+            "from their labels as they are sampled (SynthSeg-style; default: config).",
+        ),
+    ] = None,
     init_from: Annotated[
         Path | None,
         typer.Option(
@@ -350,6 +359,7 @@ def train_demo(
         n_random_looks=random_looks,
         patch_norm=patch_norm,
         fov_cut=fov_cut,
+        relook=relook,
         features=_stage_widths(features),
         device=_training_device(device),
     )

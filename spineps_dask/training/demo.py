@@ -88,6 +88,9 @@ class DemoTrainConfig(TrainConfig):
     #: smaller than the 144 mm window is padded with zeros at inference, which patches cut from
     #: inside a phantom never show (`demo_loops.semantic_batches`).
     sem_fov_cut: float = 0.0
+    #: Share of semantic training patches given a fresh appearance drawn from their labels as
+    #: they are sampled (issue 17, SynthSeg's per-sample looks; `training.patch_looks`).
+    sem_relook: float = 0.0
     inst_dim: int = 8
     inst_iterations: int = 3000
     inst_batch: int = 1
@@ -107,6 +110,7 @@ class DemoTrainConfig(TrainConfig):
         "init_from": ("sem_init",),
         "patch_norm": ("sem_patch_norm",),
         "fov_cut": ("sem_fov_cut",),
+        "relook": ("sem_relook",),
         "device": ("device",),
         "features": ("sem_features",),
     }
@@ -177,6 +181,7 @@ def train_semantic(
         cfg.seed,
         patch_norm=cfg.sem_patch_norm,
         fov_cut=cfg.sem_fov_cut,
+        relook=cfg.sem_relook,
     )
     result = run_loop(
         net,
@@ -283,6 +288,7 @@ _SEM_FLAGS = (
     ("--init-from", "sem_init"),
     ("--patch-norm", "sem_patch_norm"),
     ("--fov-cut", "sem_fov_cut"),
+    ("--relook", "sem_relook"),
 )
 
 

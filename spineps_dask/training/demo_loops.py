@@ -23,6 +23,7 @@ from spineps_dask.training.demo_data import (
     field_of_view,
     sample_patch,
 )
+from spineps_dask.training.patch_looks import redraw_look
 
 logger = logging.getLogger(__name__)
 _CL = torch.channels_last_3d  # ~2x faster 3D convolutions on CPU here
@@ -109,14 +110,16 @@ def semantic_batches(
     *,
     patch_norm: float = 0.0,
     fov_cut: float = 0.0,
+    relook: float = 0.0,
 ) -> Callable[[np.random.Generator], tuple[torch.Tensor, torch.Tensor]]:
     """Batches of nnU-Net-preprocessed patches with light intensity augmentation.
 
     ``patch_norm``: the share of patches z-scored on their own, as a scan whose field of view
     is the patch would be (`DemoTrainConfig.sem_patch_norm`). ``fov_cut``: the share of
     patches whose scan ends inside them (`demo_data.field_of_view`): outside it the image is
-    the sliding window's zero padding and the target background. At 0 no draw is made, so
-    earlier training commands give the same patches.
+    the sliding window's zero padding and the target background. ``relook``: the share of
+    patches given a new appearance drawn from their labels (`patch_looks.redraw_look`). At 0
+    neither makes a draw, so earlier training commands give the same patches.
     """
     rng0 = np.random.default_rng(seed)
     coords = [class_coords(c.seg, rng0) for c in cases]
@@ -127,6 +130,8 @@ def semantic_batches(
             k = int(rng.integers(len(cases)))
             x, y = sample_patch(cases[k], coords[k], patch, rng)
             keep = field_of_view(x.shape[1:], rng) if fov_cut and rng.random() < fov_cut else None
+            if relook and rng.random() < relook:
+                x = redraw_look(x, y, rng)
             if rng.random() < patch_norm:
                 seen = x if keep is None else x[:, keep]
                 x = (x - seen.mean()) / max(float(seen.std()), 1e-6)

@@ -112,14 +112,15 @@ def test_fine_tuning_options_reach_the_config_and_the_recorded_command(trained) 
             "sem_fov_cut",
             "--random-looks 4 --patch-norm 0.3 --fov-cut 0.3",
         ),
+        (["--relook", "0.3"], "sem_relook", "--random-looks 4 --relook 0.3"),
     ],
 )
 def test_patch_options_reach_the_config_and_the_recorded_command(
     trained, options, field, ending
 ) -> None:
-    """``--patch-norm`` (issue 17's field-of-view normalisation) and ``--fov-cut`` (scans
-    smaller than the network's window) set the semantic config, and the card's command repeats
-    them so the training can be rerun as it was."""
+    """``--patch-norm`` (issue 17's field-of-view normalisation), ``--fov-cut`` (scans
+    smaller than the network's window) and ``--relook`` (per-patch looks) set the semantic
+    config, and the card's command repeats them so the training can be rerun as it was."""
 
     args = ["models", "train-demo", "OUT", "--which", "semantic", "--random-looks", "4"]
     result = runner.invoke(app, [*args, *options])
@@ -131,10 +132,10 @@ def test_patch_options_reach_the_config_and_the_recorded_command(
     assert record["settings"][field] == 0.3
 
 
-@pytest.mark.parametrize("option", ["--patch-norm", "--fov-cut"])
+@pytest.mark.parametrize("option", ["--patch-norm", "--fov-cut", "--relook"])
 def test_patch_option_outside_a_share_is_refused(monkeypatch, option) -> None:
-    """``--patch-norm`` and ``--fov-cut`` are shares of patches: 1.5 or -0.2 would silently act
-    as 1 or 0, so the CLI refuses them before any phantom is made."""
+    """``--patch-norm``, ``--fov-cut`` and ``--relook`` are shares of patches: 1.5 or -0.2
+    would silently act as 1 or 0, so the CLI refuses them before any phantom is made."""
     from spineps_dask.training import demo as train_demo
 
     called = []

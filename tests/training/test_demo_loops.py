@@ -87,3 +87,28 @@ def test_run_loop_trains_on_cuda_and_hands_the_network_back_on_the_cpu():
     assert result.iterations == 5
     assert net.weight.device.type == "cpu"
     assert not torch.equal(before, net.weight.detach())
+
+
+def test_relook_off_draws_the_same_patches_and_on_gives_new_looks():
+    """relook=0 makes no extra draw (earlier commands give the patches they gave); with
+    relook=1 every patch gets a new look: the labelled block's contrast against the rest,
+    the same sign in every patch of the case, takes both signs."""
+    cases = [_case(5.0)]
+    a = semantic_batches(cases, (8, 8, 8), 4, seed=0, patch_norm=0.3, fov_cut=0.3)
+    b = semantic_batches(cases, (8, 8, 8), 4, seed=0, patch_norm=0.3, fov_cut=0.3, relook=0.0)
+    xa, ya = a(np.random.default_rng(3))
+    xb, yb = b(np.random.default_rng(3))
+    assert (xa == xb).all() and (ya == yb).all()
+
+    data = np.where(cases[0].seg == 1, 8.0, 2.0).astype(np.float32)
+    bright = [Case(data, cases[0].seg, cases[0].semantic, cases[0].instance)]
+    relooked = semantic_batches(bright, (8, 8, 8), 8, seed=0, relook=1.0)
+    rng = np.random.default_rng(4)
+    signs = set()
+    for _ in range(6):
+        x, y = relooked(rng)
+        for k in range(len(x)):
+            inside, outside = x[k, 0][y[k] == 1], x[k, 0][y[k] == 0]
+            if len(inside) and len(outside):
+                signs.add(bool(inside.mean() > outside.mean()))
+    assert signs == {True, False}
