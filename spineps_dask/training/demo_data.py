@@ -55,7 +55,6 @@ class Case:
 def prepare_case(
     seed: int,
     plans: Mapping[str, Any],
-    dataset_json: Mapping[str, Any],
     *,
     semantic_grid: tuple[Sequence[str], Sequence[float]],
     instance_spacing: Sequence[float],
@@ -135,7 +134,6 @@ def load_cases(
     seeds: Sequence[int],
     cache: Path,
     plans: Mapping[str, Any],
-    dataset_json: Mapping[str, Any],
     *,
     semantic_grid: tuple[Sequence[str], Sequence[float]],
     instance_spacing: Sequence[float],
@@ -154,7 +152,6 @@ def load_cases(
     write = partial(
         _write_case,
         plans=plans,
-        dataset_json=dataset_json,
         semantic_grid=semantic_grid,
         instance_spacing=instance_spacing,
         appearance=appearance,

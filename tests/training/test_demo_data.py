@@ -62,17 +62,16 @@ def test_cases_prepared_in_parallel_are_the_serial_ones(tmp_path):
         DemoTrainConfig,
         semantic_spec,
     )
-    from spineps_dask.training.demo_data import SEMANTIC_CLASSES, load_cases
+    from spineps_dask.training.demo_data import load_cases
 
     plans = nf.make_plans(semantic_spec(DemoTrainConfig()))
-    dataset = nf.make_dataset_json([f"label_{lab}" for lab in SEMANTIC_CLASSES])
     grids = {
         "semantic_grid": (SEMANTIC_ORIENTATION, SPACING[::-1]),
         "instance_spacing": INSTANCE_SPACING,
     }
     seeds = [4, 10]  # small cervical views
-    serial = load_cases(seeds, tmp_path / "one", plans, dataset, **grids)
-    parallel = load_cases(seeds, tmp_path / "two", plans, dataset, **grids, workers=2)
+    serial = load_cases(seeds, tmp_path / "one", plans, **grids)
+    parallel = load_cases(seeds, tmp_path / "two", plans, **grids, workers=2)
     assert len(list((tmp_path / "two").glob("*.npz"))) == 2
     for a, b in zip(serial, parallel, strict=True):
         for name in ("data", "seg", "semantic", "instance"):
