@@ -91,8 +91,8 @@ def test_run_loop_trains_on_cuda_and_hands_the_network_back_on_the_cpu():
 
 def test_relook_off_draws_the_same_patches_and_on_gives_new_looks():
     """relook=0 makes no extra draw (earlier commands give the patches they gave); with
-    relook=1 every patch gets a new look: the labelled block's contrast against the rest,
-    the same sign in every patch of the case, takes both signs."""
+    relook=1 every patch gets a new look: the labelled block, brighter than the rest in the
+    case, comes out darker than the rest in some patches."""
     cases = [_case(5.0)]
     a = semantic_batches(cases, (8, 8, 8), 4, seed=0, patch_norm=0.3, fov_cut=0.3)
     b = semantic_batches(cases, (8, 8, 8), 4, seed=0, patch_norm=0.3, fov_cut=0.3, relook=0.0)
