@@ -296,6 +296,16 @@ def train_demo(
             "from their labels as they are sampled (SynthSeg-style; default: config).",
         ),
     ] = None,
+    textbook_sac: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Share of the --random-looks phantoms that keep the T2w phantoms' dural sac "
+            "(filling the bony canal) and cord place, so that no look comes with its own "
+            "anatomy (default: config).",
+        ),
+    ] = None,
     init_from: Annotated[
         Path | None,
         typer.Option(
@@ -360,6 +370,7 @@ def train_demo(
         patch_norm=patch_norm,
         fov_cut=fov_cut,
         relook=relook,
+        textbook_sac=textbook_sac,
         features=_stage_widths(features),
         device=_training_device(device),
     )

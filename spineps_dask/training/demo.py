@@ -91,6 +91,11 @@ class DemoTrainConfig(TrainConfig):
     #: Share of semantic training patches given a fresh appearance drawn from their labels as
     #: they are sampled (issue 17, SynthSeg's per-sample looks; `training.patch_looks`).
     sem_relook: float = 0.0
+    #: Share of the random-look phantoms that keep the T2w phantoms' sac and cord place
+    #: (issue 17; `phantom.sample_spec`'s ``textbook_sac``): without it a look other than
+    #: T2w nearly always comes with an inset sac, and the network learns the one as a sign
+    #: of the other.
+    sem_textbook_sac: float = 0.0
     inst_dim: int = 8
     inst_iterations: int = 3000
     inst_batch: int = 1
@@ -111,6 +116,7 @@ class DemoTrainConfig(TrainConfig):
         "patch_norm": ("sem_patch_norm",),
         "fov_cut": ("sem_fov_cut",),
         "relook": ("sem_relook",),
+        "textbook_sac": ("sem_textbook_sac",),
         "device": ("device",),
         "features": ("sem_features",),
     }
@@ -154,6 +160,7 @@ def train_demo_models(out: str | Path, cfg: DemoTrainConfig, *, which: str = "bo
             semantic_grid=(SEMANTIC_ORIENTATION, SPACING[::-1]),
             instance_spacing=INSTANCE_SPACING,
             appearance="random",
+            textbook_sac=cfg.sem_textbook_sac,
             workers=cfg.threads,
         )
         train_semantic(out / "semantic", cases + looks, plans, dataset, cfg)
@@ -287,6 +294,7 @@ _SEM_FLAGS = (
     ("--patch-norm", "sem_patch_norm"),
     ("--fov-cut", "sem_fov_cut"),
     ("--relook", "sem_relook"),
+    ("--textbook-sac", "sem_textbook_sac"),
 )
 
 

@@ -113,14 +113,16 @@ def test_fine_tuning_options_reach_the_config_and_the_recorded_command(trained) 
             "--random-looks 4 --patch-norm 0.3 --fov-cut 0.3",
         ),
         (["--relook", "0.3"], "sem_relook", "--random-looks 4 --relook 0.3"),
+        (["--textbook-sac", "0.3"], "sem_textbook_sac", "--random-looks 4 --textbook-sac 0.3"),
     ],
 )
 def test_patch_options_reach_the_config_and_the_recorded_command(
     trained, options, field, ending
 ) -> None:
     """``--patch-norm`` (issue 17's field-of-view normalisation), ``--fov-cut`` (scans
-    smaller than the network's window) and ``--relook`` (per-patch looks) set the semantic
-    config, and the card's command repeats them so the training can be rerun as it was."""
+    smaller than the network's window), ``--relook`` (per-patch looks) and ``--textbook-sac``
+    (random looks with the T2w sac) set the semantic config, and the card's command repeats
+    them so the training can be rerun as it was."""
 
     args = ["models", "train-demo", "OUT", "--which", "semantic", "--random-looks", "4"]
     result = runner.invoke(app, [*args, *options])
@@ -132,9 +134,9 @@ def test_patch_options_reach_the_config_and_the_recorded_command(
     assert record["settings"][field] == 0.3
 
 
-@pytest.mark.parametrize("option", ["--patch-norm", "--fov-cut", "--relook"])
+@pytest.mark.parametrize("option", ["--patch-norm", "--fov-cut", "--relook", "--textbook-sac"])
 def test_patch_option_outside_a_share_is_refused(monkeypatch, option) -> None:
-    """``--patch-norm``, ``--fov-cut`` and ``--relook`` are shares of patches: 1.5 or -0.2
+    """``--patch-norm``, ``--fov-cut``, ``--relook`` and ``--textbook-sac`` are shares: 1.5 or -0.2
     would silently act as 1 or 0, so the CLI refuses them before any phantom is made."""
     from spineps_dask.training import demo as train_demo
 

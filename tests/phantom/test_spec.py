@@ -98,6 +98,26 @@ def test_random_looks_draw_the_sac_and_nothing_else() -> None:
         sample_spec(0, sac_inset=(-0.1, 0.0))
 
 
+def test_textbook_sac_gives_a_share_of_random_looks_the_t2w_sac_and_changes_nothing_else() -> None:
+    """Issue 17 (session 24): ``textbook_sac`` is the chance that a random look keeps the T2w
+    phantoms' full sac and cord place; it is drawn after them, so 0 gives every earlier spec
+    and any share leaves the other random looks and every other field as they were."""
+    shares = []
+    for seed in range(500, 560):
+        old = sample_spec(seed, appearance="random")
+        assert sample_spec(seed, appearance="random", textbook_sac=0.0) == old
+        t2 = sample_spec(seed)
+        assert sample_spec(seed, textbook_sac=1.0) == t2  # only random looks draw the sac
+        some = sample_spec(seed, appearance="random", textbook_sac=0.4)
+        plain = replace_spec(old, **{k: getattr(t2, k) for k in RANDOM_LOOK_FIELDS})
+        assert some in (old, plain)
+        assert sample_spec(seed, appearance="random", textbook_sac=1.0) == plain
+        shares.append(some == plain and some != old)
+    assert 14 <= sum(shares) <= 34  # 0.4 of 60 is 24
+    with pytest.raises(InputError, match="textbook_sac"):
+        sample_spec(0, appearance="random", textbook_sac=1.5)
+
+
 def test_a_conus_is_set_not_drawn_and_impossible_ones_are_refused() -> None:
     """The conus fields are overrides (no look draws them, session 20), kept as given; an end
     outside T9-L5 (anchor positions 15-23), a flatter cord than 0.2 or no taper is refused

@@ -42,6 +42,9 @@ def test_cached_case_is_named_by_its_phantom_spec(tmp_path, monkeypatch):
     first = case_path(tmp_path, 503, "random")
     assert first == case_path(tmp_path, 503, "random") and first.parent == tmp_path
     assert first != case_path(tmp_path, 503, "t2w")
+    # `--textbook-sac`: a random look given the T2w sac is another phantom, cached apart
+    assert case_path(tmp_path, 503, "random", 1.0) != first
+    assert case_path(tmp_path, 503, "random", 0.0) == first
     drawn = spineps_dask.phantom.sample_spec
     monkeypatch.setattr(
         spineps_dask.phantom,
