@@ -66,9 +66,9 @@ def prepare_case(
     ``semantic_grid``: the semantic model's (``model_expected_orientation``,
     ``resolution_range``); ``textbook_sac``: `phantom.sample_spec`'s.
     """
-    from spineps_dask.phantom import make_phantom
+    from spineps_dask.phantom import make_phantom, sample_spec
 
-    ph = make_phantom(seed, appearance=appearance, textbook_sac=textbook_sac)
+    ph = make_phantom(sample_spec(seed, appearance=appearance, textbook_sac=textbook_sac))
     return case_from_volumes(
         ph.image,
         ph.semantic,
