@@ -93,8 +93,8 @@ class DemoTrainConfig(TrainConfig):
     sem_relook: float = 0.0
     #: Share of the random-look phantoms that keep the T2w phantoms' sac and cord place
     #: (issue 17; `phantom.sample_spec`'s ``textbook_sac``): without it a look other than
-    #: T2w nearly always comes with an inset sac, and the network learns the one as a sign
-    #: of the other.
+    #: T2w comes with an inset sac four times in five (a T2w look never), and the network
+    #: learns the one as a sign of the other.
     sem_textbook_sac: float = 0.0
     inst_dim: int = 8
     inst_iterations: int = 3000
