@@ -1,10 +1,11 @@
 """Demo training data: the field-of-view cut of issue 17 and the cache of prepared cases."""
 
 import numpy as np
+import pytest
 
 import spineps_dask.phantom
 from spineps_dask.phantom import replace_spec
-from spineps_dask.training.demo_data import case_path, field_of_view
+from spineps_dask.training.demo_data import case_path, field_of_view, prepare_case
 
 
 def test_field_of_view_keeps_one_box_at_least_min_share_long_on_each_axis():
@@ -52,6 +53,27 @@ def test_cached_case_is_named_by_its_phantom_spec(tmp_path, monkeypatch):
         lambda seed, **kw: replace_spec(drawn(seed, **kw), sac_inset=(0.1, 0.1)),
     )
     assert case_path(tmp_path, 503, "random") != first
+
+
+def test_textbook_sac_reaches_the_phantom_a_case_is_made_from(monkeypatch):
+    """``--textbook-sac`` changes the phantom itself, not only its cache name: `prepare_case`
+    builds the random look from the spec that keeps the T2w sac and cord place."""
+
+    class Built(Exception):
+        pass
+
+    def build(spec, **overrides):
+        raise Built(spec)
+
+    monkeypatch.setattr(spineps_dask.phantom, "make_phantom", build)
+    with pytest.raises(Built) as got:
+        prepare_case(
+            503, {}, semantic_grid=((), ()), instance_spacing=(), appearance="random",
+            textbook_sac=1.0,
+        )  # fmt: skip
+    spec = got.value.args[0]
+    assert spec == spineps_dask.phantom.sample_spec(503, appearance="random", textbook_sac=1.0)
+    assert (spec.cord_offset, spec.sac_inset) == ((0.15, 0.0), (0.0, 0.0))
 
 
 def test_cases_prepared_in_parallel_are_the_serial_ones(tmp_path):
