@@ -306,6 +306,16 @@ def train_demo(
             "anatomy (default: config).",
         ),
     ] = None,
+    t2w_drawn_sac: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Share of the semantic model's T2w training phantoms that draw their dural "
+            "sac (often inset in the canal) and cord place as random looks do; the instance "
+            "model's stay as they are (default: config).",
+        ),
+    ] = None,
     init_from: Annotated[
         Path | None,
         typer.Option(
@@ -371,6 +381,7 @@ def train_demo(
         fov_cut=fov_cut,
         relook=relook,
         textbook_sac=textbook_sac,
+        t2w_drawn_sac=t2w_drawn_sac,
         features=_stage_widths(features),
         device=_training_device(device),
     )

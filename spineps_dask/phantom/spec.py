@@ -84,17 +84,17 @@ class PhantomSpec:
     cord_offset
         Where the cord's centre sits in the dural sac: (anterior, right) in units of the
         sac's radii (the canal's, where the sac fills it). T2w and T1w phantoms keep
-        ``(0.15, 0.0)``; random-look specs from `sample_spec` draw it from their own stream
-        (`replace_spec` keeps a spec's). Issue 17: the tptbox
-        crop's conus lies against the back of the sac, where a cord always drawn near the
-        middle never taught the network to look.
+        ``(0.15, 0.0)`` (a T2w one draws it with ``t2w_drawn_sac``); random-look specs from
+        `sample_spec` draw it from their own stream (`replace_spec` keeps a spec's).
+        Issue 17: the tptbox crop's conus lies against the back of the sac, where a cord
+        always drawn near the middle never taught the network to look.
     sac_inset
         How far the dural sac's back and front lie inside the bony canal: (posterior, anterior)
         in the canal's AP radii, the sac's width shrinking by their mean; the space left is
         epidural (label 0). T2w and T1w phantoms keep ``(0.0, 0.0)`` (the sac fills the
-        canal); random-look specs draw it with the cord place. Issue 17: in the tptbox crop
-        fat and ligament lie between the sac's back and the arch, and models trained on a
-        sac that fills the canal called that space canal.
+        canal); random-look specs, and T2w ones with ``t2w_drawn_sac``, draw it with the cord
+        place. Issue 17: in the tptbox crop fat and ligament lie between the sac's back and
+        the arch, and models trained on a sac that fills the canal called that space canal.
     conus_end, conus_taper_mm, cord_flatten
         Where the cord ends, in the anchor scale of `anatomy` (C1 = 0, T12 = 18, L1 = 19;
         0: the textbook taper, 0.7 of the radius at L1 and out within L2), over how many mm
@@ -257,7 +257,9 @@ def _draw_sac_inset(rng: np.random.Generator) -> tuple[float, float]:
     return (0.0, 0.0) if rng.random() < 0.2 else (float(back), float(front))
 
 
-def sample_spec(seed: int, *, textbook_sac: float = 0.0, **overrides: object) -> PhantomSpec:
+def sample_spec(
+    seed: int, *, textbook_sac: float = 0.0, t2w_drawn_sac: float = 0.0, **overrides: object
+) -> PhantomSpec:
     """Draw a `PhantomSpec` from a seed; keyword overrides fix any field.
 
     Overriding ``orientation`` without ``spacing`` keeps the drawn spacing in world terms
@@ -267,7 +269,10 @@ def sample_spec(seed: int, *, textbook_sac: float = 0.0, **overrides: object) ->
     Issue 17: with 0, an unfamiliar look comes with an inset sac and a cord further back in
     most training phantoms, and a network learns the look as a sign of that anatomy: on T1w
     phantoms (textbook sac) it placed the sac's rim a voxel inside (benchmarks/RESULTS.md,
-    session 24).
+    session 24). ``t2w_drawn_sac``: the chance that a T2w spec draws its sac and cord place as
+    a random look does (from the same stream, so 0 gives the specs it gave): the look and the
+    anatomy made independent from the T2w side, keeping the inset sacs that teach the
+    epidural space behind a real sac (session 25).
 
     Raises
     ------
@@ -278,8 +283,9 @@ def sample_spec(seed: int, *, textbook_sac: float = 0.0, **overrides: object) ->
     unknown = set(overrides) - names
     if unknown:
         raise InputError(f"unknown phantom spec fields {sorted(unknown)}; known: {sorted(names)}")
-    if not 0.0 <= textbook_sac <= 1.0:
-        raise InputError(f"textbook_sac {textbook_sac} must be a share in [0, 1]")
+    for name, share in (("textbook_sac", textbook_sac), ("t2w_drawn_sac", t2w_drawn_sac)):
+        if not 0.0 <= share <= 1.0:
+            raise InputError(f"{name} {share} must be a share in [0, 1]")
     rng = np.random.default_rng([int(seed), 3])
     region = str(overrides.get("region", REGIONS[rng.integers(len(REGIONS))]))
     if region not in REGIONS:
@@ -312,10 +318,12 @@ def sample_spec(seed: int, *, textbook_sac: float = 0.0, **overrides: object) ->
     }
     drawn.update(overrides)
     drawn["orientation"] = orientation
-    if drawn.get("appearance") == "random":
+    look = drawn.get("appearance", "t2w")
+    if look in ("random", "t2w"):
         sac_rng = np.random.default_rng([int(seed), 11])  # after the cord place: it stays
         place, inset = _draw_cord_offset(sac_rng), _draw_sac_inset(sac_rng)
-        if not (textbook_sac and sac_rng.random() < textbook_sac):
+        share = sac_rng.random()
+        if (share >= textbook_sac) if look == "random" else (share < t2w_drawn_sac):
             drawn.setdefault("cord_offset", place)
             drawn.setdefault("sac_inset", inset)
     if "spacing" in overrides:

@@ -23,6 +23,7 @@ import logging
 import sys
 import time
 from dataclasses import asdict, dataclass, fields, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -96,6 +97,11 @@ class DemoTrainConfig(TrainConfig):
     #: T2w comes with an inset sac four times in five (a T2w look never), and the network
     #: learns the one as a sign of the other.
     sem_textbook_sac: float = 0.0
+    #: Share of the T2w training phantoms of the semantic model that draw their sac and cord
+    #: place as random looks do (`phantom.sample_spec`'s ``t2w_drawn_sac``): the same cure from
+    #: the T2w side, keeping the inset sacs the real scan's epidural space wants (session 25).
+    #: The instance model trains on the T2w phantoms as they were.
+    sem_t2w_drawn_sac: float = 0.0
     inst_dim: int = 8
     inst_iterations: int = 3000
     inst_batch: int = 1
@@ -117,6 +123,7 @@ class DemoTrainConfig(TrainConfig):
         "fov_cut": ("sem_fov_cut",),
         "relook": ("sem_relook",),
         "textbook_sac": ("sem_textbook_sac",),
+        "t2w_drawn_sac": ("sem_t2w_drawn_sac",),
         "device": ("device",),
         "features": ("sem_features",),
     }
@@ -144,7 +151,8 @@ def train_demo_models(out: str | Path, cfg: DemoTrainConfig, *, which: str = "bo
     out = Path(out)
     plans = nf.make_plans(semantic_spec(cfg), dataset_name="Dataset900_SpinepsDaskPhantom")
     dataset = nf.make_dataset_json([f"label_{lab}" for lab in SEMANTIC_CLASSES])
-    cases = load_cases(
+    t2w_cases = partial(
+        load_cases,
         cfg.seeds(0, cfg.n_train),
         out / ".cache",
         plans,
@@ -152,7 +160,12 @@ def train_demo_models(out: str | Path, cfg: DemoTrainConfig, *, which: str = "bo
         instance_spacing=INSTANCE_SPACING,
         workers=cfg.threads,
     )
+    cases = t2w_cases()
     if which in ("semantic", "both"):
+        if cfg.sem_t2w_drawn_sac:
+            cases_sem = t2w_cases(t2w_drawn_sac=cfg.sem_t2w_drawn_sac)
+        else:
+            cases_sem = cases
         looks = load_cases(
             cfg.seeds(500, cfg.n_random_looks),
             out / ".cache",
@@ -163,7 +176,7 @@ def train_demo_models(out: str | Path, cfg: DemoTrainConfig, *, which: str = "bo
             textbook_sac=cfg.sem_textbook_sac,
             workers=cfg.threads,
         )
-        train_semantic(out / "semantic", cases + looks, plans, dataset, cfg)
+        train_semantic(out / "semantic", cases_sem + looks, plans, dataset, cfg)
     if which in ("instance", "both"):
         train_instance(out / "instance", cases, cfg)
     if which != "data":
@@ -295,6 +308,7 @@ _SEM_FLAGS = (
     ("--fov-cut", "sem_fov_cut"),
     ("--relook", "sem_relook"),
     ("--textbook-sac", "sem_textbook_sac"),
+    ("--t2w-drawn-sac", "sem_t2w_drawn_sac"),
 )
 
 

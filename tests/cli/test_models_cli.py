@@ -114,6 +114,7 @@ def test_fine_tuning_options_reach_the_config_and_the_recorded_command(trained) 
         ),
         (["--relook", "0.3"], "sem_relook", "--random-looks 4 --relook 0.3"),
         (["--textbook-sac", "0.3"], "sem_textbook_sac", "--random-looks 4 --textbook-sac 0.3"),
+        (["--t2w-drawn-sac", "0.3"], "sem_t2w_drawn_sac", "--random-looks 4 --t2w-drawn-sac 0.3"),
     ],
 )
 def test_patch_options_reach_the_config_and_the_recorded_command(
@@ -134,7 +135,9 @@ def test_patch_options_reach_the_config_and_the_recorded_command(
     assert record["settings"][field] == 0.3
 
 
-@pytest.mark.parametrize("option", ["--patch-norm", "--fov-cut", "--relook", "--textbook-sac"])
+@pytest.mark.parametrize(
+    "option", ["--patch-norm", "--fov-cut", "--relook", "--textbook-sac", "--t2w-drawn-sac"]
+)
 def test_patch_option_outside_a_share_is_refused(monkeypatch, option) -> None:
     """``--patch-norm``, ``--fov-cut``, ``--relook`` and ``--textbook-sac`` are shares: 1.5 or -0.2
     would silently act as 1 or 0, so the CLI refuses them before any phantom is made."""

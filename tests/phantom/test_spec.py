@@ -118,6 +118,27 @@ def test_textbook_sac_gives_a_share_of_random_looks_the_t2w_sac_and_changes_noth
         sample_spec(0, appearance="random", textbook_sac=1.5)
 
 
+def test_t2w_drawn_sac_gives_a_share_of_t2w_specs_the_random_look_sac_and_nothing_else() -> None:
+    """Issue 17 (session 25): ``t2w_drawn_sac`` is the chance that a T2w spec draws its sac and
+    cord place as a random look of the same seed does; 0 gives every earlier spec, T1w specs
+    (the held-out contrast) never change, and other fields stay as they were."""
+    shares = []
+    for seed in range(0, 60):
+        old = sample_spec(seed)
+        assert sample_spec(seed, t2w_drawn_sac=0.0) == old
+        t1 = sample_spec(seed, appearance="t1w")
+        assert sample_spec(seed, appearance="t1w", t2w_drawn_sac=1.0) == t1
+        look = sample_spec(seed, appearance="random")
+        drawn = replace_spec(old, **{k: getattr(look, k) for k in RANDOM_LOOK_FIELDS})
+        some = sample_spec(seed, t2w_drawn_sac=0.5)
+        assert some in (old, drawn)
+        assert sample_spec(seed, t2w_drawn_sac=1.0) == drawn
+        shares.append(some == drawn and some != old)
+    assert 20 <= sum(shares) <= 40  # 0.5 of 60 is 30
+    with pytest.raises(InputError, match="t2w_drawn_sac"):
+        sample_spec(0, t2w_drawn_sac=-0.2)
+
+
 def test_a_conus_is_set_not_drawn_and_impossible_ones_are_refused() -> None:
     """The conus fields are overrides (no look draws them, session 20), kept as given; an end
     outside T9-L5 (anchor positions 15-23), a flatter cord than 0.2 or no taper is refused

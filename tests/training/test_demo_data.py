@@ -46,6 +46,10 @@ def test_cached_case_is_named_by_its_phantom_spec(tmp_path, monkeypatch):
     # `--textbook-sac`: a random look given the T2w sac is another phantom, cached apart
     assert case_path(tmp_path, 503, "random", 1.0) != first
     assert case_path(tmp_path, 503, "random", 0.0) == first
+    # `--t2w-drawn-sac`: a T2w phantom given a drawn sac is another phantom too
+    t2w = case_path(tmp_path, 3, "t2w")
+    assert case_path(tmp_path, 3, "t2w", 0.0, 1.0) != t2w
+    assert case_path(tmp_path, 3, "t2w", 0.0, 0.0) == t2w
     drawn = spineps_dask.phantom.sample_spec
     monkeypatch.setattr(
         spineps_dask.phantom,
@@ -55,9 +59,10 @@ def test_cached_case_is_named_by_its_phantom_spec(tmp_path, monkeypatch):
     assert case_path(tmp_path, 503, "random") != first
 
 
-def test_textbook_sac_reaches_the_phantom_a_case_is_made_from(monkeypatch):
-    """``--textbook-sac`` changes the phantom itself, not only its cache name: `prepare_case`
-    builds the random look from the spec that keeps the T2w sac and cord place."""
+def test_sac_shares_reach_the_phantom_a_case_is_made_from(monkeypatch):
+    """``--textbook-sac`` and ``--t2w-drawn-sac`` change the phantom itself, not only its cache
+    name: `prepare_case` builds the random look from the spec that keeps the T2w sac and cord
+    place, and the T2w phantom from the spec that draws them."""
 
     class Built(Exception):
         pass
@@ -74,6 +79,11 @@ def test_textbook_sac_reaches_the_phantom_a_case_is_made_from(monkeypatch):
     spec = got.value.args[0]
     assert spec == spineps_dask.phantom.sample_spec(503, appearance="random", textbook_sac=1.0)
     assert (spec.cord_offset, spec.sac_inset) == ((0.15, 0.0), (0.0, 0.0))
+    with pytest.raises(Built) as got:
+        prepare_case(3, {}, semantic_grid=((), ()), instance_spacing=(), t2w_drawn_sac=1.0)
+    spec = got.value.args[0]
+    assert spec == spineps_dask.phantom.sample_spec(3, t2w_drawn_sac=1.0)
+    assert spec != spineps_dask.phantom.sample_spec(3)
 
 
 def test_cases_prepared_in_parallel_are_the_serial_ones(tmp_path):
