@@ -84,7 +84,7 @@ class PhantomSpec:
     cord_offset
         Where the cord's centre sits in the dural sac: (anterior, right) in units of the
         sac's radii (the canal's, where the sac fills it). T2w and T1w phantoms keep
-        ``(0.15, 0.0)`` (a T2w one draws it with ``t2w_drawn_sac``); random-look specs from
+        ``(0.15, 0.0)`` (unless `sample_spec`'s ``drawn_sac``); random-look specs from
         `sample_spec` draw it from their own stream (`replace_spec` keeps a spec's).
         Issue 17: the tptbox crop's conus lies against the back of the sac, where a cord
         always drawn near the middle never taught the network to look.
@@ -92,9 +92,10 @@ class PhantomSpec:
         How far the dural sac's back and front lie inside the bony canal: (posterior, anterior)
         in the canal's AP radii, the sac's width shrinking by their mean; the space left is
         epidural (label 0). T2w and T1w phantoms keep ``(0.0, 0.0)`` (the sac fills the
-        canal); random-look specs, and T2w ones with ``t2w_drawn_sac``, draw it with the cord
-        place. Issue 17: in the tptbox crop fat and ligament lie between the sac's back and
-        the arch, and models trained on a sac that fills the canal called that space canal.
+        canal); random-look specs (and others with `sample_spec`'s ``drawn_sac``) draw it
+        with the cord place. Issue 17: in the tptbox crop fat and ligament lie between the
+        sac's back and the arch, and models trained on a sac that fills the canal called that
+        space canal.
     conus_end, conus_taper_mm, cord_flatten
         Where the cord ends, in the anchor scale of `anatomy` (C1 = 0, T12 = 18, L1 = 19;
         0: the textbook taper, 0.7 of the radius at L1 and out within L2), over how many mm
@@ -258,7 +259,7 @@ def _draw_sac_inset(rng: np.random.Generator) -> tuple[float, float]:
 
 
 def sample_spec(
-    seed: int, *, textbook_sac: float = 0.0, t2w_drawn_sac: float = 0.0, **overrides: object
+    seed: int, *, textbook_sac: float = 0.0, drawn_sac: float = 0.0, **overrides: object
 ) -> PhantomSpec:
     """Draw a `PhantomSpec` from a seed; keyword overrides fix any field.
 
@@ -269,10 +270,10 @@ def sample_spec(
     Issue 17: with 0, an unfamiliar look comes with an inset sac and a cord further back in
     most training phantoms, and a network learns the look as a sign of that anatomy: on T1w
     phantoms (textbook sac) it placed the sac's rim a voxel inside (benchmarks/RESULTS.md,
-    session 24). ``t2w_drawn_sac``: the chance that a T2w spec draws its sac and cord place as
-    a random look does (from the same stream, so 0 gives the specs it gave): the look and the
-    anatomy made independent from the T2w side, keeping the inset sacs that teach the
-    epidural space behind a real sac (session 25).
+    session 24). ``drawn_sac``: the chance that a T2w or T1w spec draws its sac and cord
+    place as a random look of the seed does (from the same stream, so 0 gives the specs it
+    gave): in training, the T2w look no longer a sign of the textbook sac; in evaluation,
+    held-out phantoms with the epidural space and cord places a real scan has (session 25).
 
     Raises
     ------
@@ -283,7 +284,7 @@ def sample_spec(
     unknown = set(overrides) - names
     if unknown:
         raise InputError(f"unknown phantom spec fields {sorted(unknown)}; known: {sorted(names)}")
-    for name, share in (("textbook_sac", textbook_sac), ("t2w_drawn_sac", t2w_drawn_sac)):
+    for name, share in (("textbook_sac", textbook_sac), ("drawn_sac", drawn_sac)):
         if not 0.0 <= share <= 1.0:
             raise InputError(f"{name} {share} must be a share in [0, 1]")
     rng = np.random.default_rng([int(seed), 3])
@@ -319,11 +320,11 @@ def sample_spec(
     drawn.update(overrides)
     drawn["orientation"] = orientation
     look = drawn.get("appearance", "t2w")
-    if look in ("random", "t2w"):
+    if look in APPEARANCES:
         sac_rng = np.random.default_rng([int(seed), 11])  # after the cord place: it stays
         place, inset = _draw_cord_offset(sac_rng), _draw_sac_inset(sac_rng)
         share = sac_rng.random()
-        if (share >= textbook_sac) if look == "random" else (share < t2w_drawn_sac):
+        if (share >= textbook_sac) if look == "random" else (share < drawn_sac):
             drawn.setdefault("cord_offset", place)
             drawn.setdefault("sac_inset", inset)
     if "spacing" in overrides:

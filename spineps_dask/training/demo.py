@@ -98,7 +98,7 @@ class DemoTrainConfig(TrainConfig):
     #: learns the one as a sign of the other.
     sem_textbook_sac: float = 0.0
     #: Share of the T2w training phantoms of the semantic model that draw their sac and cord
-    #: place as random looks do (`phantom.sample_spec`'s ``t2w_drawn_sac``): the same cure from
+    #: place as random looks do (`phantom.sample_spec`'s ``drawn_sac``): the same cure from
     #: the T2w side, keeping the inset sacs the real scan's epidural space wants (session 25).
     #: The instance model trains on the T2w phantoms as they were.
     sem_t2w_drawn_sac: float = 0.0
@@ -162,10 +162,8 @@ def train_demo_models(out: str | Path, cfg: DemoTrainConfig, *, which: str = "bo
     )
     cases = t2w_cases()
     if which in ("semantic", "both"):
-        if cfg.sem_t2w_drawn_sac:
-            cases_sem = t2w_cases(t2w_drawn_sac=cfg.sem_t2w_drawn_sac)
-        else:
-            cases_sem = cases
+        drawn = cfg.sem_t2w_drawn_sac
+        cases_sem = t2w_cases(drawn_sac=drawn) if drawn else cases
         looks = load_cases(
             cfg.seeds(500, cfg.n_random_looks),
             out / ".cache",

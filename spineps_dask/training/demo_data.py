@@ -60,18 +60,16 @@ def prepare_case(
     instance_spacing: Sequence[float],
     appearance: str = "t2w",
     textbook_sac: float = 0.0,
-    t2w_drawn_sac: float = 0.0,
+    drawn_sac: float = 0.0,
 ) -> Case:
     """Generate phantom ``seed`` (with ``appearance``) and bring it into both models' spaces.
 
     ``semantic_grid``: the semantic model's (``model_expected_orientation``,
-    ``resolution_range``); ``textbook_sac``, ``t2w_drawn_sac``: `phantom.sample_spec`'s.
+    ``resolution_range``); ``textbook_sac``, ``drawn_sac``: `phantom.sample_spec`'s.
     """
     from spineps_dask.phantom import make_phantom, sample_spec
 
-    spec = sample_spec(
-        seed, appearance=appearance, textbook_sac=textbook_sac, t2w_drawn_sac=t2w_drawn_sac
-    )
+    spec = sample_spec(seed, appearance=appearance, textbook_sac=textbook_sac, drawn_sac=drawn_sac)
     ph = make_phantom(spec)
     return case_from_volumes(
         ph.image,
@@ -127,7 +125,7 @@ def case_path(
     seed: int,
     appearance: str = "t2w",
     textbook_sac: float = 0.0,
-    t2w_drawn_sac: float = 0.0,
+    drawn_sac: float = 0.0,
 ) -> Path:
     """Where a seed's prepared case is cached: named by its phantom spec's digest too, so a
     spec that changed under the same seed (issue 17 drew the cord place and the sac inset into
@@ -136,9 +134,7 @@ def case_path(
 
     from spineps_dask.phantom import sample_spec
 
-    spec = sample_spec(
-        seed, appearance=appearance, textbook_sac=textbook_sac, t2w_drawn_sac=t2w_drawn_sac
-    )
+    spec = sample_spec(seed, appearance=appearance, textbook_sac=textbook_sac, drawn_sac=drawn_sac)
     digest = hashlib.sha1(repr(spec).encode()).hexdigest()
     look = "" if appearance == "t2w" else f"_{appearance}"
     return cache / f"case_{seed:05d}{look}_{digest[:10]}_reference.npz"  # the recipe of issue 22
@@ -153,7 +149,7 @@ def load_cases(
     instance_spacing: Sequence[float],
     appearance: str = "t2w",
     textbook_sac: float = 0.0,
-    t2w_drawn_sac: float = 0.0,
+    drawn_sac: float = 0.0,
     workers: int = 1,
 ) -> list[Case]:
     """Cases for ``seeds``, generated once into ``cache`` (one ``.npz`` per seed, atomic).
@@ -163,9 +159,7 @@ def load_cases(
     whatever the count.
     """
     cache.mkdir(parents=True, exist_ok=True)
-    paths = {
-        seed: case_path(cache, seed, appearance, textbook_sac, t2w_drawn_sac) for seed in seeds
-    }
+    paths = {seed: case_path(cache, seed, appearance, textbook_sac, drawn_sac) for seed in seeds}
     missing = [(seed, path) for seed, path in paths.items() if not path.exists()]
     write = partial(
         _write_case,
@@ -174,7 +168,7 @@ def load_cases(
         instance_spacing=instance_spacing,
         appearance=appearance,
         textbook_sac=textbook_sac,
-        t2w_drawn_sac=t2w_drawn_sac,
+        drawn_sac=drawn_sac,
     )
     if workers > 1 and len(missing) > 1:
         # Spawned, not forked: a fork of a process whose torch/OpenMP threads have run can hang.

@@ -43,12 +43,19 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def evaluate_semantic(
-    folder: str | Path, seeds: Sequence[int], *, threads: int = 1, appearance: str = "t2w"
+    folder: str | Path,
+    seeds: Sequence[int],
+    *,
+    threads: int = 1,
+    appearance: str = "t2w",
+    drawn_sac: float = 0.0,
 ) -> dict:
     """Global Dice per structure of the semantic model over phantoms ``seeds`` rendered with
-    ``appearance`` (``"t1w"``: a contrast the demo model never trained on as such)."""
+    ``appearance`` (``"t1w"``: a contrast the demo model never trained on as such);
+    ``drawn_sac``: `phantom.sample_spec`'s (1: every phantom with a random look's sac and
+    cord place, as a real scan's vary)."""
     from spineps_dask.models.semantic import SemanticModel
-    from spineps_dask.phantom import make_phantom
+    from spineps_dask.phantom import make_phantom, sample_spec
     from spineps_dask.pipeline.preprocess import preprocess
 
     model = SemanticModel.from_folder(folder, device="cpu", threads=threads)
@@ -56,7 +63,7 @@ def evaluate_semantic(
     size = dict.fromkeys(STRUCTURES, 0)
     seconds = 0.0
     for seed in seeds:
-        ph = make_phantom(seed, appearance=appearance)
+        ph = make_phantom(sample_spec(seed, appearance=appearance, drawn_sac=drawn_sac))
         t0 = time.time()
         prepared, _ = preprocess(ph.image)
         grid = model.predict_model_grid(prepared)

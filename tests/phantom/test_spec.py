@@ -98,6 +98,11 @@ def test_random_looks_draw_the_sac_and_nothing_else() -> None:
         sample_spec(0, sac_inset=(-0.1, 0.0))
 
 
+def _sac(spec):
+    """A spec's sac and cord place, as overrides."""
+    return {k: getattr(spec, k) for k in RANDOM_LOOK_FIELDS}
+
+
 def test_textbook_sac_gives_a_share_of_random_looks_the_t2w_sac_and_changes_nothing_else() -> None:
     """Issue 17 (session 24): ``textbook_sac`` is the chance that a random look keeps the T2w
     phantoms' full sac and cord place; it is drawn after them, so 0 gives every earlier spec
@@ -109,7 +114,7 @@ def test_textbook_sac_gives_a_share_of_random_looks_the_t2w_sac_and_changes_noth
         t2 = sample_spec(seed)
         assert sample_spec(seed, textbook_sac=1.0) == t2  # only random looks draw the sac
         some = sample_spec(seed, appearance="random", textbook_sac=0.4)
-        plain = replace_spec(old, **{k: getattr(t2, k) for k in RANDOM_LOOK_FIELDS})
+        plain = replace_spec(old, **_sac(t2))
         assert some in (old, plain)
         assert sample_spec(seed, appearance="random", textbook_sac=1.0) == plain
         shares.append(some == plain and some != old)
@@ -118,25 +123,27 @@ def test_textbook_sac_gives_a_share_of_random_looks_the_t2w_sac_and_changes_noth
         sample_spec(0, appearance="random", textbook_sac=1.5)
 
 
-def test_t2w_drawn_sac_gives_a_share_of_t2w_specs_the_random_look_sac_and_nothing_else() -> None:
-    """Issue 17 (session 25): ``t2w_drawn_sac`` is the chance that a T2w spec draws its sac and
-    cord place as a random look of the same seed does; 0 gives every earlier spec, T1w specs
-    (the held-out contrast) never change, and other fields stay as they were."""
+def test_drawn_sac_gives_a_share_of_t2w_and_t1w_specs_the_random_look_sac_and_nothing_else():
+    """Issue 17 (session 25): ``drawn_sac`` is the chance that a T2w or T1w spec draws its sac
+    and cord place as a random look of the same seed does; 0 gives every earlier spec, and the
+    other fields stay as they were (the held-out phantoms with drawn sacs differ from the
+    cards' only there)."""
     shares = []
     for seed in range(0, 60):
-        old = sample_spec(seed)
-        assert sample_spec(seed, t2w_drawn_sac=0.0) == old
-        t1 = sample_spec(seed, appearance="t1w")
-        assert sample_spec(seed, appearance="t1w", t2w_drawn_sac=1.0) == t1
         look = sample_spec(seed, appearance="random")
-        drawn = replace_spec(old, **{k: getattr(look, k) for k in RANDOM_LOOK_FIELDS})
-        some = sample_spec(seed, t2w_drawn_sac=0.5)
-        assert some in (old, drawn)
-        assert sample_spec(seed, t2w_drawn_sac=1.0) == drawn
-        shares.append(some == drawn and some != old)
+        for appearance in ("t2w", "t1w"):
+            old = sample_spec(seed, appearance=appearance)
+            assert sample_spec(seed, appearance=appearance, drawn_sac=0.0) == old
+            drawn = replace_spec(old, **_sac(look))
+            assert drawn != old  # the cord place is always drawn
+            assert sample_spec(seed, appearance=appearance, drawn_sac=1.0) == drawn
+        some, old_t2w = sample_spec(seed, drawn_sac=0.5), sample_spec(seed)
+        assert some in (old_t2w, replace_spec(old_t2w, **_sac(look)))
+        shares.append(some != old_t2w)
     assert 20 <= sum(shares) <= 40  # 0.5 of 60 is 30
-    with pytest.raises(InputError, match="t2w_drawn_sac"):
-        sample_spec(0, t2w_drawn_sac=-0.2)
+    assert sample_spec(3, appearance="random", drawn_sac=1.0) == sample_spec(3, appearance="random")
+    with pytest.raises(InputError, match="drawn_sac"):
+        sample_spec(0, drawn_sac=-0.2)
 
 
 def test_a_conus_is_set_not_drawn_and_impossible_ones_are_refused() -> None:

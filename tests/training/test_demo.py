@@ -9,8 +9,8 @@ def test_t2w_drawn_sac_reaches_the_semantic_model_and_not_the_instance_model(tmp
     trains on; the instance model, which never sees the sac, keeps the T2w phantoms as they
     were, so its training is not changed by a semantic option."""
 
-    def load_cases(seeds, cache, plans, *, appearance="t2w", t2w_drawn_sac=0.0, **kw):
-        return [(appearance, t2w_drawn_sac, kw.get("textbook_sac", 0.0))]
+    def load_cases(seeds, cache, plans, *, appearance="t2w", drawn_sac=0.0, **kw):
+        return [(appearance, drawn_sac, kw.get("textbook_sac", 0.0))]
 
     got = {}
     monkeypatch.setattr(demo, "load_cases", load_cases)

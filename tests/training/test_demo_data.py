@@ -80,9 +80,9 @@ def test_sac_shares_reach_the_phantom_a_case_is_made_from(monkeypatch):
     assert spec == spineps_dask.phantom.sample_spec(503, appearance="random", textbook_sac=1.0)
     assert (spec.cord_offset, spec.sac_inset) == ((0.15, 0.0), (0.0, 0.0))
     with pytest.raises(Built) as got:
-        prepare_case(3, {}, semantic_grid=((), ()), instance_spacing=(), t2w_drawn_sac=1.0)
+        prepare_case(3, {}, semantic_grid=((), ()), instance_spacing=(), drawn_sac=1.0)
     spec = got.value.args[0]
-    assert spec == spineps_dask.phantom.sample_spec(3, t2w_drawn_sac=1.0)
+    assert spec == spineps_dask.phantom.sample_spec(3, drawn_sac=1.0)
     assert spec != spineps_dask.phantom.sample_spec(3)
 
 

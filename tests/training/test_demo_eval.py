@@ -9,7 +9,11 @@ import pytest
 from spineps_dask.metrics.panoptic import match_instances
 from spineps_dask.models.folders import demo_model
 from spineps_dask.models.instance import InstanceModel
-from spineps_dask.training.demo_eval import instance_phase_on_real_masks, real_crop_files
+from spineps_dask.training.demo_eval import (
+    evaluate_semantic,
+    instance_phase_on_real_masks,
+    real_crop_files,
+)
 
 pytest.importorskip("TPTBox")
 
@@ -34,3 +38,29 @@ def test_instance_phase_on_real_masks_finds_the_crops_vertebrae():
     matches = match_instances(pred, true)
     assert sorted(m.ref_label for m in matches) == sorted(np.unique(true[true > 0]).tolist())
     assert len(matches) == 3 and all(m.dice > 0.9 for m in matches), matches
+
+
+def test_semantic_scores_can_be_taken_on_phantoms_with_drawn_sacs(monkeypatch):
+    """``drawn_sac=1`` (`benchmarks/heldout_anatomy.py`, session 25) scores the held-out seeds
+    with the random looks' sac and cord place in the asked contrast; 0 keeps the cards' own
+    phantoms."""
+    import spineps_dask.phantom
+    from spineps_dask.models.semantic import SemanticModel
+
+    class Built(Exception):
+        pass
+
+    def build(spec):
+        raise Built(spec)
+
+    monkeypatch.setattr(SemanticModel, "from_folder", classmethod(lambda cls, *a, **k: None))
+    monkeypatch.setattr(spineps_dask.phantom, "make_phantom", build)
+    for drawn in (0.0, 1.0):
+        with pytest.raises(Built) as got:
+            evaluate_semantic("unused", [100003], appearance="t1w", drawn_sac=drawn)
+        want = spineps_dask.phantom.sample_spec(100003, appearance="t1w", drawn_sac=drawn)
+        assert got.value.args[0] == want
+    assert (
+        got.value.args[0].sac_inset
+        == spineps_dask.phantom.sample_spec(100003, appearance="random").sac_inset
+    )
