@@ -381,7 +381,7 @@ def train_demo(
         fov_cut=fov_cut,
         relook=relook,
         textbook_sac=textbook_sac,
-        drawn_sac=t2w_drawn_sac,
+        t2w_drawn_sac=t2w_drawn_sac,
         features=_stage_widths(features),
         device=_training_device(device),
     )
