@@ -142,7 +142,7 @@ def make_phantom(seed_or_spec: int | PhantomSpec, **overrides: object) -> Phanto
     if isinstance(seed_or_spec, PhantomSpec):
         spec = replace_spec(seed_or_spec, **overrides) if overrides else seed_or_spec
     else:
-        # spec fields (typed `object` here), or sample_spec's own float ``textbook_sac``
+        # spec fields (typed `object` here), or sample_spec's own float shares
         spec = sample_spec(int(seed_or_spec), **overrides)  # type: ignore[arg-type]
     levels = anatomy.layout(spec)
     curve = anatomy.place(levels, spec)

@@ -98,9 +98,10 @@ class DemoTrainConfig(TrainConfig):
     #: learns the one as a sign of the other.
     sem_textbook_sac: float = 0.0
     #: Share of the T2w training phantoms of the semantic model that draw their sac and cord
-    #: place as random looks do (`phantom.sample_spec`'s ``drawn_sac``): the same cure from
-    #: the T2w side, keeping the inset sacs the real scan's epidural space wants (session 25).
-    #: The instance model trains on the T2w phantoms as they were.
+    #: place as random looks do (`phantom.sample_spec`'s ``drawn_sac``; session 25): without
+    #: it the T2w look always comes with the textbook sac and cord place, and the network
+    #: assumes them on T2w scans (`benchmarks/heldout_anatomy.py`). The instance model trains
+    #: on the T2w phantoms as they were.
     sem_t2w_drawn_sac: float = 0.0
     inst_dim: int = 8
     inst_iterations: int = 3000
