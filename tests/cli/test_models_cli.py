@@ -139,8 +139,9 @@ def test_patch_options_reach_the_config_and_the_recorded_command(
     "option", ["--patch-norm", "--fov-cut", "--relook", "--textbook-sac", "--t2w-drawn-sac"]
 )
 def test_patch_option_outside_a_share_is_refused(monkeypatch, option) -> None:
-    """``--patch-norm``, ``--fov-cut``, ``--relook`` and ``--textbook-sac`` are shares: 1.5 or -0.2
-    would silently act as 1 or 0, so the CLI refuses them before any phantom is made."""
+    """``--patch-norm``, ``--fov-cut``, ``--relook``, ``--textbook-sac`` and ``--t2w-drawn-sac``
+    are shares: 1.5 or -0.2 would silently act as 1 or 0, so the CLI refuses them before any
+    phantom is made."""
     from spineps_dask.training import demo as train_demo
 
     called = []
