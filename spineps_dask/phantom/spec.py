@@ -319,14 +319,12 @@ def sample_spec(
     }
     drawn.update(overrides)
     drawn["orientation"] = orientation
-    look = drawn.get("appearance", "t2w")
-    if look in APPEARANCES:
-        sac_rng = np.random.default_rng([int(seed), 11])  # after the cord place: it stays
-        place, inset = _draw_cord_offset(sac_rng), _draw_sac_inset(sac_rng)
-        share = sac_rng.random()
-        if (share >= textbook_sac) if look == "random" else (share < drawn_sac):
-            drawn.setdefault("cord_offset", place)
-            drawn.setdefault("sac_inset", inset)
+    sac_rng = np.random.default_rng([int(seed), 11])  # after the cord place: it stays
+    place, inset = _draw_cord_offset(sac_rng), _draw_sac_inset(sac_rng)
+    share = sac_rng.random()
+    if (share >= textbook_sac) if drawn.get("appearance") == "random" else (share < drawn_sac):
+        drawn.setdefault("cord_offset", place)
+        drawn.setdefault("sac_inset", inset)
     if "spacing" in overrides:
         drawn["spacing"] = tuple(float(s) for s in overrides["spacing"])  # type: ignore[attr-defined]
     return _validated(PhantomSpec(**drawn))  # type: ignore[arg-type]

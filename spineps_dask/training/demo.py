@@ -161,9 +161,11 @@ def train_demo_models(out: str | Path, cfg: DemoTrainConfig, *, which: str = "bo
         instance_spacing=INSTANCE_SPACING,
         workers=cfg.threads,
     )
-    cases = t2w_cases()
+    # The instance model (and --which data) take the T2w phantoms as they are, the semantic
+    # model with --t2w-drawn-sac its own set: each set is prepared and loaded only if used.
+    drawn = cfg.sem_t2w_drawn_sac if which in ("semantic", "both") else 0.0
+    cases = t2w_cases() if which != "semantic" or not drawn else []
     if which in ("semantic", "both"):
-        drawn = cfg.sem_t2w_drawn_sac
         cases_sem = t2w_cases(drawn_sac=drawn) if drawn else cases
         looks = load_cases(
             cfg.seeds(500, cfg.n_random_looks),

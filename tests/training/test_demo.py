@@ -23,3 +23,22 @@ def test_t2w_drawn_sac_reaches_the_semantic_model_and_not_the_instance_model(tmp
     demo.train_demo_models(tmp_path, cfg, which="both")
     assert got["sem"] == [("t2w", 0.5, 0.0), ("random", 0.0, 0.3)]
     assert got["inst"] == [("t2w", 0.0, 0.0)]
+
+
+def test_a_semantic_run_with_drawn_sacs_does_not_load_the_instance_models_phantoms(
+    tmp_path, monkeypatch
+):
+    """``--which semantic --t2w-drawn-sac`` prepares and loads only the drawn T2w set: the
+    textbook set is the instance model's, and loading it too would double the T2w memory."""
+    loaded = []
+
+    def load_cases(seeds, cache, plans, *, appearance="t2w", drawn_sac=0.0, **kw):
+        loaded.append((appearance, drawn_sac))
+        return []
+
+    monkeypatch.setattr(demo, "load_cases", load_cases)
+    monkeypatch.setattr(demo, "train_semantic", lambda *a: None)
+    monkeypatch.setattr(demo, "write_cards", lambda *a, **k: None)
+    cfg = DemoTrainConfig().with_options(n_train=2, n_random_looks=2, t2w_drawn_sac=0.5)
+    demo.train_demo_models(tmp_path, cfg, which="semantic")
+    assert loaded == [("t2w", 0.5), ("random", 0.0)]
