@@ -61,14 +61,14 @@ def test_cards_measure_held_out_scores_again(tmp_path) -> None:
 
 
 def test_a_chained_models_card_lists_every_earlier_command(tmp_path) -> None:
-    """The shipped semantic model was trained in five chained runs (issue 17); its card gives
+    """The shipped semantic model was trained in six chained runs (issue 17); its card gives
     the command of each, oldest first, not only the last run's (`training.config.lineage`)."""
     from spineps_dask.models.config import CONFIG_NAME, load_config
     from spineps_dask.training.demo import _write_card
 
     config = load_config(demo_model("semantic") / CONFIG_NAME)
     runs = config.training["lineage"]
-    assert len(runs) == 4
+    assert len(runs) == 5
     _write_card(tmp_path, "semantic", config, None)
     card = (tmp_path / "MODEL_CARD.md").read_text()
     places = [card.index(f"`{run['command']}`") for run in runs]
