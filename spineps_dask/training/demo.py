@@ -152,30 +152,25 @@ def train_demo_models(out: str | Path, cfg: DemoTrainConfig, *, which: str = "bo
     out = Path(out)
     plans = nf.make_plans(semantic_spec(cfg), dataset_name="Dataset900_SpinepsDaskPhantom")
     dataset = nf.make_dataset_json([f"label_{lab}" for lab in SEMANTIC_CLASSES])
-    t2w_cases = partial(
+    prepare = partial(
         load_cases,
-        cfg.seeds(0, cfg.n_train),
-        out / ".cache",
-        plans,
+        cache=out / ".cache",
+        plans=plans,
         semantic_grid=(SEMANTIC_ORIENTATION, SPACING[::-1]),
         instance_spacing=INSTANCE_SPACING,
         workers=cfg.threads,
     )
+    t2w_seeds = cfg.seeds(0, cfg.n_train)
     # The instance model (and --which data) take the T2w phantoms as they are, the semantic
     # model with --t2w-drawn-sac its own set: each set is prepared and loaded only if used.
     drawn = cfg.sem_t2w_drawn_sac if which in ("semantic", "both") else 0.0
-    cases = t2w_cases() if which != "semantic" or not drawn else []
+    cases = prepare(t2w_seeds) if which != "semantic" or not drawn else []
     if which in ("semantic", "both"):
-        cases_sem = t2w_cases(drawn_sac=drawn) if drawn else cases
-        looks = load_cases(
+        cases_sem = prepare(t2w_seeds, drawn_sac=drawn) if drawn else cases
+        looks = prepare(
             cfg.seeds(500, cfg.n_random_looks),
-            out / ".cache",
-            plans,
-            semantic_grid=(SEMANTIC_ORIENTATION, SPACING[::-1]),
-            instance_spacing=INSTANCE_SPACING,
             appearance="random",
             textbook_sac=cfg.sem_textbook_sac,
-            workers=cfg.threads,
         )
         train_semantic(out / "semantic", cases_sem + looks, plans, dataset, cfg)
     if which in ("instance", "both"):
