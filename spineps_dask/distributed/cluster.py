@@ -251,12 +251,17 @@ def close_quietly(client: Any, cluster: Any) -> None:
     kill them and the comms closing under the scheduler and the client log warnings and
     ``CommClosedError`` tracebacks that say nothing about the run. Below debug level they are
     held back while closing, and an error closing is one debug line: the run's own outcome
-    (its summary, or the error that stopped it) is what the console shows.
+    (its summary, or the error that stopped it) is what the console shows. The workers of a
+    cluster started here are quieted too: a heartbeat in flight as the scheduler goes logs
+    an ``OSError`` traceback from the worker's own process (seen on a run stopped by a full
+    disk). A joined cluster's workers (``cluster`` None) are someone else's and keep theirs.
     """
     noisy = logging.getLogger("distributed")
     level = noisy.level
     if noisy.getEffectiveLevel() > logging.DEBUG:
         noisy.setLevel(logging.CRITICAL)
+        if client is not None and cluster is not None:
+            _quiet_workers(client)
     try:
         for closing in (client, cluster):
             if closing is None:
@@ -267,6 +272,21 @@ def close_quietly(client: Any, cluster: Any) -> None:
                 logger.debug("closing %s: %s: %s", type(closing).__name__, type(exc).__name__, exc)
     finally:
         noisy.setLevel(level)
+
+
+def _silence_distributed() -> None:
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)
+
+
+def _quiet_workers(client: Any, timeout_s: float = 5.0) -> None:
+    """Silence ``distributed`` in each worker process; a worker that does not answer within
+    ``timeout_s`` (busy, or already gone) is left as it is: closing must not wait on it."""
+    try:
+        client.sync(
+            client._run, _silence_distributed, on_error="ignore", callback_timeout=timeout_s
+        )
+    except Exception as exc:  # a timeout, a closed comm: closing goes on regardless
+        logger.debug("quieting workers: %s: %s", type(exc).__name__, exc)
 
 
 def connect(name_or_path: str = "local", **overrides: Any) -> tuple[Any, Any]:

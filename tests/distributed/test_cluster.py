@@ -11,6 +11,8 @@ import pytest
 from spineps_dask.config import CLUSTER_CONFIGS
 from spineps_dask.distributed.cluster import (
     ClusterSpec,
+    _quiet_workers,
+    _silence_distributed,
     check_cluster,
     close_quietly,
     default_local_layout,
@@ -168,3 +170,48 @@ def test_shutdown_noise_stays_off_the_console(caplog):
     assert client.closed and cluster.closed
     assert [r for r in caplog.records if r.levelno >= logging.INFO] == []
     assert logging.getLogger("distributed").level == before
+
+
+def _distributed_level() -> int:
+    return logging.getLogger("distributed").level
+
+
+@pytest.mark.slow
+def test_quieting_reaches_the_worker_processes():
+    """A run stopped by a full disk printed a worker's heartbeat ``OSError`` traceback: the
+    worker processes log on their own console, so `_quiet_workers` sets ``distributed`` to
+    CRITICAL in each of them, not only in the client's process."""
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        (before,) = client.run(_distributed_level).values()
+        _quiet_workers(client)
+        (after,) = client.run(_distributed_level).values()
+    assert before != logging.CRITICAL
+    assert after == logging.CRITICAL
+
+
+class _RecordingClient(_StandInClosing):
+    def __init__(self) -> None:
+        super().__init__()
+        self.synced: list[object] = []
+
+    def sync(self, func, *args, **kwargs):
+        self.synced.append(args[0])
+
+    def _run(self, *args, **kwargs):
+        raise AssertionError("reached only through sync")
+
+
+def test_only_a_started_clusters_workers_are_quieted():
+    """Closing a client of a joined cluster (``cluster`` None) leaves its workers' logging as
+    the cluster's owner set it; closing one started here quiets them before closing."""
+    joined = _RecordingClient()
+    close_quietly(joined, None)
+    started = _RecordingClient()
+    close_quietly(started, _StandInClosing())
+    assert joined.synced == []
+    assert started.synced == [_silence_distributed]
