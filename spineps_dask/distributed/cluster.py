@@ -281,7 +281,7 @@ def _silence_distributed() -> None:
 def _quiet_workers(client: Any, timeout_s: float = 5.0) -> None:
     """Silence ``distributed`` in each worker process; a worker that does not answer within
     ``timeout_s`` (busy, or already gone) is left as it is: closing must not wait on it."""
-    try:
+    try:  # `Client.run` takes no timeout; `_run` is the coroutine behind it
         client.sync(
             client._run, _silence_distributed, on_error="ignore", callback_timeout=timeout_s
         )
