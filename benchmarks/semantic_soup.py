@@ -44,23 +44,30 @@ def average_weights(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Te
 
 def write_soup(out: Path, folders: list[Path]) -> Path:
     """``out/semantic``: a copy of the first folder with the averaged fold-0 weights."""
-    from spineps_dask.models.checkpoint import load_checkpoint
     from spineps_dask.training.demo import fold0_weights
 
     target = out / "semantic"
     shutil.rmtree(target, ignore_errors=True)
     shutil.copytree(folders[0], target)
-    path = target / "fold_0" / "checkpoint_final.pth"
     states = [fold0_weights(f) for f in folders]
+    sources = ", ".join(str(f) for f in folders)
+    replace_weights(target, average_weights(states), f"soup of {sources}")
+    return target
+
+
+def replace_weights(target: Path, weights: dict[str, torch.Tensor], how: str) -> None:
+    """Put ``weights`` in a copied folder's fold 0 and say ``how`` in front of its record's
+    command, so its card does not pass the new weights off as the command's."""
+    from spineps_dask.models.checkpoint import load_checkpoint
+
+    path = target / "fold_0" / "checkpoint_final.pth"
     checkpoint = load_checkpoint(path)
-    checkpoint["network_weights"] = average_weights(states)
+    checkpoint["network_weights"] = weights
     torch.save(checkpoint, path)
     config_path = target / "inference_config.json"
     config = json.loads(config_path.read_text())
-    sources = ", ".join(str(f) for f in folders)
-    config["training"]["command"] = f"(soup of {sources}) {config['training']['command']}"
+    config["training"]["command"] = f"({how}) {config['training']['command']}"
     config_path.write_text(json.dumps(config, indent=2))
-    return target
 
 
 def main() -> None:

@@ -74,8 +74,9 @@ def widen_state(
 
 
 def write_wide(out: Path, folder: Path, features: tuple[int, ...], seed: int = 0) -> Path:
-    from spineps_dask.models.checkpoint import load_checkpoint
+    from benchmarks.semantic_soup import replace_weights
     from spineps_dask.models.nnunet_folder import CONFIGURATION, build_network
+    from spineps_dask.training.demo import fold0_weights
 
     target = out / "semantic"
     shutil.rmtree(target, ignore_errors=True)
@@ -91,16 +92,9 @@ def write_wide(out: Path, folder: Path, features: tuple[int, ...], seed: int = 0
     n_classes = len(json.loads((target / "dataset.json").read_text())["labels"])
     torch.manual_seed(seed)
     wide = build_network(plans, n_classes)
-    path = target / "fold_0" / "checkpoint_final.pth"
-    checkpoint = load_checkpoint(path)
-    checkpoint["network_weights"] = widen_state(checkpoint["network_weights"], wide.state_dict())
-    torch.save(checkpoint, path)
+    weights = widen_state(fold0_weights(folder), wide.state_dict())
+    replace_weights(target, weights, f"widened to {','.join(map(str, features))}")
     plans_path.write_text(json.dumps(plans, indent=2))
-    config_path = target / "inference_config.json"
-    config = json.loads(config_path.read_text())
-    widths = ",".join(map(str, features))
-    config["training"]["command"] = f"(widened to {widths}) {config['training']['command']}"
-    config_path.write_text(json.dumps(config, indent=2))
     return target
 
 
