@@ -40,9 +40,9 @@ def widen_tensor(key: str, old: torch.Tensor, fresh: torch.Tensor) -> torch.Tens
 
     Conv weights are (out, in, ...), transposed convs' (in, out, ...); either way dim 0 and dim 1
     are channels, and which is the input is told by the key."""
-    out = fresh.clone()
-    if old.shape == fresh.shape:
+    if old.shape == fresh.shape:  # input image channel, class count, a layer left as it was
         return old.clone()
+    out = fresh.clone()
     if old.dim() == 1:  # bias, norm weight/bias: output channels
         out[: old.shape[0]] = old
         return out
@@ -68,12 +68,14 @@ def widen_tensor(key: str, old: torch.Tensor, fresh: torch.Tensor) -> torch.Tens
 def widen_state(
     old: dict[str, torch.Tensor], fresh: dict[str, torch.Tensor]
 ) -> dict[str, torch.Tensor]:
+    """Every tensor of ``fresh`` (a wider network's state) carrying ``old``'s weights."""
     if set(old) != set(fresh):
         raise ValueError("the two networks differ in more than their widths")
     return {key: widen_tensor(key, old[key], fresh[key]) for key in fresh}
 
 
 def write_wide(out: Path, folder: Path, features: tuple[int, ...], seed: int = 0) -> Path:
+    """``out/semantic``: FOLDER's copy with ``features`` widths; ``seed`` draws the new weights."""
     from benchmarks.semantic_soup import replace_weights
     from spineps_dask.models.nnunet_folder import CONFIGURATION, build_network
     from spineps_dask.training.demo import fold0_weights
