@@ -49,18 +49,12 @@ def widen_tensor(key: str, old: torch.Tensor, fresh: torch.Tensor) -> torch.Tens
     transposed = ".transpconvs." in key
     in_dim, out_dim = (0, 1) if transposed else (1, 0)
     in_count = 2 if _CONCAT_INPUT.fullmatch(key) else 1
-    in_blocks = _blocks(old.shape[in_dim], fresh.shape[in_dim], in_count)
-    out_blocks = _blocks(old.shape[out_dim], fresh.shape[out_dim], 1)
-    (old_out, new_out) = out_blocks[0]
-    # old outputs read nothing from new inputs
-    index: list[slice] = [slice(None)] * fresh.dim()
-    index[out_dim] = slice(0, old.shape[out_dim])
-    out[tuple(index)] = 0
-    for old_in, new_in in in_blocks:
-        src: list[slice] = [slice(None)] * fresh.dim()
-        dst: list[slice] = [slice(None)] * fresh.dim()
+    old_outputs: list[slice] = [slice(None)] * fresh.dim()
+    old_outputs[out_dim] = slice(0, old.shape[out_dim])  # old outputs keep their places
+    out[tuple(old_outputs)] = 0  # and read nothing from new inputs
+    for old_in, new_in in _blocks(old.shape[in_dim], fresh.shape[in_dim], in_count):
+        src, dst = list(old_outputs), list(old_outputs)
         src[in_dim], dst[in_dim] = old_in, new_in
-        src[out_dim], dst[out_dim] = old_out, new_out
         out[tuple(dst)] = old[tuple(src)]
     return out
 
