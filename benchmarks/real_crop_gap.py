@@ -1,6 +1,7 @@
 """Where a semantic model loses the tptbox real crop: its anatomy, its surroundings or its look?
 
     PYTHONPATH=. python benchmarks/real_crop_gap.py [--semantic-model DIR ...] [--fit STEPS]
+    PYTHONPATH=. python benchmarks/real_crop_gap.py --fit STEPS --fit-on upper|lower
     PYTHONPATH=. python benchmarks/real_crop_gap.py --profile
 
 Issue 17 asks the phantom-trained models for Dice >= 0.80 on the crop's body, IVD, canal and
@@ -21,9 +22,12 @@ themselves, and ``sac painted`` tells how much of that is the sac's (every image
 is smoothed by half a voxel, the real parts too). ``--fit STEPS`` adds, per folder, its
 network trained that many steps on the crop itself (the demo training's sampler and loss,
 `demo_loops`): what that network on that grid can reach here. It has seen the test, so it is
-a yardstick, never a model to ship. ``--profile`` (no model) prints the real sac's signal
-from its front to its back, per band of rows, and the share of its voxels under half the CSF
-median: what the sac looks like that the phantoms' does not.
+a yardstick, never a model to ship. ``--fit STEPS --fit-on upper|lower`` trains on that half
+of the crop's rows only (its image and masks) and scores every model on the other half, cut
+out as a scan of its own: does a little real annotation carry to levels it has not seen?
+(One scan's other levels, not another patient.) ``--profile`` (no model) prints the real
+sac's signal from its front to its back, per band of rows, and the share of its voxels under
+half the CSF median: what the sac looks like that the phantoms' does not.
 """
 
 from __future__ import annotations
@@ -100,9 +104,34 @@ def sac_profile(
     return bands
 
 
-def fit_on_crop(folder: Path, out: Path, steps: int, *, lr: float = 1.5e-3) -> Path:
-    """``folder``'s semantic network trained ``steps`` steps on the real crop alone, written
-    as a results folder at ``out`` (the folder's own plans and inference config)."""
+HALVES = ("upper", "lower")
+
+
+def crop_half(vol, half: str):
+    """The ``half`` of a `Volume`'s rows along its superior-inferior axis, as a scan of its own
+    (the affine moved with it), whichever way the axis runs."""
+    import nibabel as nib
+
+    from spineps_dask.geometry import Volume
+
+    codes = nib.aff2axcodes(vol.affine)
+    axis = [c in "SI" for c in codes].index(True)
+    mid = vol.shape[axis] // 2
+    first = (half == "upper") == (codes[axis] == "I")  # index 0 is the top in I-ordered axes
+    start, stop = (0, mid) if first else (mid, vol.shape[axis])
+    index = [slice(None)] * 3
+    index[axis] = slice(start, stop)
+    shift = np.eye(4)
+    shift[axis, 3] = start
+    return Volume(np.asarray(vol.data)[tuple(index)], vol.affine @ shift)
+
+
+def fit_on_crop(
+    folder: Path, out: Path, steps: int, *, lr: float = 1.5e-3, half: str | None = None
+) -> Path:
+    """``folder``'s semantic network trained ``steps`` steps on the real crop alone (on its
+    ``half`` of the rows if given, `crop_half`), written as a results folder at ``out`` (the
+    folder's own plans and inference config)."""
     from spineps_dask.io.nifti import load_volume
     from spineps_dask.models import nnunet_folder as nf
     from spineps_dask.models.config import CONFIG_NAME, load_config
@@ -116,6 +145,8 @@ def fit_on_crop(folder: Path, out: Path, steps: int, *, lr: float = 1.5e-3) -> P
     cfg = load_config(folder / CONFIG_NAME)
     files = real_crop_files("sample_mri")
     image, sem, vert = (load_volume(files[k]) for k in ("image", "subreg", "vert"))
+    if half is not None:
+        image, sem, vert = (crop_half(v, half) for v in (image, sem, vert))
     grid = (cfg.model_expected_orientation, cfg.resolution_range)
     case = case_from_volumes(
         image, sem, vert, plans, semantic_grid=grid, instance_spacing=INSTANCE_SPACING
@@ -140,6 +171,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--semantic-model", type=Path, action="append", help="folder (repeat)")
     ap.add_argument("--fit", type=int, default=0, help="also train on the crop (steps)")
+    ap.add_argument(
+        "--fit-on", choices=HALVES, help="fit on this half of the rows, score on the other"
+    )
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--profile", action="store_true", help="the real sac's signal (no model)")
     args = ap.parse_args()
@@ -156,14 +190,24 @@ def main() -> None:
         for top, means in sac_profile(data, truth, nib.aff2axcodes(scan.affine), rows):
             print(f"{top:4d}-{top + rows - 1:<4d}  " + " ".join(f"{m:.2f}" for m in means))
         return
+    if args.fit_on:
+        if not args.fit:
+            ap.error("--fit-on needs --fit STEPS")
+        test_half = next(h for h in HALVES if h != args.fit_on)
+        truth = np.asarray(crop_half(scan.with_data(truth), test_half).data)
+        scan = crop_half(scan, test_half)
+        print(f"fitted on the {args.fit_on} half of the crop's rows, scored on the {test_half}")
     images = crop_images(np.asarray(scan.data, np.float32), truth)
     print(f"{'model':<34}{'image':<13}" + "".join(f"{g:>8}" for g in GROUPS) + "  cord voxels")
     with tempfile.TemporaryDirectory() as tmp:
         for k, folder in enumerate(args.semantic_model or [DEMO_MODELS / "semantic"]):
             runs = [(str(folder)[-33:], Path(folder))]
             if args.fit:
-                fitted = fit_on_crop(Path(folder), Path(tmp) / f"fit{k}", args.fit)
-                runs.append((f"  + {args.fit} steps on the crop", fitted))
+                fitted = fit_on_crop(
+                    Path(folder), Path(tmp) / f"fit{k}", args.fit, half=args.fit_on
+                )
+                where = f"the {args.fit_on} half" if args.fit_on else "the crop"
+                runs.append((f"  + {args.fit} steps on {where}", fitted))
             for name, path in runs:
                 model = SemanticModel.from_folder(path, device="cpu")
                 for kind, img in images.items():

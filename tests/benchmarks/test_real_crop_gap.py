@@ -8,7 +8,7 @@ import json
 import numpy as np
 import torch
 
-from benchmarks.real_crop_gap import crop_images, fit_on_crop, painted, sac_profile
+from benchmarks.real_crop_gap import crop_half, crop_images, fit_on_crop, painted, sac_profile
 
 
 def test_painted_carries_each_label_signal_and_the_real_image_only_where_unlabelled():
@@ -58,6 +58,37 @@ def test_sac_profile_runs_front_to_back_and_top_down_whatever_the_axis_letters()
     for (_, a), (_, b) in zip(pir, asr, strict=True):
         np.testing.assert_allclose(a, [1.0, 1.0, 1.0, 1 / 3], rtol=1e-6)
         np.testing.assert_allclose(b, a)
+
+
+def test_crop_half_keeps_each_voxels_place_in_the_world_whichever_way_the_rows_run():
+    """The upper half is the superior rows, in I- and in S-ordered storage of one volume, and
+    each half's affine puts its voxels where they were (so a fit on one half never sees the
+    other's labels, and a prediction on a half is scored against the same anatomy)."""
+    from spineps_dask.geometry import Volume
+
+    data = np.arange(4 * 6 * 3, dtype=np.float32).reshape(4, 6, 3)
+    pir = np.zeros((4, 4))  # P-I-R: the row index (axis 1) runs down
+    pir[1, 0], pir[2, 1], pir[0, 2], pir[3, 3] = -1.5, -1.5, 1.5, 1.0
+    pir[:3, 3] = (10.0, 40.0, -5.0)
+    vol = Volume(data, pir)
+    psr = Volume(data[:, ::-1].copy(), pir @ _flip_rows(6))
+    for half in ("upper", "lower"):
+        a, b = crop_half(vol, half), crop_half(psr, half)
+        assert a.shape == b.shape == (4, 3, 3)
+        # Row 2 of the I-ordered half is row 0 of the S-ordered one: the same voxel, the
+        # same place.
+        assert a.data[1, 2, 1] == b.data[1, 0, 1]
+        np.testing.assert_allclose(a.affine @ [1, 2, 1, 1], b.affine @ [1, 0, 1, 1])
+    top, bottom = crop_half(vol, "upper"), crop_half(vol, "lower")
+    assert (top.affine @ [0, 0, 0, 1])[2] > (bottom.affine @ [0, 0, 0, 1])[2]  # superior first
+    assert np.array_equal(np.concatenate([top.data, bottom.data], axis=1), data)
+
+
+def _flip_rows(n: int) -> np.ndarray:
+    """The index map that stores a volume's rows (axis 1) the other way round."""
+    flip = np.eye(4)
+    flip[1, 1], flip[1, 3] = -1.0, n - 1
+    return flip
 
 
 def test_fitting_on_the_crop_trains_the_folders_network_and_writes_a_folder(tmp_path):
