@@ -37,10 +37,14 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from benchmarks.real_crop_edges import GROUPS, group_dice, real_crop, semantic_on_scan
+
+if TYPE_CHECKING:
+    from spineps_dask.geometry import Volume
 
 
 def painted(
@@ -107,18 +111,21 @@ def sac_profile(
 HALVES = ("upper", "lower")
 
 
-def crop_half(vol, half: str):
+def crop_half(vol: Volume, half: str) -> Volume:
     """The ``half`` of a `Volume`'s rows along its superior-inferior axis, as a scan of its own
-    (the affine moved with it), whichever way the axis runs."""
+    (the affine moved with it), whichever way the axis runs: ``"upper"`` the superior
+    ``n // 2`` rows, ``"lower"`` the rest."""
     import nibabel as nib
 
     from spineps_dask.geometry import Volume
 
+    if half not in HALVES:
+        raise ValueError(f"half must be one of {HALVES}, not {half!r}")
     codes = nib.aff2axcodes(vol.affine)
     axis = [c in "SI" for c in codes].index(True)
-    mid = vol.shape[axis] // 2
-    first = (half == "upper") == (codes[axis] == "I")  # index 0 is the top in I-ordered axes
-    start, stop = (0, mid) if first else (mid, vol.shape[axis])
+    n, top_first = vol.shape[axis], codes[axis] == "I"  # index 0 is the top in I-ordered axes
+    cut = n // 2 if top_first else n - n // 2
+    start, stop = (0, cut) if (half == "upper") == top_first else (cut, n)
     index = [slice(None)] * 3
     index[axis] = slice(start, stop)
     shift = np.eye(4)

@@ -66,22 +66,25 @@ def test_crop_half_keeps_each_voxels_place_in_the_world_whichever_way_the_rows_r
     other's labels, and a prediction on a half is scored against the same anatomy)."""
     from spineps_dask.geometry import Volume
 
-    data = np.arange(4 * 6 * 3, dtype=np.float32).reshape(4, 6, 3)
     pir = np.zeros((4, 4))  # P-I-R: the row index (axis 1) runs down
     pir[1, 0], pir[2, 1], pir[0, 2], pir[3, 3] = -1.5, -1.5, 1.5, 1.0
     pir[:3, 3] = (10.0, 40.0, -5.0)
-    vol = Volume(data, pir)
-    psr = Volume(data[:, ::-1].copy(), pir @ _flip_rows(6))
-    for half in ("upper", "lower"):
-        a, b = crop_half(vol, half), crop_half(psr, half)
-        assert a.shape == b.shape == (4, 3, 3)
-        # Row 2 of the I-ordered half is row 0 of the S-ordered one: the same voxel, the
-        # same place.
-        assert a.data[1, 2, 1] == b.data[1, 0, 1]
-        np.testing.assert_allclose(a.affine @ [1, 2, 1, 1], b.affine @ [1, 0, 1, 1])
-    top, bottom = crop_half(vol, "upper"), crop_half(vol, "lower")
-    assert (top.affine @ [0, 0, 0, 1])[2] > (bottom.affine @ [0, 0, 0, 1])[2]  # superior first
-    assert np.array_equal(np.concatenate([top.data, bottom.data], axis=1), data)
+    for rows in (6, 7):  # an odd count too: the upper half is the superior rows // 2
+        data = np.arange(4 * rows * 3, dtype=np.float32).reshape(4, rows, 3)
+        vol = Volume(data, pir)
+        psr = Volume(data[:, ::-1].copy(), pir @ _flip_rows(rows))
+        for half in ("upper", "lower"):
+            a, b = crop_half(vol, half), crop_half(psr, half)
+            assert a.shape == b.shape
+            # The I-ordered half's last row is the S-ordered half's first: the same voxel in
+            # the same place.
+            last = a.shape[1] - 1
+            assert a.data[1, last, 1] == b.data[1, 0, 1]
+            np.testing.assert_allclose(a.affine @ [1, last, 1, 1], b.affine @ [1, 0, 1, 1])
+        top, bottom = crop_half(vol, "upper"), crop_half(vol, "lower")
+        assert top.shape[1] == rows // 2
+        assert (top.affine @ [0, 0, 0, 1])[2] > (bottom.affine @ [0, 0, 0, 1])[2]
+        assert np.array_equal(np.concatenate([top.data, bottom.data], axis=1), data)
 
 
 def _flip_rows(n: int) -> np.ndarray:
