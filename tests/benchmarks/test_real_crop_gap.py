@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from benchmarks.real_crop_gap import crop_half, crop_images, fit_on_crop, painted, sac_profile
@@ -63,7 +64,8 @@ def test_sac_profile_runs_front_to_back_and_top_down_whatever_the_axis_letters()
 def test_crop_half_keeps_each_voxels_place_in_the_world_whichever_way_the_rows_run():
     """The upper half is the superior rows, in I- and in S-ordered storage of one volume, and
     each half's affine puts its voxels where they were (so a fit on one half never sees the
-    other's labels, and a prediction on a half is scored against the same anatomy)."""
+    other's labels, and a prediction on a half is scored against the same anatomy); a half
+    that is neither is refused."""
     from spineps_dask.geometry import Volume
 
     pir = np.zeros((4, 4))  # P-I-R: the row index (axis 1) runs down
@@ -85,6 +87,8 @@ def test_crop_half_keeps_each_voxels_place_in_the_world_whichever_way_the_rows_r
         assert top.shape[1] == rows // 2
         assert (top.affine @ [0, 0, 0, 1])[2] > (bottom.affine @ [0, 0, 0, 1])[2]
         assert np.array_equal(np.concatenate([top.data, bottom.data], axis=1), data)
+    with pytest.raises(ValueError, match="half must be one of"):
+        crop_half(vol, "middle")
 
 
 def _flip_rows(n: int) -> np.ndarray:
